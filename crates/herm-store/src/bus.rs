@@ -1,0 +1,44 @@
+//! The live bus: fan-out of committed events (published by the store, in commit order) and
+//! ephemeral frames (token and tool-output deltas, published by the engine) to SSE readers.
+//!
+//! One broadcast channel per deployment; subscribers filter by thread. A subscriber that lags
+//! behind receives `Lagged` and re-reads the committed log, so slowness never loses events.
+
+use herm_types::DeploymentId;
+use herm_types::event::LiveFrame;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+const CAPACITY: usize = 1024;
+
+#[derive(Clone, Default)]
+pub struct Bus {
+    channels: Arc<Mutex<HashMap<DeploymentId, broadcast::Sender<LiveFrame>>>>,
+}
+
+impl Bus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Subscribes to every frame of a deployment.
+    pub fn subscribe(&self, dep: &DeploymentId) -> broadcast::Receiver<LiveFrame> {
+        let mut map = self.channels.lock();
+        map.entry(dep.clone())
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Publishes a frame; frames for a deployment nobody watches are dropped at once.
+    pub fn publish(&self, dep: &DeploymentId, frame: LiveFrame) {
+        let mut map = self.channels.lock();
+        if let Some(tx) = map.get(dep) {
+            if tx.send(frame).is_err() {
+                // No receivers left: forget the channel so idle deployments cost nothing.
+                map.remove(dep);
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Plain records exchanged with the store.
+
+use chrono::{DateTime, Utc};
+use herm_types::config::DeploymentSpec;
+use herm_types::event::RunError;
+use herm_types::*;
+
+#[derive(Clone, Debug)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub name: String,
+    /// Hex SHA-256 of the key; the key itself is never stored.
+    pub hash: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A vault entry: only ciphertext.
+#[derive(Clone)]
+pub struct SecretRecord {
+    pub id: SecretId,
+    pub name: String,
+    pub description: Option<String>,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord").field("id", &self.id).field("name", &self.name).finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DeploymentRecord {
+    pub id: DeploymentId,
+    pub status: DeploymentStatus,
+    pub error: Option<String>,
+    pub spec: DeploymentSpec,
+    pub default_thread_id: ThreadId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeploymentQuery {
+    pub customer_id: Option<String>,
+    pub status: Option<DeploymentStatus>,
+    /// Return deployments with an id strictly less than this (newest first).
+    pub before: Option<DeploymentId>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewThread {
+    pub id: ThreadId,
+    pub deployment_id: DeploymentId,
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ThreadRecord {
+    pub id: ThreadId,
+    pub deployment_id: DeploymentId,
+    pub title: Option<String>,
+    pub status: ThreadStatus,
+    pub message_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub last_sequence: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ThreadQuery {
+    pub deployment_id: DeploymentId,
+    /// Return threads with an id strictly less than this (newest first).
+    pub before: Option<ThreadId>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub thread_id: ThreadId,
+    pub deployment_id: DeploymentId,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub steps: u32,
+    pub usage: Usage,
+    pub error: Option<RunError>,
+}
+
+/// A worker's hold on a thread. `epoch` increases on every acquisition and fences stale
+/// writers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub thread_id: ThreadId,
+    pub owner: String,
+    pub epoch: i64,
+}
+
+/// A condition checked inside the append transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The thread's oldest non-terminal run is exactly this (or there is none).
+    ActiveRunIs(Option<RunId>),
+    /// No event was appended after this sequence.
+    LastSequenceIs(i64),
+}
+
+/// One atomic append to a thread's log.
+#[derive(Clone, Debug)]
+pub struct Append {
+    pub thread_id: ThreadId,
+    pub lease: Option<Lease>,
+    pub conditions: Vec<Condition>,
+    /// Creates this run (in the given status) in the same transaction.
+    pub new_run: Option<(RunId, RunStatus)>,
+    pub events: Vec<NewEvent>,
+}
+
+impl Append {
+    pub fn new(thread_id: ThreadId, events: Vec<NewEvent>) -> Self {
+        Self {
+            thread_id,
+            lease: None,
+            conditions: Vec::new(),
+            new_run: None,
+            events,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub thread_id: Option<ThreadId>,
+    pub run_id: Option<RunId>,
+}
+
+/// The state of an idempotency key when a request begins.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdemBegin {
+    /// First use: the caller performs the request and then finishes or aborts the key.
+    Fresh,
+    /// Already done with the same body: replay this response.
+    Replay { status: u16, body: Vec<u8> },
+    /// Used before with a different body.
+    Mismatch,
+    /// The first request with this key is still being processed.
+    InProgress,
+}

@@ -1,0 +1,178 @@
+//! The append transaction: positions, fencing, conditions and projections, all in one
+//! savepoint of the group commit.
+
+use super::{from_micros, now_micros};
+use crate::{Append, Condition, Error, Result};
+use herm_types::event::{EVENT_FORMAT_VERSION, Role};
+use herm_types::*;
+use rusqlite::{Connection, OptionalExtension, params};
+
+const ACTIVE: &str = "('queued','running','waiting_on_human')";
+
+pub(crate) fn active_run_id(conn: &Connection, thread: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT id FROM runs WHERE thread_id=?1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"
+        ))?
+        .query_row([thread], |r| r.get::<_, String>(0))
+        .optional()?)
+}
+
+/// Derives a thread's status from its runs.
+pub(crate) fn thread_status(conn: &Connection, thread: &str) -> Result<ThreadStatus> {
+    let active: Option<String> = conn
+        .prepare_cached(&format!(
+            "SELECT status FROM runs WHERE thread_id=?1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"
+        ))?
+        .query_row([thread], |r| r.get(0))
+        .optional()?;
+    Ok(match active.as_deref() {
+        Some("waiting_on_human") => ThreadStatus::WaitingOnHuman,
+        Some(_) => ThreadStatus::Running,
+        None => {
+            let last: Option<String> = conn
+                .prepare_cached("SELECT status FROM runs WHERE thread_id=?1 ORDER BY id DESC LIMIT 1")?
+                .query_row([thread], |r| r.get(0))
+                .optional()?;
+            if last.as_deref() == Some("error") { ThreadStatus::Error } else { ThreadStatus::Idle }
+        }
+    })
+}
+
+pub(crate) fn thread_status_str(s: ThreadStatus) -> &'static str {
+    match s {
+        ThreadStatus::Idle => "idle",
+        ThreadStatus::Running => "running",
+        ThreadStatus::WaitingOnHuman => "waiting_on_human",
+        ThreadStatus::Error => "error",
+    }
+}
+
+pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
+    let now = now_micros();
+    let tid = a.thread_id.as_str();
+    let row = conn
+        .prepare_cached(
+            "SELECT deployment_id, next_seq, lease_owner, lease_epoch, lease_expires_at, deleted_at
+             FROM threads WHERE id=?1",
+        )?
+        .query_row([tid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((dep, mut seq, owner, epoch, expires, deleted)) = row else {
+        return Err(Error::NotFound);
+    };
+    if deleted.is_some() {
+        return Err(Error::NotFound);
+    }
+    if let Some(l) = &a.lease
+        && (owner.as_deref() != Some(l.owner.as_str()) || epoch != l.epoch || expires < now / 1000)
+    {
+        return Err(Error::LeaseLost);
+    }
+    for c in &a.conditions {
+        match c {
+            Condition::ActiveRunIs(want) => {
+                let have = active_run_id(conn, tid)?;
+                if have.as_deref() != want.as_ref().map(|r| r.as_str()) {
+                    return Err(Error::Conflict("active run changed".into()));
+                }
+            }
+            Condition::LastSequenceIs(s) => {
+                if seq - 1 != *s {
+                    return Err(Error::Conflict("thread log moved on".into()));
+                }
+            }
+        }
+    }
+    let deployment_id = DeploymentId::parse(&dep).map_err(|e| Error::Corrupt(e.to_string()))?;
+    if let Some((run, status)) = &a.new_run {
+        conn.prepare_cached(
+            "INSERT INTO runs (id, thread_id, deployment_id, status, started_at) VALUES (?1,?2,?3,?4,?5)",
+        )?
+        .execute(params![run.as_str(), tid, dep, status.as_str(), now])?;
+    }
+    let mut dseq: i64 = conn
+        .prepare_cached("SELECT next_dseq FROM deployments WHERE id=?1")?
+        .query_row([&dep], |r| r.get(0))?;
+    let mut out = Vec::with_capacity(a.events.len());
+    let mut messages = 0i64;
+    let mut status_changed = a.new_run.is_some();
+    let created_at = from_micros(now);
+    for ev in &a.events {
+        if ev.kind.is_ephemeral() {
+            return Err(Error::Corrupt("ephemeral events are not appended".into()));
+        }
+        let data = serde_json::to_string(&ev.kind).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let run = ev.run_id.as_ref().map(|r| r.as_str());
+        conn.prepare_cached(
+            "INSERT INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+        )?
+        .execute(params![
+            tid,
+            seq,
+            dep,
+            dseq,
+            ev.id.as_str(),
+            run,
+            ev.kind.type_name(),
+            EVENT_FORMAT_VERSION,
+            data,
+            now
+        ])?;
+        match &ev.kind {
+            EventKind::Message { role: Role::User, .. } | EventKind::AgentMessage { .. } => messages += 1,
+            EventKind::ModelCall { input_tokens, output_tokens, cost_usd, .. } => {
+                conn.prepare_cached(
+                    "UPDATE runs SET steps=steps+1, input_tokens=input_tokens+?2,
+                     output_tokens=output_tokens+?3, cost_usd=cost_usd+?4 WHERE id=?1",
+                )?
+                .execute(params![run, *input_tokens as i64, *output_tokens as i64, cost_usd])?;
+            }
+            EventKind::RunStatus { status, error, .. } => {
+                let err = match error {
+                    Some(e) => Some(serde_json::to_string(e).map_err(|e| Error::Corrupt(e.to_string()))?),
+                    None => None,
+                };
+                let ended = status.is_terminal().then_some(now);
+                conn.prepare_cached("UPDATE runs SET status=?2, ended_at=?3, error=COALESCE(?4, error) WHERE id=?1")?
+                    .execute(params![run, status.as_str(), ended, err])?;
+                status_changed = true;
+            }
+            _ => {}
+        }
+        out.push(Event {
+            id: ev.id.clone(),
+            sequence: Sequence(seq),
+            deployment_sequence: DeploymentSeq(dseq),
+            deployment_id: deployment_id.clone(),
+            thread_id: a.thread_id.clone(),
+            run_id: ev.run_id.clone(),
+            created_at,
+            kind: ev.kind.clone(),
+        });
+        seq += 1;
+        dseq += 1;
+    }
+    conn.prepare_cached("UPDATE deployments SET next_dseq=?2 WHERE id=?1")?
+        .execute(params![dep, dseq])?;
+    conn.prepare_cached(
+        "UPDATE threads SET next_seq=?2, last_activity_at=?3, message_count=message_count+?4 WHERE id=?1",
+    )?
+    .execute(params![tid, seq, now, messages])?;
+    if status_changed {
+        let st = thread_status(conn, tid)?;
+        conn.prepare_cached("UPDATE threads SET status=?2 WHERE id=?1")?
+            .execute(params![tid, thread_status_str(st)])?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+//! The embedded SQLite store: one writer thread with group commit (see [`writer`]) and a
+//! small pool of read connections used from blocking tasks.
+
+mod append;
+mod queries;
+mod schema;
+mod writer;
+
+use crate::bus::Bus;
+use crate::{Error, Result};
+use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use writer::Writer;
+
+/// Microseconds since the Unix epoch, the storage form of every timestamp.
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+pub(crate) fn now_micros() -> i64 {
+    micros(herm_types::now())
+}
+
+/// The SQLite implementation of [`crate::Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    bus: Bus,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path, bus: Bus) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let writer = Writer::spawn(conn)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer,
+                readers: Mutex::new(Vec::new()),
+                bus,
+            }),
+        })
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// Runs a read on a pooled connection in a blocking task.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().pop() {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &inner.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    c.execute_batch("PRAGMA busy_timeout=5000;")?;
+                    c
+                }
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock();
+            if pool.len() < 16 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|_| Error::Closed)?
+    }
+
+    /// Runs a write in the next group commit.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(f, |_| {}).await
+    }
+}

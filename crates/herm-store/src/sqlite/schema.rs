@@ -1,0 +1,116 @@
+//! SQLite schema and migrations, applied in order and tracked with `PRAGMA user_version`.
+//!
+//! Timestamps are INTEGER microseconds since the Unix epoch; JSON documents are TEXT.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE secrets (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE TABLE providers (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE deployments (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    spec TEXT NOT NULL,
+    default_thread_id TEXT NOT NULL,
+    next_dseq INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX deployments_customer ON deployments(customer_id, id);
+CREATE TABLE threads (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    title TEXT,
+    status TEXT NOT NULL DEFAULT 'idle',
+    message_count INTEGER NOT NULL DEFAULT 0,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    lease_owner TEXT,
+    lease_epoch INTEGER NOT NULL DEFAULT 0,
+    lease_expires_at INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    last_activity_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE INDEX threads_deployment ON threads(deployment_id, id);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads(id),
+    deployment_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    steps INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER
+);
+CREATE INDEX runs_thread_status ON runs(thread_id, status, id);
+CREATE INDEX runs_status ON runs(status);
+CREATE TABLE events (
+    thread_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    deployment_id TEXT NOT NULL,
+    dseq INTEGER NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    run_id TEXT,
+    type TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX events_deployment ON events(deployment_id, dseq);
+CREATE TABLE idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER,
+    body BLOB,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+"#];
+
+/// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=FULL;
+         PRAGMA foreign_keys=ON;
+         PRAGMA busy_timeout=5000;",
+    )
+}
+
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

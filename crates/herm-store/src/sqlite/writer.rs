@@ -1,0 +1,108 @@
+//! The single writer thread with group commit.
+//!
+//! Every write is a job sent to one thread that owns the write connection. The thread takes
+//! all jobs waiting, runs each inside its own SAVEPOINT (a failing job rolls back alone),
+//! commits once, and then completes the jobs in order. With `synchronous=FULL` one fsync thus
+//! covers many concurrent runs' appends, and after-commit hooks (publishing to the bus) run
+//! in commit order.
+
+use crate::{Error, Result};
+use rusqlite::Connection;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// What a job leaves for after the commit: called with the commit's outcome.
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A job runs against the connection, or with `None` when the transaction could not begin.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
+
+const MAX_BATCH: usize = 1024;
+
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(conn: Connection) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("herm-sqlite-writer".into())
+            .spawn(move || run(conn, rx))?;
+        Ok(Self { tx })
+    }
+
+    /// Runs `f` in the next group commit; `after` runs on the writer thread once committed.
+    pub(crate) async fn write<T, F, A>(&self, f: F, after: A) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let r = match conn {
+                Some(c) => f(c),
+                None => Err(Error::Closed),
+            };
+            let ok = r.is_ok();
+            let done: Completion = Box::new(move |commit| {
+                let out = match (r, commit) {
+                    (Ok(v), Ok(())) => {
+                        after(&v);
+                        Ok(v)
+                    }
+                    (Ok(_), Err(e)) => Err(Error::Corrupt(format!("commit failed: {e}"))),
+                    (Err(e), _) => Err(e),
+                };
+                // The caller may have gone away (request cancelled); the write stands.
+                let _ = reply.send(out);
+            });
+            (ok, done)
+        });
+        self.tx.send(job).map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            for job in batch {
+                let (_, done) = job(None);
+                done(Err(e.to_string()));
+            }
+            continue;
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        for job in batch {
+            let sp = conn.execute_batch("SAVEPOINT job");
+            let (ok, done) = job(Some(&conn));
+            let end = if ok && sp.is_ok() {
+                conn.execute_batch("RELEASE job")
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            if let Err(e) = end {
+                tracing::error!(error = %e, "savepoint handling failed");
+            }
+            completions.push(done);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in completions {
+            done(commit.clone());
+        }
+    }
+}
+

@@ -1,0 +1,281 @@
+//! Public wire types of the REST API: requests, responses and problem documents.
+//! Domain configuration that is also a request body lives in [`crate::config`].
+
+use crate::config::{DeploymentSpec, FieldError, ProviderSpec};
+use crate::event::Attachment;
+use crate::ids::*;
+use crate::status::*;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// RFC 7807 problem document, with herm's stable `code`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// A page of a list.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct FilesystemInfo {
+    pub workspace_path: String,
+    pub persistent: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsInfo {
+    pub transport: String,
+    pub url: String,
+}
+
+/// A deployment as returned by the API (configuration included; secrets as references).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentResponse {
+    pub deployment_id: DeploymentId,
+    pub status: DeploymentStatus,
+    pub thread_id: ThreadId,
+    pub filesystem: FilesystemInfo,
+    pub events: EventsInfo,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub spec: DeploymentSpec,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeletedResponse {
+    pub deployment_id: DeploymentId,
+    pub status: DeploymentStatus,
+}
+
+/// `POST /v1/deployments/{id}/messages`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    pub content: String,
+    /// An existing `thr_…`, or `"new"`; the default thread when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// What happened to a sent message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Started,
+    Steered,
+    Queued,
+    Interrupted,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct MessageResponse {
+    pub run_id: RunId,
+    pub deployment_id: DeploymentId,
+    pub thread_id: ThreadId,
+    pub status: RunStatus,
+    pub disposition: Disposition,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadCreate {
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadPatch {
+    pub title: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ThreadSummary {
+    pub thread_id: ThreadId,
+    pub deployment_id: DeploymentId,
+    pub title: Option<String>,
+    pub status: ThreadStatus,
+    pub message_count: u64,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ThreadMessage {
+    pub role: crate::event::Role,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ThreadDetail {
+    #[serde(flatten)]
+    pub summary: ThreadSummary,
+    pub messages: Vec<ThreadMessage>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunResponse {
+    pub run_id: RunId,
+    pub thread_id: ThreadId,
+    pub deployment_id: DeploymentId,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub steps: u32,
+    pub usage: Usage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::event::RunError>,
+}
+
+/// One user event of `POST /v1/threads/{id}/events`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum UserEvent {
+    #[serde(rename = "user.message")]
+    Message {
+        content: String,
+        #[serde(default)]
+        attachments: Vec<Attachment>,
+    },
+    #[serde(rename = "user.steer")]
+    Steer { message: String },
+    #[serde(rename = "user.interrupt")]
+    Interrupt {
+        #[serde(default)]
+        message: Option<String>,
+    },
+    #[serde(rename = "user.tool_confirmation")]
+    ToolConfirmation {
+        request_id: RequestId,
+        result: ConfirmationResult,
+        #[serde(default)]
+        deny_message: Option<String>,
+        #[serde(default)]
+        #[schema(value_type = Option<Object>)]
+        input: Option<Value>,
+    },
+    #[serde(rename = "user.answer")]
+    Answer { request_id: RequestId, answer: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmationResult {
+    Allow,
+    Deny,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEventsRequest {
+    pub events: Vec<UserEvent>,
+}
+
+/// The outcome of one user event, in request order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserEventOutcome {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<Disposition>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserEventsResponse {
+    pub thread_id: ThreadId,
+    pub results: Vec<UserEventOutcome>,
+}
+
+/// `POST /v1/secrets`. The value is write-only.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretCreate {
+    pub name: String,
+    pub value: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl std::fmt::Debug for SecretCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretCreate")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecretMeta {
+    pub secret_id: SecretId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreate {
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyMeta {
+    pub key_id: ApiKeyId,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Returned once, when a key is created.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreated {
+    #[serde(flatten)]
+    pub meta: ApiKeyMeta,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProviderResponse {
+    pub name: String,
+    /// `api` (stored, managed through the API) or `config` (from the config file).
+    pub source: String,
+    #[serde(flatten)]
+    pub spec: ProviderSpec,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}

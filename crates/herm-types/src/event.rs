@@ -1,0 +1,294 @@
+//! The event log record: one entry of a thread's log, which is at once the durable journal,
+//! the SSE stream and the audit trail.
+//!
+//! `EventKind` is persisted, so its shape is versioned: [`EVENT_FORMAT_VERSION`] is stored
+//! beside every record and bumped (with a migration in the store) whenever a variant changes
+//! incompatibly. Adding an optional field with `#[serde(default)]` is compatible.
+
+use crate::ids::{DeploymentId, DeploymentSeq, EventId, RequestId, RunId, Sequence, ThreadId};
+use crate::status::{RunStatus, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Version of the persisted `EventKind` encoding.
+pub const EVENT_FORMAT_VERSION: i64 = 1;
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Agent,
+}
+
+/// A media attachment on a user message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    #[serde(rename = "type")]
+    pub kind: AttachmentKind,
+    pub url: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    Video,
+    Audio,
+}
+
+/// How a tool call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolOutcome {
+    Ok,
+    Error,
+    Denied,
+    /// The call was in flight when its worker died and the tool is not safe to repeat:
+    /// nobody knows whether it took effect.
+    InterruptedUnknown,
+}
+
+/// A tool call as the model requested it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RequestedToolCall {
+    pub tool_use_id: String,
+    pub tool: String,
+    #[schema(value_type = Object)]
+    pub arguments: Value,
+}
+
+/// A machine-readable error attached to a failed run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The typed payload of an event; `type` on the wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A user message; it starts (or is folded into) a run.
+    Message {
+        role: Role,
+        content: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
+    },
+    /// The full text of one agent message.
+    AgentMessage { content: String },
+    /// A tool call about to be executed (the write-ahead record of the call).
+    ToolCall {
+        tool_use_id: String,
+        tool: String,
+        origin: String,
+        #[schema(value_type = Object)]
+        arguments: Value,
+    },
+    /// The result of a tool call.
+    ToolResult {
+        tool_use_id: String,
+        tool: String,
+        result: String,
+        is_error: bool,
+        duration_ms: u64,
+        outcome: ToolOutcome,
+    },
+    /// One completed model call: usage plus what the model asked for next.
+    ModelCall {
+        model: String,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: f64,
+        duration_ms: u64,
+        #[serde(default)]
+        tool_calls: Vec<RequestedToolCall>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<String>,
+    },
+    /// The run needs a person: an approval or a clarifying question.
+    SteeringRequest {
+        request_id: RequestId,
+        kind: String,
+        summary: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_use_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Object>)]
+        arguments: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        question: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        options: Option<Vec<String>>,
+    },
+    /// A person's answer to a steering request.
+    SteeringResponse {
+        request_id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Object>)]
+        input: Option<Value>,
+    },
+    /// Guidance folded into the active run.
+    Steer { message: String },
+    /// A request to stop the active run.
+    Interrupt {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A run changed status.
+    RunStatus {
+        status: RunStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<RunError>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
+    /// Older turns replaced by a summary.
+    Compaction {
+        summary: String,
+        replaced_through_sequence: i64,
+    },
+    /// A workspace file changed.
+    Filesystem { change: String, path: String },
+    /// A streamed text fragment (live only, never committed).
+    Token { delta: String },
+    /// A streamed tool output fragment (live only, never committed).
+    ToolOutput {
+        tool_use_id: String,
+        stream: String,
+        delta: String,
+    },
+}
+
+impl EventKind {
+    /// The `type` tag of this event.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Message { .. } => "message",
+            Self::AgentMessage { .. } => "agent_message",
+            Self::ToolCall { .. } => "tool_call",
+            Self::ToolResult { .. } => "tool_result",
+            Self::ModelCall { .. } => "model_call",
+            Self::SteeringRequest { .. } => "steering_request",
+            Self::SteeringResponse { .. } => "steering_response",
+            Self::Steer { .. } => "steer",
+            Self::Interrupt { .. } => "interrupt",
+            Self::RunStatus { .. } => "run_status",
+            Self::Compaction { .. } => "compaction",
+            Self::Filesystem { .. } => "filesystem",
+            Self::Token { .. } => "token",
+            Self::ToolOutput { .. } => "tool_output",
+        }
+    }
+
+    /// Live-only kinds are streamed but never written to the log.
+    pub fn is_ephemeral(&self) -> bool {
+        matches!(self, Self::Token { .. } | Self::ToolOutput { .. })
+    }
+}
+
+/// An event to append; the store assigns its positions and timestamp.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub run_id: Option<RunId>,
+    pub kind: EventKind,
+}
+
+impl NewEvent {
+    pub fn new(run_id: Option<RunId>, kind: EventKind) -> Self {
+        Self {
+            id: EventId::new(),
+            run_id,
+            kind,
+        }
+    }
+}
+
+/// A committed event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub id: EventId,
+    #[schema(value_type = i64)]
+    pub sequence: Sequence,
+    /// Position in the deployment's combined stream; the SSE cursor of the deployment stream.
+    #[schema(value_type = i64)]
+    pub deployment_sequence: DeploymentSeq,
+    pub deployment_id: DeploymentId,
+    pub thread_id: ThreadId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A frame on the live bus: a committed event or an ephemeral fragment.
+#[derive(Clone, Debug)]
+pub enum LiveFrame {
+    Committed(std::sync::Arc<Event>),
+    Ephemeral(std::sync::Arc<EphemeralFrame>),
+}
+
+/// A live-only fragment (token or tool output), sent without an SSE id.
+#[derive(Clone, Debug, Serialize)]
+pub struct EphemeralFrame {
+    pub deployment_id: DeploymentId,
+    pub thread_id: ThreadId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl LiveFrame {
+    pub fn thread_id(&self) -> &ThreadId {
+        match self {
+            Self::Committed(e) => &e.thread_id,
+            Self::Ephemeral(e) => &e.thread_id,
+        }
+    }
+    pub fn run_id(&self) -> Option<&RunId> {
+        match self {
+            Self::Committed(e) => e.run_id.as_ref(),
+            Self::Ephemeral(e) => e.run_id.as_ref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_wire_shape_is_flat_with_type_tag() {
+        let e = Event {
+            id: EventId::new(),
+            sequence: Sequence(3),
+            deployment_sequence: DeploymentSeq(9),
+            deployment_id: DeploymentId::new(),
+            thread_id: ThreadId::new(),
+            run_id: None,
+            created_at: crate::now(),
+            kind: EventKind::AgentMessage {
+                content: "hi".into(),
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "agent_message");
+        assert_eq!(v["sequence"], 3);
+        assert_eq!(v["content"], "hi");
+        assert!(v.get("run_id").is_none());
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}

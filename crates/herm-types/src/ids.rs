@@ -1,0 +1,142 @@
+//! Typed, prefixed, time-ordered identifiers (`dep_…`, `thr_…`, …).
+//!
+//! The random part is a UUIDv7 written in fixed-width base62, so identifiers sort by creation
+//! time as strings and never mix: a `ThreadId` cannot be passed where a `RunId` is wanted.
+
+use std::fmt;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// 62^22 > 2^128, so 22 digits hold any UUID.
+const WIDTH: usize = 22;
+
+/// Encodes a u128 as fixed-width base62 (lexicographic order equals numeric order).
+fn base62(mut n: u128) -> String {
+    let mut out = [b'0'; WIDTH];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+/// Error for a string that is not an identifier of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {kind} id: expected `{prefix}` followed by 22 base62 characters")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub prefix: &'static str,
+}
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(try_from = "String", into = "String")]
+        #[schema(value_type = String, example = json!(concat!($prefix, "0VhpjBbpRxIyqHZo5H2Kxq")))]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+            /// A fresh, time-ordered identifier.
+            pub fn new() -> Self {
+                Self(format!("{}{}", $prefix, base62(uuid::Uuid::now_v7().as_u128())))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let rest = s.strip_prefix($prefix);
+                match rest {
+                    Some(r) if r.len() == WIDTH && r.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                        Ok(Self(s.to_owned()))
+                    }
+                    _ => Err(IdError { kind: $kind, prefix: $prefix }),
+                }
+            }
+        }
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+typed_id!(/// One agent for one customer.
+    DeploymentId, "dep_", "deployment");
+typed_id!(/// A durable conversation (session) of a deployment.
+    ThreadId, "thr_", "thread");
+typed_id!(/// The work done for one user message.
+    RunId, "run_", "run");
+typed_id!(/// One entry of a thread's log.
+    EventId, "evt_", "event");
+typed_id!(/// A credential held encrypted in the vault.
+    SecretId, "sec_", "secret");
+typed_id!(/// An operator API key.
+    ApiKeyId, "key_", "api key");
+typed_id!(/// A steering request awaiting a person.
+    RequestId, "req_", "request");
+
+/// Position of an event in its thread's log (1-based, gap-free).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Sequence(pub i64);
+
+/// Position of an event in its deployment's combined stream (1-based, gap-free, commit order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DeploymentSeq(pub i64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_roundtrip_and_sort_by_time() {
+        let a = ThreadId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = ThreadId::new();
+        assert!(a < b);
+        assert_eq!(ThreadId::parse(a.as_str()).unwrap(), a);
+        assert!(ThreadId::parse("run_0VhpjBbpRxIyqHZo5H2Kxq").is_err());
+        assert!(ThreadId::parse("thr_short").is_err());
+        assert!(ThreadId::parse("thr_0VhpjBbpRxIyqHZo5H2K-q").is_err());
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<ThreadId>(&json).unwrap(), a);
+    }
+
+    #[test]
+    fn base62_is_fixed_width_and_ordered() {
+        assert_eq!(base62(0).len(), WIDTH);
+        assert_eq!(base62(u128::MAX).len(), WIDTH);
+        assert!(base62(61) < base62(62));
+        assert!(base62(u128::MAX - 1) < base62(u128::MAX));
+    }
+}
