@@ -1,1 +1,260 @@
-//! placeholder
+//! The durable agent engine: the pure run state machine ([`machine`]), the history builder,
+//! the tool registry, and the executor that runs threads under a lease and journals every
+//! model and tool call to the log before acting on it.
+//!
+//! Architecture invariants:
+//! - The machine and history modules perform no I/O.
+//! - A worker appends only while holding the thread's lease, and every append is conditioned
+//!   on the run it works for still being the thread's active run, so a stopped or superseded
+//!   worker cannot write.
+//! - Nothing is kept in memory between steps that is not in the log: a worker can die at any
+//!   instruction and another resumes from the log alone.
+//! - Secret values are resolved host-side at the moment of use and pass through the
+//!   [`redact::Redactor`] before anything reaches the log or the bus.
+
+pub mod history;
+pub mod machine;
+pub mod providers;
+pub mod redact;
+pub mod secrets;
+mod submit;
+pub mod tools;
+mod worker;
+
+pub use submit::Submitted;
+
+use herm_llm::{HttpSettings, RetryPolicy};
+use herm_store::bus::Bus;
+use herm_store::vault::Vault;
+use herm_store::{Store, bus};
+use herm_types::*;
+use parking_lot::Mutex;
+use providers::Providers;
+use secrets::Secrets;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] herm_store::Error),
+    #[error("model not configured: {0}")]
+    ModelNotConfigured(String),
+    #[error("not found")]
+    NotFound,
+    #[error("deployment is not ready")]
+    NotReady,
+    #[error("a run is active on this thread")]
+    ThreadBusy,
+    #[error("the thread is too busy to accept the message now; retry")]
+    Contended,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Stable name of this node; leases are owned by `node_id:incarnation`.
+    pub node_id: String,
+    /// Free this node's leases from earlier incarnations at start (safe only when this
+    /// process holds the data directory exclusively, as the SQLite store does).
+    pub reclaim_own_leases: bool,
+    pub lease_ttl: Duration,
+    /// How often to look for runnable threads with no live lease.
+    pub scan_interval: Duration,
+    pub retry: RetryPolicy,
+    pub http: HttpSettings,
+    pub max_tokens: u32,
+    /// Model for deployments that name none.
+    pub default_model: Option<String>,
+    /// Step limit for deployments that set none.
+    pub default_max_steps: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            node_id: "local".into(),
+            reclaim_own_leases: true,
+            lease_ttl: Duration::from_secs(30),
+            scan_interval: Duration::from_secs(2),
+            retry: RetryPolicy::default(),
+            http: HttpSettings::default(),
+            max_tokens: 4096,
+            default_model: None,
+            default_max_steps: 100,
+        }
+    }
+}
+
+/// A running worker for one thread.
+struct Slot {
+    /// Set when new work arrived while the worker was running: it looks again before exiting.
+    rewake: bool,
+    cancel: CancellationToken,
+}
+
+/// Cheap-to-clone handle to the engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    bus: Bus,
+    secrets: Secrets,
+    providers: Providers,
+    opts: EngineOptions,
+    owner: String,
+    workers: Mutex<HashMap<ThreadId, Slot>>,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, bus: Bus, vault: Arc<Vault>, providers: Providers, opts: EngineOptions) -> Self {
+        let owner = format!("{}:{}", opts.node_id, EventId::new().as_str().trim_start_matches("evt_"));
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        Self {
+            inner: Arc::new(Inner {
+                secrets: Secrets::new(store.clone(), vault),
+                store,
+                bus,
+                providers,
+                opts,
+                owner,
+                workers: Mutex::new(HashMap::new()),
+                http,
+                shutdown: CancellationToken::new(),
+                tasks: tokio_util::task::TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+    pub fn bus(&self) -> &bus::Bus {
+        &self.inner.bus
+    }
+    pub fn providers(&self) -> &Providers {
+        &self.inner.providers
+    }
+    pub fn secrets(&self) -> &Secrets {
+        &self.inner.secrets
+    }
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.opts
+    }
+
+    /// Resumes what the log says is unfinished and starts the background scanner.
+    pub async fn start(&self) -> Result<()> {
+        if self.inner.opts.reclaim_own_leases {
+            let n = self.inner.store.release_leases_with_prefix(&format!("{}:", self.inner.opts.node_id)).await?;
+            if n > 0 {
+                tracing::info!(leases = n, "reclaimed leases of an earlier incarnation of this node");
+            }
+        }
+        for dep in self.inner.store.provisioning_deployments().await? {
+            self.provision(dep);
+        }
+        self.scan().await?;
+        let me = self.clone();
+        self.inner.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(me.inner.opts.scan_interval);
+            loop {
+                tokio::select! {
+                    _ = me.inner.shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = me.scan().await {
+                            tracing::warn!(error = %e, "scan for runnable threads failed");
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn scan(&self) -> Result<()> {
+        for t in self.inner.store.runnable_threads(1000).await? {
+            self.wake(t);
+        }
+        Ok(())
+    }
+
+    /// Makes sure a worker looks at the thread soon.
+    pub fn wake(&self, thread: ThreadId) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        let cancel = {
+            let mut w = self.inner.workers.lock();
+            if let Some(slot) = w.get_mut(&thread) {
+                slot.rewake = true;
+                return;
+            }
+            let cancel = self.inner.shutdown.child_token();
+            w.insert(thread.clone(), Slot { rewake: false, cancel: cancel.clone() });
+            cancel
+        };
+        let me = self.clone();
+        self.inner.tasks.spawn(async move { worker::run(me, thread, cancel).await });
+    }
+
+    /// Stops the worker of a thread at its next await point, if one runs here.
+    pub fn cancel_worker(&self, thread: &ThreadId) {
+        if let Some(s) = self.inner.workers.lock().get(thread) {
+            s.cancel.cancel();
+        }
+    }
+
+    /// Called by a worker about to exit. `Some(token)` means more work arrived: keep going
+    /// under the returned (fresh, if the old one was cancelled) token.
+    fn worker_should_continue(&self, thread: &ThreadId) -> Option<CancellationToken> {
+        let mut w = self.inner.workers.lock();
+        match w.get_mut(thread) {
+            Some(s) if s.rewake && !self.inner.shutdown.is_cancelled() => {
+                s.rewake = false;
+                if s.cancel.is_cancelled() {
+                    s.cancel = self.inner.shutdown.child_token();
+                }
+                Some(s.cancel.clone())
+            }
+            _ => {
+                w.remove(thread);
+                None
+            }
+        }
+    }
+
+    /// Number of threads with a worker in this process.
+    pub fn active_workers(&self) -> usize {
+        self.inner.workers.lock().len()
+    }
+
+    /// Finishes provisioning a deployment in the background (`provisioning` → `ready`).
+    pub fn provision(&self, dep: DeploymentId) {
+        let me = self.clone();
+        self.inner.tasks.spawn(async move {
+            // Nothing to build yet beyond the record itself; the sandbox issue adds the
+            // container here, and `ready` is written only once it answers.
+            if let Err(e) = me.inner.store.set_deployment_status(&dep, DeploymentStatus::Ready, None).await {
+                tracing::warn!(deployment = %dep, error = %e, "provisioning failed");
+            }
+        });
+    }
+
+    /// Stops every worker and waits for them (their leases are released).
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}

@@ -1,1 +1,186 @@
-//! placeholder
+//! Model providers behind one streaming trait: Anthropic Messages and OpenAI Chat Completions
+//! (which also serves every OpenAI-compatible server). Adapters translate a provider-neutral
+//! [`ModelRequest`] to the provider's wire format and fold its SSE stream into a
+//! [`ModelResponse`], calling back for each text delta.
+//!
+//! Invariants: this crate never logs request bodies or API keys; the key is passed per call
+//! and lives only in the outgoing header.
+
+mod anthropic;
+mod openai;
+mod retry;
+mod stream;
+
+pub use anthropic::Anthropic;
+pub use openai::OpenAi;
+pub use retry::{RetryPolicy, call_with_retry};
+
+use async_trait::async_trait;
+use herm_types::event::RequestedToolCall;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A tool as offered to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+}
+
+/// One tool result returned to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolResultMsg {
+    pub tool_use_id: String,
+    pub content: String,
+    pub is_error: bool,
+}
+
+/// A provider-neutral conversation turn.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    User(String),
+    Assistant { text: String, tool_calls: Vec<RequestedToolCall> },
+    ToolResults(Vec<ToolResultMsg>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelRequest {
+    /// The model's name at its provider (without the `provider/` prefix).
+    pub model: String,
+    pub system: String,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: u32,
+}
+
+/// Token counts as the provider reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// The folded result of one streamed model call.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelResponse {
+    pub text: String,
+    pub tool_calls: Vec<RequestedToolCall>,
+    pub usage: TokenUsage,
+    pub stop_reason: Option<String>,
+}
+
+/// What went wrong with a model call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    RateLimited,
+    /// 5xx from the provider.
+    Server,
+    Timeout,
+    /// Connection refused, reset, DNS…
+    Network,
+    /// 401/403.
+    Auth,
+    /// Any other 4xx: our request was refused.
+    Rejected,
+    /// The stream did not parse or ended early.
+    BadResponse,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, status: None, message: message.into() }
+    }
+
+    /// Rate limits, server errors, timeouts and dropped connections are worth retrying.
+    pub fn retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Timeout | ErrorKind::Network | ErrorKind::BadResponse)
+    }
+
+    /// The stable code surfaced in `run_status.error.code`.
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::RateLimited => "model_rate_limited",
+            ErrorKind::Server => "model_server_error",
+            ErrorKind::Timeout => "model_timeout",
+            ErrorKind::Network => "model_unreachable",
+            ErrorKind::Auth => "model_auth_failed",
+            ErrorKind::Rejected => "model_request_rejected",
+            ErrorKind::BadResponse => "model_bad_response",
+        }
+    }
+
+    pub(crate) fn from_status(status: u16, body: &str) -> Self {
+        let kind = match status {
+            429 => ErrorKind::RateLimited,
+            401 | 403 => ErrorKind::Auth,
+            s if s >= 500 => ErrorKind::Server,
+            _ => ErrorKind::Rejected,
+        };
+        // Provider error bodies describe our request, never the key; keep them short.
+        let snippet: String = body.chars().take(300).collect();
+        Self { kind, status: Some(status), message: format!("provider returned {status}: {snippet}") }
+    }
+
+    pub(crate) fn from_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            Self::new(ErrorKind::Timeout, "model call timed out")
+        } else {
+            // `without_url` keeps query strings (which may carry keys for some servers) out.
+            Self::new(ErrorKind::Network, format!("cannot reach the provider: {}", strip_url(e)))
+        }
+    }
+}
+
+fn strip_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "<url>");
+    }
+    s
+}
+
+/// Connection settings shared by the adapters.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub connect_timeout: Duration,
+    /// Longest silence allowed between two stream chunks before the call counts as stalled.
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { connect_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(120) }
+    }
+}
+
+/// Receives streamed text fragments.
+pub type DeltaSink<'a> = dyn for<'s> FnMut(&'s str) + Send + 'a;
+
+/// A streaming model client. `on_delta` receives text fragments as they arrive.
+#[async_trait]
+pub trait ModelClient: Send + Sync {
+    async fn stream(
+        &self,
+        req: &ModelRequest,
+        api_key: Option<&str>,
+        on_delta: &mut DeltaSink<'_>,
+    ) -> Result<ModelResponse, Error>;
+}
+
+/// Parses accumulated tool-call argument JSON; empty means `{}`.
+pub(crate) fn parse_arguments(s: &str) -> Result<Value, Error> {
+    if s.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_str(s)
+        .map_err(|e| Error::new(ErrorKind::BadResponse, format!("tool call arguments are not JSON: {e}")))
+}

@@ -1,0 +1,116 @@
+//! The provider registry: resolves `provider/model` to a client, the model's name at the
+//! provider, its price, and where its API key lives. Providers come from the config file and
+//! from the API (stored); a stored provider overrides a configured one of the same name.
+
+use crate::{Error, Result};
+use herm_llm::{Anthropic, HttpSettings, ModelClient, OpenAi};
+use herm_store::Store;
+use herm_types::config::{ModelPrice, ProviderKind, ProviderSpec};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A model resolved for one call.
+#[derive(Clone)]
+pub struct ResolvedModel {
+    pub client: Arc<dyn ModelClient>,
+    /// The model's name at its provider.
+    pub model: String,
+    pub price: ModelPrice,
+    pub spec: ProviderSpec,
+}
+
+impl ResolvedModel {
+    pub fn cost(&self, input: u64, output: u64) -> f64 {
+        (input as f64 * self.price.input_per_mtok + output as f64 * self.price.output_per_mtok) / 1_000_000.0
+    }
+}
+
+struct Entry {
+    spec: ProviderSpec,
+    source: &'static str,
+    client: Arc<dyn ModelClient>,
+}
+
+/// Test hook: a client to use for a provider kind instead of the HTTP adapters.
+pub type ClientFactory = Arc<dyn Fn(&ProviderSpec) -> Option<Arc<dyn ModelClient>> + Send + Sync>;
+
+pub struct Providers {
+    store: Arc<dyn Store>,
+    configured: BTreeMap<String, ProviderSpec>,
+    settings: HttpSettings,
+    factory: Option<ClientFactory>,
+    cache: Mutex<Option<Arc<HashMap<String, Entry>>>>,
+}
+
+impl Providers {
+    pub fn new(store: Arc<dyn Store>, configured: BTreeMap<String, ProviderSpec>, settings: HttpSettings) -> Self {
+        Self { store, configured, settings, factory: None, cache: Mutex::new(None) }
+    }
+
+    /// Replaces the HTTP adapters with in-process clients (benchmarks).
+    pub fn with_factory(mut self, f: ClientFactory) -> Self {
+        self.factory = Some(f);
+        self
+    }
+
+    /// Forgets the cached registry; call after a provider is changed through the API.
+    pub fn invalidate(&self) {
+        *self.cache.lock() = None;
+    }
+
+    fn client_for(&self, spec: &ProviderSpec) -> Arc<dyn ModelClient> {
+        if let Some(c) = self.factory.as_ref().and_then(|f| f(spec)) {
+            return c;
+        }
+        match spec.kind {
+            ProviderKind::Anthropic => Arc::new(Anthropic::new(spec.base_url.as_deref(), self.settings.clone())),
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+                Arc::new(OpenAi::new(spec.base_url.as_deref(), self.settings.clone()))
+            }
+        }
+    }
+
+    async fn entries(&self) -> Result<Arc<HashMap<String, Entry>>> {
+        if let Some(c) = self.cache.lock().clone() {
+            return Ok(c);
+        }
+        let mut map = HashMap::new();
+        for (name, spec) in &self.configured {
+            map.insert(name.clone(), Entry { client: self.client_for(spec), spec: spec.clone(), source: "config" });
+        }
+        for (name, spec) in self.store.list_providers().await? {
+            map.insert(name, Entry { client: self.client_for(&spec), spec, source: "api" });
+        }
+        let map = Arc::new(map);
+        *self.cache.lock() = Some(map.clone());
+        Ok(map)
+    }
+
+    /// Every provider with where it came from (`config` or `api`).
+    pub async fn list(&self) -> Result<Vec<(String, &'static str, ProviderSpec)>> {
+        let mut v: Vec<_> = self.entries().await?.iter().map(|(n, e)| (n.clone(), e.source, e.spec.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(v)
+    }
+
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.entries().await?.contains_key(name))
+    }
+
+    pub async fn resolve(&self, model: &str) -> Result<ResolvedModel> {
+        let Some((provider, name)) = model.split_once('/') else {
+            return Err(Error::ModelNotConfigured(format!("`{model}` is not `provider/model`")));
+        };
+        let entries = self.entries().await?;
+        let e = entries
+            .get(provider)
+            .ok_or_else(|| Error::ModelNotConfigured(format!("provider `{provider}` is not configured")))?;
+        Ok(ResolvedModel {
+            client: e.client.clone(),
+            model: name.to_owned(),
+            price: e.spec.models.get(name).copied().unwrap_or_default(),
+            spec: e.spec.clone(),
+        })
+    }
+}

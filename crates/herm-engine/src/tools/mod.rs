@@ -1,0 +1,146 @@
+//! The tool registry the agent loop calls: what the model is offered for a deployment, and
+//! how a call is executed. This issue ships the deployment's declarative `http_tools`; the
+//! sandbox's built-ins and MCP tools register here too.
+
+pub mod http;
+mod template;
+
+use herm_types::config::{DeploymentSpec, HttpToolSpec, ToolPermission};
+use serde_json::Value;
+
+/// Where a tool comes from; `origin` on the wire.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Origin {
+    Builtin,
+    Mcp(String),
+    Http,
+}
+
+impl Origin {
+    pub fn as_wire(&self) -> String {
+        match self {
+            Self::Builtin => "builtin".into(),
+            Self::Mcp(s) => format!("mcp:{s}"),
+            Self::Http => "http".into(),
+        }
+    }
+}
+
+/// How a tool is executed.
+#[derive(Clone, Debug)]
+pub enum ToolKind {
+    Http(HttpToolSpec),
+}
+
+/// One tool as the loop sees it.
+#[derive(Clone, Debug)]
+pub struct Tool {
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+    /// Safe to run again after a crash left its outcome unknown (read-only).
+    pub repeat_safe: bool,
+    pub origin: Origin,
+    pub kind: ToolKind,
+    pub permission: ToolPermission,
+}
+
+/// The tools of one deployment.
+#[derive(Clone, Debug, Default)]
+pub struct ToolSet {
+    tools: Vec<Tool>,
+}
+
+impl ToolSet {
+    pub fn for_deployment(spec: &DeploymentSpec) -> Self {
+        let mut tools = Vec::new();
+        for h in &spec.http_tools {
+            tools.push(Tool {
+                name: h.name.clone(),
+                description: h.description.clone(),
+                input_schema: h.input_schema.clone(),
+                repeat_safe: h.repeat_safe,
+                origin: Origin::Http,
+                kind: ToolKind::Http(h.clone()),
+                permission: permission_for(spec, &h.name),
+            });
+        }
+        Self { tools }
+    }
+
+    /// Tools shown to the model (disabled ones are hidden).
+    pub fn visible(&self) -> impl Iterator<Item = &Tool> {
+        self.tools.iter().filter(|t| t.permission != ToolPermission::Disabled)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Tool> {
+        self.visible().find(|t| t.name == name)
+    }
+
+    pub fn all(&self) -> &[Tool] {
+        &self.tools
+    }
+}
+
+/// Resolves a tool's permission from the deployment's policies: an exact name wins over a
+/// glob; among globs the longest pattern wins; the default is `always_allow`.
+pub fn permission_for(spec: &DeploymentSpec, name: &str) -> ToolPermission {
+    if let Some(p) = spec.tool_policies.get(name) {
+        return *p;
+    }
+    spec.tool_policies
+        .iter()
+        .filter(|(pat, _)| pat.contains('*') && glob_match(pat, name))
+        .max_by_key(|(pat, _)| pat.len())
+        .map(|(_, p)| *p)
+        .unwrap_or(ToolPermission::AlwaysAllow)
+}
+
+/// `*` matches any run of characters.
+pub fn glob_match(pat: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pat.split('*').collect();
+    if parts.len() == 1 {
+        return pat == s;
+    }
+    let mut rest = s;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else if let Some(pos) = rest.find(p) {
+            rest = &rest[pos + p.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// What a tool call produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolOutput {
+    pub content: String,
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    pub fn error(msg: impl Into<String>) -> Self {
+        Self { content: msg.into(), is_error: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("post_*", "post_message"));
+        assert!(!glob_match("post_*", "get_post"));
+        assert!(glob_match("*_mail*", "send_mail_now"));
+        assert!(glob_match("*", "anything"));
+        assert!(!glob_match("a*b", "ac"));
+    }
+}

@@ -1,0 +1,305 @@
+//! The executor: drives one thread's runs under a lease. Each step folds the log, asks the
+//! machine what to do, performs that one action, and appends its result. A lost lease, a
+//! cancelled token or a refused append ends the step; the fold tells the next one what is left.
+
+use crate::machine::{self, Next, RunLimits};
+use crate::tools::{Tool, ToolKind, ToolOutput, ToolSet, http};
+use crate::{Engine, Error, Result};
+use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
+use herm_store::{Append, Condition, DeploymentRecord, Lease};
+use herm_types::event::{EphemeralFrame, LiveFrame, RequestedToolCall, RunError, ToolOutcome};
+use herm_types::*;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const UNKNOWN_OUTCOME: &str = "This tool call was in flight when the agent's worker stopped (crash or restart). \
+The tool is not safe to repeat, so it was not called again: it may or may not have taken effect. \
+Check its effect before calling it again.";
+
+pub(crate) async fn run(engine: Engine, thread: ThreadId, mut cancel: CancellationToken) {
+    loop {
+        if let Err(e) = session(&engine, &thread, &cancel).await {
+            tracing::warn!(thread = %thread, error = %e, "worker stopped");
+        }
+        match engine.worker_should_continue(&thread) {
+            Some(c) => cancel = c,
+            None => return,
+        }
+    }
+}
+
+/// Holds the lease (with a heartbeat) while driving the thread.
+async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken) -> Result<()> {
+    let store = engine.store();
+    let ttl = engine.options().lease_ttl;
+    let ttl_ms = ttl.as_millis() as i64;
+    let Some(lease) = store.acquire_lease(thread, &engine.inner.owner, ttl_ms).await? else {
+        // Another worker holds it; it will see the new work when it folds the log again.
+        return Ok(());
+    };
+    let work = cancel.child_token();
+    let heartbeat = {
+        let (store, lease, work) = (store.clone(), lease.clone(), work.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = work.cancelled() => return,
+                    _ = tokio::time::sleep(ttl / 3) => {}
+                }
+                if !matches!(store.renew_lease(&lease, ttl_ms).await, Ok(true)) {
+                    tracing::warn!(thread = %lease.thread_id, "lease lost; stopping the worker");
+                    work.cancel();
+                    return;
+                }
+            }
+        })
+    };
+    let mut driver = Driver { engine, thread, lease: &lease, work: &work, log: Vec::new(), dep: None };
+    let out = driver.drive().await;
+    work.cancel();
+    let _ = heartbeat.await;
+    if let Err(e) = store.release_lease(&lease).await {
+        tracing::warn!(thread = %thread, error = %e, "could not release lease; it will expire");
+    }
+    out
+}
+
+struct Driver<'a> {
+    engine: &'a Engine,
+    thread: &'a ThreadId,
+    lease: &'a Lease,
+    work: &'a CancellationToken,
+    log: Vec<Event>,
+    /// The deployment as it was when the current run was first seen (changes apply from the
+    /// next run).
+    dep: Option<(RunId, DeploymentRecord)>,
+}
+
+/// Whether to keep driving after a step.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Driver<'_> {
+    async fn drive(&mut self) -> Result<()> {
+        let store = self.engine.store().clone();
+        loop {
+            if self.work.is_cancelled() {
+                return Ok(());
+            }
+            let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
+            self.log.extend(store.thread_events(self.thread, last, 1 << 20).await?);
+            let Some(run) = machine::active_run(&self.log) else { return Ok(()) };
+            if self.dep.as_ref().map(|(r, _)| r) != Some(&run) {
+                let Some(thread) = store.get_thread(self.thread).await? else { return Ok(()) };
+                let Some(dep) = store.get_deployment(&thread.deployment_id).await? else { return Ok(()) };
+                self.dep = Some((run.clone(), dep));
+            }
+            let Some((_, dep)) = self.dep.clone() else { return Ok(()) };
+            let limits = RunLimits {
+                max_steps: Some(dep.spec.limits.max_run_steps.unwrap_or(self.engine.options().default_max_steps)),
+            };
+            let flow = match machine::decide(&self.log, &run, limits) {
+                Next::Idle => return Ok(()),
+                Next::Start => self.append(&run, vec![status(&run, RunStatus::Running, None, None)], vec![]).await?,
+                Next::CallModel => self.call_model(&run, &dep).await?,
+                Next::RunTool(c) => self.call_tool(&run, &dep, c, false).await?,
+                Next::InFlight(c) => self.resolve_in_flight(&run, &dep, c).await?,
+                Next::Complete => {
+                    let usage = machine::run_usage(&self.log, &run);
+                    let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
+                    let ev = status(&run, RunStatus::Completed, None, Some(usage));
+                    self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?
+                }
+                Next::Fail { code, message } => self.fail(&run, code, message).await?,
+            };
+            if let Flow::Stop = flow {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Appends under the lease, conditioned on `run` still being the active run. A refused
+    /// condition is not an error: the next fold sees why.
+    async fn append(&self, run: &RunId, events: Vec<NewEvent>, mut conditions: Vec<Condition>) -> Result<Flow> {
+        conditions.push(Condition::ActiveRunIs(Some(run.clone())));
+        let a = Append {
+            thread_id: self.thread.clone(),
+            lease: Some(self.lease.clone()),
+            conditions,
+            new_run: None,
+            events,
+        };
+        match self.engine.store().append(a).await {
+            Ok(_) => Ok(Flow::Continue),
+            Err(herm_store::Error::Conflict(_)) => Ok(Flow::Continue),
+            Err(herm_store::Error::LeaseLost) => Ok(Flow::Stop),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn fail(&self, run: &RunId, code: &str, message: String) -> Result<Flow> {
+        tracing::info!(run = %run, code, "run failed");
+        let usage = machine::run_usage(&self.log, run);
+        let err = RunError { code: code.into(), message };
+        self.append(run, vec![status(run, RunStatus::Error, Some(err), Some(usage))], vec![]).await
+    }
+
+    async fn call_model(&self, run: &RunId, dep: &DeploymentRecord) -> Result<Flow> {
+        let engine = self.engine;
+        let Some(model) = dep.spec.model.clone().or_else(|| engine.options().default_model.clone()) else {
+            return self.fail(run, "model_not_configured", "the deployment names no model and no default is configured".into()).await;
+        };
+        let resolved = match engine.providers().resolve(&model).await {
+            Ok(r) => r,
+            Err(Error::ModelNotConfigured(m)) => return self.fail(run, "model_not_configured", m).await,
+            Err(e) => return Err(e),
+        };
+        let api_key = match (&resolved.spec.api_key_secret, &resolved.spec.api_key_env) {
+            (Some(r), _) => {
+                let value = match SecretId::parse(r) {
+                    Ok(id) => engine.secrets().value(&id).await?,
+                    Err(_) => None,
+                };
+                match value {
+                    Some(v) => Some(v),
+                    None => return self.fail(run, "invalid_secret_ref", "the provider's API key secret does not exist".into()).await,
+                }
+            }
+            (None, Some(var)) => std::env::var(var).ok().map(herm_store::vault::SecretValue::new),
+            (None, None) => None,
+        };
+        let tools = ToolSet::for_deployment(&dep.spec);
+        let req = ModelRequest {
+            model: resolved.model.clone(),
+            system: dep.spec.system_prompt.clone(),
+            messages: crate::history::build(&self.log, run),
+            tools: tools
+                .visible()
+                .map(|t| ToolSpec { name: t.name.clone(), description: t.description.clone(), input_schema: t.input_schema.clone() })
+                .collect(),
+            max_tokens: engine.options().max_tokens,
+        };
+        let redactor = Arc::new(engine.secrets().redactor(&dep.spec).await?);
+        let (bus, dep_id, thread, run_id) = (engine.bus().clone(), dep.id.clone(), self.thread.clone(), run.clone());
+        let r2 = redactor.clone();
+        let mut on_delta = move |d: &str| {
+            let frame = EphemeralFrame {
+                deployment_id: dep_id.clone(),
+                thread_id: thread.clone(),
+                run_id: Some(run_id.clone()),
+                kind: EventKind::Token { delta: r2.redact(d) },
+            };
+            bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
+        };
+        let mut on_retry = |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "model call failed; retrying");
+        let started = Instant::now();
+        let key = api_key.as_ref().map(|k| k.expose());
+        let res = tokio::select! {
+            _ = self.work.cancelled() => return Ok(Flow::Stop),
+            r = call_with_retry(resolved.client.as_ref(), &req, key, &engine.options().retry, &mut on_delta, &mut on_retry) => r,
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(e) => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
+        };
+        let mut events = Vec::with_capacity(2);
+        if !resp.text.is_empty() {
+            events.push(NewEvent::new(Some(run.clone()), EventKind::AgentMessage { content: redactor.redact(&resp.text) }));
+        }
+        let tool_calls = resp
+            .tool_calls
+            .iter()
+            .map(|c| RequestedToolCall { tool_use_id: c.tool_use_id.clone(), tool: c.tool.clone(), arguments: redactor.redact_json(&c.arguments) })
+            .collect();
+        events.push(NewEvent::new(
+            Some(run.clone()),
+            EventKind::ModelCall {
+                model,
+                input_tokens: resp.usage.input_tokens,
+                output_tokens: resp.usage.output_tokens,
+                cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
+                duration_ms: started.elapsed().as_millis() as u64,
+                tool_calls,
+                stop_reason: resp.stop_reason.clone(),
+            },
+        ));
+        self.append(run, events, vec![]).await
+    }
+
+    /// Runs a tool call; `logged` says whether its `tool_call` record is already written.
+    async fn call_tool(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall, logged: bool) -> Result<Flow> {
+        let tools = ToolSet::for_deployment(&dep.spec);
+        let tool = tools.get(&c.tool).cloned();
+        if !logged {
+            let origin = tool.as_ref().map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into());
+            let ev = EventKind::ToolCall { tool_use_id: c.tool_use_id.clone(), tool: c.tool.clone(), origin, arguments: c.arguments.clone() };
+            // Write-ahead: the call is durable before it is made.
+            if let Flow::Stop = self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await? {
+                return Ok(Flow::Stop);
+            }
+            // Re-fold before acting: the append may have been refused (run stopped).
+            return Ok(Flow::Continue);
+        }
+        let started = Instant::now();
+        let out = tokio::select! {
+            _ = self.work.cancelled() => return Ok(Flow::Stop),
+            o = self.execute(dep, tool.as_ref(), &c) => o?,
+        };
+        let redactor = self.engine.secrets().redactor(&dep.spec).await?;
+        let ev = EventKind::ToolResult {
+            tool_use_id: c.tool_use_id,
+            tool: c.tool,
+            result: redactor.redact(&out.content),
+            is_error: out.is_error,
+            duration_ms: started.elapsed().as_millis() as u64,
+            outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
+        };
+        self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await
+    }
+
+    async fn execute(&self, dep: &DeploymentRecord, tool: Option<&Tool>, c: &RequestedToolCall) -> Result<ToolOutput> {
+        let Some(tool) = tool else {
+            return Ok(ToolOutput::error(format!("there is no tool named `{}`", c.tool)));
+        };
+        if !c.arguments.is_object() {
+            return Ok(ToolOutput::error("tool arguments must be a JSON object"));
+        }
+        match &tool.kind {
+            ToolKind::Http(spec) => {
+                let needed = http::secrets_used(spec);
+                let values = self.engine.secrets().resolve(&dep.spec, &needed).await?;
+                if let Some(missing) = needed.iter().find(|n| !values.contains_key(*n)) {
+                    return Ok(ToolOutput::error(format!(
+                        "secret `{missing}` is not available to this deployment (unknown name or deleted reference)"
+                    )));
+                }
+                Ok(http::call(&self.engine.inner.http, spec, &c.arguments, &values).await)
+            }
+        }
+    }
+
+    /// A call the log shows as started but unfinished: repeat it only if it is safe to.
+    async fn resolve_in_flight(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
+        let tools = ToolSet::for_deployment(&dep.spec);
+        if tools.get(&c.tool).is_some_and(|t| t.repeat_safe) {
+            return self.call_tool(run, dep, c, true).await;
+        }
+        tracing::info!(run = %run, tool = %c.tool, "tool call interrupted with unknown outcome");
+        let ev = EventKind::ToolResult {
+            tool_use_id: c.tool_use_id,
+            tool: c.tool,
+            result: UNKNOWN_OUTCOME.into(),
+            is_error: true,
+            duration_ms: 0,
+            outcome: ToolOutcome::InterruptedUnknown,
+        };
+        self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await
+    }
+}
+
+fn status(run: &RunId, s: RunStatus, error: Option<RunError>, usage: Option<Usage>) -> NewEvent {
+    NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error, usage })
+}
