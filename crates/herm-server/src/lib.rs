@@ -1,1 +1,44 @@
-//! placeholder
+//! The HTTP face of herm: REST + SSE per ../shared/API.md, problem+json errors, API keys and
+//! scopes, idempotency, and the OpenAPI document generated from the handlers.
+//!
+//! Architecture invariant: only this crate knows HTTP. Handlers validate at the edge and
+//! then call the engine or the store; they hold no state of their own.
+
+pub mod auth;
+pub mod error;
+mod extract;
+mod idem;
+pub mod openapi;
+mod routes;
+mod sse;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use herm_engine::Engine;
+use herm_store::vault::Vault;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub vault: Arc<Vault>,
+    /// Cancelled at shutdown so open SSE streams end and the server can drain.
+    pub shutdown: CancellationToken,
+}
+
+pub fn router(state: AppState) -> Router {
+    routes::routes()
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::bad_method)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled. Public so tests can bind port 0.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let app = router(state);
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}

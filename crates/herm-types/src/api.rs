@@ -115,6 +115,8 @@ pub struct ThreadSummary {
     pub title: Option<String>,
     pub status: ThreadStatus,
     pub message_count: u64,
+    /// `sequence` of the thread's newest event (0 when empty): a stream cursor for "from now".
+    pub last_sequence: i64,
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
 }

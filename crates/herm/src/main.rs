@@ -1,1 +1,134 @@
-fn main() {}
+//! The `herm` binary: the server (`herm serve`), the operator CLI, and the benchmark.
+
+mod bench;
+mod client;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "herm", version, about = "Self-hostable runtime for production AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite; no other service needed).
+    Serve {
+        /// Address to listen on (port 0 picks one).
+        #[arg(long, env = "HERM_ADDR")]
+        addr: Option<String>,
+        /// Data directory (database, master key).
+        #[arg(long, env = "HERM_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// TOML configuration file.
+        #[arg(long, short, env = "HERM_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage secrets in the vault.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Create a deployment from a YAML or JSON file.
+    Deploy {
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Chat with a deployment; each line of input is a message.
+    Chat {
+        deployment: String,
+        #[arg(long)]
+        thread: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Follow events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Measure runtime overhead per agent step (in-process, instant model, no-op tool).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Store a secret; its value is read from standard input.
+    Set {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Stream a deployment's events as JSON lines.
+    Tail {
+        deployment: String,
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct Conn {
+    /// herm's base URL.
+    #[arg(long, env = "HERM_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// File holding the API key (otherwise `HERM_API_KEY`).
+    #[arg(long, global = true)]
+    api_key_file: Option<PathBuf>,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HERM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("HERM_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { addr, data_dir, config } => {
+            init_logging();
+            let mut cfg = config::Config::load(config.as_ref())?;
+            if let Some(a) = addr {
+                cfg.server.addr = a;
+            }
+            if let Some(d) = data_dir {
+                cfg.storage.data_dir = d;
+            }
+            serve::run(cfg).await
+        }
+        Command::Secrets { command: SecretsCommand::Set { name, description }, conn } => {
+            client::secrets_set(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &name, description).await
+        }
+        Command::Deploy { file, conn } => client::deploy(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &file).await,
+        Command::Chat { deployment, thread, conn } => {
+            client::chat(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, thread).await
+        }
+        Command::Events { command: EventsCommand::Tail { deployment, after }, conn } => {
+            client::events_tail(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, after).await
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}

@@ -1,0 +1,106 @@
+//! The one place where errors become HTTP: `application/problem+json` with a stable `code`.
+//! A client mistake is always a 4xx; a 500 means a bug or a broken disk, and its detail is
+//! generic so internals never leak.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use herm_types::api::Problem;
+use herm_types::config::FieldError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), errors: Vec::new() }
+    }
+    pub fn validation(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_error", detail)
+    }
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let mut e = Self::validation("the request has invalid fields");
+        e.errors = errors;
+        e
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+    pub fn secret_ref(errors: Vec<FieldError>) -> Self {
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_secret_ref", "a secret reference does not resolve");
+        e.errors = errors;
+        e
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "an internal error occurred; it has been logged")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let p = Problem {
+            kind: "about:blank".into(),
+            title: self.status.canonical_reason().unwrap_or("Error").into(),
+            status: self.status.as_u16(),
+            code: self.code.into(),
+            detail: self.detail,
+            errors: self.errors,
+        };
+        let body = serde_json::to_vec(&p).unwrap_or_default();
+        let mut r = (self.status, body).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        r
+    }
+}
+
+impl From<herm_store::Error> for ApiError {
+    fn from(e: herm_store::Error) -> Self {
+        match e {
+            herm_store::Error::NotFound => Self::not_found("resource"),
+            herm_store::Error::Conflict(m) => Self::conflict(m),
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<herm_engine::Error> for ApiError {
+    fn from(e: herm_engine::Error) -> Self {
+        use herm_engine::Error as E;
+        match e {
+            E::Store(s) => s.into(),
+            E::NotFound => Self::not_found("resource"),
+            E::NotReady => Self::new(StatusCode::CONFLICT, "deployment_not_ready", "the deployment is still provisioning"),
+            E::ThreadBusy => Self::new(StatusCode::CONFLICT, "thread_busy", "a run is active on this thread and the deployment's busy_policy is `reject`"),
+            E::Contended => Self::new(StatusCode::CONFLICT, "conflict", "the thread changed repeatedly while accepting the message; retry"),
+            E::ModelNotConfigured(m) => Self::validation(m),
+        }
+    }
+}
+
+/// Fallback for unknown routes.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// Fallback for a known route with the wrong method.
+pub async fn bad_method() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+}

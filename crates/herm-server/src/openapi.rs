@@ -1,0 +1,37 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+
+use crate::routes::*;
+use axum::Json;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "herm", description = "Self-hostable runtime for production AI agents."),
+    paths(
+        health::healthz,
+        keys::create, keys::list, keys::revoke,
+        secrets::create, secrets::list, secrets::delete,
+        providers::list, providers::put, providers::delete,
+        deployments::create, deployments::get, deployments::list, deployments::patch, deployments::delete,
+        messages::send, messages::user_events,
+        threads::create, threads::list, threads::get, threads::patch, threads::delete, threads::get_run,
+        events::list, events::thread_stream, events::deployment_stream,
+    ),
+    modifiers(&Security),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,176 @@
+//! Sending messages (`POST …/messages`) and user events (`POST /v1/threads/{id}/events`).
+
+use super::deployments::load;
+use super::threads::load_thread;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, id};
+use crate::idem::{created, idempotent};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use herm_store::{Append, Condition, DeploymentRecord, NewThread, ThreadRecord};
+use herm_types::api::*;
+use herm_types::config::limits;
+use herm_types::event::Attachment;
+use herm_types::*;
+
+fn check_content(field: &str, s: &str) -> ApiResult<()> {
+    if s.trim().is_empty() {
+        return Err(ApiError::validation(format!("`{field}` must not be empty")));
+    }
+    if s.len() > limits::MAX_MESSAGE {
+        return Err(ApiError::validation(format!("`{field}` is longer than {} bytes", limits::MAX_MESSAGE)));
+    }
+    Ok(())
+}
+
+fn check_attachments(a: &[Attachment]) -> ApiResult<()> {
+    if a.len() > 10 {
+        return Err(ApiError::validation("at most 10 attachments"));
+    }
+    if a.iter().any(|x| !(x.url.starts_with("http://") || x.url.starts_with("https://")) || x.url.len() > 4096) {
+        return Err(ApiError::validation("attachment urls must be http(s) URLs"));
+    }
+    Ok(())
+}
+
+fn ready(d: &DeploymentRecord) -> ApiResult<()> {
+    match d.status {
+        DeploymentStatus::Ready => Ok(()),
+        DeploymentStatus::Provisioning => Err(herm_engine::Error::NotReady.into()),
+        _ => Err(ApiError::new(StatusCode::CONFLICT, "deployment_not_ready", "the deployment failed to provision")),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/deployments/{deployment_id}/messages", tag = "messages", request_body = MessageRequest,
+    responses((status = 202, body = MessageResponse), (status = 409, body = Problem)))]
+pub async fn send(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, headers: HeaderMap, body: JsonBody<MessageRequest>) -> Response {
+    let route = format!("messages:{dep}");
+    let run = async {
+        caller.require("deployments:write")?;
+        let req = body.value.clone();
+        check_content("content", &req.content)?;
+        check_attachments(&req.attachments)?;
+        let d = load(&st, &dep).await?;
+        ready(&d)?;
+        let thread = match req.thread_id.as_deref() {
+            None => d.default_thread_id.clone(),
+            Some("new") => {
+                let tid = ThreadId::new();
+                st.engine.store().create_thread(NewThread { id: tid.clone(), deployment_id: d.id.clone(), title: None }).await?;
+                tid
+            }
+            Some(t) => load_thread(&st, &d.id, t).await?.id,
+        };
+        let s = st.engine.submit_message(&thread, d.spec.busy_policy, req.content, req.attachments).await?;
+        created(
+            StatusCode::ACCEPTED,
+            &MessageResponse { run_id: s.run_id, deployment_id: d.id, thread_id: thread, status: s.status, disposition: s.disposition },
+        )
+    };
+    idempotent(&st, &caller, &headers, &route, &body.raw, run).await
+}
+
+#[utoipa::path(post, path = "/v1/threads/{thread_id}/events", tag = "threads", request_body = UserEventsRequest,
+    responses((status = 200, body = UserEventsResponse), (status = 409, body = Problem)))]
+pub async fn user_events(State(st): State<AppState>, caller: Caller, Path(tid): Path<String>, headers: HeaderMap, body: JsonBody<UserEventsRequest>) -> Response {
+    let route = format!("events:{tid}");
+    let run = async {
+        caller.require("deployments:write")?;
+        let req = body.value.clone();
+        validate(&req)?;
+        let tid: ThreadId = id(&tid, "thread")?;
+        let thread = st.engine.store().get_thread(&tid).await?.ok_or_else(|| ApiError::not_found("thread"))?;
+        let d = st.engine.store().get_deployment(&thread.deployment_id).await?.ok_or_else(|| ApiError::not_found("thread"))?;
+        let mut results = Vec::new();
+        for ev in req.events {
+            results.push(apply(&st, &d, &thread, ev).await?);
+        }
+        created(StatusCode::OK, &UserEventsResponse { thread_id: thread.id, results })
+    };
+    idempotent(&st, &caller, &headers, &route, &body.raw, run).await
+}
+
+fn validate(req: &UserEventsRequest) -> ApiResult<()> {
+    if req.events.is_empty() || req.events.len() > 20 {
+        return Err(ApiError::validation("`events` must hold 1-20 events"));
+    }
+    if req.events.iter().filter(|e| matches!(e, UserEvent::Message { .. })).count() > 1 {
+        return Err(ApiError::validation("at most one `user.message` per request"));
+    }
+    for e in &req.events {
+        match e {
+            UserEvent::Message { content, attachments } => {
+                check_content("content", content)?;
+                check_attachments(attachments)?;
+            }
+            UserEvent::Steer { message } => check_content("message", message)?,
+            UserEvent::Interrupt { message: Some(m) } if m.len() > limits::MAX_MESSAGE => {
+                return Err(ApiError::validation("`message` is too long"));
+            }
+            UserEvent::Answer { answer, .. } => check_content("answer", answer)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn apply(st: &AppState, d: &DeploymentRecord, thread: &ThreadRecord, ev: UserEvent) -> ApiResult<UserEventOutcome> {
+    let outcome = |kind: &str, outcome: &str, run_id: Option<RunId>, disposition: Option<Disposition>| UserEventOutcome {
+        kind: kind.into(),
+        outcome: outcome.into(),
+        run_id,
+        disposition,
+    };
+    match ev {
+        UserEvent::Message { content, attachments } => {
+            ready(d)?;
+            let s = st.engine.submit_message(&thread.id, d.spec.busy_policy, content, attachments).await?;
+            let name = serde_json::to_value(s.disposition).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            Ok(outcome("user.message", &name, Some(s.run_id), Some(s.disposition)))
+        }
+        UserEvent::Steer { message } => {
+            let run = on_active_run(st, &thread.id, |run| vec![NewEvent::new(Some(run.clone()), EventKind::Steer { message: message.clone() })]).await?;
+            st.engine.wake(thread.id.clone());
+            Ok(outcome("user.steer", "steered", Some(run), None))
+        }
+        UserEvent::Interrupt { message } => {
+            let run = on_active_run(st, &thread.id, |run| {
+                vec![
+                    NewEvent::new(Some(run.clone()), EventKind::Interrupt { message: message.clone() }),
+                    NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: RunStatus::Interrupted, error: None, usage: None }),
+                ]
+            })
+            .await?;
+            st.engine.cancel_worker(&thread.id);
+            // Queued runs start now.
+            st.engine.wake(thread.id.clone());
+            Ok(outcome("user.interrupt", "interrupted", Some(run), None))
+        }
+        UserEvent::ToolConfirmation { request_id, .. } | UserEvent::Answer { request_id, .. } => {
+            // Nothing in this version pauses a run for a person yet (approvals and questions
+            // come with the steering work), so no request can be pending.
+            Err(ApiError::conflict(format!("steering request `{request_id}` is not pending")))
+        }
+    }
+}
+
+/// Appends events to the thread's active run, retrying if the active run changes meanwhile.
+async fn on_active_run(st: &AppState, thread: &ThreadId, events: impl Fn(&RunId) -> Vec<NewEvent>) -> ApiResult<RunId> {
+    let store = st.engine.store();
+    for _ in 0..8 {
+        let Some(run) = store.active_run(thread).await? else {
+            return Err(ApiError::conflict("no run is active on this thread"));
+        };
+        let mut a = Append::new(thread.clone(), events(&run.id));
+        a.conditions.push(Condition::ActiveRunIs(Some(run.id.clone())));
+        match store.append(a).await {
+            Ok(_) => return Ok(run.id),
+            Err(herm_store::Error::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict("the thread changed repeatedly; retry"))
+}

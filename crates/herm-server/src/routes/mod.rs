@@ -1,0 +1,44 @@
+//! Route table; one file per resource.
+
+pub mod deployments;
+pub mod events;
+pub mod health;
+pub mod keys;
+pub mod messages;
+pub mod providers;
+pub mod secrets;
+pub mod threads;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::{delete, get, post, put};
+
+pub fn routes() -> Router<AppState> {
+    let thread_routes = Router::new()
+        .route("/{thread_id}/events", get(events::list).post(messages::user_events))
+        .route("/{thread_id}/events/stream", get(events::thread_stream));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/v1/openapi.json", get(crate::openapi::serve))
+        .route("/v1/api-keys", post(keys::create).get(keys::list))
+        .route("/v1/api-keys/{key_id}", delete(keys::revoke))
+        .route("/v1/secrets", post(secrets::create).get(secrets::list))
+        .route("/v1/secrets/{secret_id}", delete(secrets::delete))
+        .route("/v1/providers", get(providers::list))
+        .route("/v1/providers/{name}", put(providers::put).delete(providers::delete))
+        .route("/v1/deployments", post(deployments::create).get(deployments::list))
+        .route(
+            "/v1/deployments/{deployment_id}",
+            get(deployments::get).patch(deployments::patch).delete(deployments::delete),
+        )
+        .route("/v1/deployments/{deployment_id}/messages", post(messages::send))
+        .route("/v1/deployments/{deployment_id}/threads", post(threads::create).get(threads::list))
+        .route(
+            "/v1/deployments/{deployment_id}/threads/{thread_id}",
+            get(threads::get).patch(threads::patch).delete(threads::delete),
+        )
+        .route("/v1/deployments/{deployment_id}/runs/{run_id}", get(threads::get_run))
+        .route("/v1/deployments/{deployment_id}/events", get(events::deployment_stream))
+        .nest("/v1/threads", thread_routes.clone())
+        .nest("/v1/sessions", thread_routes)
+}

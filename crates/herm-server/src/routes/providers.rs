@@ -1,0 +1,79 @@
+//! Model providers (admin): stored providers override configured ones of the same name.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use herm_types::SecretId;
+use herm_types::api::{Page, ProviderResponse};
+use herm_types::config::{FieldError, ProviderSpec, valid_env_name, valid_tool_name};
+
+#[utoipa::path(get, path = "/v1/providers", tag = "providers", responses((status = 200, body = Page<ProviderResponse>)))]
+pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Page<ProviderResponse>>> {
+    caller.require("admin")?;
+    let data = st
+        .engine
+        .providers()
+        .list()
+        .await?
+        .into_iter()
+        .map(|(name, source, spec)| ProviderResponse { name, source: source.into(), spec })
+        .collect();
+    Ok(Json(Page { data, next_cursor: None }))
+}
+
+#[utoipa::path(put, path = "/v1/providers/{name}", tag = "providers", request_body = ProviderSpec,
+    responses((status = 200, body = ProviderResponse), (status = 422, body = herm_types::api::Problem)))]
+pub async fn put(State(st): State<AppState>, caller: Caller, Path(name): Path<String>, body: JsonBody<ProviderSpec>) -> ApiResult<Json<ProviderResponse>> {
+    caller.require("admin")?;
+    if !valid_tool_name(&name) {
+        return Err(ApiError::validation("provider names are 1-64 letters, digits, `_` or `-`"));
+    }
+    let spec = body.value;
+    let mut errs = Vec::new();
+    if let Some(u) = &spec.base_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        errs.push(FieldError::new("base_url", "not an http(s) URL"));
+    }
+    if let Some(v) = &spec.api_key_env
+        && !valid_env_name(v)
+    {
+        errs.push(FieldError::new("api_key_env", "not an environment variable name"));
+    }
+    if spec.models.keys().any(|m| m.is_empty() || m.len() > 200) {
+        errs.push(FieldError::new("models", "model names must be 1-200 characters"));
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::fields(errs));
+    }
+    if let Some(r) = &spec.api_key_secret {
+        let ok = match SecretId::parse(r) {
+            Ok(sid) => st.engine.store().get_secret(&sid).await?.is_some(),
+            Err(_) => false,
+        };
+        if !ok {
+            return Err(ApiError::secret_ref(vec![FieldError::new("api_key_secret", format!("`{r}` is not a stored secret"))]));
+        }
+    }
+    st.engine.store().put_provider(&name, &spec).await?;
+    st.engine.providers().invalidate();
+    Ok(Json(ProviderResponse { name, source: "api".into(), spec }))
+}
+
+#[utoipa::path(delete, path = "/v1/providers/{name}", tag = "providers", responses((status = 204), (status = 404, body = herm_types::api::Problem)))]
+pub async fn delete(State(st): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    caller.require("admin")?;
+    let removed = st.engine.store().delete_provider(&name).await?;
+    st.engine.providers().invalidate();
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else if st.engine.providers().exists(&name).await? {
+        Err(ApiError::conflict("this provider comes from the configuration file; change it there"))
+    } else {
+        Err(ApiError::not_found("provider"))
+    }
+}

@@ -1,0 +1,149 @@
+//! Threads (sessions) of a deployment, and runs.
+
+use super::deployments::load;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Query, id, limit};
+use crate::idem::{created, idempotent};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use herm_store::{NewThread, ThreadQuery, ThreadRecord};
+use herm_types::api::{Page, RunResponse, ThreadCreate, ThreadDetail, ThreadMessage, ThreadPatch, ThreadSummary};
+use herm_types::event::Role;
+use herm_types::*;
+
+fn summary(t: ThreadRecord) -> ThreadSummary {
+    ThreadSummary {
+        thread_id: t.id,
+        deployment_id: t.deployment_id,
+        title: t.title,
+        status: t.status,
+        message_count: t.message_count,
+        last_sequence: t.last_sequence,
+        created_at: t.created_at,
+        last_activity_at: t.last_activity_at,
+    }
+}
+
+/// Loads a thread of the given deployment, or 404.
+pub async fn load_thread(st: &AppState, dep: &DeploymentId, raw: &str) -> ApiResult<ThreadRecord> {
+    let tid: ThreadId = id(raw, "thread")?;
+    st.engine
+        .store()
+        .get_thread(&tid)
+        .await?
+        .filter(|t| &t.deployment_id == dep)
+        .ok_or_else(|| ApiError::not_found("thread"))
+}
+
+fn check_title(t: &str) -> ApiResult<()> {
+    if t.len() > 500 { Err(ApiError::validation("`title` is longer than 500 bytes")) } else { Ok(()) }
+}
+
+#[utoipa::path(post, path = "/v1/deployments/{deployment_id}/threads", tag = "threads", request_body = ThreadCreate,
+    responses((status = 201, body = ThreadSummary)))]
+pub async fn create(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, headers: HeaderMap, body: JsonBody<ThreadCreate>) -> Response {
+    let route = format!("threads:{dep}");
+    let run = async {
+        caller.require("deployments:write")?;
+        let d = load(&st, &dep).await?;
+        let title = body.value.title.clone();
+        if let Some(t) = &title {
+            check_title(t)?;
+        }
+        let tid = ThreadId::new();
+        st.engine.store().create_thread(NewThread { id: tid.clone(), deployment_id: d.id, title }).await?;
+        let t = st.engine.store().get_thread(&tid).await?.ok_or_else(ApiError::internal)?;
+        created(StatusCode::CREATED, &summary(t))
+    };
+    idempotent(&st, &caller, &headers, &route, &body.raw, run).await
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/deployments/{deployment_id}/threads", tag = "threads", params(ListQuery),
+    responses((status = 200, body = Page<ThreadSummary>)))]
+pub async fn list(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Page<ThreadSummary>>> {
+    caller.require("deployments:read")?;
+    let d = load(&st, &dep).await?;
+    let limit = limit(q.limit)?;
+    let before = match q.cursor.as_deref() {
+        Some(c) => Some(ThreadId::parse(c).map_err(|_| ApiError::validation("invalid cursor"))?),
+        None => None,
+    };
+    let rows = st.engine.store().list_threads(ThreadQuery { deployment_id: d.id, before, limit }).await?;
+    let next_cursor = (rows.len() == limit).then(|| rows.last().map(|t| t.id.to_string())).flatten();
+    Ok(Json(Page { data: rows.into_iter().map(summary).collect(), next_cursor }))
+}
+
+#[utoipa::path(get, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads",
+    responses((status = 200, body = ThreadDetail), (status = 404, body = herm_types::api::Problem)))]
+pub async fn get(State(st): State<AppState>, caller: Caller, Path((dep, tid)): Path<(String, String)>) -> ApiResult<Json<ThreadDetail>> {
+    caller.require("deployments:read")?;
+    let d = load(&st, &dep).await?;
+    let t = load_thread(&st, &d.id, &tid).await?;
+    let log = st.engine.store().run_log(&t.id).await?;
+    let messages = log
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Message { role, content, .. } => Some(ThreadMessage { role, content, run_id: e.run_id, created_at: e.created_at }),
+            EventKind::AgentMessage { content } => Some(ThreadMessage { role: Role::Agent, content, run_id: e.run_id, created_at: e.created_at }),
+            _ => None,
+        })
+        .collect();
+    Ok(Json(ThreadDetail { summary: summary(t), messages }))
+}
+
+#[utoipa::path(patch, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads", request_body = ThreadPatch,
+    responses((status = 200, body = ThreadSummary)))]
+pub async fn patch(State(st): State<AppState>, caller: Caller, Path((dep, tid)): Path<(String, String)>, body: JsonBody<ThreadPatch>) -> ApiResult<Json<ThreadSummary>> {
+    caller.require("deployments:write")?;
+    let d = load(&st, &dep).await?;
+    let t = load_thread(&st, &d.id, &tid).await?;
+    check_title(&body.value.title)?;
+    st.engine.store().set_thread_title(&t.id, &body.value.title).await?;
+    let t = st.engine.store().get_thread(&t.id).await?.ok_or_else(|| ApiError::not_found("thread"))?;
+    Ok(Json(summary(t)))
+}
+
+#[utoipa::path(delete, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads",
+    responses((status = 204), (status = 404, body = herm_types::api::Problem)))]
+pub async fn delete(State(st): State<AppState>, caller: Caller, Path((dep, tid)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    caller.require("deployments:write")?;
+    let d = load(&st, &dep).await?;
+    let t = load_thread(&st, &d.id, &tid).await?;
+    if t.id == d.default_thread_id {
+        return Err(ApiError::conflict("the default thread of a deployment cannot be deleted"));
+    }
+    st.engine.store().delete_thread(&t.id).await?;
+    st.engine.cancel_worker(&t.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/deployments/{deployment_id}/runs/{run_id}", tag = "runs",
+    responses((status = 200, body = RunResponse), (status = 404, body = herm_types::api::Problem)))]
+pub async fn get_run(State(st): State<AppState>, caller: Caller, Path((dep, rid)): Path<(String, String)>) -> ApiResult<Json<RunResponse>> {
+    caller.require("deployments:read")?;
+    let d = load(&st, &dep).await?;
+    let rid: RunId = id(&rid, "run")?;
+    let r = st.engine.store().get_run(&rid).await?.filter(|r| r.deployment_id == d.id).ok_or_else(|| ApiError::not_found("run"))?;
+    Ok(Json(RunResponse {
+        run_id: r.id,
+        thread_id: r.thread_id,
+        deployment_id: r.deployment_id,
+        status: r.status,
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        steps: r.steps,
+        usage: r.usage,
+        error: r.error,
+    }))
+}

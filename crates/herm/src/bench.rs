@@ -1,0 +1,199 @@
+//! `herm bench`: runtime overhead per agent step, in process, with an instant model and a
+//! tool call that the runtime resolves without external I/O, on SQLite with
+//! `synchronous=FULL`. A baseline measured in the same run (one durable SQLite commit) puts
+//! the figures in proportion on a noisy machine.
+
+use crate::config::Config;
+use async_trait::async_trait;
+use herm_engine::Engine;
+use herm_llm::{DeltaSink, Message, ModelClient, ModelRequest, ModelResponse, TokenUsage};
+use herm_store::NewThread;
+use herm_types::config::{DeploymentSpec, ProviderKind, ProviderSpec};
+use herm_types::event::{LiveFrame, RequestedToolCall};
+use herm_types::*;
+use parking_lot::Mutex;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Concurrency levels (threads running at once).
+    #[arg(long, default_value = "1,100,1000", value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Model calls per run (each but the last is followed by one tool call).
+    #[arg(long, default_value_t = 10)]
+    steps_per_run: u32,
+    /// Runs per thread at concurrency 1 (for stable percentiles).
+    #[arg(long, default_value_t = 50)]
+    single_runs: u32,
+}
+
+/// A model that answers instantly: a tool call until the run has `steps - 1` results, then
+/// a final answer. It records when each thread's calls arrive.
+struct Instant0 {
+    steps: u32,
+    calls: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+#[async_trait]
+impl ModelClient for Instant0 {
+    async fn stream(&self, req: &ModelRequest, _: Option<&str>, on_delta: &mut DeltaSink<'_>) -> Result<ModelResponse, herm_llm::Error> {
+        let at = Instant::now();
+        // The last user message names the run; tool results after it count the steps.
+        let pos = req.messages.iter().rposition(|m| matches!(m, Message::User(_))).unwrap_or(0);
+        let key = match &req.messages.get(pos) {
+            Some(Message::User(t)) => t.clone(),
+            _ => String::new(),
+        };
+        let done = req.messages[pos..].iter().filter(|m| matches!(m, Message::ToolResults(_))).count() as u32;
+        self.calls.lock().entry(key).or_default().push(at);
+        let usage = TokenUsage { input_tokens: 10, output_tokens: 5 };
+        if done + 1 >= self.steps {
+            on_delta("done");
+            return Ok(ModelResponse { text: "done".into(), tool_calls: vec![], usage, stop_reason: Some("end_turn".into()) });
+        }
+        let call = RequestedToolCall { tool_use_id: format!("t{done}"), tool: "noop".into(), arguments: json!({}) };
+        Ok(ModelResponse { text: String::new(), tool_calls: vec![call], usage, stop_reason: Some("tool_use".into()) })
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Baseline: one durable commit of a small row, as the store makes it.
+fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let c = rusqlite::Connection::open(dir.join("baseline.db"))?;
+    c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        c.execute("INSERT INTO t (id, v) VALUES (?1, 'x')", [i as i64])?;
+        c.execute_batch("COMMIT")?;
+        out.push(t.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Starts `n` runs at once on `n` threads and waits for all of them to finish.
+async fn round(engine: &Engine, dep: &DeploymentId, threads: &[ThreadId], tag: &str) -> anyhow::Result<Duration> {
+    let mut sub = engine.bus().subscribe(dep);
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for (i, t) in threads.iter().enumerate() {
+        let (e, t, msg) = (engine.clone(), t.clone(), format!("{tag} {i}"));
+        handles.push(tokio::spawn(async move { e.submit_message(&t, Default::default(), msg, vec![]).await }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    let mut done = 0;
+    while done < threads.len() {
+        match tokio::time::timeout(Duration::from_secs(120), sub.recv()).await {
+            Err(_) => anyhow::bail!("benchmark runs stalled ({done}/{} finished)", threads.len()),
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                // Count from the store instead of the missed frames.
+                let mut n = 0;
+                for t in threads {
+                    if engine.store().active_run(t).await?.is_none() {
+                        n += 1;
+                    }
+                }
+                done = n;
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(LiveFrame::Committed(e))) => {
+                if let EventKind::RunStatus { status, error, .. } = &e.kind
+                    && status.is_terminal()
+                {
+                    anyhow::ensure!(*status == RunStatus::Completed, "a benchmark run ended {status:?}: {error:?}");
+                    done += 1;
+                }
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    Ok(started.elapsed())
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("herm-bench-{}", EventId::new()));
+    std::fs::create_dir_all(&dir)?;
+    let mut cfg = Config::default();
+    cfg.storage.data_dir = dir.clone();
+    cfg.providers.insert("bench".into(), ProviderSpec { kind: ProviderKind::OpenaiCompatible, base_url: None, api_key_secret: None, api_key_env: None, models: Default::default() });
+    let model = Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()) });
+    let m2 = model.clone();
+    let opened = crate::serve::open(&cfg, cfg.engine_options(), move |p| {
+        p.with_factory(Arc::new(move |_| Some(m2.clone() as Arc<dyn ModelClient>)))
+    })?;
+    let engine = opened.engine.clone();
+    let spec: DeploymentSpec = serde_json::from_value(json!({
+        "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
+        "limits": {"max_run_steps": args.steps_per_run + 1}
+    }))?;
+    let dep = herm_store::DeploymentRecord {
+        id: DeploymentId::new(),
+        status: DeploymentStatus::Ready,
+        error: None,
+        spec,
+        default_thread_id: ThreadId::new(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    engine.store().create_deployment(dep.clone()).await?;
+    engine.start().await?;
+
+    let base = baseline(&dir, 300)?;
+    println!("herm bench — steps of {} model calls per run, SQLite synchronous=FULL, data in {}", args.steps_per_run, dir.display());
+    println!("baseline: one durable SQLite commit p50 {} p99 {}", ms(pct(&base, 0.5)), ms(pct(&base, 0.99)));
+
+    for &n in &args.threads {
+        let mut threads = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = ThreadId::new();
+            engine.store().create_thread(NewThread { id: t.clone(), deployment_id: dep.id.clone(), title: None }).await?;
+            threads.push(t);
+        }
+        model.calls.lock().clear();
+        let rounds = if n == 1 { args.single_runs } else { 1 };
+        let mut elapsed = Duration::ZERO;
+        for r in 0..rounds {
+            elapsed += round(&engine, &dep.id, &threads, &format!("c{n} r{r}")).await?;
+        }
+        // A step is the interval between two consecutive model calls of one run: fold, model
+        // call, journal, tool call journaled and resolved, result journaled.
+        let mut steps: Vec<Duration> = model
+            .calls
+            .lock()
+            .values()
+            .flat_map(|v| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>())
+            .collect();
+        steps.sort();
+        let total_steps = (n as u64) * (rounds as u64) * (args.steps_per_run as u64);
+        let rate = total_steps as f64 / elapsed.as_secs_f64();
+        println!(
+            "threads {n:>5}: step p50 {} p99 {} ({:.1}x / {:.1}x baseline commit) — {total_steps} steps in {:.2} s = {rate:.0} steps/s",
+            ms(pct(&steps, 0.5)),
+            ms(pct(&steps, 0.99)),
+            pct(&steps, 0.5).as_secs_f64() / pct(&base, 0.5).as_secs_f64().max(1e-9),
+            pct(&steps, 0.99).as_secs_f64() / pct(&base, 0.5).as_secs_f64().max(1e-9),
+            elapsed.as_secs_f64(),
+        );
+    }
+    engine.shutdown().await;
+    drop(opened);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The operator CLI's HTTP client: it talks to a running herm like any other client.
+//! The API key comes from `HERM_API_KEY` or a file, never from argv.
+
+use anyhow::{Context, bail};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+
+pub struct Client {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(url: &str, key_file: Option<&PathBuf>) -> anyhow::Result<Self> {
+        let key = match key_file {
+            Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?.trim().to_owned(),
+            None => std::env::var("HERM_API_KEY").context("set HERM_API_KEY (or pass --api-key-file)")?,
+        };
+        Ok(Self { base: url.trim_end_matches('/').to_owned(), key, http: reqwest::Client::new() })
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let resp = rb.bearer_auth(&self.key).send().await.context("cannot reach herm")?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{} {}: {}", status.as_u16(), body["code"].as_str().unwrap_or(""), body["detail"].as_str().unwrap_or(""));
+        }
+        Ok(body)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    /// Opens an SSE stream and calls `f` for each `(event, data)` until it returns false.
+    pub async fn stream(&self, path: &str, mut f: impl FnMut(&str, &Value) -> bool) -> anyhow::Result<()> {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.key).send().await.context("cannot reach herm")?;
+        if !resp.status().is_success() {
+            bail!("stream refused: {}", resp.status());
+        }
+        let mut events = resp.bytes_stream().eventsource();
+        while let Some(ev) = events.next().await {
+            let ev = ev.context("stream broke")?;
+            let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+            if !f(&ev.event, &data) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub async fn secrets_set(c: &Client, name: &str, description: Option<String>) -> anyhow::Result<()> {
+    let mut value = String::new();
+    std::io::stdin().read_to_string(&mut value)?;
+    // One trailing newline (from `echo` or a file) is not part of the value.
+    let value = value.strip_suffix('\n').unwrap_or(&value);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    anyhow::ensure!(!value.is_empty(), "pipe the secret's value on standard input");
+    let r = c.post("/v1/secrets", &json!({"name": name, "value": value, "description": description})).await?;
+    println!("{}", r["secret_id"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+pub async fn deploy(c: &Client, file: &PathBuf) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let body: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(_) => yaml_serde::from_str(&text).context("the file is neither JSON nor YAML")?,
+    };
+    let r = c.post("/v1/deployments", &body).await?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}
+
+/// Interactive chat: each line of standard input is a message; the answer streams back.
+pub async fn chat(c: &Client, deployment: &str, thread: Option<String>) -> anyhow::Result<()> {
+    let dep = c.get(&format!("/v1/deployments/{deployment}")).await?;
+    let thread = thread.unwrap_or_else(|| dep["thread_id"].as_str().unwrap_or_default().to_owned());
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    loop {
+        print!("> ");
+        out.flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let t = c.get(&format!("/v1/deployments/{deployment}/threads/{thread}")).await?;
+        let after = t["last_sequence"].as_i64().unwrap_or(0);
+        let sent = c.post(&format!("/v1/deployments/{deployment}/messages"), &json!({"content": line, "thread_id": thread})).await?;
+        let run = sent["run_id"].as_str().unwrap_or_default().to_owned();
+        c.stream(&format!("/v1/threads/{thread}/events/stream?after={after}"), |ev, d| {
+            if d["run_id"].as_str() != Some(run.as_str()) {
+                return true;
+            }
+            match ev {
+                "token" => {
+                    print!("{}", d["delta"].as_str().unwrap_or_default());
+                    let _ = std::io::stdout().flush();
+                }
+                "agent_message" => println!(),
+                "tool_call" => println!("  → {}({})", d["tool"].as_str().unwrap_or_default(), d["arguments"]),
+                "tool_result" => {
+                    let first = d["result"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned();
+                    println!("  ← {} [{}] {first}", d["tool"].as_str().unwrap_or_default(), d["outcome"].as_str().unwrap_or_default());
+                }
+                "run_status" => match d["status"].as_str() {
+                    Some("completed") => return false,
+                    Some(s @ ("error" | "interrupted")) => {
+                        println!("[run {s}: {}]", d["error"]["message"].as_str().unwrap_or_default());
+                        return false;
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            true
+        })
+        .await?;
+    }
+}
+
+pub async fn events_tail(c: &Client, deployment: &str, after: Option<String>) -> anyhow::Result<()> {
+    let q = after.map(|a| format!("?after={a}")).unwrap_or_default();
+    c.stream(&format!("/v1/deployments/{deployment}/events{q}"), |_, d| {
+        println!("{d}");
+        true
+    })
+    .await
+}

@@ -1,0 +1,130 @@
+//! The one typed configuration tree: defaults, then the TOML file, then `HERM_…` environment
+//! variables (`HERM_SERVER__ADDR`, `HERM_ENGINE__LEASE_TTL_SECS`, …), then command-line flags.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use herm_types::config::ProviderSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub engine: EngineConfig,
+    /// Providers by name; models are then named `{name}/{model}`.
+    pub providers: BTreeMap<String, ProviderSpec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    pub addr: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Holds the SQLite database, the master key file and the lock file.
+    pub data_dir: PathBuf,
+    /// Master key file; default `<data_dir>/master.key`. `HERM_MASTER_KEY` (64 hex) wins.
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    pub node_id: String,
+    pub lease_ttl_secs: u64,
+    pub scan_interval_ms: u64,
+    pub max_tokens: u32,
+    pub default_model: Option<String>,
+    pub default_max_steps: u32,
+    /// Longest silence inside a model stream before the call counts as stalled.
+    pub model_idle_timeout_secs: u64,
+    pub model_connect_timeout_secs: u64,
+    pub retry_max_attempts: u32,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig { addr: "127.0.0.1:8080".into() },
+            storage: StorageConfig { data_dir: "herm-data".into(), master_key_file: None },
+            engine: EngineConfig::default(),
+            providers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Config::default().server
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Config::default().storage
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            node_id: "local".into(),
+            lease_ttl_secs: 30,
+            scan_interval_ms: 2000,
+            max_tokens: 4096,
+            default_model: None,
+            default_max_steps: 100,
+            model_idle_timeout_secs: 120,
+            model_connect_timeout_secs: 10,
+            retry_max_attempts: 4,
+            retry_base_delay_ms: 500,
+            retry_max_delay_ms: 20_000,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(file: Option<&PathBuf>) -> anyhow::Result<Self> {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = file {
+            anyhow::ensure!(p.exists(), "config file {} does not exist", p.display());
+            f = f.merge(Toml::file(p));
+        }
+        // Only nested keys (`HERM_SERVER__ADDR`) belong to the tree; flat variables such as
+        // HERM_ADMIN_KEY or HERM_URL are read elsewhere.
+        let env = Env::prefixed("HERM_").filter(|k| k.as_str().contains("__")).split("__");
+        Ok(f.merge(env).extract()?)
+    }
+
+    pub fn engine_options(&self) -> herm_engine::EngineOptions {
+        use std::time::Duration;
+        let e = &self.engine;
+        herm_engine::EngineOptions {
+            node_id: e.node_id.clone(),
+            reclaim_own_leases: true,
+            lease_ttl: Duration::from_secs(e.lease_ttl_secs.max(1)),
+            scan_interval: Duration::from_millis(e.scan_interval_ms.max(50)),
+            retry: herm_llm::RetryPolicy {
+                max_attempts: e.retry_max_attempts.max(1),
+                base_delay: Duration::from_millis(e.retry_base_delay_ms),
+                max_delay: Duration::from_millis(e.retry_max_delay_ms),
+            },
+            http: herm_llm::HttpSettings {
+                connect_timeout: Duration::from_secs(e.model_connect_timeout_secs.max(1)),
+                idle_timeout: Duration::from_secs(e.model_idle_timeout_secs.max(1)),
+            },
+            max_tokens: e.max_tokens,
+            default_model: e.default_model.clone(),
+            default_max_steps: e.default_max_steps.max(1),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `herm serve`: open the data directory, the vault and the store, make sure an admin key
+//! exists, resume unfinished runs, and serve HTTP until SIGINT/SIGTERM.
+
+use crate::config::Config;
+use anyhow::Context;
+use herm_engine::providers::Providers;
+use herm_engine::{Engine, EngineOptions};
+use herm_server::AppState;
+use herm_server::auth::{generate_key, hash_key};
+use herm_store::bus::Bus;
+use herm_store::sqlite::SqliteStore;
+use herm_store::vault::{MasterKey, Vault};
+use herm_store::{ApiKeyRecord, Store};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything `serve` opened, for `serve` itself and for the benchmark.
+pub struct Opened {
+    pub engine: Engine,
+    pub vault: Arc<Vault>,
+    /// Held for the life of the process: the data directory is ours alone.
+    _lock: File,
+}
+
+pub fn open(cfg: &Config, opts: EngineOptions, providers: impl FnOnce(Providers) -> Providers) -> anyhow::Result<Opened> {
+    let dir = &cfg.storage.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let lock = File::create(dir.join("herm.lock"))?;
+    lock.try_lock().map_err(|_| anyhow::anyhow!("another herm process is using {}", dir.display()))?;
+    let key = match std::env::var("HERM_MASTER_KEY") {
+        Ok(hex) => MasterKey::from_hex(&hex).context("HERM_MASTER_KEY must be 64 hex characters")?,
+        Err(_) => {
+            let path = cfg.storage.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"));
+            MasterKey::load_or_create(&path).with_context(|| format!("cannot read or create the master key {}", path.display()))?
+        }
+    };
+    let vault = Arc::new(Vault::new(&key)?);
+    let bus = Bus::new();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?);
+    let p = providers(Providers::new(store.clone(), cfg.providers.clone(), opts.http.clone()));
+    let engine = Engine::new(store, bus, vault.clone(), p, opts);
+    Ok(Opened { engine, vault, _lock: lock })
+}
+
+/// Makes sure an admin key exists: `HERM_ADMIN_KEY` if given, else a new one printed once.
+async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
+    let keys = store.list_api_keys().await?;
+    let record = |key: &str| ApiKeyRecord {
+        id: herm_types::ApiKeyId::new(),
+        name: "admin".into(),
+        hash: hash_key(key),
+        scopes: vec!["admin".into()],
+        created_at: herm_types::now(),
+        revoked_at: None,
+    };
+    match std::env::var("HERM_ADMIN_KEY") {
+        Ok(k) => {
+            anyhow::ensure!(k.len() >= 16, "HERM_ADMIN_KEY must be at least 16 characters");
+            if !keys.iter().any(|r| r.hash == hash_key(&k)) {
+                store.insert_api_key(record(&k)).await?;
+            }
+        }
+        Err(_) if keys.is_empty() => {
+            let k = generate_key();
+            store.insert_api_key(record(&k)).await?;
+            // Printed once, on the terminal of the operator who started herm; never logged.
+            println!("admin API key (shown once, keep it safe): {k}");
+        }
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let opened = open(&cfg, cfg.engine_options(), |p| p)?;
+    bootstrap_admin(opened.engine.store().as_ref()).await?;
+    opened.engine.start().await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.server.addr))?;
+    let addr = listener.local_addr()?;
+    println!("herm listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %Path::new(&cfg.storage.data_dir).display(), "herm started");
+    let shutdown = CancellationToken::new();
+    let state = AppState { engine: opened.engine.clone(), vault: opened.vault.clone(), shutdown: shutdown.clone() };
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    herm_server::serve(listener, state).await?;
+    opened.engine.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
