@@ -1,1 +1,16 @@
-//! placeholder
+//! herm's test kit: a fake model server that speaks the Anthropic Messages and OpenAI Chat
+//! Completions wire formats exactly (streaming included) and counts what it receives, a
+//! counting HTTP connector for `http_tools`, and a harness that runs the real `herm` binary.
+//!
+//! Test code: `unwrap` and `expect` are fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod connector;
+mod fake_model;
+mod herm;
+mod sse;
+
+pub use connector::Connector;
+pub use fake_model::{Attempt, FakeModel, Reply, Wire};
+pub use herm::{Herm, HermOptions};
+pub use sse::{Frame, SseReader};

@@ -1,0 +1,107 @@
+//! Shared setup for the black-box tests: a fake model, a counting connector, and a real
+//! herm process with a provider, a secret and a deployment.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub use herm_testkit::*;
+pub use serde_json::{Value, json};
+pub use std::time::Duration;
+
+pub const TOKEN: &str = "canary-token-7f3a9c1e5b";
+pub const PROVIDER_KEY: &str = "canary-provider-key-2b8d4e6f";
+
+pub struct Env {
+    pub herm: Herm,
+    pub model: FakeModel,
+    pub connector: Connector,
+    pub dep: String,
+    pub thread: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// Fast settings for tests: short backoff and frequent scans.
+pub const CONFIG: &str = r#"
+[engine]
+retry_base_delay_ms = 20
+retry_max_delay_ms = 200
+scan_interval_ms = 200
+lease_ttl_secs = 10
+model_idle_timeout_secs = 30
+"#;
+
+pub async fn start_herm() -> (Herm, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = HermOptions::new(env!("CARGO_BIN_EXE_herm"), dir.path().join("data"));
+    o.config = Some(CONFIG.into());
+    (Herm::start(o).await, dir)
+}
+
+/// A deployment whose `http_tools` reach the connector: `lookup` (GET, repeat-safe) and
+/// `record` (POST, not repeat-safe). Both carry the secret in a header.
+pub async fn setup(script: Vec<Reply>, wire: Wire, extra: Value) -> Env {
+    let model = FakeModel::start(script).await;
+    let connector = Connector::start().await;
+    let (herm, dir) = start_herm().await;
+    let tok = herm.ok("POST", "/v1/secrets", &json!({"name": "API_TOKEN", "value": TOKEN}), 201).await;
+    let pk = herm.ok("POST", "/v1/secrets", &json!({"name": "PROVIDER_KEY", "value": PROVIDER_KEY}), 201).await;
+    let (kind, url) = match wire {
+        Wire::Anthropic => ("anthropic", model.anthropic_url()),
+        Wire::OpenAi => ("openai-compatible", model.openai_url()),
+    };
+    herm.ok(
+        "PUT",
+        "/v1/providers/fake",
+        &json!({"kind": kind, "base_url": url, "api_key_secret": pk["secret_id"], "models": {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}}}),
+        200,
+    )
+    .await;
+    let mut spec = json!({
+        "customer_id": "cust-1",
+        "name": "test agent",
+        "system_prompt": "You are a test agent.",
+        "model": "fake/m1",
+        "secrets": {"API_TOKEN": tok["secret_id"]},
+        "http_tools": [
+            {"name": "lookup", "description": "Look something up", "method": "GET", "repeat_safe": true,
+             "url": connector.url("/lookup?q={{input.q}}"),
+             "headers": {"Authorization": "Bearer {{secrets.API_TOKEN}}"},
+             "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}},
+            {"name": "record", "description": "Record an entry (has effects)", "method": "POST",
+             "url": connector.url("/record?n={{input.n}}&delay_ms={{input.delay_ms}}"),
+             "headers": {"Authorization": "Bearer {{secrets.API_TOKEN}}"},
+             "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}, "delay_ms": {"type": "integer"}}}}
+        ]
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    let d = herm.deploy(&spec).await;
+    Env {
+        dep: d["deployment_id"].as_str().unwrap().into(),
+        thread: d["thread_id"].as_str().unwrap().into(),
+        herm,
+        model,
+        connector,
+        dir,
+    }
+}
+
+impl Env {
+    pub async fn send(&self, content: &str) -> Value {
+        self.herm.ok("POST", &format!("/v1/deployments/{}/messages", self.dep), &json!({"content": content}), 202).await
+    }
+
+    pub async fn thread_stream(&self, last: Option<&str>) -> SseReader {
+        SseReader::connect(&format!("{}/v1/threads/{}/events/stream", self.herm.url, self.thread), &self.herm.admin_key, last).await
+    }
+
+    pub async fn deployment_stream(&self, last: Option<&str>) -> SseReader {
+        SseReader::connect(&format!("{}/v1/deployments/{}/events", self.herm.url, self.dep), &self.herm.admin_key, last).await
+    }
+}
+
+/// `record` tool call arguments.
+pub fn record(n: u64, delay_ms: u64) -> Value {
+    json!({"n": n, "delay_ms": delay_ms})
+}
