@@ -82,6 +82,24 @@ enum Flow {
     Stop,
 }
 
+/// What became of an append.
+enum Appended {
+    Written,
+    /// A condition failed (the run was stopped or the log moved on): fold again.
+    Refused,
+    /// The lease is gone: another worker owns the thread now.
+    LeaseLost,
+}
+
+impl From<Appended> for Flow {
+    fn from(a: Appended) -> Flow {
+        match a {
+            Appended::Written | Appended::Refused => Flow::Continue,
+            Appended::LeaseLost => Flow::Stop,
+        }
+    }
+}
+
 impl Driver<'_> {
     async fn drive(&mut self) -> Result<()> {
         let store = self.engine.store().clone();
@@ -123,7 +141,11 @@ impl Driver<'_> {
 
     /// Appends under the lease, conditioned on `run` still being the active run. A refused
     /// condition is not an error: the next fold sees why.
-    async fn append(&self, run: &RunId, events: Vec<NewEvent>, mut conditions: Vec<Condition>) -> Result<Flow> {
+    async fn append(&self, run: &RunId, events: Vec<NewEvent>, conditions: Vec<Condition>) -> Result<Flow> {
+        Ok(self.try_append(run, events, conditions).await?.into())
+    }
+
+    async fn try_append(&self, run: &RunId, events: Vec<NewEvent>, mut conditions: Vec<Condition>) -> Result<Appended> {
         conditions.push(Condition::ActiveRunIs(Some(run.clone())));
         let a = Append {
             thread_id: self.thread.clone(),
@@ -133,9 +155,9 @@ impl Driver<'_> {
             events,
         };
         match self.engine.store().append(a).await {
-            Ok(_) => Ok(Flow::Continue),
-            Err(herm_store::Error::Conflict(_)) => Ok(Flow::Continue),
-            Err(herm_store::Error::LeaseLost) => Ok(Flow::Stop),
+            Ok(_) => Ok(Appended::Written),
+            Err(herm_store::Error::Conflict(_)) => Ok(Appended::Refused),
+            Err(herm_store::Error::LeaseLost) => Ok(Appended::LeaseLost),
             Err(e) => Err(e.into()),
         }
     }
@@ -236,12 +258,13 @@ impl Driver<'_> {
         if !logged {
             let origin = tool.as_ref().map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into());
             let ev = EventKind::ToolCall { tool_use_id: c.tool_use_id.clone(), tool: c.tool.clone(), origin, arguments: c.arguments.clone() };
-            // Write-ahead: the call is durable before it is made.
-            if let Flow::Stop = self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await? {
-                return Ok(Flow::Stop);
+            // Write-ahead: the call is durable before it is made. Only a written record lets
+            // this worker make the call; from then on, a worker that finds the record without a
+            // result knows the call may have happened.
+            match self.try_append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await? {
+                Appended::Written => {}
+                other => return Ok(other.into()),
             }
-            // Re-fold before acting: the append may have been refused (run stopped).
-            return Ok(Flow::Continue);
         }
         let started = Instant::now();
         let out = tokio::select! {
