@@ -4,6 +4,7 @@
 
 pub use herm_testkit::*;
 pub use serde_json::{Value, json};
+#[allow(unused_imports)]
 pub use std::time::Duration;
 
 pub const TOKEN: &str = "canary-token-7f3a9c1e5b";

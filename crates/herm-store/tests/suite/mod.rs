@@ -1,0 +1,210 @@
+//! The store conformance suite, generic over `Arc<dyn Store>`: every implementation
+//! (SQLite now, PostgreSQL next) must pass it unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use herm_store::bus::Bus;
+use herm_store::*;
+use herm_types::config::DeploymentSpec;
+use herm_types::event::{LiveFrame, Role};
+use herm_types::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub bus: Bus,
+}
+
+pub async fn deployment(store: &dyn Store) -> DeploymentRecord {
+    let spec: DeploymentSpec = serde_json::from_value(serde_json::json!({"customer_id": "c", "name": "n", "system_prompt": "s"})).unwrap();
+    let d = DeploymentRecord {
+        id: DeploymentId::new(),
+        status: DeploymentStatus::Ready,
+        error: None,
+        spec,
+        default_thread_id: ThreadId::new(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    store.create_deployment(d.clone()).await.unwrap();
+    d
+}
+
+pub fn user(run: &RunId, text: &str) -> NewEvent {
+    NewEvent::new(Some(run.clone()), EventKind::Message { role: Role::User, content: text.into(), attachments: vec![] })
+}
+
+pub fn status(run: &RunId, s: RunStatus) -> NewEvent {
+    NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error: None, usage: None })
+}
+
+pub async fn start_run(store: &dyn Store, thread: &ThreadId) -> RunId {
+    let run = RunId::new();
+    let mut a = Append::new(thread.clone(), vec![user(&run, "hi"), status(&run, RunStatus::Running)]);
+    a.new_run = Some((run.clone(), RunStatus::Running));
+    store.append(a).await.unwrap();
+    run
+}
+
+pub async fn sequences_are_contiguous_and_published_in_commit_order(f: Fixture) {
+    let d = deployment(f.store.as_ref()).await;
+    let mut threads = vec![d.default_thread_id.clone()];
+    for _ in 0..3 {
+        let t = ThreadId::new();
+        f.store.create_thread(NewThread { id: t.clone(), deployment_id: d.id.clone(), title: None }).await.unwrap();
+        threads.push(t);
+    }
+    let mut sub = f.bus.subscribe(&d.id);
+    let mut tasks = Vec::new();
+    for i in 0..200usize {
+        let (s, t) = (f.store.clone(), threads[i % 4].clone());
+        tasks.push(tokio::spawn(async move {
+            let ev = || NewEvent::new(None, EventKind::Steer { message: format!("m{i}") });
+            s.append(Append::new(t, vec![ev(), ev()])).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // The bus saw every event once, in deployment-sequence order with no gap.
+    let mut seen = Vec::new();
+    while seen.len() < 400 {
+        match tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.unwrap().unwrap() {
+            LiveFrame::Committed(e) => seen.push(e.deployment_sequence.0),
+            LiveFrame::Ephemeral(_) => {}
+        }
+    }
+    assert_eq!(seen, (1..=400).collect::<Vec<i64>>());
+    // Each thread's log is contiguous from 1; the deployment's is too.
+    for t in &threads {
+        let log = f.store.thread_events(t, 0, 1000).await.unwrap();
+        assert_eq!(log.iter().map(|e| e.sequence.0).collect::<Vec<_>>(), (1..=100).collect::<Vec<i64>>());
+    }
+    let all = f.store.deployment_events(&d.id, 0, 1000, &EventFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 400);
+    let page = f.store.deployment_events(&d.id, 390, 5, &EventFilter::default()).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.deployment_sequence.0).collect::<Vec<_>>(), vec![391, 392, 393, 394, 395]);
+    let only = f.store.deployment_events(&d.id, 0, 1000, &EventFilter { thread_id: Some(threads[1].clone()), run_id: None }).await.unwrap();
+    assert_eq!(only.len(), 100);
+}
+
+pub async fn conditions_refuse_atomically(f: Fixture) {
+    let d = deployment(f.store.as_ref()).await;
+    let t = d.default_thread_id.clone();
+    let run = start_run(f.store.as_ref(), &t).await;
+    // Another run may not start while one is active.
+    let other = RunId::new();
+    let mut a = Append::new(t.clone(), vec![user(&other, "x"), status(&other, RunStatus::Running)]);
+    a.new_run = Some((other.clone(), RunStatus::Running));
+    a.conditions.push(Condition::ActiveRunIs(None));
+    assert!(matches!(f.store.append(a).await, Err(Error::Conflict(_))));
+    assert!(f.store.get_run(&other).await.unwrap().is_none(), "a refused append creates nothing");
+    assert_eq!(f.store.thread_events(&t, 0, 100).await.unwrap().len(), 2);
+    let mut a = Append::new(t.clone(), vec![user(&run, "y")]);
+    a.conditions.push(Condition::LastSequenceIs(1));
+    assert!(matches!(f.store.append(a).await, Err(Error::Conflict(_))));
+    let mut a = Append::new(t.clone(), vec![user(&run, "y")]);
+    a.conditions = vec![Condition::LastSequenceIs(2), Condition::ActiveRunIs(Some(run.clone()))];
+    f.store.append(a).await.unwrap();
+    // Ephemeral kinds are never written.
+    let a = Append::new(t.clone(), vec![NewEvent::new(None, EventKind::Token { delta: "x".into() })]);
+    assert!(f.store.append(a).await.is_err());
+    // Unknown thread.
+    assert!(matches!(f.store.append(Append::new(ThreadId::new(), vec![user(&run, "z")])).await, Err(Error::NotFound)));
+}
+
+pub async fn projections_follow_the_log(f: Fixture) {
+    let d = deployment(f.store.as_ref()).await;
+    let t = d.default_thread_id.clone();
+    let run = start_run(f.store.as_ref(), &t).await;
+    let th = f.store.get_thread(&t).await.unwrap().unwrap();
+    assert_eq!((th.status, th.message_count, th.last_sequence), (ThreadStatus::Running, 1, 2));
+    let mc = || {
+        NewEvent::new(
+            Some(run.clone()),
+            EventKind::ModelCall { model: "p/m".into(), input_tokens: 10, output_tokens: 4, cost_usd: 0.25, duration_ms: 1, tool_calls: vec![], stop_reason: None },
+        )
+    };
+    f.store.append(Append::new(t.clone(), vec![mc(), mc()])).await.unwrap();
+    assert_eq!(f.store.active_run(&t).await.unwrap().unwrap().id, run);
+    f.store.append(Append::new(t.clone(), vec![status(&run, RunStatus::Completed)])).await.unwrap();
+    let r = f.store.get_run(&run).await.unwrap().unwrap();
+    assert_eq!((r.status, r.steps, r.usage.input_tokens, r.usage.output_tokens), (RunStatus::Completed, 2, 20, 8));
+    assert!((r.usage.cost_usd - 0.5).abs() < 1e-12);
+    assert!(r.ended_at.is_some());
+    assert!(f.store.active_run(&t).await.unwrap().is_none());
+    assert_eq!(f.store.get_thread(&t).await.unwrap().unwrap().status, ThreadStatus::Idle);
+}
+
+pub async fn leases_fence_stale_writers(f: Fixture) {
+    let d = deployment(f.store.as_ref()).await;
+    let t = d.default_thread_id.clone();
+    let run = start_run(f.store.as_ref(), &t).await;
+    assert_eq!(f.store.runnable_threads(10).await.unwrap(), vec![t.clone()]);
+    let a = f.store.acquire_lease(&t, "node-a:1", 60_000).await.unwrap().unwrap();
+    assert!(f.store.runnable_threads(10).await.unwrap().is_empty(), "a leased thread is not runnable");
+    assert!(f.store.acquire_lease(&t, "node-b:1", 60_000).await.unwrap().is_none());
+    let mut ap = Append::new(t.clone(), vec![user(&run, "from a")]);
+    ap.lease = Some(a.clone());
+    f.store.append(ap).await.unwrap();
+    assert!(f.store.renew_lease(&a, 60_000).await.unwrap());
+    // A node restart frees its own leases; a new holder fences the old epoch out.
+    assert_eq!(f.store.release_leases_with_prefix("node-a:").await.unwrap(), 1);
+    let b = f.store.acquire_lease(&t, "node-b:1", 60_000).await.unwrap().unwrap();
+    assert!(b.epoch > a.epoch);
+    let mut stale = Append::new(t.clone(), vec![user(&run, "stale")]);
+    stale.lease = Some(a.clone());
+    assert!(matches!(f.store.append(stale).await, Err(Error::LeaseLost)));
+    assert!(!f.store.renew_lease(&a, 60_000).await.unwrap());
+    f.store.release_lease(&b).await.unwrap();
+    // Expiry: a short lease lapses and another owner takes over.
+    let c = f.store.acquire_lease(&t, "node-c:1", 30).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(f.store.runnable_threads(10).await.unwrap(), vec![t.clone()]);
+    let e = f.store.acquire_lease(&t, "node-e:1", 60_000).await.unwrap().unwrap();
+    assert!(e.epoch > c.epoch);
+    let mut late = Append::new(t.clone(), vec![user(&run, "late")]);
+    late.lease = Some(c);
+    assert!(matches!(f.store.append(late).await, Err(Error::LeaseLost)));
+}
+
+pub async fn idempotency_keys(f: Fixture) {
+    assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp1").await.unwrap(), IdemBegin::Fresh);
+    assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp1").await.unwrap(), IdemBegin::InProgress);
+    f.store.idempotency_finish("k1:r", "a", 201, b"{}").await.unwrap();
+    assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp1").await.unwrap(), IdemBegin::Replay { status: 201, body: b"{}".to_vec() });
+    assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp2").await.unwrap(), IdemBegin::Mismatch);
+    assert_eq!(f.store.idempotency_begin("k2:r", "a", "fp2").await.unwrap(), IdemBegin::Fresh, "keys are scoped");
+    f.store.idempotency_abort("k2:r", "a").await.unwrap();
+    assert_eq!(f.store.idempotency_begin("k2:r", "a", "fp3").await.unwrap(), IdemBegin::Fresh);
+}
+
+pub async fn deleting_a_deployment_stops_its_runs(f: Fixture) {
+    let d = deployment(f.store.as_ref()).await;
+    let t = d.default_thread_id.clone();
+    let run = start_run(f.store.as_ref(), &t).await;
+    f.store.set_deployment_status(&d.id, DeploymentStatus::Deleted, None).await.unwrap();
+    assert!(f.store.get_deployment(&d.id).await.unwrap().is_none());
+    assert_eq!(f.store.get_run(&run).await.unwrap().unwrap().status, RunStatus::Interrupted);
+    assert!(f.store.runnable_threads(10).await.unwrap().is_empty());
+    assert!(matches!(f.store.append(Append::new(t, vec![user(&run, "x")])).await, Err(Error::NotFound)));
+}
+
+pub async fn secrets_keys_and_providers(f: Fixture) {
+    let s = SecretRecord { id: SecretId::new(), name: "A".into(), description: None, nonce: vec![1; 24], ciphertext: vec![2; 40], created_at: now() };
+    f.store.insert_secret(s.clone()).await.unwrap();
+    assert_eq!(f.store.get_secret(&s.id).await.unwrap().unwrap().ciphertext, vec![2; 40]);
+    assert!(f.store.delete_secret(&s.id).await.unwrap());
+    assert!(f.store.get_secret(&s.id).await.unwrap().is_none());
+    assert!(!f.store.delete_secret(&s.id).await.unwrap());
+    let k = ApiKeyRecord { id: ApiKeyId::new(), name: "k".into(), hash: "h1".into(), scopes: vec!["admin".into()], created_at: now(), revoked_at: None };
+    f.store.insert_api_key(k.clone()).await.unwrap();
+    assert!(f.store.api_key_by_hash("h1").await.unwrap().unwrap().revoked_at.is_none());
+    assert!(f.store.revoke_api_key(&k.id).await.unwrap());
+    assert!(f.store.api_key_by_hash("h1").await.unwrap().unwrap().revoked_at.is_some());
+    let p: herm_types::config::ProviderSpec = serde_json::from_value(serde_json::json!({"kind": "anthropic"})).unwrap();
+    f.store.put_provider("a", &p).await.unwrap();
+    f.store.put_provider("a", &p).await.unwrap();
+    assert_eq!(f.store.list_providers().await.unwrap().len(), 1);
+    assert!(f.store.delete_provider("a").await.unwrap());
+}
