@@ -38,7 +38,11 @@ impl Builder {
         }
         for c in std::mem::take(&mut self.open) {
             if !self.results.iter().any(|r| r.tool_use_id == c.tool_use_id) {
-                self.results.push(ToolResultMsg { tool_use_id: c.tool_use_id, content: NO_RESULT.into(), is_error: true });
+                self.results.push(ToolResultMsg {
+                    tool_use_id: c.tool_use_id,
+                    content: NO_RESULT.into(),
+                    is_error: true,
+                });
             }
         }
         self.out.push(Message::ToolResults(std::mem::take(&mut self.results)));
@@ -80,12 +84,16 @@ pub fn build(log: &[Event], run: &RunId) -> Vec<Message> {
                 }
                 b.open = tool_calls.clone();
             }
-            EventKind::ToolResult { tool_use_id, result, is_error, .. } => {
-                if b.open.iter().any(|c| &c.tool_use_id == tool_use_id) {
-                    b.results.push(ToolResultMsg { tool_use_id: tool_use_id.clone(), content: result.clone(), is_error: *is_error });
-                    if b.results.len() == b.open.len() {
-                        b.flush();
-                    }
+            EventKind::ToolResult { tool_use_id, result, is_error, .. }
+                if b.open.iter().any(|c| &c.tool_use_id == tool_use_id) =>
+            {
+                b.results.push(ToolResultMsg {
+                    tool_use_id: tool_use_id.clone(),
+                    content: result.clone(),
+                    is_error: *is_error,
+                });
+                if b.results.len() == b.open.len() {
+                    b.flush();
                 }
             }
             EventKind::RunStatus { status, .. } if status.is_terminal() => b.flush(),
@@ -125,12 +133,47 @@ mod tests {
             ev(1, &a, EventKind::Message { role: Role::User, content: "first".into(), attachments: vec![] }),
             ev(2, &a, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }),
             ev(3, &a, EventKind::AgentMessage { content: "calling".into() }),
-            ev(4, &a, EventKind::ModelCall { model: "m".into(), input_tokens: 0, output_tokens: 0, cost_usd: 0.0, duration_ms: 0, tool_calls: vec![call.clone()], stop_reason: None }),
+            ev(
+                4,
+                &a,
+                EventKind::ModelCall {
+                    model: "m".into(),
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost_usd: 0.0,
+                    duration_ms: 0,
+                    tool_calls: vec![call.clone()],
+                    stop_reason: None,
+                },
+            ),
             ev(5, &b, EventKind::Message { role: Role::User, content: "queued".into(), attachments: vec![] }),
             ev(6, &b, EventKind::RunStatus { status: RunStatus::Queued, error: None, usage: None }),
             ev(7, &a, EventKind::Message { role: Role::User, content: "steered".into(), attachments: vec![] }),
-            ev(8, &a, EventKind::ToolResult { tool_use_id: "t1".into(), tool: "x".into(), result: "r".into(), is_error: false, duration_ms: 1, outcome: ToolOutcome::Ok }),
-            ev(9, &a, EventKind::ModelCall { model: "m".into(), input_tokens: 0, output_tokens: 0, cost_usd: 0.0, duration_ms: 0, tool_calls: vec![], stop_reason: None }),
+            ev(
+                8,
+                &a,
+                EventKind::ToolResult {
+                    tool_use_id: "t1".into(),
+                    tool: "x".into(),
+                    result: "r".into(),
+                    is_error: false,
+                    duration_ms: 1,
+                    outcome: ToolOutcome::Ok,
+                },
+            ),
+            ev(
+                9,
+                &a,
+                EventKind::ModelCall {
+                    model: "m".into(),
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost_usd: 0.0,
+                    duration_ms: 0,
+                    tool_calls: vec![],
+                    stop_reason: None,
+                },
+            ),
             ev(10, &a, EventKind::AgentMessage { content: "done".into() }),
         ];
         let h = build(&log, &a);
@@ -141,7 +184,19 @@ mod tests {
         assert_eq!(h.len(), 4, "queued message must not appear before its run starts: {h:?}");
 
         let mut log2 = log.clone();
-        log2.push(ev(11, &a, EventKind::ModelCall { model: "m".into(), input_tokens: 0, output_tokens: 0, cost_usd: 0.0, duration_ms: 0, tool_calls: vec![], stop_reason: None }));
+        log2.push(ev(
+            11,
+            &a,
+            EventKind::ModelCall {
+                model: "m".into(),
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_usd: 0.0,
+                duration_ms: 0,
+                tool_calls: vec![],
+                stop_reason: None,
+            },
+        ));
         log2.push(ev(12, &a, EventKind::RunStatus { status: RunStatus::Completed, error: None, usage: None }));
         log2.push(ev(13, &b, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }));
         let h2 = build(&log2, &b);
@@ -154,7 +209,19 @@ mod tests {
         let call = RequestedToolCall { tool_use_id: "t1".into(), tool: "x".into(), arguments: json!({}) };
         let log = vec![
             ev(1, &a, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }),
-            ev(2, &a, EventKind::ModelCall { model: "m".into(), input_tokens: 0, output_tokens: 0, cost_usd: 0.0, duration_ms: 0, tool_calls: vec![call], stop_reason: None }),
+            ev(
+                2,
+                &a,
+                EventKind::ModelCall {
+                    model: "m".into(),
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost_usd: 0.0,
+                    duration_ms: 0,
+                    tool_calls: vec![call],
+                    stop_reason: None,
+                },
+            ),
             ev(3, &a, EventKind::RunStatus { status: RunStatus::Interrupted, error: None, usage: None }),
         ];
         let h = build(&log, &RunId::new());

@@ -67,10 +67,9 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
         _ => return Next::Idle,
     }
     let call_model = |steps: u32| match limits.max_steps {
-        Some(max) if steps >= max => Next::Fail {
-            code: "max_steps_exceeded",
-            message: format!("the run reached its limit of {max} steps"),
-        },
+        Some(max) if steps >= max => {
+            Next::Fail { code: "max_steps_exceeded", message: format!("the run reached its limit of {max} steps") }
+        }
         _ => Next::CallModel,
     };
     let Some(calls) = requested else { return call_model(steps) };
@@ -84,11 +83,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
             Next::RunTool(c.clone())
         };
     }
-    if !calls.is_empty() || input_since_model {
-        call_model(steps)
-    } else {
-        Next::Complete
-    }
+    if !calls.is_empty() || input_since_model { call_model(steps) } else { Next::Complete }
 }
 
 /// Sums the usage of a run's model calls.
@@ -113,7 +108,6 @@ pub(crate) fn run_starts(log: &[Event]) -> HashMap<&RunId, i64> {
     }
     m
 }
-
 
 /// The thread's active run: the earliest run (in log order) whose status is not terminal.
 pub fn active_run(log: &[Event]) -> Option<RunId> {

@@ -29,9 +29,14 @@ impl Engine {
         for _ in 0..8 {
             let active = store.active_run(thread).await?;
             let msg = |run: &RunId| {
-                NewEvent::new(Some(run.clone()), EventKind::Message { role: Role::User, content: content.clone(), attachments: attachments.clone() })
+                NewEvent::new(
+                    Some(run.clone()),
+                    EventKind::Message { role: Role::User, content: content.clone(), attachments: attachments.clone() },
+                )
             };
-            let status_event = |run: &RunId, s: RunStatus| NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error: None, usage: None });
+            let status_event = |run: &RunId, s: RunStatus| {
+                NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error: None, usage: None })
+            };
             let (append, out) = match (&active, policy) {
                 (None, _) => {
                     let run = RunId::new();
@@ -58,7 +63,10 @@ impl Engine {
                     // run is no longer active), and the new one starts at once.
                     let run = RunId::new();
                     let events = vec![
-                        NewEvent::new(Some(r.id.clone()), EventKind::Interrupt { message: Some("superseded by a new message".into()) }),
+                        NewEvent::new(
+                            Some(r.id.clone()),
+                            EventKind::Interrupt { message: Some("superseded by a new message".into()) },
+                        ),
                         status_event(&r.id, RunStatus::Interrupted),
                         msg(&run),
                         status_event(&run, RunStatus::Running),

@@ -172,7 +172,9 @@ impl Driver<'_> {
     async fn call_model(&self, run: &RunId, dep: &DeploymentRecord) -> Result<Flow> {
         let engine = self.engine;
         let Some(model) = dep.spec.model.clone().or_else(|| engine.options().default_model.clone()) else {
-            return self.fail(run, "model_not_configured", "the deployment names no model and no default is configured".into()).await;
+            return self
+                .fail(run, "model_not_configured", "the deployment names no model and no default is configured".into())
+                .await;
         };
         let resolved = match engine.providers().resolve(&model).await {
             Ok(r) => r,
@@ -187,7 +189,11 @@ impl Driver<'_> {
                 };
                 match value {
                     Some(v) => Some(v),
-                    None => return self.fail(run, "invalid_secret_ref", "the provider's API key secret does not exist".into()).await,
+                    None => {
+                        return self
+                            .fail(run, "invalid_secret_ref", "the provider's API key secret does not exist".into())
+                            .await;
+                    }
                 }
             }
             (None, Some(var)) => std::env::var(var).ok().map(herm_store::vault::SecretValue::new),
@@ -200,7 +206,11 @@ impl Driver<'_> {
             messages: crate::history::build(&self.log, run),
             tools: tools
                 .visible()
-                .map(|t| ToolSpec { name: t.name.clone(), description: t.description.clone(), input_schema: t.input_schema.clone() })
+                .map(|t| ToolSpec {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    input_schema: t.input_schema.clone(),
+                })
                 .collect(),
             max_tokens: engine.options().max_tokens,
         };
@@ -216,7 +226,8 @@ impl Driver<'_> {
             };
             bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
         };
-        let mut on_retry = |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "model call failed; retrying");
+        let mut on_retry =
+            |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "model call failed; retrying");
         let started = Instant::now();
         let key = api_key.as_ref().map(|k| k.expose());
         let res = tokio::select! {
@@ -229,12 +240,19 @@ impl Driver<'_> {
         };
         let mut events = Vec::with_capacity(2);
         if !resp.text.is_empty() {
-            events.push(NewEvent::new(Some(run.clone()), EventKind::AgentMessage { content: redactor.redact(&resp.text) }));
+            events.push(NewEvent::new(
+                Some(run.clone()),
+                EventKind::AgentMessage { content: redactor.redact(&resp.text) },
+            ));
         }
         let tool_calls = resp
             .tool_calls
             .iter()
-            .map(|c| RequestedToolCall { tool_use_id: c.tool_use_id.clone(), tool: c.tool.clone(), arguments: redactor.redact_json(&c.arguments) })
+            .map(|c| RequestedToolCall {
+                tool_use_id: c.tool_use_id.clone(),
+                tool: c.tool.clone(),
+                arguments: redactor.redact_json(&c.arguments),
+            })
             .collect();
         events.push(NewEvent::new(
             Some(run.clone()),
@@ -257,7 +275,12 @@ impl Driver<'_> {
         let tool = tools.get(&c.tool).cloned();
         if !logged {
             let origin = tool.as_ref().map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into());
-            let ev = EventKind::ToolCall { tool_use_id: c.tool_use_id.clone(), tool: c.tool.clone(), origin, arguments: c.arguments.clone() };
+            let ev = EventKind::ToolCall {
+                tool_use_id: c.tool_use_id.clone(),
+                tool: c.tool.clone(),
+                origin,
+                arguments: c.arguments.clone(),
+            };
             // Write-ahead: the call is durable before it is made. Only a written record lets
             // this worker make the call; from then on, a worker that finds the record without a
             // result knows the call may have happened.

@@ -132,7 +132,11 @@ impl Folder {
             "content_block_stop" => {
                 let idx = v["index"].as_u64().unwrap_or(0);
                 if let Some((id, name, args)) = self.blocks.remove(&idx) {
-                    self.resp.tool_calls.push(RequestedToolCall { tool_use_id: id, tool: name, arguments: parse_arguments(&args)? });
+                    self.resp.tool_calls.push(RequestedToolCall {
+                        tool_use_id: id,
+                        tool: name,
+                        arguments: parse_arguments(&args)?,
+                    });
                 }
             }
             "message_delta" => {
@@ -150,7 +154,10 @@ impl Folder {
                     Some("rate_limit_error") => ErrorKind::RateLimited,
                     _ => ErrorKind::BadResponse,
                 };
-                return Err(Error::new(kind, format!("provider stream error: {}", v["error"]["message"].as_str().unwrap_or("unknown"))));
+                return Err(Error::new(
+                    kind,
+                    format!("provider stream error: {}", v["error"]["message"].as_str().unwrap_or("unknown")),
+                ));
             }
             _ => {}
         }
@@ -167,7 +174,12 @@ impl Folder {
 
 #[async_trait]
 impl ModelClient for Anthropic {
-    async fn stream(&self, req: &ModelRequest, api_key: Option<&str>, on_delta: &mut DeltaSink<'_>) -> Result<ModelResponse, Error> {
+    async fn stream(
+        &self,
+        req: &ModelRequest,
+        api_key: Option<&str>,
+        on_delta: &mut DeltaSink<'_>,
+    ) -> Result<ModelResponse, Error> {
         let mut headers = vec![("anthropic-version", "2023-06-01".to_owned())];
         if let Some(k) = api_key {
             headers.push(("x-api-key", k.to_owned()));
@@ -194,16 +206,37 @@ mod tests {
     fn folds_text_and_fragmented_tool_calls() {
         let events = [
             ("message_start", r#"{"type":"message_start","message":{"usage":{"input_tokens":12,"output_tokens":1}}}"#),
-            ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#,
+            ),
             ("ping", "{}"),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}"#),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}"#,
+            ),
             ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-            ("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"tu_1","name":"get","input":{}}}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"q\": \"a"}}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"b\"}"}}"#),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"tu_1","name":"get","input":{}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"q\": \"a"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"b\"}"}}"#,
+            ),
             ("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
-            ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":30}}"#),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":30}}"#,
+            ),
             ("message_stop", r#"{"type":"message_stop"}"#),
         ];
         let mut f = Folder::default();
@@ -234,8 +267,19 @@ mod tests {
             system: "sys".into(),
             messages: vec![
                 Message::User("hi".into()),
-                Message::Assistant { text: String::new(), tool_calls: vec![RequestedToolCall { tool_use_id: "t".into(), tool: "x".into(), arguments: json!({}) }] },
-                Message::ToolResults(vec![ToolResultMsg { tool_use_id: "t".into(), content: "ok".into(), is_error: false }]),
+                Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![RequestedToolCall {
+                        tool_use_id: "t".into(),
+                        tool: "x".into(),
+                        arguments: json!({}),
+                    }],
+                },
+                Message::ToolResults(vec![ToolResultMsg {
+                    tool_use_id: "t".into(),
+                    content: "ok".into(),
+                    is_error: false,
+                }]),
                 Message::User("more".into()),
             ],
             tools: vec![],

@@ -102,7 +102,14 @@ impl Error {
 
     /// Rate limits, server errors, timeouts and dropped connections are worth retrying.
     pub fn retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Timeout | ErrorKind::Network | ErrorKind::BadResponse)
+        matches!(
+            self.kind,
+            ErrorKind::RateLimited
+                | ErrorKind::Server
+                | ErrorKind::Timeout
+                | ErrorKind::Network
+                | ErrorKind::BadResponse
+        )
     }
 
     /// The stable code surfaced in `run_status.error.code`.

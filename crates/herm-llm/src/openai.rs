@@ -31,7 +31,8 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
         match m {
             Message::User(t) => messages.push(json!({"role": "user", "content": t})),
             Message::Assistant { text, tool_calls } => {
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+                let mut msg =
+                    json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
                 if !tool_calls.is_empty() {
                     msg["tool_calls"] = tool_calls
                         .iter()
@@ -81,7 +82,10 @@ impl Folder {
         let v: Value = serde_json::from_str(data)
             .map_err(|e| Error::new(ErrorKind::BadResponse, format!("bad stream chunk: {e}")))?;
         if let Some(err) = v.get("error") {
-            return Err(Error::new(ErrorKind::Server, format!("provider stream error: {}", err["message"].as_str().unwrap_or("unknown"))));
+            return Err(Error::new(
+                ErrorKind::Server,
+                format!("provider stream error: {}", err["message"].as_str().unwrap_or("unknown")),
+            ));
         }
         if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
             self.resp.usage.input_tokens = u["prompt_tokens"].as_u64().unwrap_or(0);
@@ -121,7 +125,11 @@ impl Folder {
             return Err(Error::new(ErrorKind::BadResponse, "model stream ended before finish"));
         }
         for (_, (id, name, args)) in std::mem::take(&mut self.calls) {
-            self.resp.tool_calls.push(RequestedToolCall { tool_use_id: id, tool: name, arguments: parse_arguments(&args)? });
+            self.resp.tool_calls.push(RequestedToolCall {
+                tool_use_id: id,
+                tool: name,
+                arguments: parse_arguments(&args)?,
+            });
         }
         Ok(self.resp)
     }
@@ -129,7 +137,12 @@ impl Folder {
 
 #[async_trait]
 impl ModelClient for OpenAi {
-    async fn stream(&self, req: &ModelRequest, api_key: Option<&str>, on_delta: &mut DeltaSink<'_>) -> Result<ModelResponse, Error> {
+    async fn stream(
+        &self,
+        req: &ModelRequest,
+        api_key: Option<&str>,
+        on_delta: &mut DeltaSink<'_>,
+    ) -> Result<ModelResponse, Error> {
         let mut headers = Vec::new();
         if let Some(k) = api_key {
             headers.push(("authorization", format!("Bearer {k}")));

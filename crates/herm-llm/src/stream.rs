@@ -35,18 +35,12 @@ pub(crate) async fn post_sse(
             Err(_) => Some((Err(Error::new(ErrorKind::Timeout, "model stream stalled")), events)),
             Ok(None) => None,
             Ok(Some(Ok(ev))) => Some((Ok(ev), events)),
-            Ok(Some(Err(e))) => Some((
-                Err(Error::new(ErrorKind::Network, format!("model stream broke: {e}"))),
-                events,
-            )),
+            Ok(Some(Err(e))) => Some((Err(Error::new(ErrorKind::Network, format!("model stream broke: {e}"))), events)),
         }
     });
     Ok(Box::pin(s))
 }
 
 pub(crate) fn http_client(settings: &HttpSettings) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(settings.connect_timeout)
-        .build()
-        .unwrap_or_default()
+    reqwest::Client::builder().connect_timeout(settings.connect_timeout).build().unwrap_or_default()
 }

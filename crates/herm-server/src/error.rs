@@ -42,7 +42,8 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
     pub fn secret_ref(errors: Vec<FieldError>) -> Self {
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_secret_ref", "a secret reference does not resolve");
+        let mut e =
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_secret_ref", "a secret reference does not resolve");
         e.errors = errors;
         e
     }
@@ -87,9 +88,19 @@ impl From<herm_engine::Error> for ApiError {
         match e {
             E::Store(s) => s.into(),
             E::NotFound => Self::not_found("resource"),
-            E::NotReady => Self::new(StatusCode::CONFLICT, "deployment_not_ready", "the deployment is still provisioning"),
-            E::ThreadBusy => Self::new(StatusCode::CONFLICT, "thread_busy", "a run is active on this thread and the deployment's busy_policy is `reject`"),
-            E::Contended => Self::new(StatusCode::CONFLICT, "conflict", "the thread changed repeatedly while accepting the message; retry"),
+            E::NotReady => {
+                Self::new(StatusCode::CONFLICT, "deployment_not_ready", "the deployment is still provisioning")
+            }
+            E::ThreadBusy => Self::new(
+                StatusCode::CONFLICT,
+                "thread_busy",
+                "a run is active on this thread and the deployment's busy_policy is `reject`",
+            ),
+            E::Contended => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the thread changed repeatedly while accepting the message; retry",
+            ),
             E::ModelNotConfigured(m) => Self::validation(m),
         }
     }

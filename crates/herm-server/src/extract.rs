@@ -23,7 +23,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         // The body is parsed as JSON whatever its declared type: `curl -d` sends a form type
         // by default, and a clear JSON error beats a 415 for that.
         let raw = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await.map_err(|_| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {MAX_JSON_BODY} bytes"))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {MAX_JSON_BODY} bytes"),
+            )
         })?;
         let value = parse_json(&raw)?;
         Ok(Self { value, raw })

@@ -1,30 +1,43 @@
 //! `Idempotency-Key` for POSTs that create: the first response is stored and replayed for a
 //! repeat with the same body; a different body under the same key is a 409.
 
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::AppState;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herm_store::IdemBegin;
 use sha2::{Digest, Sha256};
 
-pub async fn idempotent<F>(state: &AppState, caller: &Caller, headers: &HeaderMap, route: &str, raw: &[u8], f: F) -> Response
+pub async fn idempotent<F>(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    route: &str,
+    raw: &[u8],
+    f: F,
+) -> Response
 where
     F: Future<Output = ApiResult<(StatusCode, serde_json::Value)>>,
 {
     let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
         None => return into(f.await),
         Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
-        Some(_) => return ApiError::validation("`Idempotency-Key` must be 1-255 visible ASCII characters").into_response(),
+        Some(_) => {
+            return ApiError::validation("`Idempotency-Key` must be 1-255 visible ASCII characters").into_response();
+        }
     };
     let scope = format!("{}:{route}", caller.key_id);
     let fp = hex::encode(Sha256::digest(raw));
     let store = state.engine.store();
     match store.idempotency_begin(&scope, &key, &fp).await {
         Err(e) => ApiError::from(e).into_response(),
-        Ok(IdemBegin::Mismatch) => ApiError::conflict("this Idempotency-Key was used with a different request body").into_response(),
-        Ok(IdemBegin::InProgress) => ApiError::conflict("a request with this Idempotency-Key is still in progress").into_response(),
+        Ok(IdemBegin::Mismatch) => {
+            ApiError::conflict("this Idempotency-Key was used with a different request body").into_response()
+        }
+        Ok(IdemBegin::InProgress) => {
+            ApiError::conflict("a request with this Idempotency-Key is still in progress").into_response()
+        }
         Ok(IdemBegin::Replay { status, body }) => {
             let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

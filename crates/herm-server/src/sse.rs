@@ -41,7 +41,12 @@ impl Scope {
     }
 }
 
-pub fn stream(state: AppState, dep: DeploymentId, scope: Scope, after: i64) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub fn stream(
+    state: AppState,
+    dep: DeploymentId,
+    scope: Scope,
+    after: i64,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let (tx, rx) = mpsc::channel::<SseEvent>(256);
     tokio::spawn(pump(state, dep, scope, after, tx));
     let s = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -58,7 +63,13 @@ fn frame(scope: &Scope, e: &Event) -> SseEvent {
 }
 
 /// Replays from `cursor` until caught up; returns the new cursor, or None if the client left.
-async fn replay(state: &AppState, dep: &DeploymentId, scope: &Scope, mut cursor: i64, tx: &mpsc::Sender<SseEvent>) -> Option<i64> {
+async fn replay(
+    state: &AppState,
+    dep: &DeploymentId,
+    scope: &Scope,
+    mut cursor: i64,
+    tx: &mpsc::Sender<SseEvent>,
+) -> Option<i64> {
     let store = state.engine.store();
     loop {
         let page = match scope {

@@ -26,19 +26,17 @@ impl Bus {
     /// Subscribes to every frame of a deployment.
     pub fn subscribe(&self, dep: &DeploymentId) -> broadcast::Receiver<LiveFrame> {
         let mut map = self.channels.lock();
-        map.entry(dep.clone())
-            .or_insert_with(|| broadcast::channel(CAPACITY).0)
-            .subscribe()
+        map.entry(dep.clone()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
 
     /// Publishes a frame; frames for a deployment nobody watches are dropped at once.
     pub fn publish(&self, dep: &DeploymentId, frame: LiveFrame) {
         let mut map = self.channels.lock();
-        if let Some(tx) = map.get(dep) {
-            if tx.send(frame).is_err() {
-                // No receivers left: forget the channel so idle deployments cost nothing.
-                map.remove(dep);
-            }
+        // No receivers left: forget the channel so idle deployments cost nothing.
+        if let Some(tx) = map.get(dep)
+            && tx.send(frame).is_err()
+        {
+            map.remove(dep);
         }
     }
 }

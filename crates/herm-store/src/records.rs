@@ -124,13 +124,7 @@ pub struct Append {
 
 impl Append {
     pub fn new(thread_id: ThreadId, events: Vec<NewEvent>) -> Self {
-        Self {
-            thread_id,
-            lease: None,
-            conditions: Vec::new(),
-            new_run: None,
-            events,
-        }
+        Self { thread_id, lease: None, conditions: Vec::new(), new_run: None, events }
     }
 }
 

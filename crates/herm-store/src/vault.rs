@@ -99,10 +99,7 @@ impl Vault {
         rand::rng().fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload { msg: value.as_bytes(), aad: id.as_str().as_bytes() },
-            )
+            .encrypt(&XNonce::from(nonce), Payload { msg: value.as_bytes(), aad: id.as_str().as_bytes() })
             .map_err(|_| Error::Crypto)?;
         Ok((nonce.to_vec(), ct))
     }

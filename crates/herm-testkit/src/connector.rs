@@ -34,7 +34,11 @@ pub struct Connector {
 
 impl Connector {
     pub async fn start() -> Self {
-        let inner = Arc::new(Inner { started: AtomicUsize::new(0), finished: AtomicUsize::new(0), calls: Mutex::new(Vec::new()) });
+        let inner = Arc::new(Inner {
+            started: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            calls: Mutex::new(Vec::new()),
+        });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -69,19 +73,23 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> impl IntoRespo
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query: query.clone(),
-        headers: parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned())).collect(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     inner.calls.lock().push(call.clone());
-    let delay = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("delay_ms="))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let delay =
+        query.split('&').find_map(|kv| kv.strip_prefix("delay_ms=")).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     inner.finished.fetch_add(1, Ordering::SeqCst);
-    let headers: Value = call.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>().into();
-    axum::Json(json!({"method": call.method, "path": call.path, "query": call.query, "headers": headers, "body": call.body}))
+    let headers: Value =
+        call.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>().into();
+    axum::Json(
+        json!({"method": call.method, "path": call.path, "query": call.query, "headers": headers, "body": call.body}),
+    )
 }

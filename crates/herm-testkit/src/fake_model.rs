@@ -42,7 +42,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn text(chunks: &[&str]) -> Self {
-        Self { text: chunks.iter().map(|s| s.to_string()).collect(), input_tokens: 20, output_tokens: 10, ..Default::default() }
+        Self {
+            text: chunks.iter().map(|s| s.to_string()).collect(),
+            input_tokens: 20,
+            output_tokens: 10,
+            ..Default::default()
+        }
     }
     pub fn tool(name: &str, args: Value) -> Self {
         Self { tool_calls: vec![(name.into(), args)], input_tokens: 30, output_tokens: 15, ..Default::default() }
@@ -187,10 +192,7 @@ fn sse_body(frames: Vec<String>, reply: &Reply, stall_after: Option<usize>, done
             Ok::<_, std::convert::Infallible>(Bytes::from(f))
         }
     });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from_stream(s))
-        .unwrap()
+    Response::builder().header(header::CONTENT_TYPE, "text/event-stream").body(Body::from_stream(s)).unwrap()
 }
 
 fn error_response(status: u16, wire: Wire) -> Response {
@@ -201,7 +203,11 @@ fn error_response(status: u16, wire: Wire) -> Response {
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
-async fn anthropic(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn anthropic(
+    State(inner): State<Arc<Inner>>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let (reply, step, a) = record(&inner, Wire::Anthropic, &headers, &body);
     if a.status != 200 {
         return error_response(a.status, Wire::Anthropic);
@@ -213,10 +219,16 @@ async fn anthropic(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderM
     )];
     let mut idx = 0;
     if !reply.text.is_empty() {
-        f.push(ev("content_block_start", json!({"type": "content_block_start", "index": idx, "content_block": {"type": "text", "text": ""}})));
+        f.push(ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": idx, "content_block": {"type": "text", "text": ""}}),
+        ));
         f.push(ev("ping", json!({"type": "ping"})));
         for t in &reply.text {
-            f.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": t}})));
+            f.push(ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": t}}),
+            ));
         }
         f.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": idx})));
         idx += 1;
@@ -241,7 +253,11 @@ async fn anthropic(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderM
     sse_body(f, &reply, stall_after, a.completed.clone())
 }
 
-async fn openai(State(inner): State<Arc<Inner>>, headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn openai(
+    State(inner): State<Arc<Inner>>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let (reply, step, a) = record(&inner, Wire::OpenAi, &headers, &body);
     if a.status != 200 {
         return error_response(a.status, Wire::OpenAi);

@@ -37,7 +37,13 @@ impl Herm {
     }
 
     pub async fn start(opts: HermOptions) -> Self {
-        let mut h = Self { child: None, url: String::new(), admin_key: "test-admin-key-0123456789abcdef".into(), opts, http: reqwest::Client::new() };
+        let mut h = Self {
+            child: None,
+            url: String::new(),
+            admin_key: "test-admin-key-0123456789abcdef".into(),
+            opts,
+            http: reqwest::Client::new(),
+        };
         h.spawn().await;
         h
     }

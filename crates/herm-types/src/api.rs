@@ -226,10 +226,7 @@ pub struct SecretCreate {
 
 impl std::fmt::Debug for SecretCreate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretCreate")
-            .field("name", &self.name)
-            .field("value", &"<redacted>")
-            .finish()
+        f.debug_struct("SecretCreate").field("name", &self.name).field("value", &"<redacted>").finish()
     }
 }
 

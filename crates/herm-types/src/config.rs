@@ -16,10 +16,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
+        Self { path: path.into(), message: message.into() }
     }
 }
 
@@ -163,13 +160,7 @@ pub struct Features {
 
 impl Default for Features {
     fn default() -> Self {
-        Self {
-            memory: true,
-            dreaming: false,
-            automations: true,
-            steering: true,
-            filesystem_webhooks: false,
-        }
+        Self { memory: true, dreaming: false, automations: true, steering: true, filesystem_webhooks: false }
     }
 }
 
@@ -377,20 +368,14 @@ impl DeploymentSpec {
             if !seen.insert(t.name.as_str()) {
                 errs.push(FieldError::new(format!("{p}.name"), "duplicate tool name"));
             }
-            if !matches!(
-                t.method.to_ascii_uppercase().as_str(),
-                "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
-            ) {
+            if !matches!(t.method.to_ascii_uppercase().as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE") {
                 errs.push(FieldError::new(format!("{p}.method"), "expected GET, POST, PUT, PATCH or DELETE"));
             }
             if !is_http_url(&t.url) {
                 errs.push(FieldError::new(format!("{p}.url"), "not an http(s) URL"));
             }
             if t.input_schema.get("type").and_then(Value::as_str) != Some("object") {
-                errs.push(FieldError::new(
-                    format!("{p}.input_schema"),
-                    "must be a JSON Schema with `type: object`",
-                ));
+                errs.push(FieldError::new(format!("{p}.input_schema"), "must be a JSON Schema with `type: object`"));
             }
             if t.description.len() > 4096 {
                 errs.push(FieldError::new(format!("{p}.description"), "longer than 4096 bytes"));
@@ -409,9 +394,7 @@ const NAME_RULE: &str = "1-64 characters: letters, digits, `_` and `-`";
 
 /// Tool and server names: what every provider accepts as a function name.
 pub fn valid_tool_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Secret/environment names.
@@ -491,9 +474,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let r: Result<DeploymentSpec, _> = serde_json::from_value(
-            json!({"customer_id": "c", "name": "n", "system_prompt": "s", "bogus": 1}),
-        );
+        let r: Result<DeploymentSpec, _> =
+            serde_json::from_value(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "bogus": 1}));
         assert!(r.is_err());
     }
 
@@ -513,7 +495,14 @@ mod tests {
             timeout_ms: None,
         });
         let paths: Vec<_> = s.validate().into_iter().map(|e| e.path).collect();
-        for p in ["name", "model", "http_tools[0].name", "http_tools[0].method", "http_tools[0].url", "http_tools[0].input_schema"] {
+        for p in [
+            "name",
+            "model",
+            "http_tools[0].name",
+            "http_tools[0].method",
+            "http_tools[0].url",
+            "http_tools[0].input_schema",
+        ] {
             assert!(paths.contains(&p.to_string()), "{p} missing from {paths:?}");
         }
     }

@@ -153,20 +153,13 @@ pub enum EventKind {
         usage: Option<Usage>,
     },
     /// Older turns replaced by a summary.
-    Compaction {
-        summary: String,
-        replaced_through_sequence: i64,
-    },
+    Compaction { summary: String, replaced_through_sequence: i64 },
     /// A workspace file changed.
     Filesystem { change: String, path: String },
     /// A streamed text fragment (live only, never committed).
     Token { delta: String },
     /// A streamed tool output fragment (live only, never committed).
-    ToolOutput {
-        tool_use_id: String,
-        stream: String,
-        delta: String,
-    },
+    ToolOutput { tool_use_id: String, stream: String, delta: String },
 }
 
 impl EventKind {
@@ -206,11 +199,7 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn new(run_id: Option<RunId>, kind: EventKind) -> Self {
-        Self {
-            id: EventId::new(),
-            run_id,
-            kind,
-        }
+        Self { id: EventId::new(), run_id, kind }
     }
 }
 
@@ -279,9 +268,7 @@ mod tests {
             thread_id: ThreadId::new(),
             run_id: None,
             created_at: crate::now(),
-            kind: EventKind::AgentMessage {
-                content: "hi".into(),
-            },
+            kind: EventKind::AgentMessage { content: "hi".into() },
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "agent_message");

@@ -39,7 +39,12 @@ struct Instant0 {
 
 #[async_trait]
 impl ModelClient for Instant0 {
-    async fn stream(&self, req: &ModelRequest, _: Option<&str>, on_delta: &mut DeltaSink<'_>) -> Result<ModelResponse, herm_llm::Error> {
+    async fn stream(
+        &self,
+        req: &ModelRequest,
+        _: Option<&str>,
+        on_delta: &mut DeltaSink<'_>,
+    ) -> Result<ModelResponse, herm_llm::Error> {
         let at = Instant::now();
         // The last user message names the run; tool results after it count the steps.
         let pos = req.messages.iter().rposition(|m| matches!(m, Message::User(_))).unwrap_or(0);
@@ -52,7 +57,12 @@ impl ModelClient for Instant0 {
         let usage = TokenUsage { input_tokens: 10, output_tokens: 5 };
         if done + 1 >= self.steps {
             on_delta("done");
-            return Ok(ModelResponse { text: "done".into(), tool_calls: vec![], usage, stop_reason: Some("end_turn".into()) });
+            return Ok(ModelResponse {
+                text: "done".into(),
+                tool_calls: vec![],
+                usage,
+                stop_reason: Some("end_turn".into()),
+            });
         }
         let call = RequestedToolCall { tool_use_id: format!("t{done}"), tool: "noop".into(), arguments: json!({}) };
         Ok(ModelResponse { text: String::new(), tool_calls: vec![call], usage, stop_reason: Some("tool_use".into()) })
@@ -73,7 +83,9 @@ fn ms(d: Duration) -> String {
 /// Baseline: one durable commit of a small row, as the store makes it.
 fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
     let c = rusqlite::Connection::open(dir.join("baseline.db"))?;
-    c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")?;
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
+    )?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
@@ -132,7 +144,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config::default();
     cfg.storage.data_dir = dir.clone();
-    cfg.providers.insert("bench".into(), ProviderSpec { kind: ProviderKind::OpenaiCompatible, base_url: None, api_key_secret: None, api_key_env: None, models: Default::default() });
+    cfg.providers.insert(
+        "bench".into(),
+        ProviderSpec {
+            kind: ProviderKind::OpenaiCompatible,
+            base_url: None,
+            api_key_secret: None,
+            api_key_env: None,
+            models: Default::default(),
+        },
+    );
     let model = Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()) });
     let m2 = model.clone();
     let opened = crate::serve::open(&cfg, cfg.engine_options(), move |p| {
@@ -156,14 +177,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     engine.start().await?;
 
     let base = baseline(&dir, 300)?;
-    println!("herm bench — steps of {} model calls per run, SQLite synchronous=FULL, data in {}", args.steps_per_run, dir.display());
+    println!(
+        "herm bench — steps of {} model calls per run, SQLite synchronous=FULL, data in {}",
+        args.steps_per_run,
+        dir.display()
+    );
     println!("baseline: one durable SQLite commit p50 {} p99 {}", ms(pct(&base, 0.5)), ms(pct(&base, 0.99)));
 
     for &n in &args.threads {
         let mut threads = Vec::with_capacity(n);
         for _ in 0..n {
             let t = ThreadId::new();
-            engine.store().create_thread(NewThread { id: t.clone(), deployment_id: dep.id.clone(), title: None }).await?;
+            engine
+                .store()
+                .create_thread(NewThread { id: t.clone(), deployment_id: dep.id.clone(), title: None })
+                .await?;
             threads.push(t);
         }
         model.calls.lock().clear();
@@ -174,12 +202,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         // A step is the interval between two consecutive model calls of one run: fold, model
         // call, journal, tool call journaled and resolved, result journaled.
-        let mut steps: Vec<Duration> = model
-            .calls
-            .lock()
-            .values()
-            .flat_map(|v| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>())
-            .collect();
+        let mut steps: Vec<Duration> =
+            model.calls.lock().values().flat_map(|v| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()).collect();
         steps.sort();
         let total_steps = (n as u64) * (rounds as u64) * (args.steps_per_run as u64);
         let rate = total_steps as f64 / elapsed.as_secs_f64();

@@ -17,7 +17,9 @@ pub struct Client {
 impl Client {
     pub fn new(url: &str, key_file: Option<&PathBuf>) -> anyhow::Result<Self> {
         let key = match key_file {
-            Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?.trim().to_owned(),
+            Some(p) => {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?.trim().to_owned()
+            }
             None => std::env::var("HERM_API_KEY").context("set HERM_API_KEY (or pass --api-key-file)")?,
         };
         Ok(Self { base: url.trim_end_matches('/').to_owned(), key, http: reqwest::Client::new() })
@@ -28,7 +30,12 @@ impl Client {
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!("{} {}: {}", status.as_u16(), body["code"].as_str().unwrap_or(""), body["detail"].as_str().unwrap_or(""));
+            bail!(
+                "{} {}: {}",
+                status.as_u16(),
+                body["code"].as_str().unwrap_or(""),
+                body["detail"].as_str().unwrap_or("")
+            );
         }
         Ok(body)
     }
@@ -43,7 +50,13 @@ impl Client {
 
     /// Opens an SSE stream and calls `f` for each `(event, data)` until it returns false.
     pub async fn stream(&self, path: &str, mut f: impl FnMut(&str, &Value) -> bool) -> anyhow::Result<()> {
-        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.key).send().await.context("cannot reach herm")?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .context("cannot reach herm")?;
         if !resp.status().is_success() {
             bail!("stream refused: {}", resp.status());
         }
@@ -101,7 +114,9 @@ pub async fn chat(c: &Client, deployment: &str, thread: Option<String>) -> anyho
         }
         let t = c.get(&format!("/v1/deployments/{deployment}/threads/{thread}")).await?;
         let after = t["last_sequence"].as_i64().unwrap_or(0);
-        let sent = c.post(&format!("/v1/deployments/{deployment}/messages"), &json!({"content": line, "thread_id": thread})).await?;
+        let sent = c
+            .post(&format!("/v1/deployments/{deployment}/messages"), &json!({"content": line, "thread_id": thread}))
+            .await?;
         let run = sent["run_id"].as_str().unwrap_or_default().to_owned();
         c.stream(&format!("/v1/threads/{thread}/events/stream?after={after}"), |ev, d| {
             if d["run_id"].as_str() != Some(run.as_str()) {
@@ -116,7 +131,11 @@ pub async fn chat(c: &Client, deployment: &str, thread: Option<String>) -> anyho
                 "tool_call" => println!("  → {}({})", d["tool"].as_str().unwrap_or_default(), d["arguments"]),
                 "tool_result" => {
                     let first = d["result"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned();
-                    println!("  ← {} [{}] {first}", d["tool"].as_str().unwrap_or_default(), d["outcome"].as_str().unwrap_or_default());
+                    println!(
+                        "  ← {} [{}] {first}",
+                        d["tool"].as_str().unwrap_or_default(),
+                        d["outcome"].as_str().unwrap_or_default()
+                    );
                 }
                 "run_status" => match d["status"].as_str() {
                     Some("completed") => return false,

@@ -122,7 +122,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Secrets { command: SecretsCommand::Set { name, description }, conn } => {
             client::secrets_set(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &name, description).await
         }
-        Command::Deploy { file, conn } => client::deploy(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &file).await,
+        Command::Deploy { file, conn } => {
+            client::deploy(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &file).await
+        }
         Command::Chat { deployment, thread, conn } => {
             client::chat(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, thread).await
         }

@@ -24,7 +24,11 @@ pub struct Opened {
     _lock: File,
 }
 
-pub fn open(cfg: &Config, opts: EngineOptions, providers: impl FnOnce(Providers) -> Providers) -> anyhow::Result<Opened> {
+pub fn open(
+    cfg: &Config,
+    opts: EngineOptions,
+    providers: impl FnOnce(Providers) -> Providers,
+) -> anyhow::Result<Opened> {
     let dir = &cfg.storage.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
     #[cfg(unix)]
@@ -38,12 +42,14 @@ pub fn open(cfg: &Config, opts: EngineOptions, providers: impl FnOnce(Providers)
         Ok(hex) => MasterKey::from_hex(&hex).context("HERM_MASTER_KEY must be 64 hex characters")?,
         Err(_) => {
             let path = cfg.storage.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"));
-            MasterKey::load_or_create(&path).with_context(|| format!("cannot read or create the master key {}", path.display()))?
+            MasterKey::load_or_create(&path)
+                .with_context(|| format!("cannot read or create the master key {}", path.display()))?
         }
     };
     let vault = Arc::new(Vault::new(&key)?);
     let bus = Bus::new();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?);
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?);
     let p = providers(Providers::new(store.clone(), cfg.providers.clone(), opts.http.clone()));
     let engine = Engine::new(store, bus, vault.clone(), p, opts);
     Ok(Opened { engine, vault, _lock: lock })

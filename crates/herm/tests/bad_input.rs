@@ -8,7 +8,8 @@ use common::*;
 
 async fn raw(h: &Herm, method: &str, path: &str, key: Option<&str>, body: Option<Vec<u8>>) -> (u16, Value) {
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut rb = reqwest::Client::new().request(m, format!("{}{path}", h.url)).header("content-type", "application/json");
+    let mut rb =
+        reqwest::Client::new().request(m, format!("{}{path}", h.url)).header("content-type", "application/json");
     if let Some(k) = key {
         rb = rb.bearer_auth(k);
     }
@@ -49,20 +50,87 @@ async fn bad_input_is_a_clear_4xx() {
         serde_json::to_vec(&v).unwrap()
     };
     let j = |v: Value| Some(serde_json::to_vec(&v).unwrap());
-    let cases: Vec<(&str, String, Option<&str>, Option<Vec<u8>>, u16, &str)> = vec![
+    // (method, path, key, body, status, code)
+    type Case<'a> = (&'a str, String, Option<&'a str>, Option<Vec<u8>>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("POST", "/v1/deployments".into(), k, Some(b"{not json".to_vec()), 400, "validation_error"),
         ("POST", "/v1/deployments".into(), k, Some(Vec::new()), 400, "validation_error"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": 5, "name": "n", "system_prompt": "s"})), 400, "validation_error"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "surprise": 1})), 400, "validation_error"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": "c", "name": "", "system_prompt": "s"})), 400, "validation_error"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "model": "nope/m"})), 400, "validation_error"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "sandbox": {"network": "maybe"}})), 400, "validation_error"),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(json!({"customer_id": 5, "name": "n", "system_prompt": "s"})),
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "surprise": 1})),
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(json!({"customer_id": "c", "name": "", "system_prompt": "s"})),
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "model": "nope/m"})),
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "sandbox": {"network": "maybe"}})),
+            400,
+            "validation_error",
+        ),
         ("POST", "/v1/deployments".into(), k, Some(big), 413, "payload_too_large"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "secrets": {"X": "sec_0000000000000000000000"}})), 422, "invalid_secret_ref"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "secrets": {"X": "not-a-ref"}})), 422, "invalid_secret_ref"),
-        ("POST", "/v1/deployments".into(), k, j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "http_tools": [
-            {"name": "t", "description": "d", "method": "GET", "url": "http://127.0.0.1:1/x", "headers": {"A": "{{secrets.MISSING}}"}, "input_schema": {"type": "object"}}]})), 422, "invalid_secret_ref"),
-        ("PATCH", format!("/v1/deployments/{dep}"), k, j(json!({"secrets": {"API_TOKEN": "sec_0000000000000000000000"}})), 422, "invalid_secret_ref"),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(
+                json!({"customer_id": "c", "name": "n", "system_prompt": "s", "secrets": {"X": "sec_0000000000000000000000"}}),
+            ),
+            422,
+            "invalid_secret_ref",
+        ),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "secrets": {"X": "not-a-ref"}})),
+            422,
+            "invalid_secret_ref",
+        ),
+        (
+            "POST",
+            "/v1/deployments".into(),
+            k,
+            j(json!({"customer_id": "c", "name": "n", "system_prompt": "s", "http_tools": [
+            {"name": "t", "description": "d", "method": "GET", "url": "http://127.0.0.1:1/x", "headers": {"A": "{{secrets.MISSING}}"}, "input_schema": {"type": "object"}}]})),
+            422,
+            "invalid_secret_ref",
+        ),
+        (
+            "PATCH",
+            format!("/v1/deployments/{dep}"),
+            k,
+            j(json!({"secrets": {"API_TOKEN": "sec_0000000000000000000000"}})),
+            422,
+            "invalid_secret_ref",
+        ),
         ("PATCH", format!("/v1/deployments/{dep}"), k, j(json!({"customer_id": "other"})), 400, "validation_error"),
         ("POST", "/v1/deployments".into(), None, j(valid.clone()), 401, "unauthorized"),
         ("POST", "/v1/deployments".into(), Some("herm_wrong"), j(valid.clone()), 401, "unauthorized"),
@@ -81,18 +149,69 @@ async fn bad_input_is_a_clear_4xx() {
         ("GET", "/v1/deployments?limit=abc".into(), k, None, 400, "validation_error"),
         ("GET", "/v1/deployments?bogus=1".into(), k, None, 400, "validation_error"),
         ("POST", format!("/v1/deployments/{dep}/messages"), k, j(json!({"content": ""})), 400, "validation_error"),
-        ("POST", format!("/v1/deployments/{dep}/messages"), k, j(json!({"content": "x", "thread_id": "thr_0000000000000000000000"})), 404, "not_found"),
-        ("POST", format!("/v1/deployments/{dep}/messages"), k, j(json!({"content": "x", "attachments": [{"type": "pdf", "url": "http://x"}]})), 400, "validation_error"),
+        (
+            "POST",
+            format!("/v1/deployments/{dep}/messages"),
+            k,
+            j(json!({"content": "x", "thread_id": "thr_0000000000000000000000"})),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            format!("/v1/deployments/{dep}/messages"),
+            k,
+            j(json!({"content": "x", "attachments": [{"type": "pdf", "url": "http://x"}]})),
+            400,
+            "validation_error",
+        ),
         ("POST", format!("/v1/threads/{}/events", env.thread), k, j(json!({"events": []})), 400, "validation_error"),
-        ("POST", format!("/v1/threads/{}/events", env.thread), k, j(json!({"events": [{"type": "user.message", "content": "a"}, {"type": "user.message", "content": "b"}]})), 400, "validation_error"),
-        ("POST", format!("/v1/threads/{}/events", env.thread), k, j(json!({"events": [{"type": "user.dance"}]})), 400, "validation_error"),
-        ("POST", format!("/v1/threads/{}/events", env.thread), k, j(json!({"events": [{"type": "user.steer", "message": "x"}]})), 409, "conflict"),
-        ("POST", format!("/v1/threads/{}/events", env.thread), k, j(json!({"events": [{"type": "user.tool_confirmation", "request_id": "req_0000000000000000000000", "result": "allow"}]})), 409, "conflict"),
+        (
+            "POST",
+            format!("/v1/threads/{}/events", env.thread),
+            k,
+            j(json!({"events": [{"type": "user.message", "content": "a"}, {"type": "user.message", "content": "b"}]})),
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            format!("/v1/threads/{}/events", env.thread),
+            k,
+            j(json!({"events": [{"type": "user.dance"}]})),
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            format!("/v1/threads/{}/events", env.thread),
+            k,
+            j(json!({"events": [{"type": "user.steer", "message": "x"}]})),
+            409,
+            "conflict",
+        ),
+        (
+            "POST",
+            format!("/v1/threads/{}/events", env.thread),
+            k,
+            j(
+                json!({"events": [{"type": "user.tool_confirmation", "request_id": "req_0000000000000000000000", "result": "allow"}]}),
+            ),
+            409,
+            "conflict",
+        ),
         ("POST", "/v1/secrets".into(), k, j(json!({"name": "1BAD", "value": "v"})), 400, "validation_error"),
         ("POST", "/v1/secrets".into(), k, j(json!({"name": "OK", "value": ""})), 400, "validation_error"),
         ("POST", "/v1/api-keys".into(), k, j(json!({"name": "x", "scopes": ["root"]})), 400, "validation_error"),
         ("PUT", "/v1/providers/p".into(), k, j(json!({"kind": "mystery"})), 400, "validation_error"),
-        ("PUT", "/v1/providers/p".into(), k, j(json!({"kind": "anthropic", "api_key_secret": "sec_0000000000000000000000"})), 422, "invalid_secret_ref"),
+        (
+            "PUT",
+            "/v1/providers/p".into(),
+            k,
+            j(json!({"kind": "anthropic", "api_key_secret": "sec_0000000000000000000000"})),
+            422,
+            "invalid_secret_ref",
+        ),
         ("DELETE", "/v1/secrets/sec_0000000000000000000000".into(), k, None, 404, "not_found"),
     ];
     for (method, path, key, body, want, code) in cases {
@@ -148,13 +267,27 @@ async fn deployment_lifecycle_and_patch_merge() {
     let env = setup(vec![Reply::text(&["x"])], Wire::OpenAi, json!({})).await;
     let h = &env.herm;
     let s2 = h.ok("POST", "/v1/secrets", &json!({"name": "OTHER", "value": "other-value-123"}), 201).await;
-    let p = h.ok("PATCH", &format!("/v1/deployments/{}", env.dep), &json!({"secrets": {"NEW": s2["secret_id"]}, "name": "renamed"}), 200).await;
+    let p = h
+        .ok(
+            "PATCH",
+            &format!("/v1/deployments/{}", env.dep),
+            &json!({"secrets": {"NEW": s2["secret_id"]}, "name": "renamed"}),
+            200,
+        )
+        .await;
     assert_eq!(p["name"], "renamed");
     assert_eq!(p["secrets"].as_object().unwrap().len(), 2, "merged per key: {}", p["secrets"]);
     // Removing a secret that a tool template uses is refused; removing with the tools is fine.
     let (s, v) = h.patch(&format!("/v1/deployments/{}", env.dep), &json!({"secrets": {"API_TOKEN": null}})).await;
     assert_eq!((s, v["code"].as_str()), (422, Some("invalid_secret_ref")));
-    let p = h.ok("PATCH", &format!("/v1/deployments/{}", env.dep), &json!({"secrets": {"API_TOKEN": null}, "http_tools": []}), 200).await;
+    let p = h
+        .ok(
+            "PATCH",
+            &format!("/v1/deployments/{}", env.dep),
+            &json!({"secrets": {"API_TOKEN": null}, "http_tools": []}),
+            200,
+        )
+        .await;
     assert_eq!(p["secrets"].as_object().unwrap().len(), 1);
     // Lists filter by customer and page with a cursor.
     for i in 0..3 {

@@ -80,12 +80,14 @@ async fn kill_during_non_repeat_safe_tool_call() {
     assert_eq!(calls_per_n(&env), vec![1, 1, 1, 1]);
     assert_eq!(env.model.completed_per_step(), vec![1, 1, 1, 1, 1]);
     let log = env.herm.thread_log(&env.thread).await;
-    let unknown: Vec<&Value> = log.iter().filter(|e| e["type"] == "tool_result" && e["outcome"] == "interrupted_unknown").collect();
+    let unknown: Vec<&Value> =
+        log.iter().filter(|e| e["type"] == "tool_result" && e["outcome"] == "interrupted_unknown").collect();
     assert_eq!(unknown.len(), 1, "{log:#?}");
     assert_eq!(unknown[0]["is_error"], true);
     // The model was told: the step-2 request carries the unknown-outcome result.
     let step2 = env.model.attempts().into_iter().find(|a| a.step == 2).unwrap();
-    let tool_msgs: Vec<&Value> = step2.body["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
+    let tool_msgs: Vec<&Value> =
+        step2.body["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
     assert!(tool_msgs[1]["content"].as_str().unwrap().contains("may or may not have taken effect"), "{tool_msgs:?}");
 }
 

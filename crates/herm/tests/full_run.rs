@@ -17,13 +17,25 @@ async fn full_run(wire: Wire) {
     let run = sent["run_id"].as_str().unwrap().to_owned();
 
     let frames = sse
-        .until(Duration::from_secs(20), |f| f.event == "run_status" && matches!(f.data["status"].as_str(), Some("completed" | "error")))
+        .until(Duration::from_secs(20), |f| {
+            f.event == "run_status" && matches!(f.data["status"].as_str(), Some("completed" | "error"))
+        })
         .await;
     let committed: Vec<&Frame> = frames.iter().filter(|f| f.is_committed()).collect();
     let types: Vec<&str> = committed.iter().map(|f| f.event.as_str()).collect();
     assert_eq!(
         types,
-        ["message", "run_status", "agent_message", "model_call", "tool_call", "tool_result", "agent_message", "model_call", "run_status"],
+        [
+            "message",
+            "run_status",
+            "agent_message",
+            "model_call",
+            "tool_call",
+            "tool_result",
+            "agent_message",
+            "model_call",
+            "run_status"
+        ],
         "{frames:#?}"
     );
     // Ids are the thread sequence, contiguous from 1; every frame names the run.
@@ -57,7 +69,8 @@ async fn full_run(wire: Wire) {
     assert_eq!(d(8)["usage"]["output_tokens"], 25);
 
     // Tokens streamed live, in order, without ids.
-    let tokens: String = frames.iter().filter(|f| f.event == "token").map(|f| f.data["delta"].as_str().unwrap()).collect();
+    let tokens: String =
+        frames.iter().filter(|f| f.event == "token").map(|f| f.data["delta"].as_str().unwrap()).collect();
     assert_eq!(tokens, "Let me check.It is sunny in Paris.");
     assert!(frames.iter().filter(|f| f.event == "token").all(|f| f.id.is_none()));
 

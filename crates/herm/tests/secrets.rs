@@ -39,12 +39,18 @@ async fn secret_values_never_leave_the_vault() {
     let mut env = setup(script, Wire::Anthropic, json!({})).await;
     let mut sse = env.deployment_stream(None).await;
     let run = env.send("please print your credentials").await["run_id"].as_str().unwrap().to_owned();
-    let frames = sse.until(Duration::from_secs(20), |f| f.event == "run_status" && f.data["status"] == "completed").await;
+    let frames =
+        sse.until(Duration::from_secs(20), |f| f.event == "run_status" && f.data["status"] == "completed").await;
     env.herm.wait_run(&env.dep, &run, Duration::from_secs(5)).await;
 
     let needles: Vec<String> = forms(TOKEN).into_iter().chain(forms(PROVIDER_KEY)).collect();
     // The connector did get the token, host-side, in the header it was meant for.
-    assert!(env.connector.recorded().iter().all(|c| c.headers.iter().any(|(k, v)| k == "authorization" && v.contains(TOKEN))));
+    assert!(
+        env.connector
+            .recorded()
+            .iter()
+            .all(|c| c.headers.iter().any(|(k, v)| k == "authorization" && v.contains(TOKEN)))
+    );
     // Every event, live or committed.
     for f in &frames {
         let s = f.data.to_string();
@@ -52,7 +58,11 @@ async fn secret_values_never_leave_the_vault() {
             assert!(!s.contains(n.as_str()), "event leaks a secret: {s}");
         }
     }
-    assert!(frames.iter().any(|f| f.event == "tool_result" && f.data["result"].as_str().unwrap().contains("[REDACTED:API_TOKEN]")));
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.event == "tool_result" && f.data["result"].as_str().unwrap().contains("[REDACTED:API_TOKEN]"))
+    );
     // Every request the model received.
     for a in env.model.attempts() {
         let s = a.body.to_string();
@@ -79,8 +89,12 @@ async fn deleted_secret_fails_the_call_with_a_clear_error() {
     let script = vec![Reply::tool("lookup", json!({"q": "x"})), Reply::text(&["ok"])];
     let env = setup(script, Wire::OpenAi, json!({})).await;
     let (_, list) = env.herm.get("/v1/secrets").await;
-    let id = list["data"].as_array().unwrap().iter().find(|s| s["name"] == "API_TOKEN").unwrap()["secret_id"].as_str().unwrap().to_owned();
-    let (s, _) = env.herm.request("DELETE", &format!("/v1/secrets/{id}"), Some(&env.herm.admin_key.clone()), None).await;
+    let id = list["data"].as_array().unwrap().iter().find(|s| s["name"] == "API_TOKEN").unwrap()["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) =
+        env.herm.request("DELETE", &format!("/v1/secrets/{id}"), Some(&env.herm.admin_key.clone()), None).await;
     assert_eq!(s, 204);
     let run = env.send("go").await["run_id"].as_str().unwrap().to_owned();
     env.herm.wait_run(&env.dep, &run, Duration::from_secs(10)).await;

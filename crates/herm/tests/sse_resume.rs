@@ -49,12 +49,25 @@ async fn read_resuming(url: &str, key: &str, rng: &mut Rng, mut done: impl FnMut
 async fn resume_is_exact_on_thread_and_deployment_streams() {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("seed {seed}");
-    let mut script: Vec<Reply> =
-        (0..6).map(|i| Reply::tool("lookup", json!({"q": format!("q{i}")})).with_text(&["a", "b", "c"]).delayed(Duration::from_millis(15))).collect();
+    let mut script: Vec<Reply> = (0..6)
+        .map(|i| {
+            Reply::tool("lookup", json!({"q": format!("q{i}")}))
+                .with_text(&["a", "b", "c"])
+                .delayed(Duration::from_millis(15))
+        })
+        .collect();
     script.push(Reply::text(&["done"]));
     let env = setup(script, Wire::Anthropic, json!({})).await;
     let r1 = env.send("first").await;
-    let r2 = env.herm.ok("POST", &format!("/v1/deployments/{}/messages", env.dep), &json!({"content": "second", "thread_id": "new"}), 202).await;
+    let r2 = env
+        .herm
+        .ok(
+            "POST",
+            &format!("/v1/deployments/{}/messages", env.dep),
+            &json!({"content": "second", "thread_id": "new"}),
+            202,
+        )
+        .await;
     let (run1, run2) = (r1["run_id"].as_str().unwrap().to_owned(), r2["run_id"].as_str().unwrap().to_owned());
     let thread2 = r2["thread_id"].as_str().unwrap().to_owned();
 
@@ -62,7 +75,8 @@ async fn resume_is_exact_on_thread_and_deployment_streams() {
     let turl = format!("{}/v1/threads/{}/events/stream", env.herm.url, env.thread);
     let durl = format!("{}/v1/deployments/{}/events", env.herm.url, env.dep);
     let (mut rng1, mut rng2) = (Rng(seed), Rng(seed.rotate_left(17) | 1));
-    let is_done = |run: &str, f: &Frame| f.event == "run_status" && f.data["run_id"] == run && f.data["status"] == "completed";
+    let is_done =
+        |run: &str, f: &Frame| f.event == "run_status" && f.data["run_id"] == run && f.data["status"] == "completed";
     let mut finished = BTreeSet::new();
     let (tframes, dframes) = tokio::join!(
         read_resuming(&turl, &key, &mut rng1, |f| is_done(&run1, f)),
@@ -103,12 +117,21 @@ async fn after_query_and_filters() {
     let run = env.send("hello").await["run_id"].as_str().unwrap().to_owned();
     env.herm.wait_run(&env.dep, &run, Duration::from_secs(10)).await;
     // `?after=` behaves like Last-Event-ID.
-    let mut r = SseReader::connect(&format!("{}/v1/threads/{}/events/stream?after=2", env.herm.url, env.thread), &env.herm.admin_key, None).await;
+    let mut r = SseReader::connect(
+        &format!("{}/v1/threads/{}/events/stream?after=2", env.herm.url, env.thread),
+        &env.herm.admin_key,
+        None,
+    )
+    .await;
     let f = r.next(Duration::from_secs(5)).await.unwrap();
     assert_eq!(f.data["sequence"], 3);
     // A run filter on the deployment stream; another thread's run is not shown.
-    let other = env.herm.ok("POST", &format!("/v1/deployments/{}/messages", env.dep), &json!({"content": "x", "thread_id": "new"}), 202).await;
-    let url = format!("{}/v1/deployments/{}/events?run_id={}", env.herm.url, env.dep, other["run_id"].as_str().unwrap());
+    let other = env
+        .herm
+        .ok("POST", &format!("/v1/deployments/{}/messages", env.dep), &json!({"content": "x", "thread_id": "new"}), 202)
+        .await;
+    let url =
+        format!("{}/v1/deployments/{}/events?run_id={}", env.herm.url, env.dep, other["run_id"].as_str().unwrap());
     let mut r = SseReader::connect(&url, &env.herm.admin_key, None).await;
     let frames = r.until(Duration::from_secs(5), |f| f.event == "run_status" && f.data["status"] == "completed").await;
     assert!(!frames.is_empty());

@@ -71,7 +71,12 @@ fn decisions_from_logs() {
     let two = RunLimits { max_steps: Some(2) };
     let cases: Vec<(&str, Log, RunLimits, Next)> = vec![
         ("queued run starts", Log::new().push(&r, user("hi")).push(&r, status(RunStatus::Queued)), none, Next::Start),
-        ("fresh run calls the model", Log::new().push(&r, user("hi")).push(&r, status(RunStatus::Running)), none, Next::CallModel),
+        (
+            "fresh run calls the model",
+            Log::new().push(&r, user("hi")).push(&r, status(RunStatus::Running)),
+            none,
+            Next::CallModel,
+        ),
         (
             "a final answer completes",
             Log::new().push(&r, user("hi")).push(&r, status(RunStatus::Running)).push(&r, model(&[])),
@@ -92,7 +97,11 @@ fn decisions_from_logs() {
         ),
         (
             "tools run in order",
-            Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a", "b"])).push(&r, started("a")).push(&r, result("a")),
+            Log::new()
+                .push(&r, status(RunStatus::Running))
+                .push(&r, model(&["a", "b"]))
+                .push(&r, started("a"))
+                .push(&r, result("a")),
             none,
             Next::RunTool(call("b")),
         ),
@@ -104,7 +113,11 @@ fn decisions_from_logs() {
         ),
         (
             "after all results the model is called",
-            Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a"])).push(&r, started("a")).push(&r, result("a")),
+            Log::new()
+                .push(&r, status(RunStatus::Running))
+                .push(&r, model(&["a"]))
+                .push(&r, started("a"))
+                .push(&r, result("a")),
             none,
             Next::CallModel,
         ),
@@ -119,7 +132,12 @@ fn decisions_from_logs() {
             two,
             Next::Fail { code: "max_steps_exceeded", message: "the run reached its limit of 2 steps".into() },
         ),
-        ("completed run is idle", Log::new().push(&r, status(RunStatus::Running)).push(&r, status(RunStatus::Completed)), none, Next::Idle),
+        (
+            "completed run is idle",
+            Log::new().push(&r, status(RunStatus::Running)).push(&r, status(RunStatus::Completed)),
+            none,
+            Next::Idle,
+        ),
         ("waiting run is idle", Log::new().push(&r, status(RunStatus::WaitingOnHuman)), none, Next::Idle),
     ];
     for (name, log, limits, want) in cases {

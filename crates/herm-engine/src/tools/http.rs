@@ -44,11 +44,11 @@ fn build(
     secrets: &BTreeMap<String, SecretValue>,
 ) -> Result<reqwest::RequestBuilder, TemplateError> {
     let url = render(&spec.url, input, secrets, percent_encode)?;
-    let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let method =
+        reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes()).unwrap_or(reqwest::Method::POST);
     let has_body = matches!(method, reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH);
-    let mut rb = client
-        .request(method, url)
-        .timeout(spec.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT));
+    let mut rb =
+        client.request(method, url).timeout(spec.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT));
     for (k, v) in &spec.headers {
         rb = rb.header(k.as_str(), render(v, input, secrets, |s| s.to_owned())?);
     }

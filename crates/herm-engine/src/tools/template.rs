@@ -17,7 +17,9 @@ impl std::fmt::Display for TemplateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::MissingInput(p) => write!(f, "the tool input has no field `{p}`"),
-            Self::MissingSecret(n) => write!(f, "secret `{n}` is not available to this deployment (unknown name or deleted reference)"),
+            Self::MissingSecret(n) => {
+                write!(f, "secret `{n}` is not available to this deployment (unknown name or deleted reference)")
+            }
             Self::Unclosed => f.write_str("unclosed `{{` in template"),
             Self::Unknown(x) => write!(f, "unknown template variable `{x}`"),
         }
@@ -84,7 +86,10 @@ mod tests {
         s.insert("TOKEN".to_owned(), SecretValue::new("tok".into()));
         let input = json!({"q": "a b", "n": {"id": 7}});
         let enc = crate::redact::percent_encode;
-        assert_eq!(render("http://x/?q={{input.q}}&id={{ input.n.id }}", &input, &s, enc).unwrap(), "http://x/?q=a%20b&id=7");
+        assert_eq!(
+            render("http://x/?q={{input.q}}&id={{ input.n.id }}", &input, &s, enc).unwrap(),
+            "http://x/?q=a%20b&id=7"
+        );
         assert_eq!(render("Bearer {{secrets.TOKEN}}", &input, &s, |x| x.to_owned()).unwrap(), "Bearer tok");
         assert_eq!(render("{{input.zz}}", &input, &s, enc), Err(TemplateError::MissingInput("zz".into())));
         assert_eq!(render("{{secrets.NOPE}}", &input, &s, enc), Err(TemplateError::MissingSecret("NOPE".into())));

@@ -18,7 +18,10 @@ use herm_types::*;
 
 pub fn response(d: DeploymentRecord) -> DeploymentResponse {
     DeploymentResponse {
-        filesystem: FilesystemInfo { workspace_path: "/workspace".into(), persistent: d.spec.sandbox.persistent_filesystem },
+        filesystem: FilesystemInfo {
+            workspace_path: "/workspace".into(),
+            persistent: d.spec.sandbox.persistent_filesystem,
+        },
         events: EventsInfo { transport: "sse".into(), url: format!("/v1/deployments/{}/events", d.id) },
         deployment_id: d.id,
         status: d.status,
@@ -46,7 +49,10 @@ async fn check(st: &AppState, spec: &DeploymentSpec) -> ApiResult<()> {
     if let Some(m) = &spec.model {
         let provider = m.split('/').next().unwrap_or_default();
         if !st.engine.providers().exists(provider).await? {
-            return Err(ApiError::fields(vec![FieldError::new("model", format!("provider `{provider}` is not configured"))]));
+            return Err(ApiError::fields(vec![FieldError::new(
+                "model",
+                format!("provider `{provider}` is not configured"),
+            )]));
         }
     }
     let mut bad = Vec::new();
@@ -62,7 +68,10 @@ async fn check(st: &AppState, spec: &DeploymentSpec) -> ApiResult<()> {
     for (i, t) in spec.http_tools.iter().enumerate() {
         for n in secrets_used(t) {
             if !spec.secrets.contains_key(&n) {
-                bad.push(FieldError::new(format!("http_tools[{i}]"), format!("uses `{{{{secrets.{n}}}}}` but the deployment maps no secret `{n}`")));
+                bad.push(FieldError::new(
+                    format!("http_tools[{i}]"),
+                    format!("uses `{{{{secrets.{n}}}}}` but the deployment maps no secret `{n}`"),
+                ));
             }
         }
     }
@@ -71,7 +80,12 @@ async fn check(st: &AppState, spec: &DeploymentSpec) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/v1/deployments", tag = "deployments", request_body = DeploymentSpec,
     responses((status = 201, body = DeploymentResponse), (status = 400, body = herm_types::api::Problem), (status = 422, body = herm_types::api::Problem)))]
-pub async fn create(State(st): State<AppState>, caller: Caller, headers: HeaderMap, body: JsonBody<DeploymentSpec>) -> Response {
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody<DeploymentSpec>,
+) -> Response {
     let run = async {
         caller.require("deployments:write")?;
         let spec = body.value.clone();
@@ -95,7 +109,11 @@ pub async fn create(State(st): State<AppState>, caller: Caller, headers: HeaderM
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}", tag = "deployments",
     responses((status = 200, body = DeploymentResponse), (status = 404, body = herm_types::api::Problem)))]
-pub async fn get(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>) -> ApiResult<Json<DeploymentResponse>> {
+pub async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+) -> ApiResult<Json<DeploymentResponse>> {
     caller.require("deployments:read")?;
     Ok(Json(response(load(&st, &dep).await?)))
 }
@@ -111,21 +129,34 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/v1/deployments", tag = "deployments", params(ListQuery),
     responses((status = 200, body = Page<DeploymentResponse>)))]
-pub async fn list(State(st): State<AppState>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult<Json<Page<DeploymentResponse>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Page<DeploymentResponse>>> {
     caller.require("deployments:read")?;
     let limit = limit(q.limit)?;
     let before = match q.cursor.as_deref() {
         Some(c) => Some(DeploymentId::parse(c).map_err(|_| ApiError::validation("invalid cursor"))?),
         None => None,
     };
-    let rows = st.engine.store().list_deployments(DeploymentQuery { customer_id: q.customer_id, status: q.status, before, limit }).await?;
+    let rows = st
+        .engine
+        .store()
+        .list_deployments(DeploymentQuery { customer_id: q.customer_id, status: q.status, before, limit })
+        .await?;
     let next_cursor = (rows.len() == limit).then(|| rows.last().map(|d| d.id.to_string())).flatten();
     Ok(Json(Page { data: rows.into_iter().map(response).collect(), next_cursor }))
 }
 
 #[utoipa::path(patch, path = "/v1/deployments/{deployment_id}", tag = "deployments", request_body = DeploymentPatch,
     responses((status = 200, body = DeploymentResponse), (status = 404, body = herm_types::api::Problem), (status = 422, body = herm_types::api::Problem)))]
-pub async fn patch(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, body: JsonBody<DeploymentPatch>) -> ApiResult<Json<DeploymentResponse>> {
+pub async fn patch(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+    body: JsonBody<DeploymentPatch>,
+) -> ApiResult<Json<DeploymentResponse>> {
     caller.require("deployments:write")?;
     let rec = load(&st, &dep).await?;
     let spec = rec.spec.patched(body.value);
@@ -143,7 +174,12 @@ pub struct DeleteQuery {
 
 #[utoipa::path(delete, path = "/v1/deployments/{deployment_id}", tag = "deployments", params(DeleteQuery),
     responses((status = 200, body = DeletedResponse), (status = 404, body = herm_types::api::Problem)))]
-pub async fn delete(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, Query(_q): Query<DeleteQuery>) -> ApiResult<Json<DeletedResponse>> {
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+    Query(_q): Query<DeleteQuery>,
+) -> ApiResult<Json<DeletedResponse>> {
     caller.require("deployments:write")?;
     let rec = load(&st, &dep).await?;
     st.engine.store().set_deployment_status(&rec.id, DeploymentStatus::Deleted, None).await?;

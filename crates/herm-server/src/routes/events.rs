@@ -29,7 +29,12 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/v1/threads/{thread_id}/events", tag = "events", params(ListQuery),
     responses((status = 200, body = Page<Event>), (status = 404, body = herm_types::api::Problem)))]
-pub async fn list(State(st): State<AppState>, caller: Caller, Path(tid): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Page<Event>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Page<Event>>> {
     caller.require("deployments:read")?;
     let t = thread(&st, &tid).await?;
     let limit = limit(q.limit)?;
@@ -48,7 +53,13 @@ pub struct StreamQuery {
 
 #[utoipa::path(get, path = "/v1/threads/{thread_id}/events/stream", tag = "events", params(StreamQuery),
     responses((status = 200, description = "SSE stream of the thread's events; `id` is the event's `sequence`", content_type = "text/event-stream")))]
-pub async fn thread_stream(State(st): State<AppState>, caller: Caller, Path(tid): Path<String>, headers: HeaderMap, Query(q): Query<StreamQuery>) -> ApiResult<Response> {
+pub async fn thread_stream(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<Response> {
     caller.require("deployments:read")?;
     let t = thread(&st, &tid).await?;
     let after = cursor(&headers, q.after.as_deref())?;
@@ -76,8 +87,16 @@ pub async fn deployment_stream(
     caller.require("deployments:read")?;
     let d = load(&st, &dep).await?;
     let filter = EventFilter {
-        thread_id: q.thread_id.as_deref().map(|t| ThreadId::parse(t).map_err(|_| ApiError::validation("invalid thread_id"))).transpose()?,
-        run_id: q.run_id.as_deref().map(|r| RunId::parse(r).map_err(|_| ApiError::validation("invalid run_id"))).transpose()?,
+        thread_id: q
+            .thread_id
+            .as_deref()
+            .map(|t| ThreadId::parse(t).map_err(|_| ApiError::validation("invalid thread_id")))
+            .transpose()?,
+        run_id: q
+            .run_id
+            .as_deref()
+            .map(|r| RunId::parse(r).map_err(|_| ApiError::validation("invalid run_id")))
+            .transpose()?,
     };
     let after = cursor(&headers, q.after.as_deref())?;
     Ok(stream(st.clone(), d.id, Scope::Deployment(filter), after).into_response())

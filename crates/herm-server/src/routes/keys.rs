@@ -19,7 +19,12 @@ pub fn meta(r: ApiKeyRecord) -> ApiKeyMeta {
 
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = ApiKeyCreate,
     responses((status = 201, body = ApiKeyCreated), (status = 400, body = herm_types::api::Problem)))]
-pub async fn create(State(st): State<AppState>, caller: Caller, headers: HeaderMap, body: JsonBody<ApiKeyCreate>) -> Response {
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody<ApiKeyCreate>,
+) -> Response {
     let run = async {
         caller.require("admin")?;
         let req = body.value;
@@ -33,7 +38,14 @@ pub async fn create(State(st): State<AppState>, caller: Caller, headers: HeaderM
             return Err(ApiError::validation(format!("unknown scope `{bad}`; known: {}", SCOPES.join(", "))));
         }
         let key = generate_key();
-        let rec = ApiKeyRecord { id: ApiKeyId::new(), name: req.name, hash: hash_key(&key), scopes: req.scopes, created_at: now(), revoked_at: None };
+        let rec = ApiKeyRecord {
+            id: ApiKeyId::new(),
+            name: req.name,
+            hash: hash_key(&key),
+            scopes: req.scopes,
+            created_at: now(),
+            revoked_at: None,
+        };
         st.engine.store().insert_api_key(rec.clone()).await?;
         created(StatusCode::CREATED, &ApiKeyCreated { meta: meta(rec), key })
     };
@@ -51,5 +63,9 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
 pub async fn revoke(State(st): State<AppState>, caller: Caller, Path(key_id): Path<String>) -> ApiResult<StatusCode> {
     caller.require("admin")?;
     let kid: ApiKeyId = id(&key_id, "api key")?;
-    if st.engine.store().revoke_api_key(&kid).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("api key")) }
+    if st.engine.store().revoke_api_key(&kid).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("api key"))
+    }
 }

@@ -46,7 +46,13 @@ fn ready(d: &DeploymentRecord) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/v1/deployments/{deployment_id}/messages", tag = "messages", request_body = MessageRequest,
     responses((status = 202, body = MessageResponse), (status = 409, body = Problem)))]
-pub async fn send(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, headers: HeaderMap, body: JsonBody<MessageRequest>) -> Response {
+pub async fn send(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<MessageRequest>,
+) -> Response {
     let route = format!("messages:{dep}");
     let run = async {
         caller.require("deployments:write")?;
@@ -59,7 +65,10 @@ pub async fn send(State(st): State<AppState>, caller: Caller, Path(dep): Path<St
             None => d.default_thread_id.clone(),
             Some("new") => {
                 let tid = ThreadId::new();
-                st.engine.store().create_thread(NewThread { id: tid.clone(), deployment_id: d.id.clone(), title: None }).await?;
+                st.engine
+                    .store()
+                    .create_thread(NewThread { id: tid.clone(), deployment_id: d.id.clone(), title: None })
+                    .await?;
                 tid
             }
             Some(t) => load_thread(&st, &d.id, t).await?.id,
@@ -67,7 +76,13 @@ pub async fn send(State(st): State<AppState>, caller: Caller, Path(dep): Path<St
         let s = st.engine.submit_message(&thread, d.spec.busy_policy, req.content, req.attachments).await?;
         created(
             StatusCode::ACCEPTED,
-            &MessageResponse { run_id: s.run_id, deployment_id: d.id, thread_id: thread, status: s.status, disposition: s.disposition },
+            &MessageResponse {
+                run_id: s.run_id,
+                deployment_id: d.id,
+                thread_id: thread,
+                status: s.status,
+                disposition: s.disposition,
+            },
         )
     };
     idempotent(&st, &caller, &headers, &route, &body.raw, run).await
@@ -75,7 +90,13 @@ pub async fn send(State(st): State<AppState>, caller: Caller, Path(dep): Path<St
 
 #[utoipa::path(post, path = "/v1/threads/{thread_id}/events", tag = "threads", request_body = UserEventsRequest,
     responses((status = 200, body = UserEventsResponse), (status = 409, body = Problem)))]
-pub async fn user_events(State(st): State<AppState>, caller: Caller, Path(tid): Path<String>, headers: HeaderMap, body: JsonBody<UserEventsRequest>) -> Response {
+pub async fn user_events(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(tid): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<UserEventsRequest>,
+) -> Response {
     let route = format!("events:{tid}");
     let run = async {
         caller.require("deployments:write")?;
@@ -83,7 +104,12 @@ pub async fn user_events(State(st): State<AppState>, caller: Caller, Path(tid): 
         validate(&req)?;
         let tid: ThreadId = id(&tid, "thread")?;
         let thread = st.engine.store().get_thread(&tid).await?.ok_or_else(|| ApiError::not_found("thread"))?;
-        let d = st.engine.store().get_deployment(&thread.deployment_id).await?.ok_or_else(|| ApiError::not_found("thread"))?;
+        let d = st
+            .engine
+            .store()
+            .get_deployment(&thread.deployment_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("thread"))?;
         let mut results = Vec::new();
         for ev in req.events {
             results.push(apply(&st, &d, &thread, ev).await?);
@@ -117,22 +143,30 @@ fn validate(req: &UserEventsRequest) -> ApiResult<()> {
     Ok(())
 }
 
-async fn apply(st: &AppState, d: &DeploymentRecord, thread: &ThreadRecord, ev: UserEvent) -> ApiResult<UserEventOutcome> {
-    let outcome = |kind: &str, outcome: &str, run_id: Option<RunId>, disposition: Option<Disposition>| UserEventOutcome {
-        kind: kind.into(),
-        outcome: outcome.into(),
-        run_id,
-        disposition,
+async fn apply(
+    st: &AppState,
+    d: &DeploymentRecord,
+    thread: &ThreadRecord,
+    ev: UserEvent,
+) -> ApiResult<UserEventOutcome> {
+    let outcome = |kind: &str, outcome: &str, run_id: Option<RunId>, disposition: Option<Disposition>| {
+        UserEventOutcome { kind: kind.into(), outcome: outcome.into(), run_id, disposition }
     };
     match ev {
         UserEvent::Message { content, attachments } => {
             ready(d)?;
             let s = st.engine.submit_message(&thread.id, d.spec.busy_policy, content, attachments).await?;
-            let name = serde_json::to_value(s.disposition).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let name = serde_json::to_value(s.disposition)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             Ok(outcome("user.message", &name, Some(s.run_id), Some(s.disposition)))
         }
         UserEvent::Steer { message } => {
-            let run = on_active_run(st, &thread.id, |run| vec![NewEvent::new(Some(run.clone()), EventKind::Steer { message: message.clone() })]).await?;
+            let run = on_active_run(st, &thread.id, |run| {
+                vec![NewEvent::new(Some(run.clone()), EventKind::Steer { message: message.clone() })]
+            })
+            .await?;
             st.engine.wake(thread.id.clone());
             Ok(outcome("user.steer", "steered", Some(run), None))
         }
@@ -140,7 +174,10 @@ async fn apply(st: &AppState, d: &DeploymentRecord, thread: &ThreadRecord, ev: U
             let run = on_active_run(st, &thread.id, |run| {
                 vec![
                     NewEvent::new(Some(run.clone()), EventKind::Interrupt { message: message.clone() }),
-                    NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: RunStatus::Interrupted, error: None, usage: None }),
+                    NewEvent::new(
+                        Some(run.clone()),
+                        EventKind::RunStatus { status: RunStatus::Interrupted, error: None, usage: None },
+                    ),
                 ]
             })
             .await?;

@@ -27,7 +27,12 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
 
 #[utoipa::path(put, path = "/v1/providers/{name}", tag = "providers", request_body = ProviderSpec,
     responses((status = 200, body = ProviderResponse), (status = 422, body = herm_types::api::Problem)))]
-pub async fn put(State(st): State<AppState>, caller: Caller, Path(name): Path<String>, body: JsonBody<ProviderSpec>) -> ApiResult<Json<ProviderResponse>> {
+pub async fn put(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: JsonBody<ProviderSpec>,
+) -> ApiResult<Json<ProviderResponse>> {
     caller.require("admin")?;
     if !valid_tool_name(&name) {
         return Err(ApiError::validation("provider names are 1-64 letters, digits, `_` or `-`"));
@@ -56,7 +61,10 @@ pub async fn put(State(st): State<AppState>, caller: Caller, Path(name): Path<St
             Err(_) => false,
         };
         if !ok {
-            return Err(ApiError::secret_ref(vec![FieldError::new("api_key_secret", format!("`{r}` is not a stored secret"))]));
+            return Err(ApiError::secret_ref(vec![FieldError::new(
+                "api_key_secret",
+                format!("`{r}` is not a stored secret"),
+            )]));
         }
     }
     st.engine.store().put_provider(&name, &spec).await?;

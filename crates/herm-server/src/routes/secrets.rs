@@ -21,12 +21,19 @@ fn meta(r: SecretRecord) -> SecretMeta {
 
 #[utoipa::path(post, path = "/v1/secrets", tag = "secrets", request_body = SecretCreate,
     responses((status = 201, body = SecretMeta), (status = 400, body = herm_types::api::Problem)))]
-pub async fn create(State(st): State<AppState>, caller: Caller, headers: HeaderMap, body: JsonBody<SecretCreate>) -> Response {
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody<SecretCreate>,
+) -> Response {
     let run = async {
         caller.require("secrets:write")?;
         let req = &body.value;
         if !valid_env_name(&req.name) {
-            return Err(ApiError::validation("`name`: letters, digits and `_`, not starting with a digit, at most 128"));
+            return Err(ApiError::validation(
+                "`name`: letters, digits and `_`, not starting with a digit, at most 128",
+            ));
         }
         if req.value.is_empty() || req.value.len() > limits::MAX_SECRET_VALUE {
             return Err(ApiError::validation(format!("`value` must be 1-{} bytes", limits::MAX_SECRET_VALUE)));
@@ -36,7 +43,14 @@ pub async fn create(State(st): State<AppState>, caller: Caller, headers: HeaderM
         }
         let sid = SecretId::new();
         let (nonce, ciphertext) = st.vault.seal(&sid, &req.value).map_err(|_| ApiError::internal())?;
-        let rec = SecretRecord { id: sid, name: req.name.clone(), description: req.description.clone(), nonce, ciphertext, created_at: now() };
+        let rec = SecretRecord {
+            id: sid,
+            name: req.name.clone(),
+            description: req.description.clone(),
+            nonce,
+            ciphertext,
+            created_at: now(),
+        };
         st.engine.store().insert_secret(rec.clone()).await?;
         created(StatusCode::CREATED, &meta(rec))
     };
@@ -51,8 +65,16 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
 }
 
 #[utoipa::path(delete, path = "/v1/secrets/{secret_id}", tag = "secrets", responses((status = 204), (status = 404, body = herm_types::api::Problem)))]
-pub async fn delete(State(st): State<AppState>, caller: Caller, Path(secret_id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(secret_id): Path<String>,
+) -> ApiResult<StatusCode> {
     caller.require("secrets:write")?;
     let sid: SecretId = id(&secret_id, "secret")?;
-    if st.engine.store().delete_secret(&sid).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("secret")) }
+    if st.engine.store().delete_secret(&sid).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("secret"))
+    }
 }

@@ -45,7 +45,13 @@ fn check_title(t: &str) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/v1/deployments/{deployment_id}/threads", tag = "threads", request_body = ThreadCreate,
     responses((status = 201, body = ThreadSummary)))]
-pub async fn create(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, headers: HeaderMap, body: JsonBody<ThreadCreate>) -> Response {
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<ThreadCreate>,
+) -> Response {
     let route = format!("threads:{dep}");
     let run = async {
         caller.require("deployments:write")?;
@@ -71,7 +77,12 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/threads", tag = "threads", params(ListQuery),
     responses((status = 200, body = Page<ThreadSummary>)))]
-pub async fn list(State(st): State<AppState>, caller: Caller, Path(dep): Path<String>, Query(q): Query<ListQuery>) -> ApiResult<Json<Page<ThreadSummary>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Page<ThreadSummary>>> {
     caller.require("deployments:read")?;
     let d = load(&st, &dep).await?;
     let limit = limit(q.limit)?;
@@ -86,7 +97,11 @@ pub async fn list(State(st): State<AppState>, caller: Caller, Path(dep): Path<St
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads",
     responses((status = 200, body = ThreadDetail), (status = 404, body = herm_types::api::Problem)))]
-pub async fn get(State(st): State<AppState>, caller: Caller, Path((dep, tid)): Path<(String, String)>) -> ApiResult<Json<ThreadDetail>> {
+pub async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((dep, tid)): Path<(String, String)>,
+) -> ApiResult<Json<ThreadDetail>> {
     caller.require("deployments:read")?;
     let d = load(&st, &dep).await?;
     let t = load_thread(&st, &d.id, &tid).await?;
@@ -94,8 +109,12 @@ pub async fn get(State(st): State<AppState>, caller: Caller, Path((dep, tid)): P
     let messages = log
         .into_iter()
         .filter_map(|e| match e.kind {
-            EventKind::Message { role, content, .. } => Some(ThreadMessage { role, content, run_id: e.run_id, created_at: e.created_at }),
-            EventKind::AgentMessage { content } => Some(ThreadMessage { role: Role::Agent, content, run_id: e.run_id, created_at: e.created_at }),
+            EventKind::Message { role, content, .. } => {
+                Some(ThreadMessage { role, content, run_id: e.run_id, created_at: e.created_at })
+            }
+            EventKind::AgentMessage { content } => {
+                Some(ThreadMessage { role: Role::Agent, content, run_id: e.run_id, created_at: e.created_at })
+            }
             _ => None,
         })
         .collect();
@@ -104,7 +123,12 @@ pub async fn get(State(st): State<AppState>, caller: Caller, Path((dep, tid)): P
 
 #[utoipa::path(patch, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads", request_body = ThreadPatch,
     responses((status = 200, body = ThreadSummary)))]
-pub async fn patch(State(st): State<AppState>, caller: Caller, Path((dep, tid)): Path<(String, String)>, body: JsonBody<ThreadPatch>) -> ApiResult<Json<ThreadSummary>> {
+pub async fn patch(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((dep, tid)): Path<(String, String)>,
+    body: JsonBody<ThreadPatch>,
+) -> ApiResult<Json<ThreadSummary>> {
     caller.require("deployments:write")?;
     let d = load(&st, &dep).await?;
     let t = load_thread(&st, &d.id, &tid).await?;
@@ -116,7 +140,11 @@ pub async fn patch(State(st): State<AppState>, caller: Caller, Path((dep, tid)):
 
 #[utoipa::path(delete, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads",
     responses((status = 204), (status = 404, body = herm_types::api::Problem)))]
-pub async fn delete(State(st): State<AppState>, caller: Caller, Path((dep, tid)): Path<(String, String)>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((dep, tid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     caller.require("deployments:write")?;
     let d = load(&st, &dep).await?;
     let t = load_thread(&st, &d.id, &tid).await?;
@@ -130,11 +158,21 @@ pub async fn delete(State(st): State<AppState>, caller: Caller, Path((dep, tid))
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/runs/{run_id}", tag = "runs",
     responses((status = 200, body = RunResponse), (status = 404, body = herm_types::api::Problem)))]
-pub async fn get_run(State(st): State<AppState>, caller: Caller, Path((dep, rid)): Path<(String, String)>) -> ApiResult<Json<RunResponse>> {
+pub async fn get_run(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((dep, rid)): Path<(String, String)>,
+) -> ApiResult<Json<RunResponse>> {
     caller.require("deployments:read")?;
     let d = load(&st, &dep).await?;
     let rid: RunId = id(&rid, "run")?;
-    let r = st.engine.store().get_run(&rid).await?.filter(|r| r.deployment_id == d.id).ok_or_else(|| ApiError::not_found("run"))?;
+    let r = st
+        .engine
+        .store()
+        .get_run(&rid)
+        .await?
+        .filter(|r| r.deployment_id == d.id)
+        .ok_or_else(|| ApiError::not_found("run"))?;
     Ok(Json(RunResponse {
         run_id: r.id,
         thread_id: r.thread_id,

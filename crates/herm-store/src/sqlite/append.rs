@@ -11,9 +11,7 @@ const ACTIVE: &str = "('queued','running','waiting_on_human')";
 
 pub(crate) fn active_run_id(conn: &Connection, thread: &str) -> Result<Option<String>> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT id FROM runs WHERE thread_id=?1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"
-        ))?
+        .prepare_cached(&format!("SELECT id FROM runs WHERE thread_id=?1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"))?
         .query_row([thread], |r| r.get::<_, String>(0))
         .optional()?)
 }
@@ -100,9 +98,8 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
         )?
         .execute(params![run.as_str(), tid, dep, status.as_str(), now])?;
     }
-    let mut dseq: i64 = conn
-        .prepare_cached("SELECT next_dseq FROM deployments WHERE id=?1")?
-        .query_row([&dep], |r| r.get(0))?;
+    let mut dseq: i64 =
+        conn.prepare_cached("SELECT next_dseq FROM deployments WHERE id=?1")?.query_row([&dep], |r| r.get(0))?;
     let mut out = Vec::with_capacity(a.events.len());
     let mut messages = 0i64;
     let mut status_changed = a.new_run.is_some();
@@ -163,8 +160,7 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
         seq += 1;
         dseq += 1;
     }
-    conn.prepare_cached("UPDATE deployments SET next_dseq=?2 WHERE id=?1")?
-        .execute(params![dep, dseq])?;
+    conn.prepare_cached("UPDATE deployments SET next_dseq=?2 WHERE id=?1")?.execute(params![dep, dseq])?;
     conn.prepare_cached(
         "UPDATE threads SET next_seq=?2, last_activity_at=?3, message_count=message_count+?4 WHERE id=?1",
     )?

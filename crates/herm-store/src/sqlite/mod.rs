@@ -48,14 +48,7 @@ impl SqliteStore {
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
         let writer = Writer::spawn(conn)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer,
-                readers: Mutex::new(Vec::new()),
-                bus,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()), bus }) })
     }
 
     pub fn bus(&self) -> &Bus {

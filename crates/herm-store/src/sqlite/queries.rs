@@ -27,10 +27,11 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 const KEY_COLS: &str = "id, name, hash, scopes, created_at, revoked_at";
-fn key_row(r: &Row) -> rusqlite::Result<(String, String, String, String, i64, Option<i64>)> {
+type KeyRow = (String, String, String, String, i64, Option<i64>);
+fn key_row(r: &Row) -> rusqlite::Result<KeyRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
-fn key_rec(t: (String, String, String, String, i64, Option<i64>)) -> Result<ApiKeyRecord> {
+fn key_rec(t: KeyRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: parse_id(t.0)?,
         name: t.1,
@@ -42,10 +43,11 @@ fn key_rec(t: (String, String, String, String, i64, Option<i64>)) -> Result<ApiK
 }
 
 const SECRET_COLS: &str = "id, name, description, nonce, ciphertext, created_at";
-fn secret_row(r: &Row) -> rusqlite::Result<(String, String, Option<String>, Vec<u8>, Vec<u8>, i64)> {
+type SecretRow = (String, String, Option<String>, Vec<u8>, Vec<u8>, i64);
+fn secret_row(r: &Row) -> rusqlite::Result<SecretRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
-fn secret_rec(t: (String, String, Option<String>, Vec<u8>, Vec<u8>, i64)) -> Result<SecretRecord> {
+fn secret_rec(t: SecretRow) -> Result<SecretRecord> {
     Ok(SecretRecord {
         id: parse_id(t.0)?,
         name: t.1,
@@ -73,8 +75,7 @@ fn dep_rec(t: DepRow) -> Result<DeploymentRecord> {
     })
 }
 
-const THREAD_COLS: &str =
-    "id, deployment_id, title, status, message_count, created_at, last_activity_at, next_seq";
+const THREAD_COLS: &str = "id, deployment_id, title, status, message_count, created_at, last_activity_at, next_seq";
 type ThreadRow = (String, String, Option<String>, String, i64, i64, i64, i64);
 fn thread_row(r: &Row) -> rusqlite::Result<ThreadRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
@@ -92,12 +93,22 @@ fn thread_rec(t: ThreadRow) -> Result<ThreadRecord> {
     })
 }
 
-const RUN_COLS: &str = "id, thread_id, deployment_id, status, steps, input_tokens, output_tokens, cost_usd, error, started_at, ended_at";
+const RUN_COLS: &str =
+    "id, thread_id, deployment_id, status, steps, input_tokens, output_tokens, cost_usd, error, started_at, ended_at";
 type RunRow = (String, String, String, String, i64, i64, i64, f64, Option<String>, i64, Option<i64>);
 fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok((
-        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
-        r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?,
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
     ))
 }
 fn run_rec(t: RunRow) -> Result<RunRecord> {
@@ -175,8 +186,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        self.read(|c| collect(c, &format!("SELECT {KEY_COLS} FROM api_keys ORDER BY id"), [], key_row, key_rec))
-            .await
+        self.read(|c| collect(c, &format!("SELECT {KEY_COLS} FROM api_keys ORDER BY id"), [], key_row, key_rec)).await
     }
 
     async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<bool> {
@@ -335,7 +345,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_deployment_status(&self, id: &DeploymentId, status: DeploymentStatus, error: Option<String>) -> Result<()> {
+    async fn set_deployment_status(
+        &self,
+        id: &DeploymentId,
+        status: DeploymentStatus,
+        error: Option<String>,
+    ) -> Result<()> {
         let id = id.to_string();
         self.write(move |c| {
             let n = c.execute(
@@ -358,7 +373,13 @@ impl Store for SqliteStore {
 
     async fn provisioning_deployments(&self) -> Result<Vec<DeploymentId>> {
         self.read(|c| {
-            collect(c, "SELECT id FROM deployments WHERE status='provisioning'", [], |r| r.get::<_, String>(0), parse_id)
+            collect(
+                c,
+                "SELECT id FROM deployments WHERE status='provisioning'",
+                [],
+                |r| r.get::<_, String>(0),
+                parse_id,
+            )
         })
         .await
     }
@@ -417,7 +438,8 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.write(move |c| {
             let now = now_micros();
-            let n = c.execute("UPDATE threads SET deleted_at=?2 WHERE id=?1 AND deleted_at IS NULL", params![id, now])?;
+            let n =
+                c.execute("UPDATE threads SET deleted_at=?2 WHERE id=?1 AND deleted_at IS NULL", params![id, now])?;
             c.execute(
                 "UPDATE runs SET status='interrupted', ended_at=?2 WHERE thread_id=?1
                  AND status IN ('queued','running','waiting_on_human')",
@@ -482,7 +504,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn deployment_events(&self, dep: &DeploymentId, after: i64, limit: usize, f: &EventFilter) -> Result<Vec<Event>> {
+    async fn deployment_events(
+        &self,
+        dep: &DeploymentId,
+        after: i64,
+        limit: usize,
+        f: &EventFilter,
+    ) -> Result<Vec<Event>> {
         let dep = dep.to_string();
         let (t, r) = (f.thread_id.as_ref().map(|x| x.to_string()), f.run_id.as_ref().map(|x| x.to_string()));
         self.read(move |c| {
@@ -597,7 +625,9 @@ impl Store for SqliteStore {
                     IdemBegin::Fresh
                 }
                 Some((f, _, _)) if f != fp => IdemBegin::Mismatch,
-                Some((_, Some(status), body)) => IdemBegin::Replay { status: status as u16, body: body.unwrap_or_default() },
+                Some((_, Some(status), body)) => {
+                    IdemBegin::Replay { status: status as u16, body: body.unwrap_or_default() }
+                }
                 Some(_) => IdemBegin::InProgress,
             })
         })

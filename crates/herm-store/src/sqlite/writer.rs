@@ -26,9 +26,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn spawn(conn: Connection) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("herm-sqlite-writer".into())
-            .spawn(move || run(conn, rx))?;
+        std::thread::Builder::new().name("herm-sqlite-writer".into()).spawn(move || run(conn, rx))?;
         Ok(Self { tx })
     }
 
@@ -105,4 +103,3 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
     }
 }
-

@@ -16,7 +16,8 @@ pub struct Fixture {
 }
 
 pub async fn deployment(store: &dyn Store) -> DeploymentRecord {
-    let spec: DeploymentSpec = serde_json::from_value(serde_json::json!({"customer_id": "c", "name": "n", "system_prompt": "s"})).unwrap();
+    let spec: DeploymentSpec =
+        serde_json::from_value(serde_json::json!({"customer_id": "c", "name": "n", "system_prompt": "s"})).unwrap();
     let d = DeploymentRecord {
         id: DeploymentId::new(),
         status: DeploymentStatus::Ready,
@@ -84,7 +85,11 @@ pub async fn sequences_are_contiguous_and_published_in_commit_order(f: Fixture) 
     assert_eq!(all.len(), 400);
     let page = f.store.deployment_events(&d.id, 390, 5, &EventFilter::default()).await.unwrap();
     assert_eq!(page.iter().map(|e| e.deployment_sequence.0).collect::<Vec<_>>(), vec![391, 392, 393, 394, 395]);
-    let only = f.store.deployment_events(&d.id, 0, 1000, &EventFilter { thread_id: Some(threads[1].clone()), run_id: None }).await.unwrap();
+    let only = f
+        .store
+        .deployment_events(&d.id, 0, 1000, &EventFilter { thread_id: Some(threads[1].clone()), run_id: None })
+        .await
+        .unwrap();
     assert_eq!(only.len(), 100);
 }
 
@@ -122,7 +127,15 @@ pub async fn projections_follow_the_log(f: Fixture) {
     let mc = || {
         NewEvent::new(
             Some(run.clone()),
-            EventKind::ModelCall { model: "p/m".into(), input_tokens: 10, output_tokens: 4, cost_usd: 0.25, duration_ms: 1, tool_calls: vec![], stop_reason: None },
+            EventKind::ModelCall {
+                model: "p/m".into(),
+                input_tokens: 10,
+                output_tokens: 4,
+                cost_usd: 0.25,
+                duration_ms: 1,
+                tool_calls: vec![],
+                stop_reason: None,
+            },
         )
     };
     f.store.append(Append::new(t.clone(), vec![mc(), mc()])).await.unwrap();
@@ -172,7 +185,10 @@ pub async fn idempotency_keys(f: Fixture) {
     assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp1").await.unwrap(), IdemBegin::Fresh);
     assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp1").await.unwrap(), IdemBegin::InProgress);
     f.store.idempotency_finish("k1:r", "a", 201, b"{}").await.unwrap();
-    assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp1").await.unwrap(), IdemBegin::Replay { status: 201, body: b"{}".to_vec() });
+    assert_eq!(
+        f.store.idempotency_begin("k1:r", "a", "fp1").await.unwrap(),
+        IdemBegin::Replay { status: 201, body: b"{}".to_vec() }
+    );
     assert_eq!(f.store.idempotency_begin("k1:r", "a", "fp2").await.unwrap(), IdemBegin::Mismatch);
     assert_eq!(f.store.idempotency_begin("k2:r", "a", "fp2").await.unwrap(), IdemBegin::Fresh, "keys are scoped");
     f.store.idempotency_abort("k2:r", "a").await.unwrap();
@@ -191,13 +207,27 @@ pub async fn deleting_a_deployment_stops_its_runs(f: Fixture) {
 }
 
 pub async fn secrets_keys_and_providers(f: Fixture) {
-    let s = SecretRecord { id: SecretId::new(), name: "A".into(), description: None, nonce: vec![1; 24], ciphertext: vec![2; 40], created_at: now() };
+    let s = SecretRecord {
+        id: SecretId::new(),
+        name: "A".into(),
+        description: None,
+        nonce: vec![1; 24],
+        ciphertext: vec![2; 40],
+        created_at: now(),
+    };
     f.store.insert_secret(s.clone()).await.unwrap();
     assert_eq!(f.store.get_secret(&s.id).await.unwrap().unwrap().ciphertext, vec![2; 40]);
     assert!(f.store.delete_secret(&s.id).await.unwrap());
     assert!(f.store.get_secret(&s.id).await.unwrap().is_none());
     assert!(!f.store.delete_secret(&s.id).await.unwrap());
-    let k = ApiKeyRecord { id: ApiKeyId::new(), name: "k".into(), hash: "h1".into(), scopes: vec!["admin".into()], created_at: now(), revoked_at: None };
+    let k = ApiKeyRecord {
+        id: ApiKeyId::new(),
+        name: "k".into(),
+        hash: "h1".into(),
+        scopes: vec!["admin".into()],
+        created_at: now(),
+        revoked_at: None,
+    };
     f.store.insert_api_key(k.clone()).await.unwrap();
     assert!(f.store.api_key_by_hash("h1").await.unwrap().unwrap().revoked_at.is_none());
     assert!(f.store.revoke_api_key(&k.id).await.unwrap());

@@ -94,11 +94,17 @@ impl Env {
     }
 
     pub async fn thread_stream(&self, last: Option<&str>) -> SseReader {
-        SseReader::connect(&format!("{}/v1/threads/{}/events/stream", self.herm.url, self.thread), &self.herm.admin_key, last).await
+        SseReader::connect(
+            &format!("{}/v1/threads/{}/events/stream", self.herm.url, self.thread),
+            &self.herm.admin_key,
+            last,
+        )
+        .await
     }
 
     pub async fn deployment_stream(&self, last: Option<&str>) -> SseReader {
-        SseReader::connect(&format!("{}/v1/deployments/{}/events", self.herm.url, self.dep), &self.herm.admin_key, last).await
+        SseReader::connect(&format!("{}/v1/deployments/{}/events", self.herm.url, self.dep), &self.herm.admin_key, last)
+            .await
     }
 }
 
