@@ -55,8 +55,19 @@ impl Builder {
 /// The conversation as the model should see it before the next call of `run`.
 pub fn build(log: &[Event], run: &RunId) -> Vec<Message> {
     let starts = run_starts(log);
+    // For each model call, the last sequence its request included: a message written after
+    // that (while it streamed) joins the conversation after the call, not before it.
+    let calls: Vec<(i64, i64)> = log
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ModelCall { context_sequence: Some(c), .. } => Some((e.sequence.0, *c)),
+            _ => None,
+        })
+        .collect();
+    let unseen_until =
+        |seq: i64| calls.iter().find(|(at, _)| *at > seq).filter(|(_, c)| *c < seq).map(|(at, _)| at + 1);
     let mut b = Builder { out: vec![], pending_text: String::new(), open: vec![], results: vec![], deferred: vec![] };
-    // Messages of runs that had not started yet when they were written, by start sequence.
+    // Messages that join later than where they were written: (sequence to join at, text).
     let mut waiting: Vec<(i64, String)> = Vec::new();
     for e in log {
         while let Some(pos) = waiting.iter().position(|(s, _)| *s <= e.sequence.0) {
@@ -66,15 +77,19 @@ pub fn build(log: &[Event], run: &RunId) -> Vec<Message> {
         match &e.kind {
             EventKind::Message { role: Role::User, content, .. } => {
                 let start = e.run_id.as_ref().and_then(|r| starts.get(r)).copied();
-                match start {
-                    Some(s) if s > e.sequence.0 => waiting.push((s, content.clone())),
+                match (start, unseen_until(e.sequence.0)) {
+                    (Some(s), _) if s > e.sequence.0 => waiting.push((s, content.clone())),
                     // A run that never started (still queued) is not part of the conversation,
                     // unless it is the run being built.
-                    None if e.run_id.as_ref() != Some(run) => {}
+                    (None, _) if e.run_id.as_ref() != Some(run) => {}
+                    (_, Some(at)) => waiting.push((at, content.clone())),
                     _ => b.user(content.clone()),
                 }
             }
-            EventKind::Steer { message } => b.user(format!("[steering from the user] {message}")),
+            EventKind::Steer { message } => match unseen_until(e.sequence.0) {
+                Some(at) => waiting.push((at, format!("[steering from the user] {message}"))),
+                None => b.user(format!("[steering from the user] {message}")),
+            },
             EventKind::AgentMessage { content } => b.pending_text.push_str(content),
             EventKind::ModelCall { tool_calls, .. } => {
                 b.flush();
@@ -99,6 +114,9 @@ pub fn build(log: &[Event], run: &RunId) -> Vec<Message> {
             EventKind::RunStatus { status, .. } if status.is_terminal() => b.flush(),
             _ => {}
         }
+    }
+    for (_, t) in waiting {
+        b.user(t);
     }
     // Tool calls still open belong to the run being built: the machine runs them before the
     // next model call, so they are never open here in practice.
@@ -144,6 +162,7 @@ mod tests {
                     duration_ms: 0,
                     tool_calls: vec![call.clone()],
                     stop_reason: None,
+                    context_sequence: None,
                 },
             ),
             ev(5, &b, EventKind::Message { role: Role::User, content: "queued".into(), attachments: vec![] }),
@@ -172,6 +191,7 @@ mod tests {
                     duration_ms: 0,
                     tool_calls: vec![],
                     stop_reason: None,
+                    context_sequence: None,
                 },
             ),
             ev(10, &a, EventKind::AgentMessage { content: "done".into() }),
@@ -195,12 +215,42 @@ mod tests {
                 duration_ms: 0,
                 tool_calls: vec![],
                 stop_reason: None,
+                context_sequence: None,
             },
         ));
         log2.push(ev(12, &a, EventKind::RunStatus { status: RunStatus::Completed, error: None, usage: None }));
         log2.push(ev(13, &b, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }));
         let h2 = build(&log2, &b);
         assert_eq!(h2.last(), Some(&Message::User("queued".into())));
+    }
+
+    #[test]
+    fn input_written_while_the_model_streamed_follows_its_answer() {
+        let a = RunId::new();
+        let log = vec![
+            ev(1, &a, EventKind::Message { role: Role::User, content: "q".into(), attachments: vec![] }),
+            ev(2, &a, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }),
+            ev(3, &a, EventKind::Steer { message: "shorter".into() }),
+            ev(4, &a, EventKind::AgentMessage { content: "long answer".into() }),
+            ev(
+                5,
+                &a,
+                EventKind::ModelCall {
+                    model: "m".into(),
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost_usd: 0.0,
+                    duration_ms: 0,
+                    tool_calls: vec![],
+                    stop_reason: None,
+                    context_sequence: Some(2),
+                },
+            ),
+        ];
+        let h = build(&log, &a);
+        assert_eq!(h[0], Message::User("q".into()));
+        assert!(matches!(&h[1], Message::Assistant { text, .. } if text == "long answer"));
+        assert_eq!(h[2], Message::User("[steering from the user] shorter".into()));
     }
 
     #[test]
@@ -220,6 +270,7 @@ mod tests {
                     duration_ms: 0,
                     tool_calls: vec![call],
                     stop_reason: None,
+                    context_sequence: None,
                 },
             ),
             ev(3, &a, EventKind::RunStatus { status: RunStatus::Interrupted, error: None, usage: None }),

@@ -40,16 +40,17 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
     let mut requested: Option<Vec<RequestedToolCall>> = None;
     let mut started: HashSet<&str> = HashSet::new();
     let mut finished: HashSet<&str> = HashSet::new();
-    let mut input_since_model = false;
+    // Sequence of the last input the model has seen, and of the newest input of the run.
+    let (mut seen, mut newest_input) = (0i64, 0i64);
     for e in log.iter().filter(|e| e.run_id.as_ref() == Some(run)) {
         match &e.kind {
             EventKind::RunStatus { status: s, .. } => status = *s,
-            EventKind::ModelCall { tool_calls, .. } => {
+            EventKind::ModelCall { tool_calls, context_sequence, .. } => {
                 steps += 1;
                 requested = Some(tool_calls.clone());
                 started.clear();
                 finished.clear();
-                input_since_model = false;
+                seen = context_sequence.unwrap_or(e.sequence.0);
             }
             EventKind::ToolCall { tool_use_id, .. } => {
                 started.insert(tool_use_id);
@@ -57,7 +58,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
             EventKind::ToolResult { tool_use_id, .. } => {
                 finished.insert(tool_use_id);
             }
-            EventKind::Message { role: Role::User, .. } | EventKind::Steer { .. } => input_since_model = true,
+            EventKind::Message { role: Role::User, .. } | EventKind::Steer { .. } => newest_input = e.sequence.0,
             _ => {}
         }
     }
@@ -83,7 +84,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
             Next::RunTool(c.clone())
         };
     }
-    if !calls.is_empty() || input_since_model { call_model(steps) } else { Next::Complete }
+    if !calls.is_empty() || newest_input > seen { call_model(steps) } else { Next::Complete }
 }
 
 /// Sums the usage of a run's model calls.

@@ -123,7 +123,7 @@ impl Driver<'_> {
                 Next::Idle => return Ok(()),
                 Next::Start => self.append(&run, vec![status(&run, RunStatus::Running, None, None)], vec![]).await?,
                 Next::CallModel => self.call_model(&run, &dep).await?,
-                Next::RunTool(c) => self.call_tool(&run, &dep, c, false).await?,
+                Next::RunTool(c) => self.call_tool(&run, &dep, c).await?,
                 Next::InFlight(c) => self.resolve_in_flight(&run, &dep, c).await?,
                 Next::Complete => {
                     let usage = machine::run_usage(&self.log, &run);
@@ -200,6 +200,7 @@ impl Driver<'_> {
             (None, None) => None,
         };
         let tools = ToolSet::for_deployment(&dep.spec);
+        let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
         let req = ModelRequest {
             model: resolved.model.clone(),
             system: dep.spec.system_prompt.clone(),
@@ -245,7 +246,7 @@ impl Driver<'_> {
                 EventKind::AgentMessage { content: redactor.redact(&resp.text) },
             ));
         }
-        let tool_calls = resp
+        let tool_calls: Vec<RequestedToolCall> = resp
             .tool_calls
             .iter()
             .map(|c| RequestedToolCall {
@@ -262,48 +263,72 @@ impl Driver<'_> {
                 output_tokens: resp.usage.output_tokens,
                 cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
                 duration_ms: started.elapsed().as_millis() as u64,
-                tool_calls,
+                tool_calls: tool_calls.clone(),
                 stop_reason: resp.stop_reason.clone(),
+                context_sequence: Some(seen),
             },
         ));
-        self.append(run, events, vec![]).await
+        // The first tool call's write-ahead record commits with the response that asked for it:
+        // one durable write instead of two, and the call starts right after.
+        let mut calls = tool_calls.into_iter();
+        let Some(first) = calls.next() else { return self.append(run, events, vec![]).await };
+        events.push(tool_call_event(run, &tools, &first));
+        match self.try_append(run, events, vec![]).await? {
+            Appended::Written => self.run_chain(run, dep, &tools, first, calls.collect()).await,
+            other => Ok(other.into()),
+        }
     }
 
-    /// Runs a tool call; `logged` says whether its `tool_call` record is already written.
-    async fn call_tool(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall, logged: bool) -> Result<Flow> {
+    /// Runs a tool call the machine found not yet started: write its record, then run it.
+    async fn call_tool(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
         let tools = ToolSet::for_deployment(&dep.spec);
-        let tool = tools.get(&c.tool).cloned();
-        if !logged {
-            let origin = tool.as_ref().map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into());
-            let ev = EventKind::ToolCall {
-                tool_use_id: c.tool_use_id.clone(),
-                tool: c.tool.clone(),
-                origin,
-                arguments: c.arguments.clone(),
+        // Write-ahead: the call is durable before it is made. Only a written record lets this
+        // worker make the call; from then on, a worker that finds the record without a result
+        // knows the call may have happened.
+        match self.try_append(run, vec![tool_call_event(run, &tools, &c)], vec![]).await? {
+            Appended::Written => self.run_chain(run, dep, &tools, c, Vec::new()).await,
+            other => Ok(other.into()),
+        }
+    }
+
+    /// Executes `current` (whose `tool_call` record is written), then each of `rest` in order.
+    /// Each result commits together with the next call's write-ahead record.
+    async fn run_chain(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        mut current: RequestedToolCall,
+        rest: Vec<RequestedToolCall>,
+    ) -> Result<Flow> {
+        let redactor = self.engine.secrets().redactor(&dep.spec).await?;
+        let mut rest = rest.into_iter();
+        loop {
+            let started = Instant::now();
+            let out = tokio::select! {
+                _ = self.work.cancelled() => return Ok(Flow::Stop),
+                o = self.execute(dep, tools.get(&current.tool), &current) => o?,
             };
-            // Write-ahead: the call is durable before it is made. Only a written record lets
-            // this worker make the call; from then on, a worker that finds the record without a
-            // result knows the call may have happened.
-            match self.try_append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await? {
-                Appended::Written => {}
-                other => return Ok(other.into()),
+            let mut events = vec![NewEvent::new(
+                Some(run.clone()),
+                EventKind::ToolResult {
+                    tool_use_id: current.tool_use_id,
+                    tool: current.tool,
+                    result: redactor.redact(&out.content),
+                    is_error: out.is_error,
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
+                },
+            )];
+            let next = rest.next();
+            if let Some(n) = &next {
+                events.push(tool_call_event(run, tools, n));
+            }
+            match (self.try_append(run, events, vec![]).await?, next) {
+                (Appended::Written, Some(n)) => current = n,
+                (a, _) => return Ok(a.into()),
             }
         }
-        let started = Instant::now();
-        let out = tokio::select! {
-            _ = self.work.cancelled() => return Ok(Flow::Stop),
-            o = self.execute(dep, tool.as_ref(), &c) => o?,
-        };
-        let redactor = self.engine.secrets().redactor(&dep.spec).await?;
-        let ev = EventKind::ToolResult {
-            tool_use_id: c.tool_use_id,
-            tool: c.tool,
-            result: redactor.redact(&out.content),
-            is_error: out.is_error,
-            duration_ms: started.elapsed().as_millis() as u64,
-            outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
-        };
-        self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await
     }
 
     async fn execute(&self, dep: &DeploymentRecord, tool: Option<&Tool>, c: &RequestedToolCall) -> Result<ToolOutput> {
@@ -331,7 +356,7 @@ impl Driver<'_> {
     async fn resolve_in_flight(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
         let tools = ToolSet::for_deployment(&dep.spec);
         if tools.get(&c.tool).is_some_and(|t| t.repeat_safe) {
-            return self.call_tool(run, dep, c, true).await;
+            return self.run_chain(run, dep, &tools, c, Vec::new()).await;
         }
         tracing::info!(run = %run, tool = %c.tool, "tool call interrupted with unknown outcome");
         let ev = EventKind::ToolResult {
@@ -344,6 +369,20 @@ impl Driver<'_> {
         };
         self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await
     }
+}
+
+/// The write-ahead record of a tool call.
+fn tool_call_event(run: &RunId, tools: &ToolSet, c: &RequestedToolCall) -> NewEvent {
+    let origin = tools.get(&c.tool).map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into());
+    NewEvent::new(
+        Some(run.clone()),
+        EventKind::ToolCall {
+            tool_use_id: c.tool_use_id.clone(),
+            tool: c.tool.clone(),
+            origin,
+            arguments: c.arguments.clone(),
+        },
+    )
 }
 
 fn status(run: &RunId, s: RunStatus, error: Option<RunError>, usage: Option<Usage>) -> NewEvent {

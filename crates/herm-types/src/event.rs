@@ -108,6 +108,10 @@ pub enum EventKind {
         tool_calls: Vec<RequestedToolCall>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stop_reason: Option<String>,
+        /// The last thread `sequence` the request included: input written later (while the
+        /// call streamed) was not seen by the model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context_sequence: Option<i64>,
     },
     /// The run needs a person: an approval or a clarifying question.
     SteeringRequest {

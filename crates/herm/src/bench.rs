@@ -9,7 +9,7 @@ use herm_engine::Engine;
 use herm_llm::{DeltaSink, Message, ModelClient, ModelRequest, ModelResponse, TokenUsage};
 use herm_store::NewThread;
 use herm_types::config::{DeploymentSpec, ProviderKind, ProviderSpec};
-use herm_types::event::{LiveFrame, RequestedToolCall};
+use herm_types::event::RequestedToolCall;
 use herm_types::*;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -35,6 +35,8 @@ pub struct BenchArgs {
 struct Instant0 {
     steps: u32,
     calls: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Final answers given so far.
+    finals: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -56,6 +58,7 @@ impl ModelClient for Instant0 {
         self.calls.lock().entry(key).or_default().push(at);
         let usage = TokenUsage { input_tokens: 10, output_tokens: 5 };
         if done + 1 >= self.steps {
+            self.finals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             on_delta("done");
             return Ok(ModelResponse {
                 text: "done".into(),
@@ -98,45 +101,36 @@ fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
     Ok(out)
 }
 
-/// Starts `n` runs at once on `n` threads and waits for all of them to finish.
-async fn round(engine: &Engine, dep: &DeploymentId, threads: &[ThreadId], tag: &str) -> anyhow::Result<Duration> {
-    let mut sub = engine.bus().subscribe(dep);
+/// Starts one run on each thread at once and waits until all are finished: every final
+/// answer given and every worker gone idle (cheap in-memory checks, so waiting does not
+/// load the store being measured). The runs' statuses are verified afterwards, untimed.
+async fn round(engine: &Engine, model: &Instant0, threads: &[ThreadId], tag: &str) -> anyhow::Result<Duration> {
+    use std::sync::atomic::Ordering;
+    let target = model.finals.load(Ordering::SeqCst) + threads.len();
     let started = Instant::now();
     let mut handles = Vec::new();
     for (i, t) in threads.iter().enumerate() {
         let (e, t, msg) = (engine.clone(), t.clone(), format!("{tag} {i}"));
         handles.push(tokio::spawn(async move { e.submit_message(&t, Default::default(), msg, vec![]).await }));
     }
+    let mut runs = Vec::with_capacity(threads.len());
     for h in handles {
-        h.await??;
+        runs.push(h.await??.run_id);
     }
-    let mut done = 0;
-    while done < threads.len() {
-        match tokio::time::timeout(Duration::from_secs(120), sub.recv()).await {
-            Err(_) => anyhow::bail!("benchmark runs stalled ({done}/{} finished)", threads.len()),
-            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
-                // Count from the store instead of the missed frames.
-                let mut n = 0;
-                for t in threads {
-                    if engine.store().active_run(t).await?.is_none() {
-                        n += 1;
-                    }
-                }
-                done = n;
-            }
-            Ok(Err(e)) => return Err(e.into()),
-            Ok(Ok(LiveFrame::Committed(e))) => {
-                if let EventKind::RunStatus { status, error, .. } = &e.kind
-                    && status.is_terminal()
-                {
-                    anyhow::ensure!(*status == RunStatus::Completed, "a benchmark run ended {status:?}: {error:?}");
-                    done += 1;
-                }
-            }
-            Ok(Ok(_)) => {}
-        }
+    let deadline = started + Duration::from_secs(300);
+    while model.finals.load(Ordering::SeqCst) < target || engine.active_workers() > 0 {
+        anyhow::ensure!(Instant::now() < deadline, "benchmark runs stalled");
+        tokio::time::sleep(Duration::from_micros(200)).await;
     }
-    Ok(started.elapsed())
+    let elapsed = started.elapsed();
+    for r in runs {
+        let run = engine.store().get_run(&r).await?;
+        anyhow::ensure!(
+            run.as_ref().map(|r| r.status) == Some(RunStatus::Completed),
+            "a benchmark run did not complete: {run:?}"
+        );
+    }
+    Ok(elapsed)
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -154,7 +148,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             models: Default::default(),
         },
     );
-    let model = Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()) });
+    let model =
+        Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()), finals: Default::default() });
     let m2 = model.clone();
     let opened = crate::serve::open(&cfg, cfg.engine_options(), move |p| {
         p.with_factory(Arc::new(move |_| Some(m2.clone() as Arc<dyn ModelClient>)))
@@ -198,7 +193,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let rounds = if n == 1 { args.single_runs } else { 1 };
         let mut elapsed = Duration::ZERO;
         for r in 0..rounds {
-            elapsed += round(&engine, &dep.id, &threads, &format!("c{n} r{r}")).await?;
+            elapsed += round(&engine, &model, &threads, &format!("c{n} r{r}")).await?;
         }
         // A step is the interval between two consecutive model calls of one run: fold, model
         // call, journal, tool call journaled and resolved, result journaled.

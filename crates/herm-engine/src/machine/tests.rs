@@ -48,6 +48,33 @@ fn model(calls: &[&str]) -> EventKind {
         duration_ms: 1,
         tool_calls: calls.iter().map(|c| call(c)).collect(),
         stop_reason: None,
+        context_sequence: None,
+    }
+}
+
+/// A model call whose request included the log only through `seen`.
+fn model_seen(seen: i64) -> EventKind {
+    match model(&[]) {
+        EventKind::ModelCall {
+            model,
+            input_tokens,
+            output_tokens,
+            cost_usd,
+            duration_ms,
+            tool_calls,
+            stop_reason,
+            ..
+        } => EventKind::ModelCall {
+            model,
+            input_tokens,
+            output_tokens,
+            cost_usd,
+            duration_ms,
+            tool_calls,
+            stop_reason,
+            context_sequence: Some(seen),
+        },
+        other => other,
     }
 }
 fn started(id: &str) -> EventKind {
@@ -131,6 +158,26 @@ fn decisions_from_logs() {
                 .push(&r, result("b")),
             two,
             Next::Fail { code: "max_steps_exceeded", message: "the run reached its limit of 2 steps".into() },
+        ),
+        (
+            "input that arrived while the model streamed is answered",
+            Log::new()
+                .push(&r, user("hi"))
+                .push(&r, status(RunStatus::Running))
+                .push(&r, user("also this"))
+                .push(&r, model_seen(2)),
+            none,
+            Next::CallModel,
+        ),
+        (
+            "input the model saw does not call it again",
+            Log::new()
+                .push(&r, user("hi"))
+                .push(&r, status(RunStatus::Running))
+                .push(&r, user("also this"))
+                .push(&r, model_seen(3)),
+            none,
+            Next::Complete,
         ),
         (
             "completed run is idle",

@@ -34,10 +34,15 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+/// Read connections kept open; reads beyond this wait for one instead of opening more.
+const READERS: usize = 8;
+
 struct Inner {
     path: PathBuf,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per read connection.
+    read_permits: tokio::sync::Semaphore,
     bus: Bus,
 }
 
@@ -48,7 +53,15 @@ impl SqliteStore {
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
         let writer = Writer::spawn(conn)?;
-        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()), bus }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer,
+                readers: Mutex::new(Vec::new()),
+                read_permits: tokio::sync::Semaphore::new(READERS),
+                bus,
+            }),
+        })
     }
 
     pub fn bus(&self) -> &Bus {
@@ -62,6 +75,9 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
+        // Holding a permit means a pooled connection is free or may be opened: the pool never
+        // grows past READERS, so a burst of reads queues instead of reopening the database.
+        let _permit = self.inner.read_permits.acquire().await.map_err(|_| Error::Closed)?;
         tokio::task::spawn_blocking(move || {
             let conn = match inner.readers.lock().pop() {
                 Some(c) => c,
@@ -71,14 +87,12 @@ impl SqliteStore {
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                     )?;
                     c.execute_batch("PRAGMA busy_timeout=5000;")?;
+                    schema::tune(&c)?;
                     c
                 }
             };
             let out = f(&conn);
-            let mut pool = inner.readers.lock();
-            if pool.len() < 16 {
-                pool.push(conn);
-            }
+            inner.readers.lock().push(conn);
             out
         })
         .await

@@ -82,12 +82,12 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
         let mut completions = Vec::with_capacity(batch.len());
         for job in batch {
-            let sp = conn.execute_batch("SAVEPOINT job");
+            let sp = exec(&conn, "SAVEPOINT job");
             let (ok, done) = job(Some(&conn));
             let end = if ok && sp.is_ok() {
-                conn.execute_batch("RELEASE job")
+                exec(&conn, "RELEASE job")
             } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                exec(&conn, "ROLLBACK TO job").and_then(|_| exec(&conn, "RELEASE job"))
             };
             if let Err(e) = end {
                 tracing::error!(error = %e, "savepoint handling failed");
@@ -102,4 +102,9 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             done(commit.clone());
         }
     }
+}
+
+/// Runs a fixed statement through the statement cache (no re-parse per job).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }

@@ -135,6 +135,7 @@ pub async fn projections_follow_the_log(f: Fixture) {
                 duration_ms: 1,
                 tool_calls: vec![],
                 stop_reason: None,
+                context_sequence: None,
             },
         )
     };
