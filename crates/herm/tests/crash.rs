@@ -141,3 +141,43 @@ async fn repeat_safe_tool_in_flight_is_repeated() {
     assert_eq!(log.iter().filter(|e| e["type"] == "tool_call").count(), 1, "the call is journaled once");
     assert_eq!(log.iter().filter(|e| e["type"] == "tool_result" && e["outcome"] == "ok").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_takes_over_after_the_lease_expires() {
+    // Node `a` dies mid-run. Node `b` may not reclaim `a`'s lease at start (it is not its own):
+    // it must wait for the lease to expire, then resume from the log.
+    let cfg = CONFIG.replace("lease_ttl_secs = 10", "lease_ttl_secs = 2");
+    let mut env = setup_with(five_steps(Some(1), None), Wire::OpenAi, json!({}), &cfg).await;
+    env.herm.opts.env.push(("HERM_ENGINE__NODE_ID".into(), "a".into()));
+    env.herm.restart().await;
+    let run = env.send("go").await["run_id"].as_str().unwrap().to_owned();
+    let model = env.model.clone();
+    wait_for("the model stream of step 1", || model.attempts().iter().any(|a| a.step == 1)).await;
+    env.herm.kill9().await;
+    let killed = std::time::Instant::now();
+    env.herm.opts.env.retain(|(k, _)| k != "HERM_ENGINE__NODE_ID");
+    env.herm.opts.env.push(("HERM_ENGINE__NODE_ID".into(), "b".into()));
+    env.herm.restart().await;
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(30)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(env.model.attempts().iter().filter(|a| a.step == 1).count(), 2, "step 1 was made again by node b");
+    assert!(killed.elapsed() >= Duration::from_millis(1500), "node b waited for the lease to expire");
+    assert_eq!(env.model.completed_per_step(), vec![1, 1, 1, 1, 1]);
+    assert_eq!(calls_per_n(&env), vec![1, 1, 1, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_model_stream_times_out_and_is_retried() {
+    let cfg = CONFIG.replace("model_idle_timeout_secs = 30", "model_idle_timeout_secs = 1");
+    let script = vec![Reply::text(&["hello"]).stall_first()];
+    let env = setup_with(script, Wire::Anthropic, json!({}), &cfg).await;
+    let run = env.send("hi").await["run_id"].as_str().unwrap().to_owned();
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(20)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(env.model.request_count(), 2, "the stalled call was abandoned and made again");
+    assert_eq!(env.model.completed_per_step(), vec![1]);
+    let log = env.herm.thread_log(&env.thread).await;
+    let msgs: Vec<&Value> = log.iter().filter(|e| e["type"] == "agent_message").collect();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["content"], "hello", "only the successful attempt's text is committed");
+}

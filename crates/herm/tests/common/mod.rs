@@ -30,18 +30,26 @@ model_idle_timeout_secs = 30
 "#;
 
 pub async fn start_herm() -> (Herm, tempfile::TempDir) {
+    start_herm_with(CONFIG).await
+}
+
+pub async fn start_herm_with(config: &str) -> (Herm, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut o = HermOptions::new(env!("CARGO_BIN_EXE_herm"), dir.path().join("data"));
-    o.config = Some(CONFIG.into());
+    o.config = Some(config.into());
     (Herm::start(o).await, dir)
 }
 
 /// A deployment whose `http_tools` reach the connector: `lookup` (GET, repeat-safe) and
 /// `record` (POST, not repeat-safe). Both carry the secret in a header.
 pub async fn setup(script: Vec<Reply>, wire: Wire, extra: Value) -> Env {
+    setup_with(script, wire, extra, CONFIG).await
+}
+
+pub async fn setup_with(script: Vec<Reply>, wire: Wire, extra: Value, config: &str) -> Env {
     let model = FakeModel::start(script).await;
     let connector = Connector::start().await;
-    let (herm, dir) = start_herm().await;
+    let (herm, dir) = start_herm_with(config).await;
     let tok = herm.ok("POST", "/v1/secrets", &json!({"name": "API_TOKEN", "value": TOKEN}), 201).await;
     let pk = herm.ok("POST", "/v1/secrets", &json!({"name": "PROVIDER_KEY", "value": PROVIDER_KEY}), 201).await;
     let (kind, url) = match wire {
