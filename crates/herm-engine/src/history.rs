@@ -130,6 +130,19 @@ mod tests {
     use herm_types::event::ToolOutcome;
     use serde_json::json;
 
+    fn model_call(tool_calls: Vec<RequestedToolCall>, context_sequence: Option<i64>) -> EventKind {
+        EventKind::ModelCall {
+            model: "m".into(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            duration_ms: 0,
+            tool_calls,
+            stop_reason: None,
+            context_sequence,
+        }
+    }
+
     fn ev(seq: i64, run: &RunId, kind: EventKind) -> Event {
         Event {
             id: EventId::new(),
@@ -151,20 +164,7 @@ mod tests {
             ev(1, &a, EventKind::Message { role: Role::User, content: "first".into(), attachments: vec![] }),
             ev(2, &a, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }),
             ev(3, &a, EventKind::AgentMessage { content: "calling".into() }),
-            ev(
-                4,
-                &a,
-                EventKind::ModelCall {
-                    model: "m".into(),
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    cost_usd: 0.0,
-                    duration_ms: 0,
-                    tool_calls: vec![call.clone()],
-                    stop_reason: None,
-                    context_sequence: None,
-                },
-            ),
+            ev(4, &a, model_call(vec![call.clone()], None)),
             ev(5, &b, EventKind::Message { role: Role::User, content: "queued".into(), attachments: vec![] }),
             ev(6, &b, EventKind::RunStatus { status: RunStatus::Queued, error: None, usage: None }),
             ev(7, &a, EventKind::Message { role: Role::User, content: "steered".into(), attachments: vec![] }),
@@ -180,20 +180,7 @@ mod tests {
                     outcome: ToolOutcome::Ok,
                 },
             ),
-            ev(
-                9,
-                &a,
-                EventKind::ModelCall {
-                    model: "m".into(),
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    cost_usd: 0.0,
-                    duration_ms: 0,
-                    tool_calls: vec![],
-                    stop_reason: None,
-                    context_sequence: None,
-                },
-            ),
+            ev(9, &a, model_call(vec![], None)),
             ev(10, &a, EventKind::AgentMessage { content: "done".into() }),
         ];
         let h = build(&log, &a);
@@ -204,20 +191,7 @@ mod tests {
         assert_eq!(h.len(), 4, "queued message must not appear before its run starts: {h:?}");
 
         let mut log2 = log.clone();
-        log2.push(ev(
-            11,
-            &a,
-            EventKind::ModelCall {
-                model: "m".into(),
-                input_tokens: 0,
-                output_tokens: 0,
-                cost_usd: 0.0,
-                duration_ms: 0,
-                tool_calls: vec![],
-                stop_reason: None,
-                context_sequence: None,
-            },
-        ));
+        log2.push(ev(11, &a, model_call(vec![], None)));
         log2.push(ev(12, &a, EventKind::RunStatus { status: RunStatus::Completed, error: None, usage: None }));
         log2.push(ev(13, &b, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }));
         let h2 = build(&log2, &b);
@@ -232,20 +206,7 @@ mod tests {
             ev(2, &a, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }),
             ev(3, &a, EventKind::Steer { message: "shorter".into() }),
             ev(4, &a, EventKind::AgentMessage { content: "long answer".into() }),
-            ev(
-                5,
-                &a,
-                EventKind::ModelCall {
-                    model: "m".into(),
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    cost_usd: 0.0,
-                    duration_ms: 0,
-                    tool_calls: vec![],
-                    stop_reason: None,
-                    context_sequence: Some(2),
-                },
-            ),
+            ev(5, &a, model_call(vec![], Some(2))),
         ];
         let h = build(&log, &a);
         assert_eq!(h[0], Message::User("q".into()));
@@ -259,20 +220,7 @@ mod tests {
         let call = RequestedToolCall { tool_use_id: "t1".into(), tool: "x".into(), arguments: json!({}) };
         let log = vec![
             ev(1, &a, EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None }),
-            ev(
-                2,
-                &a,
-                EventKind::ModelCall {
-                    model: "m".into(),
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    cost_usd: 0.0,
-                    duration_ms: 0,
-                    tool_calls: vec![call],
-                    stop_reason: None,
-                    context_sequence: None,
-                },
-            ),
+            ev(2, &a, model_call(vec![call], None)),
             ev(3, &a, EventKind::RunStatus { status: RunStatus::Interrupted, error: None, usage: None }),
         ];
         let h = build(&log, &RunId::new());

@@ -143,6 +143,17 @@ fn event_rec(t: EventRow) -> Result<Event> {
     })
 }
 
+/// At most one row, mapped to its record.
+fn one<T, R>(
+    conn: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    row: fn(&Row) -> rusqlite::Result<R>,
+    rec: fn(R) -> Result<T>,
+) -> Result<Option<T>> {
+    conn.prepare_cached(sql)?.query_row(p, row).optional()?.map(rec).transpose()
+}
+
 fn collect<T, R>(
     conn: &Connection,
     sql: &str,
@@ -175,14 +186,8 @@ impl Store for SqliteStore {
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
         let hash = hash.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {KEY_COLS} FROM api_keys WHERE hash=?1"))?
-                .query_row([hash], key_row)
-                .optional()?
-                .map(key_rec)
-                .transpose()
-        })
-        .await
+        self.read(move |c| one(c, &format!("SELECT {KEY_COLS} FROM api_keys WHERE hash=?1"), [hash], key_row, key_rec))
+            .await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
@@ -214,11 +219,13 @@ impl Store for SqliteStore {
     async fn get_secret(&self, id: &SecretId) -> Result<Option<SecretRecord>> {
         let id = id.to_string();
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {SECRET_COLS} FROM secrets WHERE id=?1 AND deleted_at IS NULL"))?
-                .query_row([id], secret_row)
-                .optional()?
-                .map(secret_rec)
-                .transpose()
+            one(
+                c,
+                &format!("SELECT {SECRET_COLS} FROM secrets WHERE id=?1 AND deleted_at IS NULL"),
+                [id],
+                secret_row,
+                secret_rec,
+            )
         })
         .await
     }
@@ -301,11 +308,13 @@ impl Store for SqliteStore {
     async fn get_deployment(&self, id: &DeploymentId) -> Result<Option<DeploymentRecord>> {
         let id = id.to_string();
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {DEP_COLS} FROM deployments WHERE id=?1 AND status != 'deleted'"))?
-                .query_row([id], dep_row)
-                .optional()?
-                .map(dep_rec)
-                .transpose()
+            one(
+                c,
+                &format!("SELECT {DEP_COLS} FROM deployments WHERE id=?1 AND status != 'deleted'"),
+                [id],
+                dep_row,
+                dep_rec,
+            )
         })
         .await
     }
@@ -400,11 +409,13 @@ impl Store for SqliteStore {
     async fn get_thread(&self, id: &ThreadId) -> Result<Option<ThreadRecord>> {
         let id = id.to_string();
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {THREAD_COLS} FROM threads WHERE id=?1 AND deleted_at IS NULL"))?
-                .query_row([id], thread_row)
-                .optional()?
-                .map(thread_rec)
-                .transpose()
+            one(
+                c,
+                &format!("SELECT {THREAD_COLS} FROM threads WHERE id=?1 AND deleted_at IS NULL"),
+                [id],
+                thread_row,
+                thread_rec,
+            )
         })
         .await
     }
@@ -452,25 +463,14 @@ impl Store for SqliteStore {
 
     async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>> {
         let id = id.to_string();
-        self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {RUN_COLS} FROM runs WHERE id=?1"))?
-                .query_row([id], run_row)
-                .optional()?
-                .map(run_rec)
-                .transpose()
-        })
-        .await
+        self.read(move |c| one(c, &format!("SELECT {RUN_COLS} FROM runs WHERE id=?1"), [id], run_row, run_rec)).await
     }
 
     async fn active_run(&self, thread: &ThreadId) -> Result<Option<RunRecord>> {
         let thread = thread.to_string();
         self.read(move |c| {
             let Some(id) = active_run_id(c, &thread)? else { return Ok(None) };
-            c.prepare_cached(&format!("SELECT {RUN_COLS} FROM runs WHERE id=?1"))?
-                .query_row([id], run_row)
-                .optional()?
-                .map(run_rec)
-                .transpose()
+            one(c, &format!("SELECT {RUN_COLS} FROM runs WHERE id=?1"), [id], run_row, run_rec)
         })
         .await
     }
