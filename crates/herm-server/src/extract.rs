@@ -10,6 +10,10 @@ use serde::de::DeserializeOwned;
 /// Largest JSON body accepted by the API.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
+/// An oversized body is read (and discarded) up to this size so the client, still sending,
+/// receives the 413 instead of a reset connection; past it the connection is dropped.
+const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
+
 /// A JSON body, at most [`MAX_JSON_BODY`] bytes. The raw bytes are kept for idempotency.
 pub struct JsonBody<T> {
     pub value: T,
@@ -22,16 +26,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         // The body is parsed as JSON whatever its declared type: `curl -d` sends a form type
         // by default, and a clear JSON error beats a 415 for that.
-        let raw = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than {MAX_JSON_BODY} bytes"),
-            )
-        })?;
+        let raw = read_bounded(req.into_body()).await?;
         let value = parse_json(&raw)?;
         Ok(Self { value, raw })
     }
+}
+
+async fn read_bounded(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::validation("the request body could not be read"))?;
+        total += chunk.len();
+        if total <= MAX_JSON_BODY {
+            buf.extend_from_slice(&chunk);
+        } else if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if total > MAX_JSON_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {MAX_JSON_BODY} bytes"),
+        ));
+    }
+    Ok(buf.freeze())
 }
 
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {

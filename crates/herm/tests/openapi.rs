@@ -33,7 +33,17 @@ async fn openapi_document_covers_the_api() {
         assert!(paths.contains_key(p), "missing path {p}");
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for s in ["DeploymentSpec", "DeploymentResponse", "Event", "EventKind", "Problem", "MessageRequest", "UserEvent", "RunResponse", "SecretCreate"] {
+    for s in [
+        "DeploymentSpec",
+        "DeploymentResponse",
+        "Event",
+        "EventKind",
+        "Problem",
+        "MessageRequest",
+        "UserEvent",
+        "RunResponse",
+        "SecretCreate",
+    ] {
         assert!(schemas.contains_key(s), "missing schema {s}: {:?}", schemas.keys().collect::<Vec<_>>());
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
