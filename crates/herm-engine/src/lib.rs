@@ -17,6 +17,7 @@ pub mod machine;
 pub mod providers;
 pub mod redact;
 pub mod secrets;
+pub mod steering;
 mod submit;
 pub mod tools;
 mod worker;
@@ -51,6 +52,12 @@ pub enum Error {
     ThreadBusy,
     #[error("the thread is too busy to accept the message now; retry")]
     Contended,
+    #[error("the request is not pending")]
+    NotPending,
+    #[error("the edited input does not match the tool's schema")]
+    InvalidInput(Vec<herm_types::config::FieldError>),
+    #[error("{0}")]
+    WrongReply(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

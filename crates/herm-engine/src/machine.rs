@@ -7,6 +7,24 @@ use herm_types::event::{RequestedToolCall, Role};
 use herm_types::*;
 use std::collections::{HashMap, HashSet};
 
+/// Who must act before a tool call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Runs without asking.
+    Free,
+    /// A person must allow, deny or edit it first (`always_ask`).
+    Approval,
+    /// It is a question for a person (`ask_user`): the answer is its result.
+    Question,
+}
+
+/// A tool call that needs a person.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ask {
+    pub call: RequestedToolCall,
+    pub gate: Gate,
+}
+
 /// What the active run must do next.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Next {
@@ -14,10 +32,18 @@ pub enum Next {
     Start,
     /// Make a model call.
     CallModel,
-    /// Execute a tool call the model requested; nothing about it is in the log yet.
+    /// Execute a tool call (with edited arguments if a person edited them); nothing about
+    /// this execution is in the log yet.
     RunTool(RequestedToolCall),
     /// A tool call was logged as started but has no result: its worker died mid-call.
     InFlight(RequestedToolCall),
+    /// These calls need a person: write their steering requests and wait. Empty when the
+    /// requests are written but the run is not yet marked as waiting.
+    AskPerson(Vec<Ask>),
+    /// A person denied the call: its result says so.
+    Denied { call: RequestedToolCall, message: Option<String> },
+    /// A person answered the agent's question: the answer is the result.
+    Answered { call: RequestedToolCall, answer: String },
     /// The agent ended its turn and no input arrived since.
     Complete,
     /// Stop the run with an error.
@@ -32,14 +58,27 @@ pub struct RunLimits {
     pub max_steps: Option<u32>,
 }
 
-/// Folds the log and decides the next action of `run`.
-pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
+/// A person's response as the fold sees it.
+struct Response<'a> {
+    result: Option<&'a str>,
+    answer: Option<&'a str>,
+    message: Option<&'a str>,
+    input: Option<&'a serde_json::Value>,
+    seq: i64,
+}
+
+/// Folds the log and decides the next action of `run`. `gate` says which tools need a
+/// person (from the deployment's policies at the time of the call).
+pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str) -> Gate) -> Next {
     let mut status = RunStatus::Queued;
     let mut steps = 0u32;
     // The last model call of this run: the tool calls it asked for.
     let mut requested: Option<Vec<RequestedToolCall>> = None;
-    let mut started: HashSet<&str> = HashSet::new();
+    // Per tool call of the current turn: last start, result, latest steering request.
+    let mut started: HashMap<&str, i64> = HashMap::new();
     let mut finished: HashSet<&str> = HashSet::new();
+    let mut requests: HashMap<&str, &RequestId> = HashMap::new();
+    let mut responses: HashMap<&RequestId, Response> = HashMap::new();
     // Sequence of the last input the model has seen, and of the newest input of the run.
     let (mut seen, mut newest_input) = (0i64, 0i64);
     for e in log.iter().filter(|e| e.run_id.as_ref() == Some(run)) {
@@ -50,13 +89,27 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
                 requested = Some(tool_calls.clone());
                 started.clear();
                 finished.clear();
+                requests.clear();
                 seen = context_sequence.unwrap_or(e.sequence.0);
             }
             EventKind::ToolCall { tool_use_id, .. } => {
-                started.insert(tool_use_id);
+                started.insert(tool_use_id, e.sequence.0);
             }
             EventKind::ToolResult { tool_use_id, .. } => {
                 finished.insert(tool_use_id);
+            }
+            EventKind::SteeringRequest { request_id, tool_use_id: Some(t), .. } => {
+                requests.insert(t, request_id);
+            }
+            EventKind::SteeringResponse { request_id, result, answer, message, input } => {
+                let r = Response {
+                    result: result.as_deref(),
+                    answer: answer.as_deref(),
+                    message: message.as_deref(),
+                    input: input.as_ref(),
+                    seq: e.sequence.0,
+                };
+                responses.insert(request_id, r);
             }
             EventKind::Message { role: Role::User, .. } | EventKind::Steer { .. } => newest_input = e.sequence.0,
             _ => {}
@@ -74,15 +127,58 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits) -> Next {
         _ => Next::CallModel,
     };
     let Some(calls) = requested else { return call_model(steps) };
+    let mut asks: Vec<Ask> = Vec::new();
+    let mut unanswered = false;
     for c in &calls {
-        if finished.contains(c.tool_use_id.as_str()) {
+        let id = c.tool_use_id.as_str();
+        if finished.contains(id) {
             continue;
         }
-        return if started.contains(c.tool_use_id.as_str()) {
-            Next::InFlight(c.clone())
-        } else {
-            Next::RunTool(c.clone())
+        let start = started.get(id).copied();
+        let request = requests.get(id).copied();
+        // A response counts only if it came after the call last started: a start consumes
+        // an approval, so a call interrupted after its approval needs approval again.
+        let resp = request.and_then(|r| responses.get(r)).filter(|r| start.is_none_or(|s| r.seq > s));
+        let g = gate(&c.tool);
+        let needs_person = match (g, &resp) {
+            (Gate::Free, _) | (_, Some(_)) => false,
+            // Started and unanswered: the in-flight rules decide (repeat, or unknown outcome).
+            (Gate::Approval, None) => start.is_none(),
+            (Gate::Question, None) => true,
         };
+        if needs_person {
+            // Asked already (the request stands, unanswered) or to be asked now.
+            match request.filter(|_| start.is_none()) {
+                Some(_) => unanswered = true,
+                None => asks.push(Ask { call: c.clone(), gate: g }),
+            }
+            continue;
+        }
+        if !asks.is_empty() || unanswered {
+            // Later calls wait until every person-gated call before them is settled.
+            continue;
+        }
+        return match (g, resp) {
+            (Gate::Free, _) if start.is_some() => Next::InFlight(c.clone()),
+            (Gate::Free, _) => Next::RunTool(c.clone()),
+            (Gate::Question, Some(r)) => {
+                Next::Answered { call: c.clone(), answer: r.answer.unwrap_or_default().into() }
+            }
+            (Gate::Approval, Some(r)) if r.result == Some("deny") => {
+                Next::Denied { call: c.clone(), message: r.message.map(str::to_owned) }
+            }
+            (Gate::Approval, Some(r)) => {
+                let mut edited = c.clone();
+                if let Some(input) = r.input {
+                    edited.arguments = input.clone();
+                }
+                Next::RunTool(edited)
+            }
+            (_, None) => Next::InFlight(c.clone()),
+        };
+    }
+    if !asks.is_empty() || unanswered {
+        return Next::AskPerson(asks);
     }
     if !calls.is_empty() || newest_input > seen { call_model(steps) } else { Next::Complete }
 }

@@ -102,6 +102,17 @@ impl From<herm_engine::Error> for ApiError {
                 "the thread changed repeatedly while accepting the message; retry",
             ),
             E::ModelNotConfigured(m) => Self::validation(m),
+            E::NotPending => Self::conflict("the steering request is not pending (answered already, or its run ended)"),
+            E::WrongReply(m) => Self::validation(m),
+            E::InvalidInput(errors) => {
+                let mut e = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_error",
+                    "the edited input does not match the tool's input schema; the request is still pending",
+                );
+                e.errors = errors;
+                e
+            }
         }
     }
 }

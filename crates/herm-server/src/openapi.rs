@@ -17,6 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         messages::send, messages::user_events,
         threads::create, threads::list, threads::get, threads::patch, threads::delete, threads::get_run,
         events::list, events::thread_stream, events::deployment_stream,
+        tools::list, tools::patch,
     ),
     modifiers(&Security),
     security(("bearer" = []))

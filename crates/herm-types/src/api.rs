@@ -135,6 +135,51 @@ pub struct ThreadDetail {
     #[serde(flatten)]
     pub summary: ThreadSummary,
     pub messages: Vec<ThreadMessage>,
+    /// Steering requests waiting for a person, oldest first.
+    pub pending: Vec<PendingRequest>,
+}
+
+/// A steering request waiting for a person (approval or question).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PendingRequest {
+    pub request_id: RequestId,
+    pub run_id: RunId,
+    pub kind: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub arguments: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A tool as the Tools API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: String,
+    /// `builtin`, `http` or `mcp:<server>`.
+    pub origin: String,
+    pub enabled: bool,
+    pub permission: crate::config::ToolPermission,
+    pub repeat_safe: bool,
+}
+
+/// `PATCH …/tools/{name}`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPatch {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub permission: Option<crate::config::ToolPermission>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

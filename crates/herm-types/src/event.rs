@@ -137,6 +137,9 @@ pub enum EventKind {
         result: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         answer: Option<String>,
+        /// With a denial: what the model is told.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(value_type = Option<Object>)]
         input: Option<Value>,

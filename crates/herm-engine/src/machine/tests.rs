@@ -188,7 +188,7 @@ fn decisions_from_logs() {
         ("waiting run is idle", Log::new().push(&r, status(RunStatus::WaitingOnHuman)), none, Next::Idle),
     ];
     for (name, log, limits, want) in cases {
-        assert_eq!(decide(&log.events, &r, limits), want, "{name}");
+        assert_eq!(decide(&log.events, &r, limits, &|_| Gate::Free), want, "{name}");
     }
 }
 
@@ -200,7 +200,130 @@ fn other_runs_do_not_leak_into_a_decision() {
         .push(&b, user("later"))
         .push(&b, status(RunStatus::Queued))
         .push(&a, model(&[]));
-    assert_eq!(decide(&log.events, &a, RunLimits::default()), Next::Complete);
-    assert_eq!(decide(&log.events, &b, RunLimits::default()), Next::Start);
+    assert_eq!(decide(&log.events, &a, RunLimits::default(), &|_| Gate::Free), Next::Complete);
+    assert_eq!(decide(&log.events, &b, RunLimits::default(), &|_| Gate::Free), Next::Start);
     assert_eq!(run_usage(&log.events, &a).output_tokens, 2);
+}
+
+fn request(tool_use_id: &str, req: &RequestId) -> EventKind {
+    EventKind::SteeringRequest {
+        request_id: req.clone(),
+        kind: "approval".into(),
+        summary: "s".into(),
+        tool: Some("t".into()),
+        tool_use_id: Some(tool_use_id.into()),
+        arguments: Some(json!({})),
+        question: None,
+        options: None,
+    }
+}
+
+fn response(req: &RequestId, result: &str, input: Option<serde_json::Value>) -> EventKind {
+    EventKind::SteeringResponse {
+        request_id: req.clone(),
+        result: Some(result.into()),
+        answer: None,
+        message: (result == "deny").then(|| "use the other list".into()),
+        input,
+    }
+}
+
+fn answer(req: &RequestId, text: &str) -> EventKind {
+    EventKind::SteeringResponse {
+        request_id: req.clone(),
+        result: None,
+        answer: Some(text.into()),
+        message: None,
+        input: None,
+    }
+}
+
+#[test]
+fn gated_decisions() {
+    let r = RunId::new();
+    let (q1, q2) = (RequestId::new(), RequestId::new());
+    let none = RunLimits::default();
+    // Tool "t" calls a and b need approval; "free" calls do not.
+    let gate = |name: &str| if name == "t" { Gate::Approval } else { Gate::Free };
+    let running = || Log::new().push(&r, status(RunStatus::Running));
+    let edited = RequestedToolCall { arguments: json!({"subject": "new"}), ..call("a") };
+    let cases: Vec<(&str, Log, Next)> = vec![
+        (
+            "every gated call of a turn is surfaced at once",
+            running().push(&r, model(&["a", "b"])),
+            Next::AskPerson(vec![
+                Ask { call: call("a"), gate: Gate::Approval },
+                Ask { call: call("b"), gate: Gate::Approval },
+            ]),
+        ),
+        (
+            "a waiting run is idle",
+            running().push(&r, model(&["a"])).push(&r, request("a", &q1)).push(&r, status(RunStatus::WaitingOnHuman)),
+            Next::Idle,
+        ),
+        (
+            "an allowed call runs with the edited input",
+            running()
+                .push(&r, model(&["a"]))
+                .push(&r, request("a", &q1))
+                .push(&r, status(RunStatus::WaitingOnHuman))
+                .push(&r, response(&q1, "allow", Some(json!({"subject": "new"}))))
+                .push(&r, status(RunStatus::Running)),
+            Next::RunTool(edited),
+        ),
+        (
+            "a denied call is answered with the message",
+            running().push(&r, model(&["a"])).push(&r, request("a", &q1)).push(&r, response(&q1, "deny", None)),
+            Next::Denied { call: call("a"), message: Some("use the other list".into()) },
+        ),
+        (
+            "one answered of two: still asking for the other",
+            running()
+                .push(&r, model(&["a", "b"]))
+                .push(&r, request("a", &q1))
+                .push(&r, request("b", &q2))
+                .push(&r, response(&q1, "allow", None)),
+            Next::AskPerson(vec![]),
+        ),
+        (
+            "an approved call that started and died is in flight (approval consumed)",
+            running()
+                .push(&r, model(&["a"]))
+                .push(&r, request("a", &q1))
+                .push(&r, response(&q1, "allow", None))
+                .push(&r, started("a")),
+            Next::InFlight(call("a")),
+        ),
+        (
+            "re-approval after a crash lets it run again",
+            running()
+                .push(&r, model(&["a"]))
+                .push(&r, request("a", &q1))
+                .push(&r, response(&q1, "allow", None))
+                .push(&r, started("a"))
+                .push(&r, request("a", &q2))
+                .push(&r, response(&q2, "allow", None)),
+            Next::RunTool(call("a")),
+        ),
+    ];
+    for (name, log, want) in cases {
+        assert_eq!(decide(&log.events, &r, none, &gate), want, "{name}");
+    }
+}
+
+#[test]
+fn questions_wait_for_an_answer() {
+    let r = RunId::new();
+    let q = RequestId::new();
+    let gate = |_: &str| Gate::Question;
+    let log = Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a"]));
+    assert_eq!(
+        decide(&log.events, &r, RunLimits::default(), &gate),
+        Next::AskPerson(vec![Ask { call: call("a"), gate: Gate::Question }])
+    );
+    let log = log.push(&r, request("a", &q)).push(&r, answer(&q, "the second one"));
+    assert_eq!(
+        decide(&log.events, &r, RunLimits::default(), &gate),
+        Next::Answered { call: call("a"), answer: "the second one".into() }
+    );
 }

@@ -5,8 +5,12 @@
 pub mod http;
 mod template;
 
+use crate::machine::Gate;
 use herm_types::config::{DeploymentSpec, HttpToolSpec, ToolPermission};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+/// The built-in tool that asks the user a question.
+pub const ASK_USER: &str = "ask_user";
 
 /// Where a tool comes from; `origin` on the wire.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +34,8 @@ impl Origin {
 #[derive(Clone, Debug)]
 pub enum ToolKind {
     Http(HttpToolSpec),
+    /// A question for the user; the run waits for the answer.
+    AskUser,
 }
 
 /// One tool as the loop sees it.
@@ -65,7 +71,36 @@ impl ToolSet {
                 permission: permission_for(spec, &h.name),
             });
         }
+        if spec.features.steering {
+            tools.push(Tool {
+                name: ASK_USER.into(),
+                description: "Ask the user a clarifying question instead of guessing (for example when several \
+                              items match). The run pauses until they answer; the answer is the result."
+                    .into(),
+                input_schema: json!({
+                    "type": "object",
+                    "properties": {
+                        "question": {"type": "string", "description": "The question, in one or two sentences."},
+                        "options": {"type": "array", "items": {"type": "string"}, "description": "Choices to offer, if any."}
+                    },
+                    "required": ["question"]
+                }),
+                repeat_safe: true,
+                origin: Origin::Builtin,
+                kind: ToolKind::AskUser,
+                permission: permission_for(spec, ASK_USER),
+            });
+        }
         Self { tools }
+    }
+
+    /// Who must act before a call of `name` runs. Unknown tools are free: their call fails.
+    pub fn gate(&self, name: &str) -> Gate {
+        match self.get(name) {
+            Some(t) if matches!(t.kind, ToolKind::AskUser) => Gate::Question,
+            Some(t) if t.permission == ToolPermission::AlwaysAsk => Gate::Approval,
+            _ => Gate::Free,
+        }
     }
 
     /// Tools shown to the model (disabled ones are hidden).
@@ -116,6 +151,14 @@ pub fn glob_match(pat: &str, s: &str) -> bool {
         }
     }
     true
+}
+
+/// Checks a tool input against the tool's JSON Schema; returns one message per problem.
+pub fn validate_input(schema: &Value, input: &Value) -> Vec<(String, String)> {
+    match jsonschema::validator_for(schema) {
+        Ok(v) => v.iter_errors(input).map(|e| (e.instance_path().to_string(), e.to_string())).collect(),
+        Err(e) => vec![(String::new(), format!("the tool's input schema is invalid: {e}"))],
+    }
 }
 
 /// What a tool call produced.

@@ -10,6 +10,7 @@ use crate::idem::{created, idempotent};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use herm_engine::steering::Reply;
 use herm_store::{Append, Condition, DeploymentRecord, NewThread, ThreadRecord};
 use herm_types::api::*;
 use herm_types::config::limits;
@@ -137,6 +138,12 @@ fn validate(req: &UserEventsRequest) -> ApiResult<()> {
                 return Err(ApiError::validation("`message` is too long"));
             }
             UserEvent::Answer { answer, .. } => check_content("answer", answer)?,
+            UserEvent::ToolConfirmation { deny_message: Some(m), .. } if m.len() > limits::MAX_MESSAGE => {
+                return Err(ApiError::validation("`deny_message` is too long"));
+            }
+            UserEvent::ToolConfirmation { input: Some(i), .. } if !i.is_object() => {
+                return Err(ApiError::validation("`input` must be a JSON object"));
+            }
             _ => {}
         }
     }
@@ -186,10 +193,18 @@ async fn apply(
             st.engine.wake(thread.id.clone());
             Ok(outcome("user.interrupt", "interrupted", Some(run), None))
         }
-        UserEvent::ToolConfirmation { request_id, .. } | UserEvent::Answer { request_id, .. } => {
-            // Nothing in this version pauses a run for a person yet (approvals and questions
-            // come with the steering work), so no request can be pending.
-            Err(ApiError::conflict(format!("steering request `{request_id}` is not pending")))
+        UserEvent::ToolConfirmation { request_id, result, deny_message, input } => {
+            let reply = match result {
+                ConfirmationResult::Allow => Reply::Allow { input },
+                ConfirmationResult::Deny => Reply::Deny { message: deny_message },
+            };
+            let run = st.engine.respond(&thread.id, &request_id, reply).await?;
+            let word = if result == ConfirmationResult::Allow { "allowed" } else { "denied" };
+            Ok(outcome("user.tool_confirmation", word, Some(run), None))
+        }
+        UserEvent::Answer { request_id, answer } => {
+            let run = st.engine.respond(&thread.id, &request_id, Reply::Answer(answer)).await?;
+            Ok(outcome("user.answer", "answered", Some(run), None))
         }
     }
 }

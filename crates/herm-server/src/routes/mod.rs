@@ -8,10 +8,11 @@ pub mod messages;
 pub mod providers;
 pub mod secrets;
 pub mod threads;
+pub mod tools;
 
 use crate::AppState;
 use axum::Router;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 
 pub fn routes() -> Router<AppState> {
     let thread_routes = Router::new()
@@ -39,6 +40,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/deployments/{deployment_id}/runs/{run_id}", get(threads::get_run))
         .route("/v1/deployments/{deployment_id}/events", get(events::deployment_stream))
+        .route("/v1/deployments/{deployment_id}/tools", get(tools::list))
+        .route("/v1/deployments/{deployment_id}/tools/{name}", patch(tools::patch))
         .nest("/v1/threads", thread_routes.clone())
         .nest("/v1/sessions", thread_routes)
 }

@@ -11,7 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use herm_store::{NewThread, ThreadQuery, ThreadRecord};
-use herm_types::api::{Page, RunResponse, ThreadCreate, ThreadDetail, ThreadMessage, ThreadPatch, ThreadSummary};
+use herm_types::api::{
+    Page, PendingRequest, RunResponse, ThreadCreate, ThreadDetail, ThreadMessage, ThreadPatch, ThreadSummary,
+};
 use herm_types::event::Role;
 use herm_types::*;
 
@@ -106,6 +108,21 @@ pub async fn get(
     let d = load(&st, &dep).await?;
     let t = load_thread(&st, &d.id, &tid).await?;
     let log = st.engine.store().run_log(&t.id).await?;
+    let pending = herm_engine::steering::pending_requests(&log)
+        .into_iter()
+        .map(|p| PendingRequest {
+            request_id: p.request_id,
+            run_id: p.run_id,
+            kind: p.kind,
+            summary: p.summary,
+            tool: p.tool,
+            tool_use_id: p.tool_use_id,
+            arguments: p.arguments,
+            question: p.question,
+            options: p.options,
+            created_at: p.created_at,
+        })
+        .collect();
     let messages = log
         .into_iter()
         .filter_map(|e| match e.kind {
@@ -118,7 +135,7 @@ pub async fn get(
             _ => None,
         })
         .collect();
-    Ok(Json(ThreadDetail { summary: summary(t), messages }))
+    Ok(Json(ThreadDetail { summary: summary(t), messages, pending }))
 }
 
 #[utoipa::path(patch, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads", request_body = ThreadPatch,

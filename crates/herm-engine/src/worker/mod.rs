@@ -2,7 +2,9 @@
 //! machine what to do, performs that one action, and appends its result. A lost lease, a
 //! cancelled token or a refused append ends the step; the fold tells the next one what is left.
 
-use crate::machine::{self, Next, RunLimits};
+mod person;
+
+use crate::machine::{self, Gate, Next, RunLimits};
 use crate::tools::{Tool, ToolKind, ToolOutput, ToolSet, http};
 use crate::{Engine, Error, Result};
 use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
@@ -119,8 +121,12 @@ impl Driver<'_> {
             let limits = RunLimits {
                 max_steps: Some(dep.spec.limits.max_run_steps.unwrap_or(self.engine.options().default_max_steps)),
             };
-            let flow = match machine::decide(&self.log, &run, limits) {
+            let tools = ToolSet::for_deployment(&dep.spec);
+            let flow = match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
                 Next::Idle => return Ok(()),
+                Next::AskPerson(asks) => self.ask(&run, asks).await?,
+                Next::Denied { call, message } => self.denied(&run, call, message).await?,
+                Next::Answered { call, answer } => self.answered(&run, call, answer).await?,
                 Next::Start => self.append(&run, vec![status(&run, RunStatus::Running, None, None)], vec![]).await?,
                 Next::CallModel => self.call_model(&run, &dep).await?,
                 Next::RunTool(c) => self.call_tool(&run, &dep, c).await?,
@@ -271,7 +277,10 @@ impl Driver<'_> {
         // The first tool call's write-ahead record commits with the response that asked for it:
         // one durable write instead of two, and the call starts right after.
         let mut calls = tool_calls.into_iter();
-        let Some(first) = calls.next() else { return self.append(run, events, vec![]).await };
+        let Some(first) = calls.next().filter(|c| tools.gate(&c.tool) == Gate::Free) else {
+            // No call, or one a person must see first: the next fold asks.
+            return self.append(run, events, vec![]).await;
+        };
         events.push(tool_call_event(run, &tools, &first));
         match self.try_append(run, events, vec![]).await? {
             Appended::Written => self.run_chain(run, dep, &tools, first, calls.collect()).await,
@@ -320,7 +329,8 @@ impl Driver<'_> {
                     outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
                 },
             )];
-            let next = rest.next();
+            // Chain only into calls that need nobody; a gated one is asked for on the next fold.
+            let next = rest.next().filter(|n| tools.gate(&n.tool) == Gate::Free);
             if let Some(n) = &next {
                 events.push(tool_call_event(run, tools, n));
             }
@@ -349,13 +359,20 @@ impl Driver<'_> {
                 }
                 Ok(http::call(&self.engine.inner.http, spec, &c.arguments, &values).await)
             }
+            // Answered through the steering path, never executed.
+            ToolKind::AskUser => Ok(ToolOutput::error("ask_user is answered by a person, not executed")),
         }
     }
 
     /// A call the log shows as started but unfinished: repeat it only if it is safe to.
     async fn resolve_in_flight(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
         let tools = ToolSet::for_deployment(&dep.spec);
-        if tools.get(&c.tool).is_some_and(|t| t.repeat_safe) {
+        let repeat_safe = tools.get(&c.tool).is_some_and(|t| t.repeat_safe);
+        if repeat_safe && tools.gate(&c.tool) == Gate::Approval {
+            // Safe to repeat, but a person approved one execution, and it was used.
+            return self.ask(run, vec![machine::Ask { call: c, gate: Gate::Approval }]).await;
+        }
+        if repeat_safe {
             return self.run_chain(run, dep, &tools, c, Vec::new()).await;
         }
         tracing::info!(run = %run, tool = %c.tool, "tool call interrupted with unknown outcome");
