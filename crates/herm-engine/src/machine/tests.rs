@@ -277,12 +277,24 @@ fn gated_decisions() {
             Next::Denied { call: call("a"), message: Some("use the other list".into()) },
         ),
         (
-            "one answered of two: still asking for the other",
+            "one answered of two while waiting: still idle",
             running()
                 .push(&r, model(&["a", "b"]))
                 .push(&r, request("a", &q1))
                 .push(&r, request("b", &q2))
+                .push(&r, status(RunStatus::WaitingOnHuman))
                 .push(&r, response(&q1, "allow", None)),
+            Next::Idle,
+        ),
+        (
+            "a settled call runs; an unanswered one after it puts the run back to waiting",
+            running()
+                .push(&r, model(&["a", "b"]))
+                .push(&r, request("a", &q1))
+                .push(&r, request("b", &q2))
+                .push(&r, response(&q1, "allow", None))
+                .push(&r, started("a"))
+                .push(&r, result("a")),
             Next::AskPerson(vec![]),
         ),
         (
