@@ -13,6 +13,7 @@
 //!   [`redact::Redactor`] before anything reaches the log or the bus.
 
 pub mod history;
+pub mod interrupt;
 pub mod machine;
 pub mod providers;
 pub mod redact;
@@ -52,6 +53,8 @@ pub enum Error {
     ThreadBusy,
     #[error("the thread is too busy to accept the message now; retry")]
     Contended,
+    #[error("no run is active on this thread")]
+    NoActiveRun,
     #[error("the request is not pending")]
     NotPending,
     #[error("the edited input does not match the tool's schema")]

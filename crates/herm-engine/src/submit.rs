@@ -2,6 +2,7 @@
 //! `busy_policy` when one is active. The decision and the append are one conditional write,
 //! retried if the thread changed in between, so every outcome is exact.
 
+use crate::interrupt::interruption;
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition};
 use herm_types::api::Disposition;
@@ -62,15 +63,10 @@ impl Engine {
                     // The active run stops here (its worker's next write is refused because the
                     // run is no longer active), and the new one starts at once.
                     let run = RunId::new();
-                    let events = vec![
-                        NewEvent::new(
-                            Some(r.id.clone()),
-                            EventKind::Interrupt { message: Some("superseded by a new message".into()) },
-                        ),
-                        status_event(&r.id, RunStatus::Interrupted),
-                        msg(&run),
-                        status_event(&run, RunStatus::Running),
-                    ];
+                    let log = store.run_log(thread).await?;
+                    let mut events = interruption(&log, &r.id, Some("superseded by a new message".into()));
+                    events.push(msg(&run));
+                    events.push(status_event(&run, RunStatus::Running));
                     let mut a = Append::new(thread.clone(), events);
                     a.new_run = Some((run.clone(), RunStatus::Running));
                     a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));

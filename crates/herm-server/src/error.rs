@@ -102,6 +102,7 @@ impl From<herm_engine::Error> for ApiError {
                 "the thread changed repeatedly while accepting the message; retry",
             ),
             E::ModelNotConfigured(m) => Self::validation(m),
+            E::NoActiveRun => Self::conflict("no run is active on this thread"),
             E::NotPending => Self::conflict("the steering request is not pending (answered already, or its run ended)"),
             E::WrongReply(m) => Self::validation(m),
             E::InvalidInput(errors) => {

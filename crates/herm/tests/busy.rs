@@ -103,7 +103,7 @@ async fn interrupt_stops_the_active_run_and_starts_the_new_one() {
     // Run 2's conversation answers run 1's unfinished tool call as interrupted.
     let last = env.model.attempts().pop().unwrap();
     let tool = last.body["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap().clone();
-    assert!(tool["content"].as_str().unwrap().contains("interrupted"), "{tool}");
+    assert!(tool["content"].as_str().unwrap().contains("outcome is unknown"), "{tool}");
     let log = env.herm.thread_log(&env.thread).await;
     assert!(log.iter().any(|e| e["type"] == "interrupt" && e["run_id"] == run1));
     // Nothing was written for run 1 after it was interrupted.
@@ -128,6 +128,11 @@ async fn user_interrupt_event_stops_the_run() {
         (Some("interrupted"), Some(run1.as_str()))
     );
     assert_eq!(env.herm.wait_run(&env.dep, &run1, Duration::from_secs(10)).await["status"], "interrupted");
+    // An honest record: the call that was running has an unknown outcome.
+    let log = env.herm.thread_log(&env.thread).await;
+    let r = log.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!((r["tool"].as_str(), r["outcome"].as_str()), (Some("record"), Some("interrupted_unknown")));
+    assert!(log.iter().any(|e| e["type"] == "interrupt" && e["message"] == "stop"));
     tokio::time::sleep(Duration::from_millis(1800)).await;
     assert_eq!(env.model.request_count(), 1, "no model call after the interrupt");
     let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{}", env.dep, env.thread)).await;

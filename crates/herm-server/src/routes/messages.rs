@@ -178,19 +178,7 @@ async fn apply(
             Ok(outcome("user.steer", "steered", Some(run), None))
         }
         UserEvent::Interrupt { message } => {
-            let run = on_active_run(st, &thread.id, |run| {
-                vec![
-                    NewEvent::new(Some(run.clone()), EventKind::Interrupt { message: message.clone() }),
-                    NewEvent::new(
-                        Some(run.clone()),
-                        EventKind::RunStatus { status: RunStatus::Interrupted, error: None, usage: None },
-                    ),
-                ]
-            })
-            .await?;
-            st.engine.cancel_worker(&thread.id);
-            // Queued runs start now.
-            st.engine.wake(thread.id.clone());
+            let run = st.engine.interrupt(&thread.id, message).await?;
             Ok(outcome("user.interrupt", "interrupted", Some(run), None))
         }
         UserEvent::ToolConfirmation { request_id, result, deny_message, input } => {
