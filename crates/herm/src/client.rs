@@ -113,44 +113,158 @@ pub async fn chat(c: &Client, deployment: &str, thread: Option<String>) -> anyho
             continue;
         }
         let t = c.get(&format!("/v1/deployments/{deployment}/threads/{thread}")).await?;
-        let after = t["last_sequence"].as_i64().unwrap_or(0);
+        let mut after = t["last_sequence"].as_i64().unwrap_or(0);
         let sent = c
             .post(&format!("/v1/deployments/{deployment}/messages"), &json!({"content": line, "thread_id": thread}))
             .await?;
         let run = sent["run_id"].as_str().unwrap_or_default().to_owned();
-        c.stream(&format!("/v1/threads/{thread}/events/stream?after={after}"), |ev, d| {
-            if d["run_id"].as_str() != Some(run.as_str()) {
-                return true;
+        loop {
+            let mut waiting = false;
+            stream_run(c, &thread, &run, &mut after, &mut waiting).await?;
+            if !waiting {
+                break;
             }
-            match ev {
-                "token" => {
-                    print!("{}", d["delta"].as_str().unwrap_or_default());
-                    let _ = std::io::stdout().flush();
-                }
-                "agent_message" => println!(),
-                "tool_call" => println!("  → {}({})", d["tool"].as_str().unwrap_or_default(), d["arguments"]),
-                "tool_result" => {
-                    let first = d["result"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned();
-                    println!(
-                        "  ← {} [{}] {first}",
-                        d["tool"].as_str().unwrap_or_default(),
-                        d["outcome"].as_str().unwrap_or_default()
-                    );
-                }
-                "run_status" => match d["status"].as_str() {
-                    Some("completed") => return false,
-                    Some(s @ ("error" | "interrupted")) => {
-                        println!("[run {s}: {}]", d["error"]["message"].as_str().unwrap_or_default());
-                        return false;
-                    }
-                    _ => {}
-                },
-                _ => {}
-            }
-            true
-        })
-        .await?;
+            // The run waits for a person: answer every pending request, then follow it again.
+            answer_pending(c, deployment, &thread, &mut || read_line(&stdin)).await?;
+        }
     }
+}
+
+fn read_line(stdin: &std::io::Stdin) -> Option<String> {
+    let mut s = String::new();
+    match stdin.lock().read_line(&mut s) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(s.trim().to_owned()),
+    }
+}
+
+/// Follows the thread's stream for one run until it ends or waits for a person.
+async fn stream_run(c: &Client, thread: &str, run: &str, after: &mut i64, waiting: &mut bool) -> anyhow::Result<()> {
+    c.stream(&format!("/v1/threads/{thread}/events/stream?after={after}"), |ev, d| {
+        if let Some(seq) = d["sequence"].as_i64() {
+            *after = seq;
+        }
+        if d["run_id"].as_str() != Some(run) {
+            return true;
+        }
+        match ev {
+            "token" => {
+                print!("{}", d["delta"].as_str().unwrap_or_default());
+                let _ = std::io::stdout().flush();
+            }
+            "agent_message" => println!(),
+            "tool_call" => println!("  → {}({})", d["tool"].as_str().unwrap_or_default(), d["arguments"]),
+            "tool_result" => {
+                let first = d["result"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned();
+                println!(
+                    "  ← {} [{}] {first}",
+                    d["tool"].as_str().unwrap_or_default(),
+                    d["outcome"].as_str().unwrap_or_default()
+                );
+            }
+            "run_status" => match d["status"].as_str() {
+                Some("completed") => return false,
+                Some("waiting_on_human") => {
+                    *waiting = true;
+                    return false;
+                }
+                Some(s @ ("error" | "interrupted")) => {
+                    println!("[run {s}: {}]", d["error"]["message"].as_str().unwrap_or_default());
+                    return false;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        true
+    })
+    .await
+}
+
+/// Prompts for each pending request of a thread and sends the answers. `next` reads a line.
+pub async fn answer_pending(
+    c: &Client,
+    deployment: &str,
+    thread: &str,
+    next: &mut dyn FnMut() -> Option<String>,
+) -> anyhow::Result<usize> {
+    let t = c.get(&format!("/v1/deployments/{deployment}/threads/{thread}")).await?;
+    let pending = t["pending"].as_array().cloned().unwrap_or_default();
+    for p in &pending {
+        let rid = p["request_id"].as_str().unwrap_or_default();
+        loop {
+            let event = if p["kind"] == "question" {
+                println!("  ? {}", p["question"].as_str().unwrap_or_default());
+                let options: Vec<&str> =
+                    p["options"].as_array().map(|o| o.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                for (i, o) in options.iter().enumerate() {
+                    println!("    {}. {o}", i + 1);
+                }
+                print!("  answer: ");
+                std::io::stdout().flush()?;
+                let Some(line) = next() else { return Ok(0) };
+                let answer = line
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| options.get(i.wrapping_sub(1)).map(|s| s.to_string()))
+                    .unwrap_or(line);
+                json!({"type": "user.answer", "request_id": rid, "answer": answer})
+            } else {
+                println!("  ? approve {}", p["summary"].as_str().unwrap_or_default());
+                print!("  [a]llow, [d]eny or [e]dit: ");
+                std::io::stdout().flush()?;
+                let Some(choice) = next() else { return Ok(0) };
+                match choice.chars().next() {
+                    Some('a') => json!({"type": "user.tool_confirmation", "request_id": rid, "result": "allow"}),
+                    Some('d') => {
+                        print!("  message for the agent (optional): ");
+                        std::io::stdout().flush()?;
+                        let m = next().filter(|m| !m.is_empty());
+                        json!({"type": "user.tool_confirmation", "request_id": rid, "result": "deny", "deny_message": m})
+                    }
+                    Some('e') => {
+                        println!("  current arguments: {}", p["arguments"]);
+                        print!("  new arguments (JSON): ");
+                        std::io::stdout().flush()?;
+                        let Some(raw) = next() else { return Ok(0) };
+                        match serde_json::from_str::<Value>(&raw) {
+                            Ok(input) => {
+                                json!({"type": "user.tool_confirmation", "request_id": rid, "result": "allow", "input": input})
+                            }
+                            Err(e) => {
+                                println!("  not JSON: {e}");
+                                continue;
+                            }
+                        }
+                    }
+                    _ => continue,
+                }
+            };
+            match c.post(&format!("/v1/threads/{thread}/events"), &json!({"events": [event]})).await {
+                Ok(_) => break,
+                // An invalid edit is refused and the request stays pending: ask again.
+                Err(e) => println!("  {e}"),
+            }
+        }
+    }
+    Ok(pending.len())
+}
+
+/// `herm approve`: answer the pending requests of a deployment's thread.
+pub async fn approve(c: &Client, deployment: &str, thread: Option<String>, list: bool) -> anyhow::Result<()> {
+    let dep = c.get(&format!("/v1/deployments/{deployment}")).await?;
+    let thread = thread.unwrap_or_else(|| dep["thread_id"].as_str().unwrap_or_default().to_owned());
+    if list {
+        let t = c.get(&format!("/v1/deployments/{deployment}/threads/{thread}")).await?;
+        println!("{}", serde_json::to_string_pretty(&t["pending"])?);
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    let n = answer_pending(c, deployment, &thread, &mut || read_line(&stdin)).await?;
+    if n == 0 {
+        println!("nothing is pending on {thread}");
+    }
+    Ok(())
 }
 
 pub async fn events_tail(c: &Client, deployment: &str, after: Option<String>) -> anyhow::Result<()> {

@@ -51,6 +51,17 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Answer pending approvals and questions of a deployment's thread.
+    Approve {
+        deployment: String,
+        #[arg(long)]
+        thread: Option<String>,
+        /// Print the pending requests as JSON instead of prompting.
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Follow events.
     Events {
         #[command(subcommand)]
@@ -127,6 +138,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Chat { deployment, thread, conn } => {
             client::chat(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, thread).await
+        }
+        Command::Approve { deployment, thread, list, conn } => {
+            client::approve(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, thread, list)
+                .await
         }
         Command::Events { command: EventsCommand::Tail { deployment, after }, conn } => {
             client::events_tail(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, after).await

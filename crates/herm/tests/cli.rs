@@ -94,3 +94,43 @@ async fn secrets_deploy_chat_and_tail() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_prompts_for_approval_and_approve_answers_questions() {
+    let script = vec![
+        Reply::tool("record", record(5, 0)).with_text(&["Recording."]),
+        Reply::text(&["Recorded it."]),
+        Reply::tool("ask_user", json!({"question": "Which list?", "options": ["A", "B"]})),
+        Reply::text(&["Using B."]),
+    ];
+    let env = setup(script, Wire::OpenAi, json!({"tool_policies": {"record": "always_ask"}})).await;
+    let conn = (env.herm.url.clone(), env.herm.admin_key.clone());
+    let dep = env.dep.clone();
+    // Message, then `e` (edit) with new arguments at the approval prompt.
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        herm_cli(&conn, &["chat", &dep], "record five\ne\n{\"n\": 6, \"delay_ms\": 0}\n")
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("? approve record("), "{out}");
+    assert!(out.contains("Recorded it."), "{out}");
+    assert_eq!(env.connector.recorded()[0].query, "n=6&delay_ms=0");
+
+    // A question answered from another terminal with `herm approve`, by option number.
+    let run = env.send("which list?").await["run_id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        if env.herm.get(&format!("/v1/deployments/{}/runs/{run}", env.dep)).await.1["status"] == "waiting_on_human" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let conn = (env.herm.url.clone(), env.herm.admin_key.clone());
+    let dep = env.dep.clone();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || herm_cli(&conn, &["approve", &dep], "2\n")).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("Which list?") && out.contains("2. B"), "{out}");
+    assert_eq!(env.herm.wait_run(&env.dep, &run, Duration::from_secs(10)).await["status"], "completed");
+    let last = env.model.attempts().pop().unwrap().body.to_string();
+    assert!(last.contains("\"content\":\"B\""), "the answer was the option's text: {last}");
+}
