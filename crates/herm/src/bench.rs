@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Runs per thread at concurrency 1 (for stable percentiles).
     #[arg(long, default_value_t = 50)]
     single_runs: u32,
+    /// Instead: park this many threads waiting on an approval and report memory and the
+    /// latency from confirmation to the tool call starting.
+    #[arg(long)]
+    waiting: Option<usize>,
 }
 
 /// A model that answers instantly: a tool call until the run has `steps - 1` results, then
@@ -72,14 +76,14 @@ impl ModelClient for Instant0 {
     }
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -134,6 +138,9 @@ async fn round(engine: &Engine, model: &Instant0, threads: &[ThreadId], tag: &st
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.waiting {
+        return crate::bench_waiting::run(n).await;
+    }
     let dir = std::env::temp_dir().join(format!("herm-bench-{}", EventId::new()));
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config::default();
