@@ -4,5 +4,10 @@
 # Usage: scripts/run.sh [extra `herm serve` flags, e.g. --addr 0.0.0.0:8080 --config herm.toml]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The sandbox: a Docker engine and the default image (skipped when present). Without them,
+# herm still runs; deployments then have no shell or file tools.
+if scripts/docker.sh && scripts/build-image.sh; then :; else
+  echo "warning: no Docker engine; deployments will run without a sandbox" >&2
+fi
 cargo build --release --locked -p herm
 exec ./target/release/herm serve "$@"

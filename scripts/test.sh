@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, lints, unit tests, the store
-# conformance suite and the black-box tests against the real `herm` binary.
+# conformance suite and the black-box tests against the real `herm` binary, with a real
+# Docker engine for the sandbox tests (installed and started here if needed).
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,16 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+# The sandbox tests run against a real Docker engine and herm's locally built image.
+scripts/docker.sh
+scripts/build-image.sh
+
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+status=0
+cargo test --workspace --locked || status=$?
+# Sandboxes that tests left behind (a failed test does not clean up after itself).
+docker ps -aq --filter label=herm.deployment | xargs -r docker rm -f >/dev/null 2>&1 || true
+docker volume ls -q --filter label=herm.deployment | xargs -r docker volume rm >/dev/null 2>&1 || true
+exit $status

@@ -12,6 +12,7 @@
 //! - Secret values are resolved host-side at the moment of use and pass through the
 //!   [`redact::Redactor`] before anything reaches the log or the bus.
 
+pub mod builtin;
 pub mod history;
 pub mod interrupt;
 pub mod machine;
@@ -83,6 +84,31 @@ pub struct EngineOptions {
     pub default_model: Option<String>,
     /// Step limit for deployments that set none.
     pub default_max_steps: u32,
+    /// Sandbox defaults for deployments that set none.
+    pub sandbox: SandboxDefaults,
+}
+
+/// Sandbox settings a deployment does not choose itself.
+#[derive(Clone, Debug)]
+pub struct SandboxDefaults {
+    pub image: String,
+    pub memory_mb: u64,
+    pub cpus: f64,
+    pub pids_limit: i64,
+    /// Longest a `shell` call may run when the model asks for none.
+    pub shell_timeout: Duration,
+}
+
+impl Default for SandboxDefaults {
+    fn default() -> Self {
+        Self {
+            image: "herm-sandbox:default".into(),
+            memory_mb: 1024,
+            cpus: 1.0,
+            pids_limit: 256,
+            shell_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -97,6 +123,7 @@ impl Default for EngineOptions {
             max_tokens: 4096,
             default_model: None,
             default_max_steps: 100,
+            sandbox: SandboxDefaults::default(),
         }
     }
 }
@@ -123,12 +150,20 @@ struct Inner {
     owner: String,
     workers: Mutex<HashMap<ThreadId, Slot>>,
     http: reqwest::Client,
+    sandbox: Option<Arc<dyn herm_sandbox::Sandbox>>,
     shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, bus: Bus, vault: Arc<Vault>, providers: Providers, opts: EngineOptions) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Bus,
+        vault: Arc<Vault>,
+        providers: Providers,
+        sandbox: Option<Arc<dyn herm_sandbox::Sandbox>>,
+        opts: EngineOptions,
+    ) -> Self {
         let owner = format!("{}:{}", opts.node_id, EventId::new().as_str().trim_start_matches("evt_"));
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap_or_default();
         Self {
@@ -141,6 +176,7 @@ impl Engine {
                 owner,
                 workers: Mutex::new(HashMap::new()),
                 http,
+                sandbox,
                 shutdown: CancellationToken::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
             }),
@@ -249,16 +285,77 @@ impl Engine {
         self.inner.workers.lock().len()
     }
 
-    /// Finishes provisioning a deployment in the background (`provisioning` → `ready`).
+    /// Finishes provisioning a deployment in the background: its sandbox is created and
+    /// started, and only then is it `ready` (or `error`, with the reason).
     pub fn provision(&self, dep: DeploymentId) {
         let me = self.clone();
         self.inner.tasks.spawn(async move {
-            // Nothing to build yet beyond the record itself; the sandbox issue adds the
-            // container here, and `ready` is written only once it answers.
-            if let Err(e) = me.inner.store.set_deployment_status(&dep, DeploymentStatus::Ready, None).await {
-                tracing::warn!(deployment = %dep, error = %e, "provisioning failed");
+            let outcome = me.provision_sandbox(&dep).await;
+            let (status, error) = match outcome {
+                Ok(()) => (DeploymentStatus::Ready, None),
+                Err(e) => {
+                    tracing::warn!(deployment = %dep, error = %e, "provisioning failed");
+                    (DeploymentStatus::Error, Some(e))
+                }
+            };
+            if let Err(e) = me.inner.store.set_deployment_status(&dep, status, error).await {
+                tracing::warn!(deployment = %dep, error = %e, "could not record the provisioning outcome");
             }
         });
+    }
+
+    async fn provision_sandbox(&self, dep: &DeploymentId) -> Result<(), String> {
+        let Some(d) = self.inner.store.get_deployment(dep).await.map_err(|e| e.to_string())? else { return Ok(()) };
+        match (&self.inner.sandbox, d.spec.sandbox.enabled) {
+            (Some(sb), true) => sb.ensure(dep, &self.sandbox_config(&d.spec)).await.map_err(|e| e.to_string()),
+            // Without a backend the deployment runs without sandbox tools (logged at start).
+            _ => Ok(()),
+        }
+    }
+
+    /// The sandbox backend, if one is available on this node.
+    pub fn sandbox(&self) -> Option<&Arc<dyn herm_sandbox::Sandbox>> {
+        self.inner.sandbox.as_ref()
+    }
+
+    /// How a deployment's sandbox is built.
+    pub fn sandbox_config(&self, spec: &herm_types::config::DeploymentSpec) -> herm_sandbox::SandboxConfig {
+        let d = &self.inner.opts.sandbox;
+        herm_sandbox::SandboxConfig {
+            image: spec.sandbox.image.clone().unwrap_or_else(|| d.image.clone()),
+            network: spec.sandbox.network != "off",
+            memory_mb: spec.sandbox.memory_mb.unwrap_or(d.memory_mb),
+            cpus: spec.sandbox.cpus.unwrap_or(d.cpus),
+            pids_limit: d.pids_limit,
+        }
+    }
+
+    /// The tools of a deployment on this node (sandbox tools only where a sandbox can run).
+    pub fn tools(&self, spec: &herm_types::config::DeploymentSpec) -> tools::ToolSet {
+        tools::ToolSet::for_deployment(spec, self.inner.sandbox.is_some())
+    }
+
+    /// Starts the deployment's sandbox if needed and returns the backend.
+    pub async fn running_sandbox(
+        &self,
+        dep: &DeploymentId,
+        spec: &herm_types::config::DeploymentSpec,
+    ) -> Result<Arc<dyn herm_sandbox::Sandbox>, herm_sandbox::Error> {
+        let sb = match (&self.inner.sandbox, spec.sandbox.enabled) {
+            (Some(sb), true) => sb.clone(),
+            _ => return Err(herm_sandbox::Error::Failed("this deployment has no sandbox on this node".into())),
+        };
+        sb.ensure(dep, &self.sandbox_config(spec)).await?;
+        Ok(sb)
+    }
+
+    /// Removes a deleted deployment's sandbox.
+    pub async fn destroy_sandbox(&self, dep: &DeploymentId, keep_workspace: bool) {
+        if let Some(sb) = &self.inner.sandbox
+            && let Err(e) = sb.destroy(dep, keep_workspace).await
+        {
+            tracing::warn!(deployment = %dep, error = %e, "could not remove the sandbox");
+        }
     }
 
     /// Stops every worker and waits for them (their leases are released).

@@ -3,7 +3,7 @@
 //! if the log did not move since the request was read, so of two racing answers exactly one
 //! wins and the other learns the request is no longer pending.
 
-use crate::tools::{ToolSet, validate_input};
+use crate::tools::validate_input;
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition};
 use herm_types::config::FieldError;
@@ -137,7 +137,7 @@ impl Engine {
         let store = self.store();
         let t = store.get_thread(thread).await?.ok_or(Error::NotFound)?;
         let dep = store.get_deployment(&t.deployment_id).await?.ok_or(Error::NotFound)?;
-        let tools = ToolSet::for_deployment(&dep.spec);
+        let tools = self.tools(&dep.spec);
         let name = p.tool.as_deref().unwrap_or_default();
         let Some(tool) = tools.all().iter().find(|x| x.name == name) else {
             return Err(Error::InvalidInput(vec![FieldError::new(

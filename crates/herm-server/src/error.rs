@@ -118,6 +118,21 @@ impl From<herm_engine::Error> for ApiError {
     }
 }
 
+impl From<herm_sandbox::Error> for ApiError {
+    fn from(e: herm_sandbox::Error) -> Self {
+        use herm_sandbox::Error as E;
+        match e {
+            E::PathEscape(p) => Self::validation(format!("the path `{p}` is outside /workspace")),
+            E::NotFound(p) => Self::not_found(&format!("`{p}`")),
+            E::Failed(m) => Self::validation(m),
+            other => {
+                tracing::warn!(error = %other, "sandbox unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "sandbox_unavailable", other.to_string())
+            }
+        }
+    }
+}
+
 /// Fallback for unknown routes.
 pub async fn no_route() -> ApiError {
     ApiError::not_found("route")

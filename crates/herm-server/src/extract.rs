@@ -26,13 +26,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         // The body is parsed as JSON whatever its declared type: `curl -d` sends a form type
         // by default, and a clear JSON error beats a 415 for that.
-        let raw = read_bounded(req.into_body()).await?;
+        let raw = read_bounded(req.into_body(), MAX_JSON_BODY).await?;
         let value = parse_json(&raw)?;
         Ok(Self { value, raw })
     }
 }
 
-async fn read_bounded(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> {
+/// Reads a body of at most `max` bytes (413 past it).
+pub async fn read_bounded(body: axum::body::Body, max: usize) -> Result<bytes::Bytes, ApiError> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut buf = bytes::BytesMut::new();
@@ -40,17 +41,17 @@ async fn read_bounded(body: axum::body::Body) -> Result<bytes::Bytes, ApiError> 
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::validation("the request body could not be read"))?;
         total += chunk.len();
-        if total <= MAX_JSON_BODY {
+        if total <= max {
             buf.extend_from_slice(&chunk);
         } else if total > DRAIN_LIMIT {
             break;
         }
     }
-    if total > MAX_JSON_BODY {
+    if total > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the body is larger than {MAX_JSON_BODY} bytes"),
+            format!("the body is larger than {max} bytes"),
         ));
     }
     Ok(buf.freeze())

@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         threads::create, threads::list, threads::get, threads::patch, threads::delete, threads::get_run,
         events::list, events::thread_stream, events::deployment_stream,
         tools::list, tools::patch,
+        files::list, files::read, files::write, files::delete,
     ),
     modifiers(&Security),
     security(("bearer" = []))

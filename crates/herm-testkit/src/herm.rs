@@ -144,14 +144,17 @@ impl Herm {
     pub async fn deploy(&self, spec: &Value) -> Value {
         let d = self.ok("POST", "/v1/deployments", spec, 201).await;
         let id = d["deployment_id"].as_str().unwrap().to_owned();
-        for _ in 0..200 {
+        let mut last = Value::Null;
+        for _ in 0..1200 {
             let (_, v) = self.get(&format!("/v1/deployments/{id}")).await;
             if v["status"] == "ready" {
                 return v;
             }
+            assert_ne!(v["status"], "error", "deployment {id} failed to provision: {v}");
+            last = v;
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("deployment {id} never became ready");
+        panic!("deployment {id} never became ready: {last}");
     }
 
     /// Polls a run until it reaches a terminal status; returns the run JSON.

@@ -145,6 +145,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config::default();
     cfg.storage.data_dir = dir.clone();
+    cfg.sandbox.backend = "none".into();
     cfg.providers.insert(
         "bench".into(),
         ProviderSpec {
@@ -160,7 +161,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let m2 = model.clone();
     let opened = crate::serve::open(&cfg, cfg.engine_options(), move |p| {
         p.with_factory(Arc::new(move |_| Some(m2.clone() as Arc<dyn ModelClient>)))
-    })?;
+    })
+    .await?;
     let engine = opened.engine.clone();
     let spec: DeploymentSpec = serde_json::from_value(json!({
         "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",

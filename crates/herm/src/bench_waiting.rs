@@ -71,6 +71,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config::default();
     cfg.storage.data_dir = dir.clone();
+    cfg.sandbox.backend = "none".into();
     cfg.providers.insert(
         "bench".into(),
         ProviderSpec {
@@ -85,7 +86,8 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let m2 = model.clone();
     let opened = crate::serve::open(&cfg, cfg.engine_options(), move |p| {
         p.with_factory(Arc::new(move |_| Some(m2.clone() as Arc<dyn ModelClient>)))
-    })?;
+    })
+    .await?;
     let engine = opened.engine.clone();
     // The gated tool points at a closed local port: after approval it fails at once, which is
     // all the benchmark needs (its start is what is timed).

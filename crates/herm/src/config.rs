@@ -14,6 +14,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub engine: EngineConfig,
+    pub sandbox: SandboxConfig,
     /// Providers by name; models are then named `{name}/{model}`.
     pub providers: BTreeMap<String, ProviderSpec>,
 }
@@ -51,12 +52,38 @@ pub struct EngineConfig {
     pub retry_max_delay_ms: u64,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// `auto` (Docker when an engine answers, else none), `docker`, or `none`.
+    pub backend: String,
+    pub image: String,
+    pub memory_mb: u64,
+    pub cpus: f64,
+    pub pids_limit: i64,
+    pub shell_timeout_secs: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            backend: "auto".into(),
+            image: "herm-sandbox:default".into(),
+            memory_mb: 1024,
+            cpus: 1.0,
+            pids_limit: 256,
+            shell_timeout_secs: 120,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             server: ServerConfig { addr: "127.0.0.1:8080".into() },
             storage: StorageConfig { data_dir: "herm-data".into(), master_key_file: None },
             engine: EngineConfig::default(),
+            sandbox: SandboxConfig::default(),
             providers: BTreeMap::new(),
         }
     }
@@ -125,6 +152,13 @@ impl Config {
             max_tokens: e.max_tokens,
             default_model: e.default_model.clone(),
             default_max_steps: e.default_max_steps.max(1),
+            sandbox: herm_engine::SandboxDefaults {
+                image: self.sandbox.image.clone(),
+                memory_mb: self.sandbox.memory_mb.max(16),
+                cpus: self.sandbox.cpus.max(0.05),
+                pids_limit: self.sandbox.pids_limit.max(8),
+                shell_timeout: Duration::from_secs(self.sandbox.shell_timeout_secs.max(1)),
+            },
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct Opened {
     _lock: File,
 }
 
-pub fn open(
+pub async fn open(
     cfg: &Config,
     opts: EngineOptions,
     providers: impl FnOnce(Providers) -> Providers,
@@ -51,8 +51,26 @@ pub fn open(
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?);
     let p = providers(Providers::new(store.clone(), cfg.providers.clone(), opts.http.clone()));
-    let engine = Engine::new(store, bus, vault.clone(), p, opts);
+    let engine = Engine::new(store, bus, vault.clone(), p, sandbox(cfg).await?, opts);
     Ok(Opened { engine, vault, _lock: lock })
+}
+
+/// The sandbox backend the configuration asks for.
+async fn sandbox(cfg: &Config) -> anyhow::Result<Option<Arc<dyn herm_sandbox::Sandbox>>> {
+    match cfg.sandbox.backend.as_str() {
+        "none" => Ok(None),
+        "docker" => Ok(Some(Arc::new(
+            herm_sandbox::docker::DockerSandbox::connect().await.context("the Docker engine does not answer")?,
+        ))),
+        "auto" => match herm_sandbox::docker::DockerSandbox::connect().await {
+            Ok(d) => Ok(Some(Arc::new(d))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no Docker engine answers: deployments run without sandbox tools");
+                Ok(None)
+            }
+        },
+        other => anyhow::bail!("unknown sandbox.backend `{other}` (expected auto, docker or none)"),
+    }
 }
 
 /// Makes sure an admin key exists: `HERM_ADMIN_KEY` if given, else a new one printed once.
@@ -85,7 +103,7 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let opened = open(&cfg, cfg.engine_options(), |p| p)?;
+    let opened = open(&cfg, cfg.engine_options(), |p| p).await?;
     bootstrap_admin(opened.engine.store().as_ref()).await?;
     opened.engine.start().await?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.addr)

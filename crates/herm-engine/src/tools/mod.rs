@@ -36,6 +36,8 @@ pub enum ToolKind {
     Http(HttpToolSpec),
     /// A question for the user; the run waits for the answer.
     AskUser,
+    /// A built-in tool that works in the deployment's sandbox.
+    Sandbox(crate::builtin::Builtin),
 }
 
 /// One tool as the loop sees it.
@@ -58,8 +60,22 @@ pub struct ToolSet {
 }
 
 impl ToolSet {
-    pub fn for_deployment(spec: &DeploymentSpec) -> Self {
+    /// `sandbox`: whether a sandbox can run on this node (its tools are offered only then).
+    pub fn for_deployment(spec: &DeploymentSpec, sandbox: bool) -> Self {
         let mut tools = Vec::new();
+        if sandbox && spec.sandbox.enabled {
+            for b in crate::builtin::Builtin::ALL {
+                tools.push(Tool {
+                    name: b.name().into(),
+                    description: b.description().into(),
+                    input_schema: b.schema(),
+                    repeat_safe: b.repeat_safe(),
+                    origin: Origin::Builtin,
+                    kind: ToolKind::Sandbox(b),
+                    permission: permission_for(spec, b.name()),
+                });
+            }
+        }
         for h in &spec.http_tools {
             tools.push(Tool {
                 name: h.name.clone(),

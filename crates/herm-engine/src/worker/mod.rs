@@ -121,7 +121,7 @@ impl Driver<'_> {
             let limits = RunLimits {
                 max_steps: Some(dep.spec.limits.max_run_steps.unwrap_or(self.engine.options().default_max_steps)),
             };
-            let tools = ToolSet::for_deployment(&dep.spec);
+            let tools = self.engine.tools(&dep.spec);
             let flow = match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
                 Next::Idle => return Ok(()),
                 Next::AskPerson(asks) => self.ask(&run, asks).await?,
@@ -205,7 +205,7 @@ impl Driver<'_> {
             (None, Some(var)) => std::env::var(var).ok().map(herm_store::vault::SecretValue::new),
             (None, None) => None,
         };
-        let tools = ToolSet::for_deployment(&dep.spec);
+        let tools = self.engine.tools(&dep.spec);
         let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
         let req = ModelRequest {
             model: resolved.model.clone(),
@@ -290,7 +290,7 @@ impl Driver<'_> {
 
     /// Runs a tool call the machine found not yet started: write its record, then run it.
     async fn call_tool(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
-        let tools = ToolSet::for_deployment(&dep.spec);
+        let tools = self.engine.tools(&dep.spec);
         // Write-ahead: the call is durable before it is made. Only a written record lets this
         // worker make the call; from then on, a worker that finds the record without a result
         // knows the call may have happened.
@@ -361,12 +361,38 @@ impl Driver<'_> {
             }
             // Answered through the steering path, never executed.
             ToolKind::AskUser => Ok(ToolOutput::error("ask_user is answered by a person, not executed")),
+            ToolKind::Sandbox(b) => {
+                let sb = match self.engine.running_sandbox(&dep.id, &dep.spec).await {
+                    Ok(sb) => sb,
+                    Err(e) => return Ok(ToolOutput::error(format!("the sandbox is not available: {e}"))),
+                };
+                let redactor = self.engine.secrets().redactor(&dep.spec).await?;
+                let (bus, thread, run) = (self.engine.bus().clone(), self.thread.clone(), c.tool_use_id.clone());
+                let run_id = self.log.last().and_then(|e| e.run_id.clone());
+                let dep_id = dep.id.clone();
+                let mut on_output = move |stream: herm_sandbox::Stream, bytes: &[u8]| {
+                    let frame = EphemeralFrame {
+                        deployment_id: dep_id.clone(),
+                        thread_id: thread.clone(),
+                        run_id: run_id.clone(),
+                        kind: EventKind::ToolOutput {
+                            tool_use_id: run.clone(),
+                            stream: if stream == herm_sandbox::Stream::Stdout { "stdout" } else { "stderr" }.into(),
+                            delta: redactor.redact(&String::from_utf8_lossy(bytes)),
+                        },
+                    };
+                    bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
+                };
+                let timeout = self.engine.options().sandbox.shell_timeout;
+                Ok(crate::builtin::run(sb.as_ref(), &dep.id, *b, &c.arguments, &c.tool_use_id, timeout, &mut on_output)
+                    .await)
+            }
         }
     }
 
     /// A call the log shows as started but unfinished: repeat it only if it is safe to.
     async fn resolve_in_flight(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
-        let tools = ToolSet::for_deployment(&dep.spec);
+        let tools = self.engine.tools(&dep.spec);
         let repeat_safe = tools.get(&c.tool).is_some_and(|t| t.repeat_safe);
         if repeat_safe && tools.gate(&c.tool) == Gate::Approval {
             // Safe to repeat, but a person approved one execution, and it was used.

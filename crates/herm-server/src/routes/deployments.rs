@@ -168,7 +168,7 @@ pub async fn patch(
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
-    #[allow(dead_code)]
+    /// Keep the workspace volume (default false: it is removed with the sandbox).
     retain_filesystem: Option<bool>,
 }
 
@@ -178,10 +178,11 @@ pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
     Path(dep): Path<String>,
-    Query(_q): Query<DeleteQuery>,
+    Query(q): Query<DeleteQuery>,
 ) -> ApiResult<Json<DeletedResponse>> {
     caller.require("deployments:write")?;
     let rec = load(&st, &dep).await?;
     st.engine.store().set_deployment_status(&rec.id, DeploymentStatus::Deleted, None).await?;
+    st.engine.destroy_sandbox(&rec.id, q.retain_filesystem.unwrap_or(false)).await;
     Ok(Json(DeletedResponse { deployment_id: rec.id, status: DeploymentStatus::Deleted }))
 }

@@ -2,6 +2,7 @@
 
 pub mod deployments;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod keys;
 pub mod messages;
@@ -40,6 +41,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/deployments/{deployment_id}/runs/{run_id}", get(threads::get_run))
         .route("/v1/deployments/{deployment_id}/events", get(events::deployment_stream))
+        .route("/v1/deployments/{deployment_id}/files", get(files::list).put(files::write).delete(files::delete))
+        .route("/v1/deployments/{deployment_id}/files/content", get(files::read))
         .route("/v1/deployments/{deployment_id}/tools", get(tools::list))
         .route("/v1/deployments/{deployment_id}/tools/{name}", patch(tools::patch))
         .nest("/v1/threads", thread_routes.clone())

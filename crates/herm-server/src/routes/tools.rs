@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
-use herm_engine::tools::{Tool, ToolSet, permission_for};
+use herm_engine::tools::{Tool, permission_for};
 use herm_types::api::{Page, ToolInfo, ToolPatch};
 use herm_types::config::ToolPermission;
 
@@ -32,7 +32,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<ToolInfo>>> {
     caller.require("deployments:read")?;
     let d = load(&st, &dep).await?;
-    let data = ToolSet::for_deployment(&d.spec).all().iter().map(info).collect();
+    let data = st.engine.tools(&d.spec).all().iter().map(info).collect();
     Ok(Json(Page { data, next_cursor: None }))
 }
 
@@ -46,7 +46,7 @@ pub async fn patch(
 ) -> ApiResult<Json<ToolInfo>> {
     caller.require("deployments:write")?;
     let d = load(&st, &dep).await?;
-    if !ToolSet::for_deployment(&d.spec).all().iter().any(|t| t.name == name) {
+    if !st.engine.tools(&d.spec).all().iter().any(|t| t.name == name) {
         return Err(ApiError::not_found("tool"));
     }
     let p = body.value;
@@ -62,7 +62,7 @@ pub async fn patch(
     };
     spec.tool_policies.insert(name.clone(), new);
     st.engine.store().update_deployment_spec(&d.id, &spec).await?;
-    let tools = ToolSet::for_deployment(&spec);
+    let tools = st.engine.tools(&spec);
     let t = tools.all().iter().find(|t| t.name == name).ok_or_else(|| ApiError::not_found("tool"))?;
     Ok(Json(info(t)))
 }

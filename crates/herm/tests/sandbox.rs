@@ -1,0 +1,277 @@
+//! The sandbox against the real Docker engine (scripts/test.sh starts it and builds the
+//! image): the agent's shell and file tools, persistence across a container stop and a
+//! herm `kill -9`, isolation attacked from inside deployment A's sandbox, hardening, path
+//! confinement, and a shell command in flight at a crash.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn shell(cmd: &str) -> Reply {
+    Reply::tool("shell", json!({"command": cmd}))
+}
+
+/// The results of every tool call of a thread, in order.
+async fn results(env: &Env, thread: &str) -> Vec<Value> {
+    env.herm.thread_log(thread).await.into_iter().filter(|e| e["type"] == "tool_result").collect()
+}
+
+async fn run_to_end(env: &Env, content: &str) -> String {
+    let run = env.send(content).await["run_id"].as_str().unwrap().to_owned();
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(120)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    run
+}
+
+async fn delete(env: &Env) {
+    env.herm.request("DELETE", &format!("/v1/deployments/{}", env.dep), Some(&env.herm.admin_key.clone()), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_and_files_persist_across_container_stop_and_restart() {
+    let script = vec![
+        shell("mkdir -p notes && echo hello > notes/a.txt && python3 -c 'print(6*7)'"),
+        Reply::tool("read_file", json!({"path": "notes/a.txt"})),
+        Reply::text(&["done"]),
+        Reply::tool("read_file", json!({"path": "/workspace/notes/a.txt"})),
+        Reply::text(&["still there"]),
+    ];
+    let mut env = setup_with(script, Wire::Anthropic, json!({}), SANDBOX_CONFIG).await;
+    let (_, d) = env.herm.get(&format!("/v1/deployments/{}", env.dep)).await;
+    assert_eq!(d["status"], "ready", "ready only once the sandbox answers: {d}");
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &format!("herm-{}", env.dep)]), "true");
+    let mut sse = env.thread_stream(None).await;
+    run_to_end(&env, "make a note").await;
+    let frames =
+        sse.until(Duration::from_secs(5), |f| f.event == "run_status" && f.data["status"] == "completed").await;
+    let live: String =
+        frames.iter().filter(|f| f.event == "tool_output").map(|f| f.data["delta"].as_str().unwrap()).collect();
+    assert!(live.contains("42"), "shell output streamed live: {frames:?}");
+    let r = results(&env, &env.thread).await;
+    assert!(r[0]["result"].as_str().unwrap().starts_with("exit code 0\n42"), "{}", r[0]);
+    assert_eq!(r[1]["result"], "hello\n");
+
+    // Files API.
+    let (s, l) = env.herm.get(&format!("/v1/deployments/{}/files?path=notes", env.dep)).await;
+    assert_eq!(s, 200, "{l}");
+    assert_eq!(l["entries"][0]["name"], "a.txt");
+    assert_eq!(l["entries"][0]["type"], "file");
+    // Stop the container, kill herm, start it again: the file is still there.
+    docker(&["stop", "-t", "1", &format!("herm-{}", env.dep)]);
+    env.herm.kill9().await;
+    env.herm.restart().await;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/deployments/{}/files/content?path=notes/a.txt", env.herm.url, env.dep))
+        .bearer_auth(&env.herm.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "hello\n");
+    run_to_end(&env, "is it there?").await;
+    assert_eq!(results(&env, &env.thread).await[2]["result"], "hello\n");
+    // Write and delete through the API.
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/deployments/{}/files?path=up/load.bin", env.herm.url, env.dep))
+        .bearer_auth(&env.herm.admin_key)
+        .body(vec![0u8, 159, 146, 150])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let v: Value = put.json().await.unwrap();
+    assert_eq!(v["size"], 4);
+    let (s, _) = env
+        .herm
+        .request(
+            "DELETE",
+            &format!("/v1/deployments/{}/files?path=up", env.dep),
+            Some(&env.herm.admin_key.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = env.herm.get(&format!("/v1/deployments/{}/files?path=up", env.dep)).await;
+    assert_eq!(s, 404);
+    delete(&env).await;
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name=herm-{}", env.dep)]),
+        "",
+        "the container is removed with the deployment"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_a_cannot_reach_b() {
+    let b = setup_with(vec![Reply::text(&["idle"])], Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    // B holds a file and runs a listening server.
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/deployments/{}/files?path=b-private.txt", b.herm.url, b.dep))
+        .bearer_auth(&b.herm.admin_key)
+        .body("b-private-canary")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let b_name = format!("herm-{}", b.dep);
+    docker(&["exec", "-d", &b_name, "python3", "-m", "http.server", "8000", "--directory", "/workspace"]);
+    let b_ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &b_name]);
+    assert!(!b_ip.is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        docker(&["exec", &b_name, "curl", "-s", "-m", "3", "http://127.0.0.1:8000/b-private.txt"]),
+        "b-private-canary",
+        "B's server works"
+    );
+
+    let data_dir = b.dir.path().display().to_string();
+    let attack = format!(
+        "echo PROCS; ps -eo comm= | sort -u; echo FIND; find / -name 'b-private*' 2>/dev/null; echo NET; \
+         curl -s -m 3 http://{b_ip}:8000/b-private.txt || echo unreachable; echo DATA; ls {data_dir} 2>&1; \
+         echo ENV; env; echo SOCK; ls -la /var/run/docker.sock 2>&1; echo MOUNTS; cat /proc/mounts"
+    );
+    let a = setup_with(vec![shell(&attack), Reply::text(&["done"])], Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    run_to_end(&a, "look around").await;
+    let out = results(&a, &a.thread).await[0]["result"].as_str().unwrap().to_owned();
+    let section = |name: &str, next: &str| {
+        out.split(&format!("{name}\n")).nth(1).unwrap().split(&format!("{next}\n")).next().unwrap().to_owned()
+    };
+    let procs = section("PROCS", "FIND");
+    assert!(!procs.contains("python3") && !procs.contains("herm"), "A sees only its own processes: {procs}");
+    assert!(section("FIND", "NET").trim().is_empty(), "A cannot find B's files: {out}");
+    assert!(section("NET", "DATA").contains("unreachable"), "A cannot reach B's network: {out}");
+    assert!(section("DATA", "ENV").contains("No such file"), "herm's data directory is not there: {out}");
+    let env_text = section("ENV", "SOCK");
+    assert!(!env_text.contains(TOKEN) && !env_text.contains(PROVIDER_KEY) && !env_text.contains("HERM_"), "{env_text}");
+    assert!(section("SOCK", "MOUNTS").contains("No such file"), "no Docker socket: {out}");
+    assert!(!out.contains(TOKEN) && !out.contains(PROVIDER_KEY));
+    delete(&a).await;
+    delete(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_holds_from_inside() {
+    let script = vec![
+        shell(
+            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /etc/x 2>/dev/null && echo ROOT-WRITABLE || echo root-read-only; touch /tmp/t && echo tmp-ok",
+        ),
+        Reply::tool("shell", json!({"command": "f(){ f|f; }; f", "timeout_secs": 5})),
+        Reply::tool("shell", json!({"command": "python3 -c 'a = bytearray(1024**3); print(len(a))'"})),
+        Reply::tool("shell", json!({"command": "(sleep 300 & sleep 300 & wait)", "timeout_secs": 2})),
+        shell("ps -eo args= | grep -c '[s]leep 300' || true"),
+        Reply::text(&["done"]),
+    ];
+    let env = setup_with(script, Wire::Anthropic, json!({}), SANDBOX_CONFIG).await;
+    run_to_end(&env, "probe").await;
+    let r = results(&env, &env.thread).await;
+    let first = r[0]["result"].as_str().unwrap();
+    assert!(first.contains("CapEff:\t0000000000000000"), "{first}");
+    assert!(
+        first.contains("NoNewPrivs:\t1") && first.contains("root-read-only") && first.contains("tmp-ok"),
+        "{first}"
+    );
+    // The fork bomb hit the pids limit, was killed as a tree at its timeout, herm stayed
+    // healthy, and the sandbox still runs commands afterwards (the steps below).
+    assert_eq!(env.herm.get("/healthz").await.0, 200);
+    assert_eq!(
+        r[1]["is_error"],
+        true,
+        "{}",
+        &r[1]["result"].as_str().unwrap()[..200.min(r[1]["result"].as_str().unwrap().len())]
+    );
+    assert!(
+        r[1]["result"].as_str().unwrap().starts_with("killed: timed out"),
+        "{}",
+        &r[1]["result"].as_str().unwrap()[..100]
+    );
+    // The allocation past the memory limit was killed, reported as a tool error.
+    assert_eq!(r[2]["is_error"], true, "{}", r[2]);
+    assert!(
+        r[2]["result"].as_str().unwrap().starts_with("killed")
+            || r[2]["result"].as_str().unwrap().contains("MemoryError"),
+        "{}",
+        r[2]
+    );
+    // The timeout killed the command and its children.
+    assert!(r[3]["result"].as_str().unwrap().contains("timed out after 2 s"), "{}", r[3]);
+    assert!(r[4]["result"].as_str().unwrap().starts_with("exit code 0\n0"), "no sleep survived: {}", r[4]);
+    delete(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_outside_the_workspace_and_awkward_files_are_refused() {
+    let script = vec![
+        shell("ln -s /etc/passwd link; ln -s / rootlink; head -c 100 /dev/urandom > blob.bin; seq 1 100000"),
+        Reply::tool("read_file", json!({"path": "link"})),
+        Reply::tool("read_file", json!({"path": "../etc/passwd"})),
+        Reply::tool("read_file", json!({"path": "blob.bin"})),
+        Reply::tool("read_file", json!({"path": "nope.txt"})),
+        Reply::tool("write_file", json!({"path": "rootlink/etc/evil", "content": "x"})),
+        Reply::tool("edit_file", json!({"path": "blob2.txt", "old_string": "a", "new_string": "b"})),
+        Reply::text(&["done"]),
+    ];
+    let env = setup_with(script, Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    run_to_end(&env, "try").await;
+    let r = results(&env, &env.thread).await;
+    let big = r[0]["result"].as_str().unwrap();
+    assert!(
+        big.contains("[output truncated") && big.contains(".herm/outputs/"),
+        "huge output capped with its file: {}",
+        &big[big.len() - 200..]
+    );
+    for (i, want) in [(1, "outside"), (2, "outside"), (3, "binary"), (4, "not found"), (5, "outside"), (6, "not found")]
+    {
+        let t = r[i]["result"].as_str().unwrap();
+        assert_eq!(r[i]["is_error"], true, "{i}: {t}");
+        assert!(t.to_lowercase().contains(want) || t.contains("escapes"), "{i}: {t}");
+    }
+    // The full output is there, through the Files API.
+    let path = big.split("/workspace/").last().unwrap().trim_end_matches(']');
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/deployments/{}/files/content?path={path}", env.herm.url, env.dep))
+        .bearer_auth(&env.herm.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.text().await.unwrap().contains("\n100000\n"));
+    for bad in ["../etc/passwd", "/etc/passwd", "link", "rootlink/etc"] {
+        let (s, v) = env.herm.get(&format!("/v1/deployments/{}/files/content?path={bad}", env.dep)).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some("validation_error")), "{bad}: {v}");
+    }
+    let (s, _) = env.herm.get(&format!("/v1/deployments/{}/files/content?path=missing", env.dep)).await;
+    assert_eq!(s, 404);
+    assert!(
+        docker(&["exec", &format!("herm-{}", env.dep), "ls", "/etc/evil"]).is_empty(),
+        "nothing was written outside"
+    );
+    delete(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_command_in_flight_at_a_crash_is_interrupted_unknown() {
+    let script =
+        vec![shell("echo started > started.txt; sleep 20; echo finished > finished.txt"), Reply::text(&["ok"])];
+    let mut env = setup_with(script, Wire::Anthropic, json!({}), SANDBOX_CONFIG).await;
+    let run = env.send("long job").await["run_id"].as_str().unwrap().to_owned();
+    let name = format!("herm-{}", env.dep);
+    for _ in 0..200 {
+        if docker(&["exec", &name, "cat", "/workspace/started.txt"]) == "started" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.herm.kill9().await;
+    env.herm.restart().await;
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(60)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    let res = results(&env, &env.thread).await;
+    assert_eq!(res[0]["outcome"], "interrupted_unknown", "shell is not repeat-safe: {}", res[0]);
+    assert_eq!(env.model.completed_per_step(), vec![1, 1]);
+    delete(&env).await;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Makes a Docker engine available: installs Debian's docker.io if needed, starts dockerd in
+# the background when none answers, and waits for its socket. Idempotent.
+# Usage: scripts/docker.sh
+set -euo pipefail
+if ! command -v dockerd >/dev/null 2>&1; then
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
+fi
+if docker info >/dev/null 2>&1; then
+  exit 0
+fi
+nohup dockerd >/tmp/herm-dockerd.log 2>&1 &
+for _ in $(seq 1 60); do
+  if docker info >/dev/null 2>&1; then
+    exit 0
+  fi
+  sleep 1
+done
+echo "dockerd did not start; see /tmp/herm-dockerd.log" >&2
+tail -20 /tmp/herm-dockerd.log >&2 || true
+exit 1
