@@ -147,7 +147,8 @@ impl DockerSandbox {
     /// Kills the process group whose leader wrote its pid to `pidfile` (a cancelled command).
     async fn kill_group(&self, container: &str, pidfile: &str) {
         let cmd = format!("kill -KILL -- -$(cat {pidfile}) 2>/dev/null; rm -f {pidfile}");
-        let opts = CreateExecOptions { cmd: Some(vec!["sh".to_owned(), "-c".to_owned(), cmd]), ..Default::default() };
+        // bash, not sh: dash's `kill` does not take `--` or a negative process-group id.
+        let opts = CreateExecOptions { cmd: Some(vec!["bash".to_owned(), "-c".to_owned(), cmd]), ..Default::default() };
         if let Ok(x) = self.docker.create_exec(container, opts).await {
             let _ = self.docker.start_exec(&x.id, Some(StartExecOptions { detach: true, ..Default::default() })).await;
         }

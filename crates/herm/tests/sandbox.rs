@@ -275,3 +275,35 @@ async fn a_shell_command_in_flight_at_a_crash_is_interrupted_unknown() {
     assert_eq!(env.model.completed_per_step(), vec![1, 1]);
     delete(&env).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_kills_a_running_shell_command() {
+    let script = vec![shell("sh -c 'sleep 400' & sleep 400; echo never"), Reply::text(&["ok"])];
+    let env = setup_with(script, Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    let run = env.send("long").await["run_id"].as_str().unwrap().to_owned();
+    let name = format!("herm-{}", env.dep);
+    let count = || docker(&["exec", &name, "sh", "-c", "pgrep -fx 'sleep 400' | wc -l"]);
+    for _ in 0..200 {
+        if count() == "2" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(), "2", "the command and its child are running");
+    let (s, _) = env.herm.post(&format!("/v1/threads/{}/events", env.thread), &json!({"events": [{"type": "user.interrupt"}]})).await;
+    assert_eq!(s, 200);
+    assert_eq!(env.herm.wait_run(&env.dep, &run, Duration::from_secs(10)).await["status"], "interrupted");
+    let mut left = count();
+    for _ in 0..100 {
+        if left == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = count();
+    }
+    assert_eq!(left, "0", "the interrupt killed the command's whole process tree");
+    let log = env.herm.thread_log(&env.thread).await;
+    let r = log.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!((r["tool"].as_str(), r["outcome"].as_str()), (Some("shell"), Some("interrupted_unknown")));
+    delete(&env).await;
+}
