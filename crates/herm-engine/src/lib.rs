@@ -18,12 +18,14 @@ pub mod interrupt;
 pub mod machine;
 pub mod providers;
 pub mod redact;
+mod sandboxes;
 pub mod secrets;
 pub mod steering;
 mod submit;
 pub mod tools;
 mod worker;
 
+pub use sandboxes::InUse;
 pub use submit::Submitted;
 
 use herm_llm::{HttpSettings, RetryPolicy};
@@ -97,6 +99,8 @@ pub struct SandboxDefaults {
     pub pids_limit: i64,
     /// Longest a `shell` call may run when the model asks for none.
     pub shell_timeout: Duration,
+    /// A sandbox unused this long is stopped (it starts again on demand).
+    pub idle_stop: Duration,
 }
 
 impl Default for SandboxDefaults {
@@ -107,6 +111,7 @@ impl Default for SandboxDefaults {
             cpus: 1.0,
             pids_limit: 256,
             shell_timeout: Duration::from_secs(120),
+            idle_stop: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -151,6 +156,7 @@ struct Inner {
     workers: Mutex<HashMap<ThreadId, Slot>>,
     http: reqwest::Client,
     sandbox: Option<Arc<dyn herm_sandbox::Sandbox>>,
+    usage: Arc<sandboxes::Usage>,
     shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
 }
@@ -177,6 +183,7 @@ impl Engine {
                 workers: Mutex::new(HashMap::new()),
                 http,
                 sandbox,
+                usage: Arc::default(),
                 shutdown: CancellationToken::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
             }),
@@ -207,6 +214,7 @@ impl Engine {
                 tracing::info!(leases = n, "reclaimed leases of an earlier incarnation of this node");
             }
         }
+        self.reconcile_sandboxes().await;
         for dep in self.inner.store.provisioning_deployments().await? {
             self.provision(dep);
         }
@@ -221,6 +229,7 @@ impl Engine {
                         if let Err(e) = me.scan().await {
                             tracing::warn!(error = %e, "scan for runnable threads failed");
                         }
+                        me.stop_idle_sandboxes().await;
                     }
                 }
             }

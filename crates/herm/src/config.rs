@@ -62,6 +62,8 @@ pub struct SandboxConfig {
     pub cpus: f64,
     pub pids_limit: i64,
     pub shell_timeout_secs: u64,
+    /// Stop a sandbox unused for this long (it starts again on demand).
+    pub idle_stop_secs: u64,
 }
 
 impl Default for SandboxConfig {
@@ -73,6 +75,7 @@ impl Default for SandboxConfig {
             cpus: 1.0,
             pids_limit: 256,
             shell_timeout_secs: 120,
+            idle_stop_secs: 900,
         }
     }
 }
@@ -158,6 +161,7 @@ impl Config {
                 cpus: self.sandbox.cpus.max(0.05),
                 pids_limit: self.sandbox.pids_limit.max(8),
                 shell_timeout: Duration::from_secs(self.sandbox.shell_timeout_secs.max(1)),
+                idle_stop: Duration::from_secs(self.sandbox.idle_stop_secs.max(1)),
             },
         }
     }

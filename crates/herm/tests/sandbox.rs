@@ -290,7 +290,10 @@ async fn interrupt_kills_a_running_shell_command() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(count(), "2", "the command and its child are running");
-    let (s, _) = env.herm.post(&format!("/v1/threads/{}/events", env.thread), &json!({"events": [{"type": "user.interrupt"}]})).await;
+    let (s, _) = env
+        .herm
+        .post(&format!("/v1/threads/{}/events", env.thread), &json!({"events": [{"type": "user.interrupt"}]}))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(env.herm.wait_run(&env.dep, &run, Duration::from_secs(10)).await["status"], "interrupted");
     let mut left = count();
@@ -305,5 +308,32 @@ async fn interrupt_kills_a_running_shell_command() {
     let log = env.herm.thread_log(&env.thread).await;
     let r = log.iter().find(|e| e["type"] == "tool_result").unwrap();
     assert_eq!((r["tool"].as_str(), r["outcome"].as_str()), (Some("shell"), Some("interrupted_unknown")));
+    delete(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
+    // An orphan: a sandbox labelled with a deployment this herm does not know.
+    let orphan = "dep_0000000000000000000001";
+    docker(&["create", "--name", &format!("herm-{orphan}"), "--label", &format!("herm.deployment={orphan}"), "herm-sandbox:default", "true"]);
+    let cfg = SANDBOX_CONFIG.replace("shell_timeout_secs = 30", "shell_timeout_secs = 30\nidle_stop_secs = 1");
+    let env = setup_with(vec![shell("echo hi > f.txt"), Reply::text(&["ok"])], Wire::OpenAi, json!({}), &cfg).await;
+    assert_eq!(docker(&["ps", "-aq", "--filter", &format!("name=herm-{orphan}")]), "", "the orphan was removed at start");
+    run_to_end(&env, "write").await;
+    let name = format!("herm-{}", env.dep);
+    let mut running = String::new();
+    for _ in 0..100 {
+        running = docker(&["inspect", "-f", "{{.State.Running}}", &name]);
+        if running == "false" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, "false", "the idle sandbox was stopped");
+    // It starts again on demand, workspace intact.
+    let (s, l) = env.herm.get(&format!("/v1/deployments/{}/files", env.dep)).await;
+    assert_eq!(s, 200);
+    assert!(l["entries"].as_array().unwrap().iter().any(|e| e["name"] == "f.txt"));
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &name]), "true");
     delete(&env).await;
 }

@@ -362,8 +362,8 @@ impl Driver<'_> {
             // Answered through the steering path, never executed.
             ToolKind::AskUser => Ok(ToolOutput::error("ask_user is answered by a person, not executed")),
             ToolKind::Sandbox(b) => {
-                let sb = match self.engine.running_sandbox(&dep.id, &dep.spec).await {
-                    Ok(sb) => sb,
+                let (sb, _in_use) = match self.engine.use_sandbox(&dep.id, &dep.spec).await {
+                    Ok(x) => x,
                     Err(e) => return Ok(ToolOutput::error(format!("the sandbox is not available: {e}"))),
                 };
                 let redactor = self.engine.secrets().redactor(&dep.spec).await?;

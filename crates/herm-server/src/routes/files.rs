@@ -48,10 +48,10 @@ fn time(secs: f64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros((secs * 1e6) as i64).unwrap_or_default()
 }
 
-async fn sandbox(
-    st: &AppState,
-    dep: &str,
-) -> ApiResult<(herm_types::DeploymentId, std::sync::Arc<dyn herm_sandbox::Sandbox>)> {
+/// The deployment's running sandbox, held in use for the request.
+type Held = (herm_types::DeploymentId, std::sync::Arc<dyn herm_sandbox::Sandbox>, herm_engine::InUse);
+
+async fn sandbox(st: &AppState, dep: &str) -> ApiResult<Held> {
     let d = load(st, dep).await?;
     if st.engine.sandbox().is_none() || !d.spec.sandbox.enabled {
         return Err(ApiError::new(
@@ -60,8 +60,8 @@ async fn sandbox(
             "this deployment has no sandbox on this server",
         ));
     }
-    let sb = st.engine.running_sandbox(&d.id, &d.spec).await?;
-    Ok((d.id, sb))
+    let (sb, guard) = st.engine.use_sandbox(&d.id, &d.spec).await?;
+    Ok((d.id, sb, guard))
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/files", tag = "files", params(PathQuery),
@@ -74,7 +74,7 @@ pub async fn list(
 ) -> ApiResult<Json<Listing>> {
     caller.require("deployments:read")?;
     let path = q.path.unwrap_or_default();
-    let (id, sb) = sandbox(&st, &dep).await?;
+    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
     let entries = files::list(sb.as_ref(), &id, &path)
         .await?
         .into_iter()
@@ -98,7 +98,7 @@ pub async fn read(
 ) -> ApiResult<Response> {
     caller.require("deployments:read")?;
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
-    let (id, sb) = sandbox(&st, &dep).await?;
+    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
     let bytes = files::read(sb.as_ref(), &id, &path).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(bytes)).into_response())
 }
@@ -117,7 +117,7 @@ pub async fn write(
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
     files::relative(&path)?;
     let data = read_bounded(body, files::MAX_FILE).await?;
-    let (id, sb) = sandbox(&st, &dep).await?;
+    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
     let (size, modified) = files::write(sb.as_ref(), &id, &path, data.to_vec()).await?;
     Ok(Json(Written { path, size, modified_at: time(modified) }))
 }
@@ -132,7 +132,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     caller.require("deployments:write")?;
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
-    let (id, sb) = sandbox(&st, &dep).await?;
+    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
     files::delete(sb.as_ref(), &id, &path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
