@@ -4,6 +4,7 @@ mod bench;
 mod bench_waiting;
 mod client;
 mod config;
+mod sandbox_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -72,6 +73,30 @@ enum Command {
     },
     /// Measure runtime overhead per agent step (in-process, instant model, no-op tool).
     Bench(bench::BenchArgs),
+    /// Sandbox tools: build the default image, benchmark the backend.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Build the default sandbox image locally from Debian packages (no registry).
+    BuildImage {
+        #[arg(long, default_value = "herm-sandbox:default")]
+        image: String,
+        /// Rebuild even if the image exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Cold start, warm start and exec round trip, beside docker run/exec baselines.
+    Bench {
+        #[arg(long, default_value = "herm-sandbox:default")]
+        image: String,
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,5 +173,11 @@ async fn main() -> anyhow::Result<()> {
             client::events_tail(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, after).await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Sandbox { command: SandboxCommand::BuildImage { image, force } } => {
+            sandbox_cmd::build_image(&image, force)
+        }
+        Command::Sandbox { command: SandboxCommand::Bench { image, rounds } } => {
+            sandbox_cmd::bench(&image, rounds).await
+        }
     }
 }

@@ -315,10 +315,22 @@ async fn interrupt_kills_a_running_shell_command() {
 async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
     // An orphan: a sandbox labelled with a deployment this herm does not know.
     let orphan = "dep_0000000000000000000001";
-    docker(&["create", "--name", &format!("herm-{orphan}"), "--label", &format!("herm.deployment={orphan}"), "herm-sandbox:default", "true"]);
+    docker(&[
+        "create",
+        "--name",
+        &format!("herm-{orphan}"),
+        "--label",
+        &format!("herm.deployment={orphan}"),
+        "herm-sandbox:default",
+        "true",
+    ]);
     let cfg = SANDBOX_CONFIG.replace("shell_timeout_secs = 30", "shell_timeout_secs = 30\nidle_stop_secs = 1");
     let env = setup_with(vec![shell("echo hi > f.txt"), Reply::text(&["ok"])], Wire::OpenAi, json!({}), &cfg).await;
-    assert_eq!(docker(&["ps", "-aq", "--filter", &format!("name=herm-{orphan}")]), "", "the orphan was removed at start");
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name=herm-{orphan}")]),
+        "",
+        "the orphan was removed at start"
+    );
     run_to_end(&env, "write").await;
     let name = format!("herm-{}", env.dep);
     let mut running = String::new();

@@ -1,0 +1,97 @@
+//! `herm sandbox …`: building the default image, and the sandbox benchmark.
+
+use herm_sandbox::docker::DockerSandbox;
+use herm_sandbox::{ExecRequest, Sandbox, SandboxConfig};
+use herm_types::DeploymentId;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::bench::{ms, pct};
+
+/// The image build, shared with `scripts/build-image.sh` (one source of truth).
+const BUILD_SCRIPT: &str = include_str!("../../../scripts/build-image.sh");
+
+/// Builds the default sandbox image from the machine's Debian package sources.
+pub fn build_image(image: &str, force: bool) -> anyhow::Result<()> {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(BUILD_SCRIPT).arg("build-image");
+    if force {
+        cmd.arg("--force");
+    }
+    let status = cmd.arg(image).status()?;
+    anyhow::ensure!(status.success(), "building the sandbox image failed");
+    Ok(())
+}
+
+fn timed(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<Duration>> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f()?;
+        v.push(t.elapsed());
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn docker_cli(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("docker").args(args).output()?;
+    anyhow::ensure!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+fn line(name: &str, v: &[Duration], base: Option<&[Duration]>) {
+    let ratio = base
+        .map(|b| format!(" ({:.2}x the baseline)", pct(v, 0.5).as_secs_f64() / pct(b, 0.5).as_secs_f64().max(1e-9)));
+    println!("{name:<38} p50 {:>10} p99 {:>10}{}", ms(pct(v, 0.5)), ms(pct(v, 0.99)), ratio.unwrap_or_default());
+}
+
+/// Cold start, warm start and warm exec of the Docker backend, beside `docker run --rm` and
+/// `docker exec` measured in the same run.
+pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
+    let sb = DockerSandbox::connect().await?;
+    let cfg = SandboxConfig { image: image.into(), network: false, memory_mb: 512, cpus: 1.0, pids_limit: 256 };
+    let truth = || ExecRequest { command: "true".into(), timeout: Duration::from_secs(30), ..Default::default() };
+    println!("herm sandbox bench — docker backend, image {image}, {rounds} rounds");
+
+    let run_rm = timed(rounds, || docker_cli(&["run", "--rm", "--network", "none", image, "true"]))?;
+    let mut cold = Vec::new();
+    let mut deps = Vec::new();
+    for _ in 0..rounds {
+        let d = DeploymentId::new();
+        let t = Instant::now();
+        sb.ensure(&d, &cfg).await?;
+        sb.exec(&d, truth(), &mut |_, _| {}).await?;
+        cold.push(t.elapsed());
+        deps.push(d);
+    }
+    cold.sort();
+    let d = deps[0].clone();
+    let mut warm_start = Vec::new();
+    for _ in 0..rounds {
+        sb.stop(&d).await?;
+        let t = Instant::now();
+        sb.ensure(&d, &cfg).await?;
+        sb.exec(&d, truth(), &mut |_, _| {}).await?;
+        warm_start.push(t.elapsed());
+    }
+    warm_start.sort();
+    let name = format!("herm-{d}");
+    let exec_cli = timed(rounds * 3, || docker_cli(&["exec", &name, "true"]))?;
+    let mut warm_exec = Vec::new();
+    for _ in 0..rounds * 3 {
+        let t = Instant::now();
+        sb.exec(&d, truth(), &mut |_, _| {}).await?;
+        warm_exec.push(t.elapsed());
+    }
+    warm_exec.sort();
+    line("baseline: docker run --rm … true", &run_rm, None);
+    line("cold start (create → first command)", &cold, Some(&run_rm));
+    line("warm start (stopped → first command)", &warm_start, Some(&run_rm));
+    line("baseline: docker exec … true", &exec_cli, None);
+    line("warm exec round trip of `true`", &warm_exec, Some(&exec_cli));
+    for d in deps {
+        sb.destroy(&d, false).await?;
+    }
+    Ok(())
+}
