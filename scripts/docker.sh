@@ -10,11 +10,18 @@ fi
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
+# A daemon killed without shutting down (a machine's processes are ended between sessions)
+# leaves pid files that make the next one refuse to start.
+if ! pgrep -x dockerd >/dev/null 2>&1; then
+  rm -f /var/run/docker.pid /run/docker/containerd/containerd.pid
+fi
 nohup dockerd >/tmp/herm-dockerd.log 2>&1 &
+pid=$!
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then
     exit 0
   fi
+  kill -0 "$pid" 2>/dev/null || break
   sleep 1
 done
 echo "dockerd did not start; see /tmp/herm-dockerd.log" >&2
