@@ -8,6 +8,10 @@ mod common;
 use common::*;
 use std::process::Command;
 
+/// Sandbox tests run one at a time: a fork bomb or a memory hog beside another test on a
+/// 2-core machine makes timings meaningless.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker CLI");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -35,6 +39,7 @@ async fn delete(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_and_files_persist_across_container_stop_and_restart() {
+    let _serial = SERIAL.lock().await;
     let script = vec![
         shell("mkdir -p notes && echo hello > notes/a.txt && python3 -c 'print(6*7)'"),
         Reply::tool("read_file", json!({"path": "notes/a.txt"})),
@@ -109,6 +114,7 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_a_cannot_reach_b() {
+    let _serial = SERIAL.lock().await;
     let b = setup_with(vec![Reply::text(&["idle"])], Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
     // B holds a file and runs a listening server.
     let put = reqwest::Client::new()
@@ -157,6 +163,7 @@ async fn deployment_a_cannot_reach_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hardening_holds_from_inside() {
+    let _serial = SERIAL.lock().await;
     let script = vec![
         shell(
             "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /etc/x 2>/dev/null && echo ROOT-WRITABLE || echo root-read-only; touch /tmp/t && echo tmp-ok",
@@ -206,6 +213,7 @@ async fn hardening_holds_from_inside() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_outside_the_workspace_and_awkward_files_are_refused() {
+    let _serial = SERIAL.lock().await;
     let script = vec![
         shell("ln -s /etc/passwd link; ln -s / rootlink; head -c 100 /dev/urandom > blob.bin; seq 1 100000"),
         Reply::tool("read_file", json!({"path": "link"})),
@@ -255,6 +263,7 @@ async fn paths_outside_the_workspace_and_awkward_files_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_command_in_flight_at_a_crash_is_interrupted_unknown() {
+    let _serial = SERIAL.lock().await;
     let script =
         vec![shell("echo started > started.txt; sleep 20; echo finished > finished.txt"), Reply::text(&["ok"])];
     let mut env = setup_with(script, Wire::Anthropic, json!({}), SANDBOX_CONFIG).await;
@@ -278,12 +287,13 @@ async fn a_shell_command_in_flight_at_a_crash_is_interrupted_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupt_kills_a_running_shell_command() {
+    let _serial = SERIAL.lock().await;
     let script = vec![shell("sh -c 'sleep 400' & sleep 400; echo never"), Reply::text(&["ok"])];
     let env = setup_with(script, Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
     let run = env.send("long").await["run_id"].as_str().unwrap().to_owned();
     let name = format!("herm-{}", env.dep);
     let count = || docker(&["exec", &name, "sh", "-c", "pgrep -fx 'sleep 400' | wc -l"]);
-    for _ in 0..200 {
+    for _ in 0..600 {
         if count() == "2" {
             break;
         }
@@ -313,6 +323,7 @@ async fn interrupt_kills_a_running_shell_command() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
+    let _serial = SERIAL.lock().await;
     // An orphan: a sandbox labelled with a deployment this herm does not know.
     let orphan = "dep_0000000000000000000001";
     docker(&[
