@@ -269,9 +269,7 @@ pub async fn approve(c: &Client, deployment: &str, thread: Option<String>, list:
 
 pub async fn events_tail(c: &Client, deployment: &str, after: Option<String>) -> anyhow::Result<()> {
     let q = after.map(|a| format!("?after={a}")).unwrap_or_default();
-    c.stream(&format!("/v1/deployments/{deployment}/events{q}"), |_, d| {
-        println!("{d}");
-        true
-    })
+    // A closed stdout (`| head`) ends the tail quietly instead of panicking.
+    c.stream(&format!("/v1/deployments/{deployment}/events{q}"), |_, d| writeln!(std::io::stdout(), "{d}").is_ok())
     .await
 }
