@@ -100,7 +100,15 @@ fn err(e: herm_sandbox::Error) -> ToolOutput {
     ToolOutput::error(e.to_string())
 }
 
-/// Runs a built-in tool. `on_output` receives live shell output.
+/// A workspace change: (`created` | `modified` | `deleted`, path relative to /workspace).
+pub type Change = (String, String);
+
+/// Workspaces with more files than this are not diffed around shell commands.
+const SNAPSHOT_LIMIT: usize = 20_000;
+
+/// Runs a built-in tool. `on_output` receives live shell output. With `track`, the workspace
+/// changes the call made are returned too.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     sb: &dyn Sandbox,
     dep: &DeploymentId,
@@ -108,13 +116,26 @@ pub async fn run(
     args: &Value,
     call_id: &str,
     default_timeout: Duration,
+    track: bool,
     on_output: &mut (dyn FnMut(Stream, &[u8]) + Send),
-) -> ToolOutput {
-    match execute(sb, dep, tool, args, call_id, default_timeout, on_output).await {
+) -> (ToolOutput, Vec<Change>) {
+    let before = match (track, tool) {
+        (true, Builtin::Shell) => files::snapshot(sb, dep, SNAPSHOT_LIMIT).await.ok().flatten(),
+        _ => None,
+    };
+    let mut changes = Vec::new();
+    let out = match execute(sb, dep, tool, args, call_id, default_timeout, &mut changes, on_output).await {
         Ok(o) | Err(o) => o,
+    };
+    if let Some(before) = before
+        && let Ok(Some(after)) = files::snapshot(sb, dep, SNAPSHOT_LIMIT).await
+    {
+        changes = files::diff(&before, &after);
     }
+    (out, if track { changes } else { Vec::new() })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     sb: &dyn Sandbox,
     dep: &DeploymentId,
@@ -122,6 +143,7 @@ async fn execute(
     args: &Value,
     call_id: &str,
     default_timeout: Duration,
+    changes: &mut Vec<Change>,
     on_output: &mut (dyn FnMut(Stream, &[u8]) + Send),
 ) -> Result<ToolOutput, ToolOutput> {
     let ok = |content: String| Ok(ToolOutput { content, is_error: false });
@@ -189,7 +211,9 @@ async fn execute(
         }
         Builtin::WriteFile => {
             let (path, content) = (arg(args, "path")?, arg(args, "content")?);
-            let (size, _) = files::write(sb, dep, path, content.as_bytes().to_vec()).await.map_err(err)?;
+            let (size, _, created) = files::write(sb, dep, path, content.as_bytes().to_vec()).await.map_err(err)?;
+            let rel = files::relative(path).map_err(err)?;
+            changes.push((if created { "created" } else { "modified" }.into(), rel));
             ok(format!("wrote {size} bytes to {path}"))
         }
         Builtin::EditFile => {
@@ -212,6 +236,7 @@ async fn execute(
             }
             let edited = if all { text.replace(old, new) } else { text.replacen(old, new, 1) };
             files::write(sb, dep, path, edited.into_bytes()).await.map_err(err)?;
+            changes.push(("modified".into(), files::relative(path).map_err(err)?));
             ok(format!(
                 "replaced {} occurrence{} in {path}",
                 if all { n } else { 1 },

@@ -4,6 +4,7 @@
 //! they are resolved.
 
 use crate::*;
+use std::collections::HashMap;
 
 /// Largest file the file operations move in one piece.
 pub const MAX_FILE: usize = 16 * 1024 * 1024;
@@ -95,14 +96,15 @@ pub async fn read(sb: &dyn Sandbox, dep: &DeploymentId, path: &str) -> Result<Ve
     run(sb, dep, script, None, path).await
 }
 
-/// Writes a file (parents created); returns its size and modification time.
-pub async fn write(sb: &dyn Sandbox, dep: &DeploymentId, path: &str, data: Vec<u8>) -> Result<(u64, f64)> {
+/// Writes a file (parents created); returns its size, modification time and whether it is new.
+pub async fn write(sb: &dyn Sandbox, dep: &DeploymentId, path: &str, data: Vec<u8>) -> Result<(u64, f64, bool)> {
     let rel = relative(path)?;
     if rel.is_empty() {
         return Err(Error::Failed("the workspace root is a directory".into()));
     }
     let script = format!(
-        "{}[ -d \"$p\" ] && exit {WRONG_KIND}; mkdir -p -- \"$(dirname -- \"$p\")\" && cat > \"$p\" && stat -c '%s %.Y' -- \"$p\"",
+        "{}[ -d \"$p\" ] && exit {WRONG_KIND}; [ -e \"$p\" ] && new=0 || new=1; \
+         mkdir -p -- \"$(dirname -- \"$p\")\" && cat > \"$p\" && stat -c \"%s %.Y $new\" -- \"$p\"",
         resolve(&rel)
     );
     let out = run(sb, dep, script, Some(data), path).await?;
@@ -110,7 +112,39 @@ pub async fn write(sb: &dyn Sandbox, dep: &DeploymentId, path: &str, data: Vec<u
     let mut it = s.split_whitespace();
     let size = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     let modified = it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    Ok((size, modified))
+    let created = it.next() == Some("1");
+    Ok((size, modified, created))
+}
+
+/// Files of the workspace with their modification time and size, or None past `limit`.
+pub async fn snapshot(sb: &dyn Sandbox, dep: &DeploymentId, limit: usize) -> Result<Option<HashMap<String, String>>> {
+    let script = format!(
+        "cd {WORKSPACE} && find . -path ./.herm -prune -o -type f -printf '%P\\t%T@ %s\\n' | head -n {}",
+        limit + 1
+    );
+    let out = run(sb, dep, script, None, WORKSPACE).await?;
+    let map: HashMap<String, String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(p, v)| (p.to_owned(), v.to_owned())))
+        .collect();
+    Ok((map.len() <= limit).then_some(map))
+}
+
+/// What changed between two snapshots: (`created` | `modified` | `deleted`, path), sorted.
+pub fn diff(before: &HashMap<String, String>, after: &HashMap<String, String>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (p, v) in after {
+        match before.get(p) {
+            None => out.push(("created".into(), p.clone())),
+            Some(old) if old != v => out.push(("modified".into(), p.clone())),
+            _ => {}
+        }
+    }
+    for p in before.keys().filter(|p| !after.contains_key(*p)) {
+        out.push(("deleted".into(), p.clone()));
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    out
 }
 
 pub async fn list(sb: &dyn Sandbox, dep: &DeploymentId, path: &str) -> Result<Vec<Entry>> {

@@ -271,5 +271,5 @@ pub async fn events_tail(c: &Client, deployment: &str, after: Option<String>) ->
     let q = after.map(|a| format!("?after={a}")).unwrap_or_default();
     // A closed stdout (`| head`) ends the tail quietly instead of panicking.
     c.stream(&format!("/v1/deployments/{deployment}/events{q}"), |_, d| writeln!(std::io::stdout(), "{d}").is_ok())
-    .await
+        .await
 }

@@ -360,3 +360,55 @@ async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
     assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &name]), "true");
     delete(&env).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_events_when_enabled() {
+    let _serial = SERIAL.lock().await;
+    let script = vec![
+        Reply::tool("write_file", json!({"path": "a.txt", "content": "one"})),
+        shell("echo two > b.txt; rm a.txt; mkdir -p d && echo three > d/c.txt"),
+        Reply::tool("write_file", json!({"path": "b.txt", "content": "2"})),
+        Reply::text(&["ok"]),
+    ];
+    let env =
+        setup_with(script, Wire::OpenAi, json!({"features": {"filesystem_webhooks": true}}), SANDBOX_CONFIG).await;
+    run_to_end(&env, "files").await;
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/deployments/{}/files?path=up.txt", env.herm.url, env.dep))
+        .bearer_auth(&env.herm.admin_key)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let log = env.herm.thread_log(&env.thread).await;
+    let fs: Vec<(String, String)> = log
+        .iter()
+        .filter(|e| e["type"] == "filesystem")
+        .map(|e| (e["change"].as_str().unwrap().to_owned(), e["path"].as_str().unwrap().to_owned()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("created", "a.txt"),
+        ("deleted", "a.txt"),
+        ("created", "b.txt"),
+        ("created", "d/c.txt"),
+        ("modified", "b.txt"),
+        ("created", "up.txt"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(fs, want);
+    // Without the feature, no such events.
+    let quiet = setup_with(
+        vec![Reply::tool("write_file", json!({"path": "q.txt", "content": "q"})), Reply::text(&["ok"])],
+        Wire::OpenAi,
+        json!({}),
+        SANDBOX_CONFIG,
+    )
+    .await;
+    run_to_end(&quiet, "files").await;
+    assert!(quiet.herm.thread_log(&quiet.thread).await.iter().all(|e| e["type"] != "filesystem"));
+    delete(&env).await;
+    delete(&quiet).await;
+}

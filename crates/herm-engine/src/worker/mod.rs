@@ -314,7 +314,7 @@ impl Driver<'_> {
         let mut rest = rest.into_iter();
         loop {
             let started = Instant::now();
-            let out = tokio::select! {
+            let (out, changes) = tokio::select! {
                 _ = self.work.cancelled() => return Ok(Flow::Stop),
                 o = self.execute(dep, tools.get(&current.tool), &current) => o?,
             };
@@ -329,6 +329,12 @@ impl Driver<'_> {
                     outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
                 },
             )];
+            // The workspace changes the call made commit with its result.
+            events.extend(
+                changes
+                    .into_iter()
+                    .map(|(change, path)| NewEvent::new(Some(run.clone()), EventKind::Filesystem { change, path })),
+            );
             // Chain only into calls that need nobody; a gated one is asked for on the next fold.
             let next = rest.next().filter(|n| tools.gate(&n.tool) == Gate::Free);
             if let Some(n) = &next {
@@ -341,30 +347,38 @@ impl Driver<'_> {
         }
     }
 
-    async fn execute(&self, dep: &DeploymentRecord, tool: Option<&Tool>, c: &RequestedToolCall) -> Result<ToolOutput> {
+    /// Runs one tool call; returns its output and the workspace changes it made (tracked
+    /// only with `features.filesystem_webhooks`).
+    async fn execute(
+        &self,
+        dep: &DeploymentRecord,
+        tool: Option<&Tool>,
+        c: &RequestedToolCall,
+    ) -> Result<(ToolOutput, Vec<crate::builtin::Change>)> {
         let Some(tool) = tool else {
-            return Ok(ToolOutput::error(format!("there is no tool named `{}`", c.tool)));
+            return Ok((ToolOutput::error(format!("there is no tool named `{}`", c.tool)), Vec::new()));
         };
         if !c.arguments.is_object() {
-            return Ok(ToolOutput::error("tool arguments must be a JSON object"));
+            return Ok((ToolOutput::error("tool arguments must be a JSON object"), Vec::new()));
         }
         match &tool.kind {
             ToolKind::Http(spec) => {
                 let needed = http::secrets_used(spec);
                 let values = self.engine.secrets().resolve(&dep.spec, &needed).await?;
                 if let Some(missing) = needed.iter().find(|n| !values.contains_key(*n)) {
-                    return Ok(ToolOutput::error(format!(
+                    let msg = format!(
                         "secret `{missing}` is not available to this deployment (unknown name or deleted reference)"
-                    )));
+                    );
+                    return Ok((ToolOutput::error(msg), Vec::new()));
                 }
-                Ok(http::call(&self.engine.inner.http, spec, &c.arguments, &values).await)
+                Ok((http::call(&self.engine.inner.http, spec, &c.arguments, &values).await, Vec::new()))
             }
             // Answered through the steering path, never executed.
-            ToolKind::AskUser => Ok(ToolOutput::error("ask_user is answered by a person, not executed")),
+            ToolKind::AskUser => Ok((ToolOutput::error("ask_user is answered by a person, not executed"), Vec::new())),
             ToolKind::Sandbox(b) => {
                 let (sb, _in_use) = match self.engine.use_sandbox(&dep.id, &dep.spec).await {
                     Ok(x) => x,
-                    Err(e) => return Ok(ToolOutput::error(format!("the sandbox is not available: {e}"))),
+                    Err(e) => return Ok((ToolOutput::error(format!("the sandbox is not available: {e}")), Vec::new())),
                 };
                 let redactor = self.engine.secrets().redactor(&dep.spec).await?;
                 let (bus, thread, run) = (self.engine.bus().clone(), self.thread.clone(), c.tool_use_id.clone());
@@ -384,8 +398,19 @@ impl Driver<'_> {
                     bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
                 };
                 let timeout = self.engine.options().sandbox.shell_timeout;
-                Ok(crate::builtin::run(sb.as_ref(), &dep.id, *b, &c.arguments, &c.tool_use_id, timeout, &mut on_output)
-                    .await)
+                let track = dep.spec.features.filesystem_webhooks;
+                let (out, changes) = crate::builtin::run(
+                    sb.as_ref(),
+                    &dep.id,
+                    *b,
+                    &c.arguments,
+                    &c.tool_use_id,
+                    timeout,
+                    track,
+                    &mut on_output,
+                )
+                .await;
+                Ok((out, changes))
             }
         }
     }

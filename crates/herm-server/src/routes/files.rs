@@ -12,6 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herm_sandbox::files;
+use herm_store::Append;
+use herm_types::{EventKind, NewEvent};
 use serde::Serialize;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -49,7 +51,7 @@ fn time(secs: f64) -> chrono::DateTime<chrono::Utc> {
 }
 
 /// The deployment's running sandbox, held in use for the request.
-type Held = (herm_types::DeploymentId, std::sync::Arc<dyn herm_sandbox::Sandbox>, herm_engine::InUse);
+type Held = (herm_store::DeploymentRecord, std::sync::Arc<dyn herm_sandbox::Sandbox>, herm_engine::InUse);
 
 async fn sandbox(st: &AppState, dep: &str) -> ApiResult<Held> {
     let d = load(st, dep).await?;
@@ -61,7 +63,19 @@ async fn sandbox(st: &AppState, dep: &str) -> ApiResult<Held> {
         ));
     }
     let (sb, guard) = st.engine.use_sandbox(&d.id, &d.spec).await?;
-    Ok((d.id, sb, guard))
+    Ok((d, sb, guard))
+}
+
+/// With `features.filesystem_webhooks`, a change made through the API is an event on the
+/// deployment's default thread.
+async fn record(st: &AppState, d: &herm_store::DeploymentRecord, change: &str, path: &str) -> ApiResult<()> {
+    if !d.spec.features.filesystem_webhooks {
+        return Ok(());
+    }
+    let rel = files::relative(path)?;
+    let ev = NewEvent::new(None, EventKind::Filesystem { change: change.into(), path: rel });
+    st.engine.store().append(Append::new(d.default_thread_id.clone(), vec![ev])).await?;
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/files", tag = "files", params(PathQuery),
@@ -74,7 +88,8 @@ pub async fn list(
 ) -> ApiResult<Json<Listing>> {
     caller.require("deployments:read")?;
     let path = q.path.unwrap_or_default();
-    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
+    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
+    let id = d.id.clone();
     let entries = files::list(sb.as_ref(), &id, &path)
         .await?
         .into_iter()
@@ -98,7 +113,8 @@ pub async fn read(
 ) -> ApiResult<Response> {
     caller.require("deployments:read")?;
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
-    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
+    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
+    let id = d.id.clone();
     let bytes = files::read(sb.as_ref(), &id, &path).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(bytes)).into_response())
 }
@@ -117,8 +133,10 @@ pub async fn write(
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
     files::relative(&path)?;
     let data = read_bounded(body, files::MAX_FILE).await?;
-    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
-    let (size, modified) = files::write(sb.as_ref(), &id, &path, data.to_vec()).await?;
+    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
+    let id = d.id.clone();
+    let (size, modified, created) = files::write(sb.as_ref(), &id, &path, data.to_vec()).await?;
+    record(&st, &d, if created { "created" } else { "modified" }, &path).await?;
     Ok(Json(Written { path, size, modified_at: time(modified) }))
 }
 
@@ -132,7 +150,9 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     caller.require("deployments:write")?;
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
-    let (id, sb, _in_use) = sandbox(&st, &dep).await?;
+    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
+    let id = d.id.clone();
     files::delete(sb.as_ref(), &id, &path).await?;
+    record(&st, &d, "deleted", &path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
