@@ -20,6 +20,7 @@ pub mod providers;
 pub mod redact;
 mod sandboxes;
 pub mod secrets;
+pub mod skills;
 pub mod steering;
 mod submit;
 pub mod tools;
@@ -320,6 +321,11 @@ impl Engine {
             // Without a backend the deployment runs without sandbox tools (logged at start).
             _ => Ok(()),
         }
+    }
+
+    /// The HTTP client for connector tools and skill fetches.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     /// The sandbox backend, if one is available on this node.

@@ -47,6 +47,12 @@ impl ApiError {
         e.errors = errors;
         e
     }
+    pub fn invalid_skill(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e =
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_skill", "a skill could not be fetched or parsed");
+        e.errors = vec![FieldError::new(path, message)];
+        e
+    }
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "an internal error occurred; it has been logged")
     }

@@ -19,6 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         events::list, events::thread_stream, events::deployment_stream,
         tools::list, tools::patch,
         files::list, files::read, files::write, files::delete,
+        skills::create, skills::list, skills::get, skills::put, skills::delete,
     ),
     modifiers(&Security),
     security(("bearer" = []))

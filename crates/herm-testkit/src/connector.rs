@@ -21,6 +21,8 @@ pub struct Call {
 }
 
 struct Inner {
+    /// Fixed text served at a path (for skills fetched by URL).
+    files: Mutex<std::collections::HashMap<String, String>>,
     started: AtomicUsize,
     finished: AtomicUsize,
     calls: Mutex<Vec<Call>>,
@@ -35,6 +37,7 @@ pub struct Connector {
 impl Connector {
     pub async fn start() -> Self {
         let inner = Arc::new(Inner {
+            files: Mutex::new(Default::default()),
             started: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
             calls: Mutex::new(Vec::new()),
@@ -48,6 +51,11 @@ impl Connector {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Serves `body` as text at `path` (not counted as a call).
+    pub fn serve(&self, path: &str, body: &str) {
+        self.inner.files.lock().insert(path.to_owned(), body.to_owned());
     }
 
     /// Calls received (including ones still being answered).
@@ -64,7 +72,10 @@ impl Connector {
     }
 }
 
-async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> impl IntoResponse {
+async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> axum::response::Response {
+    if let Some(text) = inner.files.lock().get(req.uri().path()).cloned() {
+        return text.into_response();
+    }
     inner.started.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = req.into_parts();
     let body: Bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
@@ -92,4 +103,5 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> impl IntoRespo
     axum::Json(
         json!({"method": call.method, "path": call.path, "query": call.query, "headers": headers, "body": call.body}),
     )
+    .into_response()
 }

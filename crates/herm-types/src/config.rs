@@ -92,12 +92,21 @@ pub struct McpServerSpec {
     pub tools: Option<Vec<String>>,
 }
 
-/// A skill source.
+/// A skill: a SKILL.md playbook (YAML front matter `name`, `description`, then the body)
+/// given inline, fetched from a URL at create/update, or read from a workspace file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillSpec {
+    /// Assigned by herm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill_id: Option<String>,
     pub name: String,
     pub source: String,
+    /// From the front matter (for `file` skills, read when a run uses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

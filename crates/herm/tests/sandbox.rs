@@ -412,3 +412,24 @@ async fn filesystem_events_when_enabled() {
     delete(&env).await;
     delete(&quiet).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_skills_are_read_from_the_workspace() {
+    let _serial = SERIAL.lock().await;
+    let script = vec![Reply::tool("load_skill", json!({"name": "notes"})), Reply::text(&["ok"])];
+    let skills = json!({"skills": [{"name": "notes", "source": "file", "path": "skills/notes/SKILL.md"}]});
+    let env = setup_with(script, Wire::Anthropic, skills, SANDBOX_CONFIG).await;
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/deployments/{}/files?path=skills/notes/SKILL.md", env.herm.url, env.dep))
+        .bearer_auth(&env.herm.admin_key)
+        .body("---\nname: notes\ndescription: Where the team keeps notes.\n---\nNotes live in /workspace/notes.\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    run_to_end(&env, "where are notes?").await;
+    let a = env.model.attempts();
+    assert!(a[0].body["system"].as_str().unwrap().contains("- notes: Where the team keeps notes."));
+    assert_eq!(results(&env, &env.thread).await[0]["result"], "Notes live in /workspace/notes.\n");
+    delete(&env).await;
+}

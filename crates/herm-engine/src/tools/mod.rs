@@ -38,7 +38,12 @@ pub enum ToolKind {
     AskUser,
     /// A built-in tool that works in the deployment's sandbox.
     Sandbox(crate::builtin::Builtin),
+    /// Returns the body of one of the deployment's skills.
+    LoadSkill,
 }
+
+/// The built-in tool that loads a skill's body.
+pub const LOAD_SKILL: &str = "load_skill";
 
 /// One tool as the loop sees it.
 #[derive(Clone, Debug)]
@@ -85,6 +90,19 @@ impl ToolSet {
                 origin: Origin::Http,
                 kind: ToolKind::Http(h.clone()),
                 permission: permission_for(spec, &h.name),
+            });
+        }
+        if !spec.skills.is_empty() {
+            tools.push(Tool {
+                name: LOAD_SKILL.into(),
+                description: "Load the full instructions of one of your skills (listed in your system prompt) \
+                              when a task needs it."
+                    .into(),
+                input_schema: json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+                repeat_safe: true,
+                origin: Origin::Builtin,
+                kind: ToolKind::LoadSkill,
+                permission: permission_for(spec, LOAD_SKILL),
             });
         }
         if spec.features.steering {

@@ -209,7 +209,7 @@ impl Driver<'_> {
         let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
         let req = ModelRequest {
             model: resolved.model.clone(),
-            system: dep.spec.system_prompt.clone(),
+            system: self.system_prompt(dep).await,
             messages: crate::history::build(&self.log, run),
             tools: tools
                 .visible()
@@ -347,6 +347,49 @@ impl Driver<'_> {
         }
     }
 
+    /// The SKILL.md text of a skill: kept for inline and URL skills, read from the workspace
+    /// for file skills.
+    async fn skill_text(&self, dep: &DeploymentRecord, name: &str) -> std::result::Result<String, String> {
+        let skill = dep
+            .spec
+            .skills
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| format!("there is no skill named `{name}`"))?;
+        if skill.source != "file" {
+            return Ok(skill.content.clone().unwrap_or_default());
+        }
+        let (sb, _in_use) = self.engine.use_sandbox(&dep.id, &dep.spec).await.map_err(|e| e.to_string())?;
+        let bytes = herm_sandbox::files::read(sb.as_ref(), &dep.id, skill.path.as_deref().unwrap_or_default())
+            .await
+            .map_err(|e| format!("skill `{name}`: {e}"))?;
+        String::from_utf8(bytes).map_err(|_| format!("skill `{name}` is not UTF-8 text"))
+    }
+
+    /// The deployment's system prompt followed by its skills' names and descriptions; the
+    /// bodies are loaded on demand with `load_skill`.
+    async fn system_prompt(&self, dep: &DeploymentRecord) -> String {
+        if dep.spec.skills.is_empty() {
+            return dep.spec.system_prompt.clone();
+        }
+        let mut s = format!(
+            "{}\n\n## Skills\nLoad a skill with `load_skill` before doing a task it covers.\n",
+            dep.spec.system_prompt
+        );
+        for k in &dep.spec.skills {
+            let description = match (&k.description, k.source.as_str()) {
+                (Some(d), _) => d.clone(),
+                (None, "file") => match self.skill_text(dep, &k.name).await.and_then(|t| crate::skills::parse(&t)) {
+                    Ok(p) => p.description,
+                    Err(e) => format!("(unavailable: {e})"),
+                },
+                (None, _) => String::new(),
+            };
+            s.push_str(&format!("- {}: {description}\n", k.name));
+        }
+        s
+    }
+
     /// Runs one tool call; returns its output and the workspace changes it made (tracked
     /// only with `features.filesystem_webhooks`).
     async fn execute(
@@ -375,6 +418,17 @@ impl Driver<'_> {
             }
             // Answered through the steering path, never executed.
             ToolKind::AskUser => Ok((ToolOutput::error("ask_user is answered by a person, not executed"), Vec::new())),
+            ToolKind::LoadSkill => {
+                let name = c.arguments.get("name").and_then(serde_json::Value::as_str).unwrap_or_default();
+                let out = match self.skill_text(dep, name).await {
+                    Ok(text) => match crate::skills::parse(&text) {
+                        Ok(s) => ToolOutput { content: s.body, is_error: false },
+                        Err(e) => ToolOutput::error(format!("skill `{name}`: {e}")),
+                    },
+                    Err(e) => ToolOutput::error(e),
+                };
+                Ok((out, Vec::new()))
+            }
             ToolKind::Sandbox(b) => {
                 let (sb, _in_use) = match self.engine.use_sandbox(&dep.id, &dep.spec).await {
                     Ok(x) => x,

@@ -78,6 +78,20 @@ async fn check(st: &AppState, spec: &DeploymentSpec) -> ApiResult<()> {
     if bad.is_empty() { Ok(()) } else { Err(ApiError::secret_ref(bad)) }
 }
 
+/// Resolves every skill (ids, URL fetches, front matter); a bad one is a 422 `invalid_skill`.
+pub async fn resolve_skills(st: &AppState, spec: &mut DeploymentSpec) -> ApiResult<()> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, s) in spec.skills.iter_mut().enumerate() {
+        if !names.insert(s.name.clone()) {
+            return Err(ApiError::invalid_skill(format!("skills[{i}].name"), "duplicate skill name"));
+        }
+        *s = herm_engine::skills::resolve(st.engine.http(), s.clone(), now())
+            .await
+            .map_err(|e| ApiError::invalid_skill(format!("skills[{i}]"), e))?;
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/v1/deployments", tag = "deployments", request_body = DeploymentSpec,
     responses((status = 201, body = DeploymentResponse), (status = 400, body = herm_types::api::Problem), (status = 422, body = herm_types::api::Problem)))]
 pub async fn create(
@@ -88,8 +102,9 @@ pub async fn create(
 ) -> Response {
     let run = async {
         caller.require("deployments:write")?;
-        let spec = body.value.clone();
+        let mut spec = body.value.clone();
         check(&st, &spec).await?;
+        resolve_skills(&st, &mut spec).await?;
         let at = now();
         let rec = DeploymentRecord {
             id: DeploymentId::new(),
@@ -159,8 +174,12 @@ pub async fn patch(
 ) -> ApiResult<Json<DeploymentResponse>> {
     caller.require("deployments:write")?;
     let rec = load(&st, &dep).await?;
-    let spec = rec.spec.patched(body.value);
+    let new_skills = body.value.skills.is_some();
+    let mut spec = rec.spec.patched(body.value);
     check(&st, &spec).await?;
+    if new_skills {
+        resolve_skills(&st, &mut spec).await?;
+    }
     st.engine.store().update_deployment_spec(&rec.id, &spec).await?;
     Ok(Json(response(load(&st, &dep).await?)))
 }

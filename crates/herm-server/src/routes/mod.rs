@@ -8,6 +8,7 @@ pub mod keys;
 pub mod messages;
 pub mod providers;
 pub mod secrets;
+pub mod skills;
 pub mod threads;
 pub mod tools;
 
@@ -43,6 +44,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/deployments/{deployment_id}/events", get(events::deployment_stream))
         .route("/v1/deployments/{deployment_id}/files", get(files::list).put(files::write).delete(files::delete))
         .route("/v1/deployments/{deployment_id}/files/content", get(files::read))
+        .route("/v1/deployments/{deployment_id}/skills", post(skills::create).get(skills::list))
+        .route(
+            "/v1/deployments/{deployment_id}/skills/{skill_id}",
+            get(skills::get).put(skills::put).delete(skills::delete),
+        )
         .route("/v1/deployments/{deployment_id}/tools", get(tools::list))
         .route("/v1/deployments/{deployment_id}/tools/{name}", patch(tools::patch))
         .nest("/v1/threads", thread_routes.clone())

@@ -1,0 +1,166 @@
+//! The Skills API on a deployment: skills live in the deployment's configuration, resolved
+//! (fetched, parsed) when they are added or replaced; changes apply from the next run.
+
+use super::deployments::load;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use herm_types::api::Page;
+use herm_types::config::{SkillSpec, limits};
+use herm_types::now;
+use serde::Serialize;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SkillInfo {
+    skill_id: String,
+    name: String,
+    source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn info(s: &SkillSpec, with_content: bool) -> SkillInfo {
+    SkillInfo {
+        skill_id: s.skill_id.clone().unwrap_or_default(),
+        name: s.name.clone(),
+        source: s.source.clone(),
+        description: s.description.clone(),
+        url: s.url.clone(),
+        path: s.path.clone(),
+        content: if with_content { s.content.clone() } else { None },
+        created_at: s.created_at,
+    }
+}
+
+fn check_form(s: &SkillSpec) -> ApiResult<()> {
+    let ok = match s.source.as_str() {
+        "inline" => s.content.is_some(),
+        "url" => s.url.as_deref().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://")),
+        "file" => s.path.is_some(),
+        _ => false,
+    };
+    if s.name.trim().is_empty() || s.name.len() > 64 || !ok {
+        return Err(ApiError::validation("a skill is {name, source: inline + content | url + url | file + path}"));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/deployments/{deployment_id}/skills", tag = "skills", request_body = SkillSpec,
+    responses((status = 201, body = SkillInfo), (status = 422, body = herm_types::api::Problem)))]
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+    body: JsonBody<SkillSpec>,
+) -> ApiResult<(StatusCode, Json<SkillInfo>)> {
+    caller.require("deployments:write")?;
+    let d = load(&st, &dep).await?;
+    let mut s = body.value;
+    check_form(&s)?;
+    s.skill_id = None;
+    s.created_at = None;
+    if d.spec.skills.len() >= limits::MAX_SKILLS {
+        return Err(ApiError::validation("a deployment has at most 20 skills"));
+    }
+    if d.spec.skills.iter().any(|k| k.name == s.name) {
+        return Err(ApiError::conflict(format!("a skill named `{}` exists", s.name)));
+    }
+    let s = herm_engine::skills::resolve(st.engine.http(), s, now())
+        .await
+        .map_err(|e| ApiError::invalid_skill("skill", e))?;
+    let mut spec = d.spec.clone();
+    spec.skills.push(s.clone());
+    st.engine.store().update_deployment_spec(&d.id, &spec).await?;
+    Ok((StatusCode::CREATED, Json(info(&s, false))))
+}
+
+#[utoipa::path(get, path = "/v1/deployments/{deployment_id}/skills", tag = "skills", responses((status = 200, body = Page<SkillInfo>)))]
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(dep): Path<String>,
+) -> ApiResult<Json<Page<SkillInfo>>> {
+    caller.require("deployments:read")?;
+    let d = load(&st, &dep).await?;
+    Ok(Json(Page { data: d.spec.skills.iter().map(|s| info(s, false)).collect(), next_cursor: None }))
+}
+
+#[utoipa::path(get, path = "/v1/deployments/{deployment_id}/skills/{skill_id}", tag = "skills",
+    responses((status = 200, body = SkillInfo), (status = 404, body = herm_types::api::Problem)))]
+pub async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((dep, id)): Path<(String, String)>,
+) -> ApiResult<Json<SkillInfo>> {
+    caller.require("deployments:read")?;
+    let d = load(&st, &dep).await?;
+    let s = d
+        .spec
+        .skills
+        .iter()
+        .find(|s| s.skill_id.as_deref() == Some(id.as_str()))
+        .ok_or_else(|| ApiError::not_found("skill"))?;
+    Ok(Json(info(s, true)))
+}
+
+#[utoipa::path(put, path = "/v1/deployments/{deployment_id}/skills/{skill_id}", tag = "skills", request_body = SkillSpec,
+    responses((status = 200, body = SkillInfo), (status = 404, body = herm_types::api::Problem), (status = 422, body = herm_types::api::Problem)))]
+pub async fn put(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((dep, id)): Path<(String, String)>,
+    body: JsonBody<SkillSpec>,
+) -> ApiResult<Json<SkillInfo>> {
+    caller.require("deployments:write")?;
+    let d = load(&st, &dep).await?;
+    let mut spec = d.spec.clone();
+    let i = spec
+        .skills
+        .iter()
+        .position(|s| s.skill_id.as_deref() == Some(id.as_str()))
+        .ok_or_else(|| ApiError::not_found("skill"))?;
+    let mut s = body.value;
+    check_form(&s)?;
+    if spec.skills.iter().enumerate().any(|(j, k)| j != i && k.name == s.name) {
+        return Err(ApiError::conflict(format!("a skill named `{}` exists", s.name)));
+    }
+    s.skill_id = Some(id);
+    s.created_at = spec.skills[i].created_at;
+    s.description = None;
+    let s = herm_engine::skills::resolve(st.engine.http(), s, now())
+        .await
+        .map_err(|e| ApiError::invalid_skill("skill", e))?;
+    spec.skills[i] = s.clone();
+    st.engine.store().update_deployment_spec(&d.id, &spec).await?;
+    Ok(Json(info(&s, true)))
+}
+
+#[utoipa::path(delete, path = "/v1/deployments/{deployment_id}/skills/{skill_id}", tag = "skills",
+    responses((status = 204), (status = 404, body = herm_types::api::Problem)))]
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((dep, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require("deployments:write")?;
+    let d = load(&st, &dep).await?;
+    let mut spec = d.spec.clone();
+    let before = spec.skills.len();
+    spec.skills.retain(|s| s.skill_id.as_deref() != Some(id.as_str()));
+    if spec.skills.len() == before {
+        return Err(ApiError::not_found("skill"));
+    }
+    st.engine.store().update_deployment_spec(&d.id, &spec).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
