@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Makes a Docker engine available: installs Debian's docker.io if needed, starts dockerd in
+# Makes the sandbox backends available: bubblewrap, and a Docker engine: installs Debian's docker.io if needed, starts dockerd in
 # the background when none answers, and waits for its socket. Idempotent.
 # Usage: scripts/docker.sh
 set -euo pipefail
-if ! command -v dockerd >/dev/null 2>&1; then
+# docker.io for the Docker backend; bubblewrap for the namespaces backend.
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io bubblewrap >/dev/null
 fi
 if docker info >/dev/null 2>&1; then
   exit 0

@@ -10,6 +10,7 @@
 
 pub mod docker;
 pub mod files;
+pub mod namespaces;
 
 use async_trait::async_trait;
 use herm_types::DeploymentId;

@@ -55,7 +55,8 @@ pub struct EngineConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
-    /// `auto` (Docker when an engine answers, else none), `docker`, or `none`.
+    /// `auto` (Docker when an engine answers, else namespaces when bubblewrap is installed,
+    /// else none), `docker`, `namespaces`, or `none`.
     pub backend: String,
     pub image: String,
     pub memory_mb: u64,

@@ -62,14 +62,23 @@ async fn sandbox(cfg: &Config) -> anyhow::Result<Option<Arc<dyn herm_sandbox::Sa
         "docker" => Ok(Some(Arc::new(
             herm_sandbox::docker::DockerSandbox::connect().await.context("the Docker engine does not answer")?,
         ))),
+        "namespaces" => Ok(Some(Arc::new(herm_sandbox::namespaces::NamespacesSandbox::new(
+            &cfg.storage.data_dir.join("sandboxes"),
+        )?))),
         "auto" => match herm_sandbox::docker::DockerSandbox::connect().await {
             Ok(d) => Ok(Some(Arc::new(d))),
-            Err(e) => {
-                tracing::warn!(error = %e, "no Docker engine answers: deployments run without sandbox tools");
-                Ok(None)
-            }
+            Err(e) => match herm_sandbox::namespaces::NamespacesSandbox::new(&cfg.storage.data_dir.join("sandboxes")) {
+                Ok(n) => {
+                    tracing::info!(docker = %e, "no Docker engine answers: using the namespaces sandbox");
+                    Ok(Some(Arc::new(n)))
+                }
+                Err(n) => {
+                    tracing::warn!(docker = %e, namespaces = %n, "no sandbox backend: deployments run without sandbox tools");
+                    Ok(None)
+                }
+            },
         },
-        other => anyhow::bail!("unknown sandbox.backend `{other}` (expected auto, docker or none)"),
+        other => anyhow::bail!("unknown sandbox.backend `{other}` (expected auto, docker, namespaces or none)"),
     }
 }
 

@@ -1,0 +1,250 @@
+//! The namespaces backend for machines without Docker: each command runs under bubblewrap in
+//! fresh user-visible-root-less namespaces (mount, pid, net, ipc, uts, cgroup), on a root made
+//! of read-only binds of the host's `/usr` and a minimal `/etc`, with the deployment's
+//! workspace directory bound at `/workspace`, `/tmp` as tmpfs, every capability dropped,
+//! `no_new_privs`, a cleared environment, and memory/pids/CPU limits from a per-deployment
+//! cgroup the command joins before bubblewrap starts.
+//!
+//! Differences from Docker, by design here: no process outlives its command (the pid
+//! namespace dies with it, so background servers do not persist between calls); the network
+//! is always off (sharing the host's would expose its loopback services; egress needs a
+//! user-mode network stack, not built yet); no seccomp filter yet.
+
+use crate::*;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// Host files a sandbox may read (optional ones are skipped when absent). Never all of /etc:
+/// `/etc/shadow` is readable by uid 0 without any capability.
+const ETC: &[&str] = &[
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/alternatives",
+    "/etc/ssl/certs",
+    "/etc/ca-certificates",
+    "/etc/python3",
+    "/etc/python3.11",
+];
+
+const CGROUPS: &str = "/sys/fs/cgroup";
+
+pub struct NamespacesSandbox {
+    root: PathBuf,
+}
+
+impl NamespacesSandbox {
+    /// `root` holds one directory per deployment (its workspace and limits).
+    pub fn new(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(|e| Error::Engine(e.to_string()))?;
+        let probe = std::process::Command::new("bwrap").arg("--version").output();
+        if !probe.is_ok_and(|o| o.status.success()) {
+            return Err(Error::Engine("bubblewrap (bwrap) is not installed".into()));
+        }
+        Ok(Self { root: root.to_owned() })
+    }
+
+    fn dir(&self, dep: &DeploymentId) -> PathBuf {
+        self.root.join(dep.as_str())
+    }
+
+    /// Cgroup directories of a deployment, one per v1 controller (or the v2 unified one).
+    fn cgroups(dep: &DeploymentId) -> Vec<(String, PathBuf)> {
+        let v2 = Path::new(CGROUPS).join("cgroup.controllers").exists();
+        if v2 {
+            return vec![("unified".into(), Path::new(CGROUPS).join("herm").join(dep.as_str()))];
+        }
+        ["memory", "pids", "cpu"]
+            .iter()
+            .map(|c| (c.to_string(), Path::new(CGROUPS).join(c).join("herm").join(dep.as_str())))
+            .filter(|(c, _)| Path::new(CGROUPS).join(c).exists())
+            .collect()
+    }
+
+    fn write_limits(dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
+        let bytes = cfg.memory_mb * 1024 * 1024;
+        let quota = (cfg.cpus * 100_000.0) as i64;
+        for (controller, dir) in Self::cgroups(dep) {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Engine(format!("cgroup {}: {e}", dir.display())))?;
+            let files: Vec<(&str, String)> = match controller.as_str() {
+                "memory" => vec![
+                    ("memory.limit_in_bytes", bytes.to_string()),
+                    ("memory.memsw.limit_in_bytes", bytes.to_string()),
+                ],
+                "pids" => vec![("pids.max", cfg.pids_limit.to_string())],
+                "cpu" => vec![("cpu.cfs_period_us", "100000".into()), ("cpu.cfs_quota_us", quota.to_string())],
+                _ => vec![
+                    ("memory.max", bytes.to_string()),
+                    ("memory.swap.max", "0".into()),
+                    ("pids.max", cfg.pids_limit.to_string()),
+                    ("cpu.max", format!("{quota} 100000")),
+                ],
+            };
+            for (f, v) in files {
+                // memsw / swap files are absent without swap accounting: best effort there.
+                let r = std::fs::write(dir.join(f), &v);
+                if r.is_err() && !f.contains("sw") && !f.contains("swap") {
+                    return Err(Error::Engine(format!("cannot set {f} for the sandbox")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bwrap_args(&self, dep: &DeploymentId, cwd: &str) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--unshare-all",
+            "--unshare-net",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--hostname",
+            "sandbox",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--setenv",
+            "HOME",
+            "/workspace",
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for f in ETC {
+            a.extend(["--ro-bind-try".into(), f.to_string(), f.to_string()]);
+        }
+        let ws = self.dir(dep).join("workspace");
+        a.extend(["--bind".into(), ws.display().to_string(), WORKSPACE.into(), "--chdir".into(), cwd.into()]);
+        // Last: the root itself read-only (the binds and /tmp keep their own modes).
+        a.extend(["--remount-ro".into(), "/".into()]);
+        a
+    }
+}
+
+#[async_trait]
+impl Sandbox for NamespacesSandbox {
+    async fn ensure(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
+        let ws = self.dir(dep).join("workspace");
+        std::fs::create_dir_all(&ws).map_err(|e| Error::Engine(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(self.dir(dep), std::fs::Permissions::from_mode(0o700));
+        }
+        Self::write_limits(dep, cfg)
+    }
+
+    async fn exec(&self, dep: &DeploymentId, req: ExecRequest, out: &mut OutputSink<'_>) -> Result<ExecOutput> {
+        if !self.dir(dep).join("workspace").is_dir() {
+            return Err(Error::NotFound(format!("sandbox of {dep}")));
+        }
+        let secs = req.timeout.as_secs().max(1);
+        let cwd = req.cwd.clone().unwrap_or_else(|| WORKSPACE.into());
+        // Join the deployment's cgroups first, then become bubblewrap: nothing runs unlimited.
+        let mut join = String::new();
+        for (_, dir) in Self::cgroups(dep) {
+            join.push_str(&format!("echo $$ > {}/cgroup.procs && ", files::sh_quote(&dir.display().to_string())));
+        }
+        let script = format!("{join}exec bwrap \"$@\"");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script).arg("sh").args(self.bwrap_args(dep, &cwd));
+        cmd.args(["--", "timeout", "-s", "KILL", &secs.to_string(), "bash", "-c", &req.command]);
+        cmd.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let started = std::time::Instant::now();
+        let mut child = cmd.spawn().map_err(|e| Error::Engine(format!("cannot start bubblewrap: {e}")))?;
+        if let (Some(data), Some(mut stdin)) = (req.stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&data).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
+        let mut result = ExecOutput::default();
+        let (mut b1, mut b2) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+        loop {
+            tokio::select! {
+                n = async { match so.as_mut() { Some(s) => s.read(&mut b1).await, None => std::future::pending().await } } => {
+                    match n { Ok(0) | Err(_) => so = None, Ok(n) => { out(Stream::Stdout, &b1[..n]); result.stdout.extend_from_slice(&b1[..n]); } }
+                }
+                n = async { match se.as_mut() { Some(s) => s.read(&mut b2).await, None => std::future::pending().await } } => {
+                    match n { Ok(0) | Err(_) => se = None, Ok(n) => { out(Stream::Stderr, &b2[..n]); result.stderr.extend_from_slice(&b2[..n]); } }
+                }
+            }
+            if so.is_none() && se.is_none() {
+                break;
+            }
+        }
+        let status = child.wait().await.map_err(|e| Error::Engine(e.to_string()))?;
+        let code = status.code().map(i64::from);
+        let killed = code == Some(137) || code.is_none();
+        result.exit_code = code.filter(|_| !killed);
+        result.timed_out =
+            killed && started.elapsed() + std::time::Duration::from_millis(200) >= std::time::Duration::from_secs(secs);
+        Ok(result)
+    }
+
+    async fn stop(&self, _dep: &DeploymentId) -> Result<()> {
+        // Nothing runs between commands.
+        Ok(())
+    }
+
+    async fn destroy(&self, dep: &DeploymentId, keep_workspace: bool) -> Result<()> {
+        for (_, dir) in Self::cgroups(dep) {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        if !keep_workspace {
+            let d = self.dir(dep);
+            if d.exists() {
+                std::fs::remove_dir_all(&d).map_err(|e| Error::Engine(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn status(&self, dep: &DeploymentId) -> Result<Status> {
+        Ok(if self.dir(dep).join("workspace").is_dir() { Status::Running } else { Status::Missing })
+    }
+
+    async fn list(&self) -> Result<Vec<DeploymentId>> {
+        let rd = std::fs::read_dir(&self.root).map_err(|e| Error::Engine(e.to_string()))?;
+        Ok(rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| DeploymentId::parse(&e.file_name().to_string_lossy()).ok())
+            .collect())
+    }
+}

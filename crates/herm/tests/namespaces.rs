@@ -1,0 +1,140 @@
+//! The namespaces backend (bubblewrap + cgroups): the same persistence, isolation, hardening
+//! and confinement checks as the Docker backend, attacked from inside deployment A.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+/// One test at a time: fork bombs and memory hogs skew a 2-core machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn config() -> String {
+    SANDBOX_CONFIG.replace("backend = \"docker\"", "backend = \"namespaces\"")
+}
+
+fn shell(cmd: &str) -> Reply {
+    Reply::tool("shell", json!({"command": cmd}))
+}
+
+async fn results(env: &Env, thread: &str) -> Vec<Value> {
+    env.herm.thread_log(thread).await.into_iter().filter(|e| e["type"] == "tool_result").collect()
+}
+
+async fn run_to_end(env: &Env, content: &str) {
+    let run = env.send(content).await["run_id"].as_str().unwrap().to_owned();
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(120)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_persists_across_restart() {
+    let _serial = SERIAL.lock().await;
+    let script = vec![
+        shell("mkdir -p notes && echo hello > notes/a.txt && python3 -c 'print(6*7)'"),
+        Reply::text(&["done"]),
+        Reply::tool("read_file", json!({"path": "notes/a.txt"})),
+        Reply::text(&["still there"]),
+    ];
+    let mut env = setup_with(script, Wire::Anthropic, json!({}), &config()).await;
+    run_to_end(&env, "note").await;
+    assert!(results(&env, &env.thread).await[0]["result"].as_str().unwrap().starts_with("exit code 0\n42"));
+    env.herm.kill9().await;
+    env.herm.restart().await;
+    run_to_end(&env, "again").await;
+    assert_eq!(results(&env, &env.thread).await[1]["result"], "hello\n");
+    let (s, l) = env.herm.get(&format!("/v1/deployments/{}/files?path=notes", env.dep)).await;
+    assert_eq!((s, l["entries"][0]["name"].as_str()), (200, Some("a.txt")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_a_cannot_reach_b_or_the_host() {
+    let _serial = SERIAL.lock().await;
+    let b = setup_with(vec![Reply::text(&["idle"])], Wire::OpenAi, json!({}), &config()).await;
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/deployments/{}/files?path=b-private.txt", b.herm.url, b.dep))
+        .bearer_auth(&b.herm.admin_key)
+        .body("b-private-canary")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let data_dir = b.dir.path().display().to_string();
+    // herm's own API listens on the host's loopback: a sandbox must not reach it.
+    let herm_addr = b.herm.url.trim_start_matches("http://").to_owned();
+    let attack = format!(
+        "echo PROCS; ps -eo comm= | sort -u; echo FIND; find / -name 'b-private*' -not -path '/proc/*' 2>/dev/null; echo NET; \
+         curl -s -m 3 http://{herm_addr}/healthz || echo unreachable; echo DATA; ls {data_dir} 2>&1; \
+         echo SHADOW; cat /etc/shadow 2>&1 | head -c 200; echo; echo ENV; env; echo END"
+    );
+    let a = setup_with(vec![shell(&attack), Reply::text(&["done"])], Wire::OpenAi, json!({}), &config()).await;
+    run_to_end(&a, "look around").await;
+    let out = results(&a, &a.thread).await[0]["result"].as_str().unwrap().to_owned();
+    let section = |name: &str, next: &str| {
+        out.split(&format!("{name}\n")).nth(1).unwrap().split(&format!("{next}\n")).next().unwrap().to_owned()
+    };
+    let procs = section("PROCS", "FIND");
+    assert!(
+        !procs.contains("herm") && !procs.contains("dockerd") && !procs.contains("sshd"),
+        "A sees only its own processes: {procs}"
+    );
+    assert!(section("FIND", "NET").trim().is_empty(), "A cannot find B's file: {out}");
+    assert!(section("NET", "DATA").contains("unreachable"), "A cannot reach the host's loopback: {out}");
+    assert!(section("DATA", "SHADOW").contains("No such file"), "herm's data directory is not there: {out}");
+    assert!(section("SHADOW", "ENV").contains("No such file"), "no /etc/shadow: {out}");
+    let env_text = section("ENV", "END");
+    assert!(!env_text.contains(TOKEN) && !env_text.contains("HERM_"), "{env_text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardening_holds_from_inside() {
+    let _serial = SERIAL.lock().await;
+    let script = vec![
+        shell(
+            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /usr/x 2>/dev/null && echo USR-WRITABLE || echo usr-read-only; touch /x 2>/dev/null && echo ROOT-WRITABLE || echo root-read-only; touch /tmp/t && echo tmp-ok",
+        ),
+        Reply::tool("shell", json!({"command": "f(){ f|f; }; f", "timeout_secs": 5})),
+        Reply::tool("shell", json!({"command": "python3 -c 'a = bytearray(1024**3); print(len(a))'"})),
+        Reply::tool("shell", json!({"command": "(sleep 300 & sleep 300 & wait)", "timeout_secs": 2})),
+        Reply::text(&["done"]),
+    ];
+    let env = setup_with(script, Wire::Anthropic, json!({}), &config()).await;
+    run_to_end(&env, "probe").await;
+    let r = results(&env, &env.thread).await;
+    let first = r[0]["result"].as_str().unwrap();
+    assert!(first.contains("CapEff:\t0000000000000000") && first.contains("NoNewPrivs:\t1"), "{first}");
+    assert!(first.contains("usr-read-only") && first.contains("root-read-only") && first.contains("tmp-ok"), "{first}");
+    assert_eq!(env.herm.get("/healthz").await.0, 200);
+    assert!(
+        r[1]["result"].as_str().unwrap().starts_with("killed"),
+        "the fork bomb was contained: {}",
+        &r[1]["result"].as_str().unwrap()[..80]
+    );
+    assert_eq!(r[2]["is_error"], true, "{}", r[2]);
+    assert!(r[3]["result"].as_str().unwrap().contains("timed out after 2 s"), "{}", r[3]);
+    // No process of the timed-out command survives anywhere on the host.
+    let left = std::process::Command::new("pgrep").args(["-fx", "sleep 300"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "a child outlived its timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_outside_the_workspace_are_refused() {
+    let _serial = SERIAL.lock().await;
+    let script = vec![
+        shell("ln -s /etc/passwd link; head -c 100 /dev/urandom > blob.bin"),
+        Reply::tool("read_file", json!({"path": "link"})),
+        Reply::tool("read_file", json!({"path": "../etc/passwd"})),
+        Reply::tool("read_file", json!({"path": "blob.bin"})),
+        Reply::text(&["done"]),
+    ];
+    let env = setup_with(script, Wire::OpenAi, json!({}), &config()).await;
+    run_to_end(&env, "try").await;
+    let r = results(&env, &env.thread).await;
+    for (i, want) in [(1, "outside"), (2, "outside"), (3, "binary")] {
+        let t = r[i]["result"].as_str().unwrap();
+        assert!(r[i]["is_error"] == true && (t.to_lowercase().contains(want) || t.contains("escapes")), "{i}: {t}");
+    }
+    for bad in ["../etc/passwd", "/etc/passwd", "link"] {
+        let (s, v) = env.herm.get(&format!("/v1/deployments/{}/files/content?path={bad}", env.dep)).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some("validation_error")), "{bad}: {v}");
+    }
+}
