@@ -96,6 +96,9 @@ enum SandboxCommand {
         image: String,
         #[arg(long, default_value_t = 10)]
         rounds: usize,
+        /// `docker` or `namespaces`.
+        #[arg(long, default_value = "docker")]
+        backend: String,
     },
 }
 
@@ -176,8 +179,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Sandbox { command: SandboxCommand::BuildImage { image, force } } => {
             sandbox_cmd::build_image(&image, force)
         }
-        Command::Sandbox { command: SandboxCommand::Bench { image, rounds } } => {
-            sandbox_cmd::bench(&image, rounds).await
-        }
+        Command::Sandbox { command: SandboxCommand::Bench { image, rounds, backend } } => match backend.as_str() {
+            "namespaces" => sandbox_cmd::bench_namespaces(rounds).await,
+            _ => sandbox_cmd::bench(&image, rounds).await,
+        },
     }
 }

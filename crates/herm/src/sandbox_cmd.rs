@@ -46,6 +46,47 @@ fn line(name: &str, v: &[Duration], base: Option<&[Duration]>) {
     println!("{name:<38} p50 {:>10} p99 {:>10}{}", ms(pct(v, 0.5)), ms(pct(v, 0.99)), ratio.unwrap_or_default());
 }
 
+/// Cold start and exec round trip of the namespaces backend, beside a plain `bash -c true`
+/// spawned the same way without namespaces, in the same run.
+pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("herm-ns-bench-{}", herm_types::EventId::new()));
+    let sb = herm_sandbox::namespaces::NamespacesSandbox::new(&dir)?;
+    let cfg = SandboxConfig { image: String::new(), network: false, memory_mb: 512, cpus: 1.0, pids_limit: 256 };
+    let truth = || ExecRequest { command: "true".into(), timeout: Duration::from_secs(30), ..Default::default() };
+    println!("herm sandbox bench — namespaces backend, {rounds} rounds");
+    let spawn = timed(rounds * 3, || {
+        let s = Command::new("bash").args(["-c", "true"]).status()?;
+        anyhow::ensure!(s.success(), "bash failed");
+        Ok(())
+    })?;
+    let mut cold = Vec::new();
+    let mut deps = Vec::new();
+    for _ in 0..rounds {
+        let d = DeploymentId::new();
+        let t = Instant::now();
+        sb.ensure(&d, &cfg).await?;
+        sb.exec(&d, truth(), &mut |_, _| {}).await?;
+        cold.push(t.elapsed());
+        deps.push(d);
+    }
+    cold.sort();
+    let mut warm = Vec::new();
+    for _ in 0..rounds * 3 {
+        let t = Instant::now();
+        sb.exec(&deps[0], truth(), &mut |_, _| {}).await?;
+        warm.push(t.elapsed());
+    }
+    warm.sort();
+    line("baseline: spawn bash -c true", &spawn, None);
+    line("cold start (create → first command)", &cold, Some(&spawn));
+    line("exec round trip of `true`", &warm, Some(&spawn));
+    for d in deps {
+        sb.destroy(&d, false).await?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 /// Cold start, warm start and warm exec of the Docker backend, beside `docker run --rm` and
 /// `docker exec` measured in the same run.
 pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
