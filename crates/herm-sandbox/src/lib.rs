@@ -11,6 +11,7 @@
 pub mod docker;
 pub mod files;
 pub mod namespaces;
+mod seccomp;
 
 use async_trait::async_trait;
 use herm_types::DeploymentId;

@@ -2,13 +2,14 @@
 //! fresh user-visible-root-less namespaces (mount, pid, net, ipc, uts, cgroup), on a root made
 //! of read-only binds of the host's `/usr` and a minimal `/etc`, with the deployment's
 //! workspace directory bound at `/workspace`, `/tmp` as tmpfs, every capability dropped,
-//! `no_new_privs`, a cleared environment, and memory/pids/CPU limits from a per-deployment
-//! cgroup the command joins before bubblewrap starts.
+//! `no_new_privs`, a seccomp filter ([`crate::seccomp`]), a cleared environment, and
+//! memory/pids/CPU limits from a per-deployment cgroup the command joins before bubblewrap
+//! starts.
 //!
 //! Differences from Docker, by design here: no process outlives its command (the pid
 //! namespace dies with it, so background servers do not persist between calls); the network
 //! is always off (sharing the host's would expose its loopback services; egress needs a
-//! user-mode network stack, not built yet); no seccomp filter yet.
+//! user-mode network stack, not built yet).
 
 use crate::*;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ impl NamespacesSandbox {
         if !probe.is_ok_and(|o| o.status.success()) {
             return Err(Error::Engine("bubblewrap (bwrap) is not installed".into()));
         }
+        std::fs::write(root.join("seccomp.bpf"), crate::seccomp::program()?)
+            .map_err(|e| Error::Engine(e.to_string()))?;
         Ok(Self { root: root.to_owned() })
     }
 
@@ -175,7 +178,9 @@ impl Sandbox for NamespacesSandbox {
         for (_, dir) in Self::cgroups(dep) {
             join.push_str(&format!("echo $$ > {}/cgroup.procs && ", files::sh_quote(&dir.display().to_string())));
         }
-        let script = format!("{join}exec bwrap \"$@\"");
+        // The seccomp program reaches bubblewrap as file descriptor 3.
+        let filter = files::sh_quote(&self.root.join("seccomp.bpf").display().to_string());
+        let script = format!("{join}exec bwrap --seccomp 3 \"$@\" 3< {filter}");
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(script).arg("sh").args(self.bwrap_args(dep, &cwd));
         cmd.args(["--", "timeout", "-s", "KILL", &secs.to_string(), "bash", "-c", &req.command]);

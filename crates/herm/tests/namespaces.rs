@@ -90,7 +90,7 @@ async fn hardening_holds_from_inside() {
     let _serial = SERIAL.lock().await;
     let script = vec![
         shell(
-            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /usr/x 2>/dev/null && echo USR-WRITABLE || echo usr-read-only; touch /x 2>/dev/null && echo ROOT-WRITABLE || echo root-read-only; touch /tmp/t && echo tmp-ok",
+            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; touch /usr/x 2>/dev/null && echo USR-WRITABLE || echo usr-read-only; touch /x 2>/dev/null && echo ROOT-WRITABLE || echo root-read-only; touch /tmp/t && echo tmp-ok; unshare -U true 2>/dev/null && echo UNSHARE-OK || echo unshare-blocked; python3 -c 'import threading; t = threading.Thread(target=print, args=(\"threads-ok\",)); t.start(); t.join()'",
         ),
         Reply::tool("shell", json!({"command": "f(){ f|f; }; f", "timeout_secs": 5})),
         Reply::tool("shell", json!({"command": "python3 -c 'a = bytearray(1024**3); print(len(a))'"})),
@@ -103,6 +103,8 @@ async fn hardening_holds_from_inside() {
     let first = r[0]["result"].as_str().unwrap();
     assert!(first.contains("CapEff:\t0000000000000000") && first.contains("NoNewPrivs:\t1"), "{first}");
     assert!(first.contains("usr-read-only") && first.contains("root-read-only") && first.contains("tmp-ok"), "{first}");
+    // The seccomp filter refuses new namespaces, and ordinary programs (threads) still run.
+    assert!(first.contains("unshare-blocked") && first.contains("threads-ok"), "{first}");
     assert_eq!(env.herm.get("/healthz").await.0, 200);
     assert!(
         r[1]["result"].as_str().unwrap().starts_with("killed"),
