@@ -137,37 +137,36 @@ async fn round(engine: &Engine, model: &Instant0, threads: &[ThreadId], tag: &st
     Ok(elapsed)
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.waiting {
-        return crate::bench_waiting::run(n).await;
-    }
-    let dir = std::env::temp_dir().join(format!("herm-bench-{}", EventId::new()));
+/// An in-process engine on a fresh temporary SQLite database whose `bench` provider is
+/// `model`, with one ready deployment of `spec` (a JSON deployment body). Started.
+pub(crate) struct BenchEngine {
+    pub opened: crate::serve::Opened,
+    pub dep: herm_store::DeploymentRecord,
+    pub dir: std::path::PathBuf,
+}
+
+pub(crate) async fn bench_engine(
+    tag: &str,
+    model: Arc<dyn ModelClient>,
+    spec: serde_json::Value,
+) -> anyhow::Result<BenchEngine> {
+    let dir = std::env::temp_dir().join(format!("herm-{tag}-{}", EventId::new()));
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config::default();
     cfg.storage.data_dir = dir.clone();
     cfg.sandbox.backend = "none".into();
-    cfg.providers.insert(
-        "bench".into(),
-        ProviderSpec {
-            kind: ProviderKind::OpenaiCompatible,
-            base_url: None,
-            api_key_secret: None,
-            api_key_env: None,
-            models: Default::default(),
-        },
-    );
-    let model =
-        Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()), finals: Default::default() });
-    let m2 = model.clone();
-    let opened = crate::serve::open(&cfg, cfg.engine_options(), move |p| {
-        p.with_factory(Arc::new(move |_| Some(m2.clone() as Arc<dyn ModelClient>)))
-    })
-    .await?;
-    let engine = opened.engine.clone();
-    let spec: DeploymentSpec = serde_json::from_value(json!({
-        "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
-        "limits": {"max_run_steps": args.steps_per_run + 1}
-    }))?;
+    let provider = ProviderSpec {
+        kind: ProviderKind::OpenaiCompatible,
+        base_url: None,
+        api_key_secret: None,
+        api_key_env: None,
+        models: Default::default(),
+    };
+    cfg.providers.insert("bench".into(), provider);
+    let opened =
+        crate::serve::open(&cfg, cfg.engine_options(), move |p| p.with_factory(Arc::new(move |_| Some(model.clone()))))
+            .await?;
+    let spec: DeploymentSpec = serde_json::from_value(spec)?;
     let dep = herm_store::DeploymentRecord {
         id: DeploymentId::new(),
         status: DeploymentStatus::Ready,
@@ -177,8 +176,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         created_at: now(),
         updated_at: now(),
     };
-    engine.store().create_deployment(dep.clone()).await?;
-    engine.start().await?;
+    opened.engine.store().create_deployment(dep.clone()).await?;
+    opened.engine.start().await?;
+    Ok(BenchEngine { opened, dep, dir })
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.waiting {
+        return crate::bench_waiting::run(n).await;
+    }
+    let model =
+        Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()), finals: Default::default() });
+    let spec = json!({
+        "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
+        "limits": {"max_run_steps": args.steps_per_run + 1}
+    });
+    let BenchEngine { opened, dep, dir } = bench_engine("bench", model.clone(), spec).await?;
+    let engine = opened.engine.clone();
 
     let base = baseline(&dir, 300)?;
     println!(

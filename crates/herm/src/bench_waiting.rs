@@ -3,14 +3,12 @@
 //! could cost; file-backed pages are SQLite's mapped database and page cache), then a sample
 //! of them is confirmed one at a time, timing `respond` → the `tool_call` record committed.
 
-use crate::bench::{ms, pct};
-use crate::config::Config;
+use crate::bench::{BenchEngine, bench_engine, ms, pct};
 use async_trait::async_trait;
 use futures::future::try_join_all;
 use herm_engine::steering::{Reply, pending_requests};
 use herm_llm::{DeltaSink, Message, ModelClient, ModelRequest, ModelResponse, TokenUsage};
 use herm_store::NewThread;
-use herm_types::config::{DeploymentSpec, ProviderKind, ProviderSpec};
 use herm_types::event::{LiveFrame, RequestedToolCall};
 use herm_types::*;
 use serde_json::json;
@@ -67,46 +65,16 @@ fn trim() {
 }
 
 pub async fn run(n: usize) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("herm-bench-waiting-{}", EventId::new()));
-    std::fs::create_dir_all(&dir)?;
-    let mut cfg = Config::default();
-    cfg.storage.data_dir = dir.clone();
-    cfg.sandbox.backend = "none".into();
-    cfg.providers.insert(
-        "bench".into(),
-        ProviderSpec {
-            kind: ProviderKind::OpenaiCompatible,
-            base_url: None,
-            api_key_secret: None,
-            api_key_env: None,
-            models: Default::default(),
-        },
-    );
     let model = Arc::new(AskOnce { calls: AtomicUsize::new(0) });
-    let m2 = model.clone();
-    let opened = crate::serve::open(&cfg, cfg.engine_options(), move |p| {
-        p.with_factory(Arc::new(move |_| Some(m2.clone() as Arc<dyn ModelClient>)))
-    })
-    .await?;
-    let engine = opened.engine.clone();
     // The gated tool points at a closed local port: after approval it fails at once, which is
     // all the benchmark needs (its start is what is timed).
-    let spec: DeploymentSpec = serde_json::from_value(json!({
+    let spec = json!({
         "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
         "http_tools": [{"name": "send", "description": "d", "method": "POST", "url": "http://127.0.0.1:9/send", "input_schema": {"type": "object"}}],
         "tool_policies": {"send": "always_ask"}
-    }))?;
-    let dep = herm_store::DeploymentRecord {
-        id: DeploymentId::new(),
-        status: DeploymentStatus::Ready,
-        error: None,
-        spec,
-        default_thread_id: ThreadId::new(),
-        created_at: now(),
-        updated_at: now(),
-    };
-    engine.store().create_deployment(dep.clone()).await?;
-    engine.start().await?;
+    });
+    let BenchEngine { opened, dep, dir } = bench_engine("bench-waiting", model.clone(), spec).await?;
+    let engine = opened.engine.clone();
     trim();
     let before = rss();
     println!("herm bench --waiting {n}: data in {}", dir.display());

@@ -12,20 +12,6 @@ fn config() -> String {
     SANDBOX_CONFIG.replace("backend = \"docker\"", "backend = \"namespaces\"")
 }
 
-fn shell(cmd: &str) -> Reply {
-    Reply::tool("shell", json!({"command": cmd}))
-}
-
-async fn results(env: &Env, thread: &str) -> Vec<Value> {
-    env.herm.thread_log(thread).await.into_iter().filter(|e| e["type"] == "tool_result").collect()
-}
-
-async fn run_to_end(env: &Env, content: &str) {
-    let run = env.send(content).await["run_id"].as_str().unwrap().to_owned();
-    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(120)).await;
-    assert_eq!(r["status"], "completed", "{r}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workspace_persists_across_restart() {
     let _serial = SERIAL.lock().await;

@@ -17,22 +17,6 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn shell(cmd: &str) -> Reply {
-    Reply::tool("shell", json!({"command": cmd}))
-}
-
-/// The results of every tool call of a thread, in order.
-async fn results(env: &Env, thread: &str) -> Vec<Value> {
-    env.herm.thread_log(thread).await.into_iter().filter(|e| e["type"] == "tool_result").collect()
-}
-
-async fn run_to_end(env: &Env, content: &str) -> String {
-    let run = env.send(content).await["run_id"].as_str().unwrap().to_owned();
-    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(120)).await;
-    assert_eq!(r["status"], "completed", "{r}");
-    run
-}
-
 async fn delete(env: &Env) {
     env.herm.request("DELETE", &format!("/v1/deployments/{}", env.dep), Some(&env.herm.admin_key.clone()), None).await;
 }

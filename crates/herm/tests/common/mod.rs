@@ -139,3 +139,21 @@ impl Env {
 pub fn record(n: u64, delay_ms: u64) -> Value {
     json!({"n": n, "delay_ms": delay_ms})
 }
+
+/// A `shell` tool call.
+pub fn shell(cmd: &str) -> Reply {
+    Reply::tool("shell", json!({"command": cmd}))
+}
+
+/// The results of every tool call of a thread, in order.
+pub async fn results(env: &Env, thread: &str) -> Vec<Value> {
+    env.herm.thread_log(thread).await.into_iter().filter(|e| e["type"] == "tool_result").collect()
+}
+
+/// Sends a message and waits for its run to complete; returns the run id.
+pub async fn run_to_end(env: &Env, content: &str) -> String {
+    let run = env.send(content).await["run_id"].as_str().unwrap().to_owned();
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(120)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    run
+}
