@@ -150,7 +150,11 @@ impl DockerSandbox {
         // bash, not sh: dash's `kill` does not take `--` or a negative process-group id.
         let opts = CreateExecOptions { cmd: Some(vec!["bash".to_owned(), "-c".to_owned(), cmd]), ..Default::default() };
         if let Ok(x) = self.docker.create_exec(container, opts).await {
-            let _ = self.docker.start_exec(&x.id, Some(StartExecOptions { detach: true, ..Default::default() })).await;
+            if let Err(e) =
+                self.docker.start_exec(&x.id, Some(StartExecOptions { detach: true, ..Default::default() })).await
+            {
+                tracing::warn!(container, error = %e, "could not kill a cancelled command's processes");
+            }
         }
     }
 }

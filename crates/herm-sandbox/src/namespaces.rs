@@ -162,7 +162,9 @@ impl Sandbox for NamespacesSandbox {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(self.dir(dep), std::fs::Permissions::from_mode(0o700));
+            // Other users of the host must not read a deployment's workspace.
+            std::fs::set_permissions(self.dir(dep), std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::Engine(format!("cannot restrict the workspace: {e}")))?;
         }
         Self::write_limits(dep, cfg)
     }

@@ -95,8 +95,11 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             completions.push(done);
         }
         let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "group commit failed; its jobs report the failure");
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "rollback after a failed commit failed");
+            }
         }
         for done in completions {
             done(commit.clone());
