@@ -149,12 +149,16 @@ impl DockerSandbox {
         let cmd = format!("kill -KILL -- -$(cat {pidfile}) 2>/dev/null; rm -f {pidfile}");
         // bash, not sh: dash's `kill` does not take `--` or a negative process-group id.
         let opts = CreateExecOptions { cmd: Some(vec!["bash".to_owned(), "-c".to_owned(), cmd]), ..Default::default() };
-        if let Ok(x) = self.docker.create_exec(container, opts).await {
-            if let Err(e) =
-                self.docker.start_exec(&x.id, Some(StartExecOptions { detach: true, ..Default::default() })).await
-            {
-                tracing::warn!(container, error = %e, "could not kill a cancelled command's processes");
-            }
+        let started = match self.docker.create_exec(container, opts).await {
+            Ok(x) => self
+                .docker
+                .start_exec(&x.id, Some(StartExecOptions { detach: true, ..Default::default() }))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
+            tracing::warn!(container, error = %e, "could not kill a cancelled command's processes");
         }
     }
 }
