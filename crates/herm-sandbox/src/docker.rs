@@ -19,6 +19,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
 const LABEL: &str = "herm.deployment";
@@ -41,6 +42,9 @@ pub struct DockerSandbox {
     docker: Docker,
     /// Id of the sandbox network (names are not unique in Docker).
     network: String,
+    /// Open helper channels by container; `None` marks a container whose image cannot run
+    /// the helper (commands then use one `docker exec` each).
+    channels: tokio::sync::Mutex<HashMap<String, Option<Arc<crate::helper::Channel>>>>,
 }
 
 impl DockerSandbox {
@@ -49,7 +53,7 @@ impl DockerSandbox {
         let docker = Docker::connect_with_local_defaults().map_err(engine)?;
         docker.ping().await.map_err(engine)?;
         let network = ensure_network(&docker).await?;
-        Ok(Self { docker, network })
+        Ok(Self { docker, network, channels: Default::default() })
     }
 }
 
@@ -163,6 +167,30 @@ impl DockerSandbox {
     }
 }
 
+impl DockerSandbox {
+    /// The container's helper channel, opened on first use and again after it died (the
+    /// container was stopped); `None` if the image cannot run it.
+    async fn channel(&self, container: &str) -> Option<Arc<crate::helper::Channel>> {
+        let mut map = self.channels.lock().await;
+        match map.get(container) {
+            Some(Some(c)) if c.alive() => return Some(c.clone()),
+            Some(None) => return None,
+            _ => {}
+        }
+        match crate::helper::Channel::open(&self.docker, container).await {
+            Ok(c) => {
+                map.insert(container.to_owned(), Some(c.clone()));
+                Some(c)
+            }
+            Err(e) => {
+                tracing::info!(container, error = %e, "no exec helper in this sandbox; using one docker exec per command");
+                map.insert(container.to_owned(), None);
+                None
+            }
+        }
+    }
+}
+
 /// Kills a command's process group if its future is dropped before it finished.
 struct KillOnDrop<'a> {
     sandbox: &'a DockerSandbox,
@@ -179,7 +207,9 @@ impl Drop for KillOnDrop<'_> {
         let docker = self.sandbox.docker.clone();
         let (container, pidfile) = (self.container.clone(), self.pidfile.clone());
         tokio::spawn(async move {
-            DockerSandbox { docker, network: String::new() }.kill_group(&container, &pidfile).await;
+            DockerSandbox { docker, network: String::new(), channels: Default::default() }
+                .kill_group(&container, &pidfile)
+                .await;
         });
     }
 }
@@ -198,6 +228,9 @@ impl Sandbox for DockerSandbox {
 
     async fn exec(&self, dep: &DeploymentId, req: ExecRequest, out: &mut OutputSink<'_>) -> Result<ExecOutput> {
         let (container, _) = names(dep);
+        if let Some(channel) = self.channel(&container).await {
+            return channel.run(req, out).await;
+        }
         let id = format!(
             "{:x}",
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
@@ -254,6 +287,7 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn stop(&self, dep: &DeploymentId) -> Result<()> {
+        self.channels.lock().await.remove(&names(dep).0);
         let opts = StopContainerOptionsBuilder::default().t(2).build();
         match self.docker.stop_container(&names(dep).0, Some(opts)).await {
             Ok(()) => Ok(()),
@@ -264,6 +298,7 @@ impl Sandbox for DockerSandbox {
 
     async fn destroy(&self, dep: &DeploymentId, keep_workspace: bool) -> Result<()> {
         let (container, volume) = names(dep);
+        self.channels.lock().await.remove(&container);
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
         match self.docker.remove_container(&container, Some(opts)).await {
             Ok(()) => {}

@@ -10,6 +10,7 @@
 
 pub mod docker;
 pub mod files;
+mod helper;
 pub mod namespaces;
 mod seccomp;
 
