@@ -9,7 +9,7 @@ use common::*;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn config() -> String {
-    SANDBOX_CONFIG.replace("backend = \"docker\"", "backend = \"namespaces\"")
+    sandbox_config().replace("backend = \"docker\"", "backend = \"namespaces\"")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

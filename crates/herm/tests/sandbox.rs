@@ -31,7 +31,7 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
         Reply::tool("read_file", json!({"path": "/workspace/notes/a.txt"})),
         Reply::text(&["still there"]),
     ];
-    let mut env = setup_with(script, Wire::Anthropic, json!({}), SANDBOX_CONFIG).await;
+    let mut env = setup_with(script, Wire::Anthropic, json!({}), &sandbox_config()).await;
     let (_, d) = env.herm.get(&format!("/v1/deployments/{}", env.dep)).await;
     assert_eq!(d["status"], "ready", "ready only once the sandbox answers: {d}");
     assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &format!("herm-{}", env.dep)]), "true");
@@ -99,7 +99,7 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_a_cannot_reach_b() {
     let _serial = SERIAL.lock().await;
-    let b = setup_with(vec![Reply::text(&["idle"])], Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    let b = setup_with(vec![Reply::text(&["idle"])], Wire::OpenAi, json!({}), &sandbox_config()).await;
     // B holds a file and runs a listening server.
     let put = reqwest::Client::new()
         .put(format!("{}/v1/deployments/{}/files?path=b-private.txt", b.herm.url, b.dep))
@@ -126,7 +126,7 @@ async fn deployment_a_cannot_reach_b() {
          curl -s -m 3 http://{b_ip}:8000/b-private.txt || echo unreachable; echo DATA; ls {data_dir} 2>&1; \
          echo ENV; env; echo SOCK; ls -la /var/run/docker.sock 2>&1; echo MOUNTS; cat /proc/mounts"
     );
-    let a = setup_with(vec![shell(&attack), Reply::text(&["done"])], Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    let a = setup_with(vec![shell(&attack), Reply::text(&["done"])], Wire::OpenAi, json!({}), &sandbox_config()).await;
     run_to_end(&a, "look around").await;
     let out = results(&a, &a.thread).await[0]["result"].as_str().unwrap().to_owned();
     let section = |name: &str, next: &str| {
@@ -158,7 +158,7 @@ async fn hardening_holds_from_inside() {
         shell("ps -eo args= | grep -c '[s]leep 300' || true"),
         Reply::text(&["done"]),
     ];
-    let env = setup_with(script, Wire::Anthropic, json!({}), SANDBOX_CONFIG).await;
+    let env = setup_with(script, Wire::Anthropic, json!({}), &sandbox_config()).await;
     run_to_end(&env, "probe").await;
     let r = results(&env, &env.thread).await;
     let first = r[0]["result"].as_str().unwrap();
@@ -208,7 +208,7 @@ async fn paths_outside_the_workspace_and_awkward_files_are_refused() {
         Reply::tool("edit_file", json!({"path": "blob2.txt", "old_string": "a", "new_string": "b"})),
         Reply::text(&["done"]),
     ];
-    let env = setup_with(script, Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    let env = setup_with(script, Wire::OpenAi, json!({}), &sandbox_config()).await;
     run_to_end(&env, "try").await;
     let r = results(&env, &env.thread).await;
     let big = r[0]["result"].as_str().unwrap();
@@ -250,7 +250,7 @@ async fn a_shell_command_in_flight_at_a_crash_is_interrupted_unknown() {
     let _serial = SERIAL.lock().await;
     let script =
         vec![shell("echo started > started.txt; sleep 20; echo finished > finished.txt"), Reply::text(&["ok"])];
-    let mut env = setup_with(script, Wire::Anthropic, json!({}), SANDBOX_CONFIG).await;
+    let mut env = setup_with(script, Wire::Anthropic, json!({}), &sandbox_config()).await;
     let run = env.send("long job").await["run_id"].as_str().unwrap().to_owned();
     let name = format!("herm-{}", env.dep);
     for _ in 0..200 {
@@ -273,7 +273,7 @@ async fn a_shell_command_in_flight_at_a_crash_is_interrupted_unknown() {
 async fn interrupt_kills_a_running_shell_command() {
     let _serial = SERIAL.lock().await;
     let script = vec![shell("sh -c 'sleep 400' & sleep 400; echo never"), Reply::text(&["ok"])];
-    let env = setup_with(script, Wire::OpenAi, json!({}), SANDBOX_CONFIG).await;
+    let env = setup_with(script, Wire::OpenAi, json!({}), &sandbox_config()).await;
     let run = env.send("long").await["run_id"].as_str().unwrap().to_owned();
     let name = format!("herm-{}", env.dep);
     let count = || docker(&["exec", &name, "sh", "-c", "pgrep -fx 'sleep 400' | wc -l"]);
@@ -319,7 +319,7 @@ async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
         "herm-sandbox:default",
         "true",
     ]);
-    let cfg = SANDBOX_CONFIG.replace("shell_timeout_secs = 30", "shell_timeout_secs = 30\nidle_stop_secs = 1");
+    let cfg = sandbox_config().replace("shell_timeout_secs = 30", "shell_timeout_secs = 30\nidle_stop_secs = 1");
     let env = setup_with(vec![shell("echo hi > f.txt"), Reply::text(&["ok"])], Wire::OpenAi, json!({}), &cfg).await;
     assert_eq!(
         docker(&["ps", "-aq", "--filter", &format!("name=herm-{orphan}")]),
@@ -355,7 +355,7 @@ async fn filesystem_events_when_enabled() {
         Reply::text(&["ok"]),
     ];
     let env =
-        setup_with(script, Wire::OpenAi, json!({"features": {"filesystem_webhooks": true}}), SANDBOX_CONFIG).await;
+        setup_with(script, Wire::OpenAi, json!({"features": {"filesystem_webhooks": true}}), &sandbox_config()).await;
     run_to_end(&env, "files").await;
     let put = reqwest::Client::new()
         .put(format!("{}/v1/deployments/{}/files?path=up.txt", env.herm.url, env.dep))
@@ -388,7 +388,7 @@ async fn filesystem_events_when_enabled() {
         vec![Reply::tool("write_file", json!({"path": "q.txt", "content": "q"})), Reply::text(&["ok"])],
         Wire::OpenAi,
         json!({}),
-        SANDBOX_CONFIG,
+        &sandbox_config(),
     )
     .await;
     run_to_end(&quiet, "files").await;
@@ -402,7 +402,7 @@ async fn file_skills_are_read_from_the_workspace() {
     let _serial = SERIAL.lock().await;
     let script = vec![Reply::tool("load_skill", json!({"name": "notes"})), Reply::text(&["ok"])];
     let skills = json!({"skills": [{"name": "notes", "source": "file", "path": "skills/notes/SKILL.md"}]});
-    let env = setup_with(script, Wire::Anthropic, skills, SANDBOX_CONFIG).await;
+    let env = setup_with(script, Wire::Anthropic, skills, &sandbox_config()).await;
     let put = reqwest::Client::new()
         .put(format!("{}/v1/deployments/{}/files?path=skills/notes/SKILL.md", env.herm.url, env.dep))
         .bearer_auth(&env.herm.admin_key)

@@ -57,7 +57,8 @@ async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken)
             }
         })
     };
-    let mut driver = Driver { engine, thread, lease: &lease, work: &work, log: Vec::new(), dep: None };
+    let mut driver =
+        Driver { engine, thread, lease: &lease, work: &work, log: Vec::new(), dep: None, redactor: Default::default() };
     let out = driver.drive().await;
     work.cancel();
     let _ = heartbeat.await;
@@ -76,6 +77,9 @@ struct Driver<'a> {
     /// The deployment as it was when the current run was first seen (changes apply from the
     /// next run).
     dep: Option<(RunId, DeploymentRecord)>,
+    /// The redactor for the current run's deployment, built once per run (it decrypts every
+    /// secret the deployment references).
+    redactor: parking_lot::Mutex<Option<Arc<crate::redact::Redactor>>>,
 }
 
 /// Whether to keep driving after a step.
@@ -116,6 +120,7 @@ impl Driver<'_> {
                 let Some(thread) = store.get_thread(self.thread).await? else { return Ok(()) };
                 let Some(dep) = store.get_deployment(&thread.deployment_id).await? else { return Ok(()) };
                 self.dep = Some((run.clone(), dep));
+                *self.redactor.lock() = None;
             }
             let Some((_, dep)) = self.dep.clone() else { return Ok(()) };
             let limits = RunLimits {
@@ -143,6 +148,17 @@ impl Driver<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// The current run's redactor (built on first use in the run).
+    async fn redactor(&self, dep: &DeploymentRecord) -> Result<Arc<crate::redact::Redactor>> {
+        if let Some(r) = self.redactor.lock().clone() {
+            return Ok(r);
+        }
+        // Built outside the lock (it awaits the store); a concurrent build is harmless.
+        let r = Arc::new(self.engine.secrets().redactor(&dep.spec).await?);
+        *self.redactor.lock() = Some(r.clone());
+        Ok(r)
     }
 
     /// Appends under the lease, conditioned on `run` still being the active run. A refused
@@ -221,7 +237,7 @@ impl Driver<'_> {
                 .collect(),
             max_tokens: engine.options().max_tokens,
         };
-        let redactor = Arc::new(engine.secrets().redactor(&dep.spec).await?);
+        let redactor = self.redactor(dep).await?;
         let (bus, dep_id, thread, run_id) = (engine.bus().clone(), dep.id.clone(), self.thread.clone(), run.clone());
         let r2 = redactor.clone();
         let mut on_delta = move |d: &str| {
@@ -310,7 +326,7 @@ impl Driver<'_> {
         mut current: RequestedToolCall,
         rest: Vec<RequestedToolCall>,
     ) -> Result<Flow> {
-        let redactor = self.engine.secrets().redactor(&dep.spec).await?;
+        let redactor = self.redactor(dep).await?;
         let mut rest = rest.into_iter();
         loop {
             let started = Instant::now();
@@ -434,7 +450,7 @@ impl Driver<'_> {
                     Ok(x) => x,
                     Err(e) => return Ok((ToolOutput::error(format!("the sandbox is not available: {e}")), Vec::new())),
                 };
-                let redactor = self.engine.secrets().redactor(&dep.spec).await?;
+                let redactor = self.redactor(dep).await?;
                 let (bus, thread, run) = (self.engine.bus().clone(), self.thread.clone(), c.tool_use_id.clone());
                 let run_id = self.log.last().and_then(|e| e.run_id.clone());
                 let dep_id = dep.id.clone();

@@ -33,20 +33,12 @@ backend = "none"
 "#;
 
 /// For the sandbox tests: the real Docker engine, small limits.
-pub const SANDBOX_CONFIG: &str = r#"
-[engine]
-retry_base_delay_ms = 20
-retry_max_delay_ms = 200
-scan_interval_ms = 200
-lease_ttl_secs = 10
-model_idle_timeout_secs = 30
-
-[sandbox]
-backend = "docker"
-memory_mb = 256
-pids_limit = 128
-shell_timeout_secs = 30
-"#;
+pub fn sandbox_config() -> String {
+    CONFIG.replace(
+        "backend = \"none\"",
+        "backend = \"docker\"\nmemory_mb = 256\npids_limit = 128\nshell_timeout_secs = 30",
+    )
+}
 
 pub async fn start_herm() -> (Herm, tempfile::TempDir) {
     start_herm_with(CONFIG).await
