@@ -10,4 +10,4 @@ if scripts/docker.sh && scripts/build-image.sh; then :; else
   echo "warning: no Docker engine; deployments will run without a sandbox" >&2
 fi
 cargo build --release --locked -p herm
-exec ./target/release/herm serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/herm" serve "$@"
