@@ -34,6 +34,42 @@ fn timed(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<
     Ok(v)
 }
 
+/// The command every round trip runs.
+fn truth() -> ExecRequest {
+    ExecRequest { command: "true".into(), timeout: Duration::from_secs(30), ..Default::default() }
+}
+
+/// Creates `rounds` sandboxes, timing each from creation to its first command done.
+async fn cold_starts(
+    sb: &dyn Sandbox,
+    cfg: &SandboxConfig,
+    rounds: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<DeploymentId>)> {
+    let (mut cold, mut deps) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let d = DeploymentId::new();
+        let t = Instant::now();
+        sb.ensure(&d, cfg).await?;
+        sb.exec(&d, truth(), &mut |_, _| {}).await?;
+        cold.push(t.elapsed());
+        deps.push(d);
+    }
+    cold.sort();
+    Ok((cold, deps))
+}
+
+/// Times `n` round trips of `true` in a running sandbox.
+async fn exec_round_trips(sb: &dyn Sandbox, dep: &DeploymentId, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        sb.exec(dep, truth(), &mut |_, _| {}).await?;
+        v.push(t.elapsed());
+    }
+    v.sort();
+    Ok(v)
+}
+
 fn docker_cli(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("docker").args(args).output()?;
     anyhow::ensure!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -52,31 +88,14 @@ pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("herm-ns-bench-{}", herm_types::EventId::new()));
     let sb = herm_sandbox::namespaces::NamespacesSandbox::new(&dir)?;
     let cfg = SandboxConfig { image: String::new(), network: false, memory_mb: 512, cpus: 1.0, pids_limit: 256 };
-    let truth = || ExecRequest { command: "true".into(), timeout: Duration::from_secs(30), ..Default::default() };
     println!("herm sandbox bench — namespaces backend, {rounds} rounds");
     let spawn = timed(rounds * 3, || {
         let s = Command::new("bash").args(["-c", "true"]).status()?;
         anyhow::ensure!(s.success(), "bash failed");
         Ok(())
     })?;
-    let mut cold = Vec::new();
-    let mut deps = Vec::new();
-    for _ in 0..rounds {
-        let d = DeploymentId::new();
-        let t = Instant::now();
-        sb.ensure(&d, &cfg).await?;
-        sb.exec(&d, truth(), &mut |_, _| {}).await?;
-        cold.push(t.elapsed());
-        deps.push(d);
-    }
-    cold.sort();
-    let mut warm = Vec::new();
-    for _ in 0..rounds * 3 {
-        let t = Instant::now();
-        sb.exec(&deps[0], truth(), &mut |_, _| {}).await?;
-        warm.push(t.elapsed());
-    }
-    warm.sort();
+    let (cold, deps) = cold_starts(&sb, &cfg, rounds).await?;
+    let warm = exec_round_trips(&sb, &deps[0], rounds * 3).await?;
     line("baseline: spawn bash -c true", &spawn, None);
     line("cold start (create → first command)", &cold, Some(&spawn));
     line("exec round trip of `true`", &warm, Some(&spawn));
@@ -92,21 +111,10 @@ pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
 pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
     let sb = DockerSandbox::connect().await?;
     let cfg = SandboxConfig { image: image.into(), network: false, memory_mb: 512, cpus: 1.0, pids_limit: 256 };
-    let truth = || ExecRequest { command: "true".into(), timeout: Duration::from_secs(30), ..Default::default() };
     println!("herm sandbox bench — docker backend, image {image}, {rounds} rounds");
 
     let run_rm = timed(rounds, || docker_cli(&["run", "--rm", "--network", "none", image, "true"]))?;
-    let mut cold = Vec::new();
-    let mut deps = Vec::new();
-    for _ in 0..rounds {
-        let d = DeploymentId::new();
-        let t = Instant::now();
-        sb.ensure(&d, &cfg).await?;
-        sb.exec(&d, truth(), &mut |_, _| {}).await?;
-        cold.push(t.elapsed());
-        deps.push(d);
-    }
-    cold.sort();
+    let (cold, deps) = cold_starts(&sb, &cfg, rounds).await?;
     let d = deps[0].clone();
     let mut warm_start = Vec::new();
     for _ in 0..rounds {
@@ -119,13 +127,7 @@ pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
     warm_start.sort();
     let name = format!("herm-{d}");
     let exec_cli = timed(rounds * 3, || docker_cli(&["exec", &name, "true"]))?;
-    let mut warm_exec = Vec::new();
-    for _ in 0..rounds * 3 {
-        let t = Instant::now();
-        sb.exec(&d, truth(), &mut |_, _| {}).await?;
-        warm_exec.push(t.elapsed());
-    }
-    warm_exec.sort();
+    let warm_exec = exec_round_trips(&sb, &d, rounds * 3).await?;
     line("baseline: docker run --rm … true", &run_rm, None);
     line("cold start (create → first command)", &cold, Some(&run_rm));
     line("warm start (stopped → first command)", &warm_start, Some(&run_rm));
