@@ -57,8 +57,16 @@ async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken)
             }
         })
     };
-    let mut driver =
-        Driver { engine, thread, lease: &lease, work: &work, log: Vec::new(), dep: None, redactor: Default::default() };
+    let mut driver = Driver {
+        engine,
+        thread,
+        lease: &lease,
+        work: &work,
+        log: Vec::new(),
+        dep: None,
+        redactor: Default::default(),
+        system: Default::default(),
+    };
     let out = driver.drive().await;
     work.cancel();
     let _ = heartbeat.await;
@@ -80,6 +88,8 @@ struct Driver<'a> {
     /// The redactor for the current run's deployment, built once per run (it decrypts every
     /// secret the deployment references).
     redactor: parking_lot::Mutex<Option<Arc<crate::redact::Redactor>>>,
+    /// The current run's system prompt (file skills are read from the workspace for it).
+    system: parking_lot::Mutex<Option<String>>,
 }
 
 /// Whether to keep driving after a step.
@@ -121,6 +131,7 @@ impl Driver<'_> {
                 let Some(dep) = store.get_deployment(&thread.deployment_id).await? else { return Ok(()) };
                 self.dep = Some((run.clone(), dep));
                 *self.redactor.lock() = None;
+                *self.system.lock() = None;
             }
             let Some((_, dep)) = self.dep.clone() else { return Ok(()) };
             let limits = RunLimits {
@@ -383,8 +394,17 @@ impl Driver<'_> {
     }
 
     /// The deployment's system prompt followed by its skills' names and descriptions; the
-    /// bodies are loaded on demand with `load_skill`.
+    /// bodies are loaded on demand with `load_skill`. Built once per run.
     async fn system_prompt(&self, dep: &DeploymentRecord) -> String {
+        if let Some(s) = self.system.lock().clone() {
+            return s;
+        }
+        let s = self.build_system_prompt(dep).await;
+        *self.system.lock() = Some(s.clone());
+        s
+    }
+
+    async fn build_system_prompt(&self, dep: &DeploymentRecord) -> String {
         if dep.spec.skills.is_empty() {
             return dep.spec.system_prompt.clone();
         }
