@@ -55,9 +55,7 @@ async fn deployment_a_cannot_reach_b_or_the_host() {
     let a = setup_with(vec![shell(&attack), Reply::text(&["done"])], Wire::OpenAi, json!({}), &config()).await;
     run_to_end(&a, "look around").await;
     let out = results(&a, &a.thread).await[0]["result"].as_str().unwrap().to_owned();
-    let section = |name: &str, next: &str| {
-        out.split(&format!("{name}\n")).nth(1).unwrap().split(&format!("{next}\n")).next().unwrap().to_owned()
-    };
+    let section = |name: &str, next: &str| section(&out, name, next);
     let procs = section("PROCS", "FIND");
     assert!(
         !procs.contains("herm") && !procs.contains("dockerd") && !procs.contains("sshd"),

@@ -129,9 +129,7 @@ async fn deployment_a_cannot_reach_b() {
     let a = setup_with(vec![shell(&attack), Reply::text(&["done"])], Wire::OpenAi, json!({}), &sandbox_config()).await;
     run_to_end(&a, "look around").await;
     let out = results(&a, &a.thread).await[0]["result"].as_str().unwrap().to_owned();
-    let section = |name: &str, next: &str| {
-        out.split(&format!("{name}\n")).nth(1).unwrap().split(&format!("{next}\n")).next().unwrap().to_owned()
-    };
+    let section = |name: &str, next: &str| section(&out, name, next);
     let procs = section("PROCS", "FIND");
     assert!(!procs.contains("http.server") && !procs.contains("herm "), "A sees only its own processes: {procs}");
     assert!(section("FIND", "NET").trim().is_empty(), "A cannot find B's files: {out}");

@@ -149,3 +149,8 @@ pub async fn run_to_end(env: &Env, content: &str) -> String {
     assert_eq!(r["status"], "completed", "{r}");
     run
 }
+
+/// The text between the marker lines `name` and `next` of a probe's output.
+pub fn section(out: &str, name: &str, next: &str) -> String {
+    out.split(&format!("{name}\n")).nth(1).unwrap().split(&format!("{next}\n")).next().unwrap().to_owned()
+}
