@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Output the model sees from one call; the rest stays in a file.
-const CAP: usize = 16 * 1024;
+pub(crate) const CAP: usize = 16 * 1024;
 /// Longest a shell call may ask for.
 const MAX_TIMEOUT: u64 = 3600;
 
@@ -104,6 +104,27 @@ fn err(e: herm_sandbox::Error) -> ToolOutput {
 pub type Change = (String, String);
 
 /// Workspaces with more files than this are not diffed around shell commands.
+/// Keeps a long tool output out of the model's context: the first [`CAP`] bytes are
+/// returned with a note, and the full text is written to `/workspace/.herm/outputs/<call>.txt`
+/// when a sandbox is at hand. The caller redacts `text` first if it may hold secrets.
+pub(crate) async fn spill(sb: Option<&dyn Sandbox>, dep: &DeploymentId, call_id: &str, text: String) -> String {
+    if text.len() <= CAP {
+        return text;
+    }
+    let path = format!(".herm/outputs/{call_id}.txt");
+    let kept = match sb {
+        Some(sb) => files::write(sb, dep, &path, text.clone().into_bytes()).await.is_ok(),
+        None => false,
+    };
+    let cut = (0..=CAP).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let note = if kept {
+        format!("[output truncated: {} of {} bytes shown; the full output is in /workspace/{path}]", cut, text.len())
+    } else {
+        format!("[output truncated: {} of {} bytes shown]", cut, text.len())
+    };
+    format!("{}\n{note}", &text[..cut])
+}
+
 const SNAPSHOT_LIMIT: usize = 20_000;
 
 /// Runs a built-in tool. `on_output` receives live shell output. With `track`, the workspace
@@ -170,23 +191,7 @@ async fn execute(
                 (None, false) => "killed (memory limit or signal)".into(),
             };
             let failed = out.exit_code != Some(0);
-            let body = if text.len() > CAP {
-                let path = format!(".herm/outputs/{call_id}.txt");
-                let kept = files::write(sb, dep, &path, text.clone().into_bytes()).await.is_ok();
-                let cut = (0..=CAP).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-                let note = if kept {
-                    format!(
-                        "[output truncated: {} of {} bytes shown; the full output is in /workspace/{path}]",
-                        cut,
-                        text.len()
-                    )
-                } else {
-                    format!("[output truncated: {} of {} bytes shown]", cut, text.len())
-                };
-                format!("{}\n{note}", &text[..cut])
-            } else {
-                text
-            };
+            let body = spill(Some(sb), dep, call_id, text).await;
             Ok(ToolOutput { content: format!("{status}\n{body}"), is_error: failed })
         }
         Builtin::ReadFile => {

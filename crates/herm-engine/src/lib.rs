@@ -16,6 +16,7 @@ pub mod builtin;
 pub mod history;
 pub mod interrupt;
 pub mod machine;
+pub mod mcp;
 pub mod providers;
 pub mod redact;
 mod sandboxes;
@@ -89,6 +90,7 @@ pub struct EngineOptions {
     pub default_max_steps: u32,
     /// Sandbox defaults for deployments that set none.
     pub sandbox: SandboxDefaults,
+    pub mcp: mcp::McpOptions,
 }
 
 /// Sandbox settings a deployment does not choose itself.
@@ -130,6 +132,7 @@ impl Default for EngineOptions {
             default_model: None,
             default_max_steps: 100,
             sandbox: SandboxDefaults::default(),
+            mcp: mcp::McpOptions::default(),
         }
     }
 }
@@ -156,6 +159,7 @@ struct Inner {
     owner: String,
     workers: Mutex<HashMap<ThreadId, Slot>>,
     http: reqwest::Client,
+    mcp: mcp::McpHub,
     sandbox: Option<Arc<dyn herm_sandbox::Sandbox>>,
     usage: Arc<sandboxes::Usage>,
     shutdown: CancellationToken,
@@ -173,9 +177,12 @@ impl Engine {
     ) -> Self {
         let owner = format!("{}:{}", opts.node_id, EventId::new().as_str().trim_start_matches("evt_"));
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        let secrets = Secrets::new(store.clone(), vault);
+        let mcp = mcp::McpHub::new(opts.mcp.clone(), secrets.clone(), http.clone());
         Self {
             inner: Arc::new(Inner {
-                secrets: Secrets::new(store.clone(), vault),
+                secrets,
+                mcp,
                 store,
                 bus,
                 providers,
@@ -231,6 +238,7 @@ impl Engine {
                             tracing::warn!(error = %e, "scan for runnable threads failed");
                         }
                         me.stop_idle_sandboxes().await;
+                        me.inner.mcp.close_idle();
                     }
                 }
             }
@@ -345,9 +353,29 @@ impl Engine {
         }
     }
 
-    /// The tools of a deployment on this node (sandbox tools only where a sandbox can run).
-    pub fn tools(&self, spec: &herm_types::config::DeploymentSpec) -> tools::ToolSet {
-        tools::ToolSet::for_deployment(spec, self.inner.sandbox.is_some())
+    /// The tools of a deployment on this node (sandbox tools only where a sandbox can run),
+    /// its MCP servers' included: connected on first use, then cached.
+    pub async fn tools(&self, dep: &DeploymentId, spec: &herm_types::config::DeploymentSpec) -> tools::ToolSet {
+        self.tools_and_outages(dep, spec).await.0
+    }
+
+    /// [`Self::tools`], and the MCP servers that offer none right now, with the reason.
+    pub async fn tools_and_outages(
+        &self,
+        dep: &DeploymentId,
+        spec: &herm_types::config::DeploymentSpec,
+    ) -> (tools::ToolSet, Vec<(String, String)>) {
+        let base = tools::ToolSet::for_deployment(spec, self.inner.sandbox.is_some());
+        if spec.mcp_servers.is_empty() {
+            return (base, Vec::new());
+        }
+        let listing = self.inner.mcp.list(dep, spec).await;
+        (base.with_mcp(spec, listing.tools), listing.unavailable)
+    }
+
+    /// The MCP client of this node.
+    pub fn mcp(&self) -> &mcp::McpHub {
+        &self.inner.mcp
     }
 
     /// Starts the deployment's sandbox if needed and returns the backend.

@@ -137,7 +137,7 @@ impl Engine {
         let store = self.store();
         let t = store.get_thread(thread).await?.ok_or(Error::NotFound)?;
         let dep = store.get_deployment(&t.deployment_id).await?.ok_or(Error::NotFound)?;
-        let tools = self.tools(&dep.spec);
+        let tools = self.tools(&dep.id, &dep.spec).await;
         let name = p.tool.as_deref().unwrap_or_default();
         let Some(tool) = tools.all().iter().find(|x| x.name == name) else {
             return Err(Error::InvalidInput(vec![FieldError::new(

@@ -1,6 +1,7 @@
 //! herm's test kit: a fake model server that speaks the Anthropic Messages and OpenAI Chat
 //! Completions wire formats exactly (streaming included) and counts what it receives, a
-//! counting HTTP connector for `http_tools`, and a harness that runs the real `herm` binary.
+//! counting HTTP connector for `http_tools`, a harness that runs the real `herm` binary, and
+//! real MCP peers ([`mcp_peers`]).
 //!
 //! Test code: `unwrap` and `expect` are fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,6 +9,7 @@
 mod connector;
 mod fake_model;
 mod herm;
+pub mod mcp_peers;
 mod sse;
 
 pub use connector::Connector;

@@ -163,6 +163,9 @@ pub enum EventKind {
     Compaction { summary: String, replaced_through_sequence: i64 },
     /// A workspace file changed.
     Filesystem { change: String, path: String },
+    /// **(herm)** An MCP server could not be reached: its tools fail (or are not offered)
+    /// until it answers again. `status` is `unavailable`.
+    McpStatus { server: String, status: String, message: String },
     /// A streamed text fragment (live only, never committed).
     Token { delta: String },
     /// A streamed tool output fragment (live only, never committed).
@@ -185,6 +188,7 @@ impl EventKind {
             Self::RunStatus { .. } => "run_status",
             Self::Compaction { .. } => "compaction",
             Self::Filesystem { .. } => "filesystem",
+            Self::McpStatus { .. } => "mcp_status",
             Self::Token { .. } => "token",
             Self::ToolOutput { .. } => "tool_output",
         }

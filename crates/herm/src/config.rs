@@ -15,6 +15,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub engine: EngineConfig,
     pub sandbox: SandboxConfig,
+    pub mcp: McpConfig,
     /// Providers by name; models are then named `{name}/{model}`.
     pub providers: BTreeMap<String, ProviderSpec>,
 }
@@ -67,6 +68,36 @@ pub struct SandboxConfig {
     pub idle_stop_secs: u64,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// How stdio MCP servers are confined: `auto` (bubblewrap where it works, else a plain
+    /// child process with a cleared environment), `bubblewrap`, or `none`.
+    pub stdio_sandbox: String,
+    /// More host paths stdio servers must not see (herm's data directory, the master key,
+    /// `/run` and `/var/lib/docker` are always hidden).
+    pub hidden_paths: Vec<PathBuf>,
+    pub connect_timeout_secs: u64,
+    pub call_timeout_secs: u64,
+    /// After a failed connect, calls fail fast this long before the next attempt.
+    pub retry_after_secs: u64,
+    /// Close a server connection unused this long (a stdio server's process ends).
+    pub idle_close_secs: u64,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            stdio_sandbox: "auto".into(),
+            hidden_paths: Vec::new(),
+            connect_timeout_secs: 15,
+            call_timeout_secs: 120,
+            retry_after_secs: 5,
+            idle_close_secs: 600,
+        }
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
@@ -88,6 +119,7 @@ impl Default for Config {
             storage: StorageConfig { data_dir: "herm-data".into(), master_key_file: None },
             engine: EngineConfig::default(),
             sandbox: SandboxConfig::default(),
+            mcp: McpConfig::default(),
             providers: BTreeMap::new(),
         }
     }
@@ -164,6 +196,33 @@ impl Config {
                 shell_timeout: Duration::from_secs(self.sandbox.shell_timeout_secs.max(1)),
                 idle_stop: Duration::from_secs(self.sandbox.idle_stop_secs.max(1)),
             },
+            mcp: self.mcp_options(),
+        }
+    }
+
+    fn mcp_options(&self) -> herm_engine::mcp::McpOptions {
+        use herm_engine::mcp::stdio::{Mode, StdioSandbox, bubblewrap_works};
+        use std::time::Duration;
+        let m = &self.mcp;
+        let mode = match m.stdio_sandbox.as_str() {
+            "none" => Mode::Plain,
+            "bubblewrap" => Mode::Bubblewrap,
+            _ if bubblewrap_works() => Mode::Bubblewrap,
+            _ => {
+                tracing::warn!("bubblewrap does not work here: stdio MCP servers run as plain child processes");
+                Mode::Plain
+            }
+        };
+        let data = std::path::absolute(&self.storage.data_dir).unwrap_or_else(|_| self.storage.data_dir.clone());
+        let mut hidden = vec![data.clone(), PathBuf::from("/var/lib/docker")];
+        hidden.extend(self.storage.master_key_file.iter().cloned());
+        hidden.extend(m.hidden_paths.iter().cloned());
+        herm_engine::mcp::McpOptions {
+            connect_timeout: Duration::from_secs(m.connect_timeout_secs.max(1)),
+            call_timeout: Duration::from_secs(m.call_timeout_secs.max(1)),
+            retry_after: Duration::from_secs(m.retry_after_secs),
+            idle_close: Duration::from_secs(m.idle_close_secs.max(1)),
+            stdio: StdioSandbox { mode, hidden, state_root: data.join("mcp") },
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The tool registry the agent loop calls: what the model is offered for a deployment, and
-//! how a call is executed. This issue ships the deployment's declarative `http_tools`; the
-//! sandbox's built-ins and MCP tools register here too.
+//! how a call is executed: the sandbox built-ins, `ask_user`, `load_skill`, the deployment's
+//! declarative `http_tools` and the tools of its MCP servers.
 
 pub mod http;
-mod template;
+pub(crate) mod template;
 
 use crate::machine::Gate;
 use herm_types::config::{DeploymentSpec, HttpToolSpec, ToolPermission};
@@ -40,6 +40,8 @@ pub enum ToolKind {
     Sandbox(crate::builtin::Builtin),
     /// Returns the body of one of the deployment's skills.
     LoadSkill,
+    /// A tool of one of the deployment's MCP servers.
+    Mcp(Box<crate::mcp::McpTool>),
 }
 
 /// The built-in tool that loads a skill's body.
@@ -126,6 +128,22 @@ impl ToolSet {
             });
         }
         Self { tools }
+    }
+
+    /// Adds the tools the deployment's MCP servers offer.
+    pub fn with_mcp(mut self, spec: &DeploymentSpec, tools: Vec<crate::mcp::McpTool>) -> Self {
+        for t in tools {
+            self.tools.push(Tool {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                input_schema: t.input_schema.clone(),
+                repeat_safe: t.repeat_safe,
+                origin: Origin::Mcp(t.server.clone()),
+                permission: permission_for(spec, &t.name),
+                kind: ToolKind::Mcp(Box::new(t)),
+            });
+        }
+        self
     }
 
     /// Who must act before a call of `name` runs. Unknown tools are free: their call fails.

@@ -137,7 +137,7 @@ impl Driver<'_> {
             let limits = RunLimits {
                 max_steps: Some(dep.spec.limits.max_run_steps.unwrap_or(self.engine.options().default_max_steps)),
             };
-            let tools = self.engine.tools(&dep.spec);
+            let tools = self.engine.tools(&dep.id, &dep.spec).await;
             let flow = match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
                 Next::Idle => return Ok(()),
                 Next::AskPerson(asks) => self.ask(&run, asks).await?,
@@ -232,7 +232,7 @@ impl Driver<'_> {
             (None, Some(var)) => std::env::var(var).ok().map(herm_store::vault::SecretValue::new),
             (None, None) => None,
         };
-        let tools = self.engine.tools(&dep.spec);
+        let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec).await;
         let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
         let req = ModelRequest {
             model: resolved.model.clone(),
@@ -273,6 +273,15 @@ impl Driver<'_> {
             Err(e) => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
         };
         let mut events = Vec::with_capacity(2);
+        // An MCP server that offered no tools to this call is recorded once per run.
+        for (server, why) in outages {
+            if !self.log.iter().any(|e| {
+                e.run_id.as_ref() == Some(run)
+                    && matches!(&e.kind, EventKind::McpStatus { server: s, .. } if *s == server)
+            }) {
+                events.push(mcp_unavailable(run, server, redactor.redact(&why)));
+            }
+        }
         if !resp.text.is_empty() {
             events.push(NewEvent::new(
                 Some(run.clone()),
@@ -317,7 +326,7 @@ impl Driver<'_> {
 
     /// Runs a tool call the machine found not yet started: write its record, then run it.
     async fn call_tool(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
-        let tools = self.engine.tools(&dep.spec);
+        let tools = self.engine.tools(&dep.id, &dep.spec).await;
         // Write-ahead: the call is durable before it is made. Only a written record lets this
         // worker make the call; from then on, a worker that finds the record without a result
         // knows the call may have happened.
@@ -341,7 +350,7 @@ impl Driver<'_> {
         let mut rest = rest.into_iter();
         loop {
             let started = Instant::now();
-            let (out, changes) = tokio::select! {
+            let (out, extra) = tokio::select! {
                 _ = self.work.cancelled() => return Ok(Flow::Stop),
                 o = self.execute(dep, tools.get(&current.tool), &current) => o?,
             };
@@ -356,12 +365,8 @@ impl Driver<'_> {
                     outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
                 },
             )];
-            // The workspace changes the call made commit with its result.
-            events.extend(
-                changes
-                    .into_iter()
-                    .map(|(change, path)| NewEvent::new(Some(run.clone()), EventKind::Filesystem { change, path })),
-            );
+            // What the call changed in the workspace, or an unreachable server, commits with its result.
+            events.extend(extra.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)));
             // Chain only into calls that need nobody; a gated one is asked for on the next fold.
             let next = rest.next().filter(|n| tools.gate(&n.tool) == Gate::Free);
             if let Some(n) = &next {
@@ -426,19 +431,30 @@ impl Driver<'_> {
         s
     }
 
-    /// Runs one tool call; returns its output and the workspace changes it made (tracked
-    /// only with `features.filesystem_webhooks`).
+    /// Runs one tool call; returns its output and the events to commit with its result: the
+    /// workspace changes it made (tracked only with `features.filesystem_webhooks`), or an
+    /// MCP server found unreachable.
     async fn execute(
         &self,
         dep: &DeploymentRecord,
         tool: Option<&Tool>,
         c: &RequestedToolCall,
-    ) -> Result<(ToolOutput, Vec<crate::builtin::Change>)> {
+    ) -> Result<(ToolOutput, Vec<EventKind>)> {
         let Some(tool) = tool else {
             return Ok((ToolOutput::error(format!("there is no tool named `{}`", c.tool)), Vec::new()));
         };
         if !c.arguments.is_object() {
             return Ok((ToolOutput::error("tool arguments must be a JSON object"), Vec::new()));
+        }
+        // Arguments the model made up are checked before anything runs (MCP tools check
+        // against their cached validator in the hub).
+        if matches!(tool.kind, ToolKind::Http(_) | ToolKind::Sandbox(_)) {
+            let errors = crate::tools::validate_input(&tool.input_schema, &c.arguments);
+            if !errors.is_empty() {
+                let list: Vec<String> = errors.into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
+                let msg = format!("invalid arguments for `{}` (the call was not made): {}", tool.name, list.join("; "));
+                return Ok((ToolOutput::error(msg), Vec::new()));
+            }
         }
         match &tool.kind {
             ToolKind::Http(spec) => {
@@ -500,14 +516,46 @@ impl Driver<'_> {
                     &mut on_output,
                 )
                 .await;
+                let changes =
+                    changes.into_iter().map(|(change, path)| EventKind::Filesystem { change, path }).collect();
                 Ok((out, changes))
             }
+            ToolKind::Mcp(t) => self.call_mcp(dep, t, c).await,
         }
+    }
+
+    /// Calls an MCP tool. A long result is redacted before it is spilled to the workspace.
+    async fn call_mcp(
+        &self,
+        dep: &DeploymentRecord,
+        tool: &crate::mcp::McpTool,
+        c: &RequestedToolCall,
+    ) -> Result<(ToolOutput, Vec<EventKind>)> {
+        let ctx = crate::mcp::CallContext {
+            customer_id: &dep.spec.customer_id,
+            deployment_id: &dep.id,
+            thread_id: self.thread.as_str(),
+        };
+        let outcome = self.engine.mcp().call(&dep.spec, tool, &c.arguments, ctx).await;
+        let redactor = self.redactor(dep).await?;
+        let mut out = outcome.output;
+        out.content = redactor.redact(&out.content);
+        if out.content.len() > crate::builtin::CAP {
+            let sandbox = self.engine.use_sandbox(&dep.id, &dep.spec).await.ok();
+            let sb = sandbox.as_ref().map(|(sb, _)| sb.as_ref());
+            out.content = crate::builtin::spill(sb, &dep.id, &c.tool_use_id, out.content).await;
+        }
+        let extra = outcome.unavailable.map(|(server, why)| EventKind::McpStatus {
+            server,
+            status: "unavailable".into(),
+            message: redactor.redact(&why),
+        });
+        Ok((out, extra.into_iter().collect()))
     }
 
     /// A call the log shows as started but unfinished: repeat it only if it is safe to.
     async fn resolve_in_flight(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
-        let tools = self.engine.tools(&dep.spec);
+        let tools = self.engine.tools(&dep.id, &dep.spec).await;
         let repeat_safe = tools.get(&c.tool).is_some_and(|t| t.repeat_safe);
         if repeat_safe && tools.gate(&c.tool) == Gate::Approval {
             // Safe to repeat, but a person approved one execution, and it was used.
@@ -541,6 +589,10 @@ fn tool_call_event(run: &RunId, tools: &ToolSet, c: &RequestedToolCall) -> NewEv
             arguments: c.arguments.clone(),
         },
     )
+}
+
+fn mcp_unavailable(run: &RunId, server: String, message: String) -> NewEvent {
+    NewEvent::new(Some(run.clone()), EventKind::McpStatus { server, status: "unavailable".into(), message })
 }
 
 fn status(run: &RunId, s: RunStatus, error: Option<RunError>, usage: Option<Usage>) -> NewEvent {

@@ -203,5 +203,6 @@ pub async fn delete(
     let rec = load(&st, &dep).await?;
     st.engine.store().set_deployment_status(&rec.id, DeploymentStatus::Deleted, None).await?;
     st.engine.destroy_sandbox(&rec.id, q.retain_filesystem.unwrap_or(false)).await;
+    st.engine.mcp().forget(&rec.id);
     Ok(Json(DeletedResponse { deployment_id: rec.id, status: DeploymentStatus::Deleted }))
 }

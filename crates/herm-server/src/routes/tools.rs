@@ -32,7 +32,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<ToolInfo>>> {
     caller.require("deployments:read")?;
     let d = load(&st, &dep).await?;
-    let data = st.engine.tools(&d.spec).all().iter().map(info).collect();
+    let data = st.engine.tools(&d.id, &d.spec).await.all().iter().map(info).collect();
     Ok(Json(Page { data, next_cursor: None }))
 }
 
@@ -46,7 +46,7 @@ pub async fn patch(
 ) -> ApiResult<Json<ToolInfo>> {
     caller.require("deployments:write")?;
     let d = load(&st, &dep).await?;
-    if !st.engine.tools(&d.spec).all().iter().any(|t| t.name == name) {
+    if !st.engine.tools(&d.id, &d.spec).await.all().iter().any(|t| t.name == name) {
         return Err(ApiError::not_found("tool"));
     }
     let p = body.value;
@@ -62,7 +62,7 @@ pub async fn patch(
     };
     spec.tool_policies.insert(name.clone(), new);
     st.engine.store().update_deployment_spec(&d.id, &spec).await?;
-    let tools = st.engine.tools(&spec);
+    let tools = st.engine.tools(&d.id, &spec).await;
     let t = tools.all().iter().find(|t| t.name == name).ok_or_else(|| ApiError::not_found("tool"))?;
     Ok(Json(info(t)))
 }
