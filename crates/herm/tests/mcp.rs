@@ -103,3 +103,138 @@ async fn reference_servers_over_stdio_and_http() {
         assert!(!a.body.to_string().contains(MCP_TOKEN));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_call_fails_the_call_and_the_run_goes_on() {
+    let marker = format!("kill-me-{}", std::process::id());
+    let script = vec![
+        Reply::tool("peer__slow", json!({"seconds": 60})),
+        Reply::text(&["the tool failed; carrying on"]),
+        Reply::tool("peer__add", json!({"a": 1, "b": 2})),
+        Reply::text(&["3"]),
+    ];
+    let env = setup_mcp(script, json!([mcp_peers::python_stdio("peer", &marker)]), CONFIG).await;
+    let mut sse = env.deployment_stream(None).await;
+    let run = env.send("be slow").await["run_id"].as_str().unwrap().to_owned();
+    sse.until(Duration::from_secs(30), |f| f.event == "tool_call").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(mcp_peers::kill_marked(&marker) >= 1, "the server process was not found");
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(30)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    let log = env.herm.thread_log(&env.thread).await;
+    let failed = log.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(failed["is_error"], true);
+    assert!(failed["result"].as_str().unwrap().contains("MCP server `peer` is unavailable"), "{failed}");
+    let status = log.iter().find(|e| e["type"] == "mcp_status").expect("an mcp_status event");
+    assert_eq!((status["server"].as_str(), status["status"].as_str()), (Some("peer"), Some("unavailable")));
+    // The next call reconnects (a new server process).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    run_to_end(&env, "add").await;
+    let results = results(&env, &env.thread).await;
+    assert_eq!(results.last().unwrap()["result"], "3", "{:?}", results.last());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_never_sticks_a_run() {
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = vec![Reply::tool("lookup", json!({"q": "x"})), Reply::text(&["done without it"])];
+    let env = setup_mcp(script, json!([{"name": "gone", "url": format!("http://127.0.0.1:{port}/mcp")}]), CONFIG).await;
+    let run = env.send("go").await["run_id"].as_str().unwrap().to_owned();
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(30)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    let log = env.herm.thread_log(&env.thread).await;
+    let statuses: Vec<&Value> = log.iter().filter(|e| e["type"] == "mcp_status").collect();
+    assert_eq!(statuses.len(), 1, "one event per run and server: {statuses:?}");
+    assert_eq!(statuses[0]["server"], "gone");
+    assert!(statuses[0]["message"].as_str().unwrap().contains("connect"), "{}", statuses[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_changes_and_large_results() {
+    let config = sandbox_config().replace("backend = \"docker\"", "backend = \"namespaces\"");
+    let script = vec![
+        Reply::tool("peer__enable_extra", json!({})),
+        Reply::tool("peer__extra", json!({})),
+        Reply::tool("peer__big", json!({"n": 100_000})),
+        Reply::text(&["done"]),
+    ];
+    let env = setup_mcp(script, json!([mcp_peers::python_stdio("peer", "list-changes")]), &config).await;
+    run_to_end(&env, "go").await;
+    let attempts = env.model.attempts();
+    let offered = |i: usize| -> Vec<String> {
+        attempts[i].body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert!(!offered(0).contains(&"peer__extra".to_owned()));
+    assert!(offered(1).contains(&"peer__extra".to_owned()), "{:?}", offered(1));
+    let results = results(&env, &env.thread).await;
+    assert_eq!(result_of(&results, "peer__extra")[0]["result"], "extra ran");
+    let big = result_of(&results, "peer__big")[0]["result"].as_str().unwrap().to_owned();
+    assert!(big.len() < 20_000, "the model gets a preview, not 100 kB");
+    let path = big.split("the full output is in /workspace/").nth(1).unwrap().trim_end_matches(']').to_owned();
+    let full = reqwest::Client::new()
+        .get(format!("{}/v1/deployments/{}/files/content?path={path}", env.herm.url, env.dep))
+        .bearer_auth(&env.herm.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.bytes().await.unwrap().len(), 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_server_runs_in_its_own_sandbox() {
+    let mut server = mcp_peers::python_stdio("peer", "own-sandbox");
+    server["env"] = json!({"SERVICE_TOKEN": "{{secrets.MCP_TOKEN}}"});
+    let script = vec![
+        Reply::tool("peer__environment", json!({})),
+        // Its home is <data>/mcp/<deployment>/peer: reach up into herm's data directory.
+        Reply::tool("peer__read_path", json!({"path": "../../../master.key"})),
+        Reply::tool("peer__read_path", json!({"path": "../../../herm.db"})),
+        Reply::tool("peer__read_path", json!({"path": "/etc/os-release"})),
+        Reply::text(&["done"]),
+    ];
+    let env = setup_mcp(script, json!([server]), CONFIG).await;
+    assert!(env.dir.path().join("data/master.key").exists() && env.dir.path().join("data/herm.db").exists());
+    run_to_end(&env, "look around").await;
+    let results = results(&env, &env.thread).await;
+    let environ: Value =
+        serde_json::from_str(result_of(&results, "peer__environment")[0]["result"].as_str().unwrap()).unwrap();
+    // It got the variable it was configured with (redacted on the way back), and nothing of herm's.
+    assert_eq!(environ["SERVICE_TOKEN"], "[REDACTED:MCP_TOKEN]", "{environ}");
+    assert!(environ.as_object().unwrap().keys().all(|k| !k.starts_with("HERM") && !k.starts_with("CARGO")), "{environ}");
+    // herm's data directory is hidden from it; the rest of the host is readable.
+    let reads = result_of(&results, "peer__read_path");
+    assert!(reads[0]["result"].as_str().unwrap().starts_with("cannot read"), "{}", reads[0]);
+    assert!(reads[1]["result"].as_str().unwrap().starts_with("cannot read"), "{}", reads[1]);
+    assert!(!reads[2]["result"].as_str().unwrap().starts_with("cannot read"), "{}", reads[2]);
+    // No command line on the host carries the secret (it travels in the environment).
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            assert!(!String::from_utf8_lossy(&cmd).contains(MCP_TOKEN));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filesystem_reference_server_sees_the_host_read_only() {
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path().canonicalize().unwrap().display().to_string();
+    std::fs::write(files.path().join("a.txt"), "alpha").unwrap();
+    let script = vec![
+        Reply::tool("fs__list_directory", json!({"path": dir})),
+        Reply::tool("fs__read_text_file", json!({"path": format!("{dir}/a.txt")})),
+        Reply::tool("fs__write_file", json!({"path": format!("{dir}/b.txt"), "content": "beta"})),
+        Reply::text(&["done"]),
+    ];
+    let fs = json!({"name": "fs", "command": "node", "args": [mcp_peers::filesystem_js(), dir],
+                    "tools": ["list_directory", "read_text_file", "write_file"]});
+    let env = setup_mcp(script, json!([fs]), CONFIG).await;
+    run_to_end(&env, "files").await;
+    let results = results(&env, &env.thread).await;
+    assert!(result_of(&results, "fs__list_directory")[0]["result"].as_str().unwrap().contains("a.txt"));
+    assert_eq!(result_of(&results, "fs__read_text_file")[0]["result"], "alpha");
+    // Its sandbox shows the host read-only: the write fails and nothing was written.
+    assert_eq!(result_of(&results, "fs__write_file")[0]["is_error"], true, "{:?}", results);
+    assert!(!files.path().join("b.txt").exists());
+}
