@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, lints, unit tests, the store
 # conformance suite and the black-box tests against the real `herm` binary, with a real
-# Docker engine for the sandbox tests (installed and started here if needed).
+# Docker engine for the sandbox tests (installed and started here if needed) and real MCP
+# servers for the integration tests (installed here if needed).
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ fi
 # The sandbox tests run against a real Docker engine and herm's locally built image.
 scripts/docker.sh
 scripts/build-image.sh
+# The MCP tests and the canary suite talk to real MCP servers (npm reference servers and
+# the Python SDK), installed once into .mcp-peers.
+scripts/mcp-peers.sh >/dev/null
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check

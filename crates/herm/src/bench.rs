@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// latency from confirmation to the tool call starting.
     #[arg(long)]
     waiting: Option<usize>,
+    /// Instead: the MCP tool-call overhead herm adds over a bare SDK client (needs
+    /// scripts/mcp-peers.sh), with this many calls per side and transport.
+    #[arg(long)]
+    mcp: Option<usize>,
 }
 
 /// A model that answers instantly: a tool call until the run has `steps - 1` results, then
@@ -73,6 +77,21 @@ impl ModelClient for Instant0 {
         }
         let call = RequestedToolCall { tool_use_id: format!("t{done}"), tool: "noop".into(), arguments: json!({}) };
         Ok(ModelResponse { text: String::new(), tool_calls: vec![call], usage, stop_reason: Some("tool_use".into()) })
+    }
+}
+
+/// A model for benchmarks that never call one.
+pub(crate) struct NoModel;
+
+#[async_trait]
+impl ModelClient for NoModel {
+    async fn stream(
+        &self,
+        _: &ModelRequest,
+        _: Option<&str>,
+        _: &mut DeltaSink<'_>,
+    ) -> Result<ModelResponse, herm_llm::Error> {
+        Err(herm_llm::Error::new(herm_llm::ErrorKind::Rejected, "this benchmark makes no model calls"))
     }
 }
 
@@ -184,6 +203,9 @@ pub(crate) async fn bench_engine(
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.waiting {
         return crate::bench_waiting::run(n).await;
+    }
+    if let Some(n) = args.mcp {
+        return crate::bench_mcp::run(n.max(10)).await;
     }
     let model =
         Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()), finals: Default::default() });

@@ -96,8 +96,7 @@ async fn no_canary_escapes_a_prompt_injected_agent() {
         sse.until(Duration::from_secs(60), |f| f.event == "run_status" && f.data["status"] == "completed").await;
     env.herm.wait_run(&env.dep, &run, Duration::from_secs(10)).await;
 
-    let needles: Vec<String> =
-        [TOKEN, PROVIDER_KEY, MCP_TOKEN, STDIO_TOKEN].iter().flat_map(|s| forms(s)).collect();
+    let needles: Vec<String> = [TOKEN, PROVIDER_KEY, MCP_TOKEN, STDIO_TOKEN].iter().flat_map(|s| forms(s)).collect();
     let results = results(&env, &env.thread).await;
     let by_tool = |t: &str| results.iter().find(|r| r["tool"] == t).unwrap()["result"].as_str().unwrap().to_owned();
 

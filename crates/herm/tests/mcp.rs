@@ -193,6 +193,8 @@ async fn a_stdio_server_runs_in_its_own_sandbox() {
         Reply::tool("peer__read_path", json!({"path": "../../../herm.db"})),
         Reply::tool("peer__read_path", json!({"path": "/etc/os-release"})),
         Reply::text(&["done"]),
+        Reply::tool("peer__environment", json!({})),
+        Reply::text(&["done again"]),
     ];
     let env = setup_mcp(script, json!([server]), CONFIG).await;
     assert!(env.dir.path().join("data/master.key").exists() && env.dir.path().join("data/herm.db").exists());
@@ -202,7 +204,10 @@ async fn a_stdio_server_runs_in_its_own_sandbox() {
         serde_json::from_str(result_of(&results, "peer__environment")[0]["result"].as_str().unwrap()).unwrap();
     // It got the variable it was configured with (redacted on the way back), and nothing of herm's.
     assert_eq!(environ["SERVICE_TOKEN"], "[REDACTED:MCP_TOKEN]", "{environ}");
-    assert!(environ.as_object().unwrap().keys().all(|k| !k.starts_with("HERM") && !k.starts_with("CARGO")), "{environ}");
+    assert!(
+        environ.as_object().unwrap().keys().all(|k| !k.starts_with("HERM") && !k.starts_with("CARGO")),
+        "{environ}"
+    );
     // herm's data directory is hidden from it; the rest of the host is readable.
     let reads = result_of(&results, "peer__read_path");
     assert!(reads[0]["result"].as_str().unwrap().starts_with("cannot read"), "{}", reads[0]);
@@ -214,6 +219,19 @@ async fn a_stdio_server_runs_in_its_own_sandbox() {
             assert!(!String::from_utf8_lossy(&cmd).contains(MCP_TOKEN));
         }
     }
+    // Deleting the secret fails the next call, clearly, even though the server still runs.
+    let (_, list) = env.herm.get("/v1/secrets").await;
+    let id = list["data"].as_array().unwrap().iter().find(|s| s["name"] == "MCP_TOKEN").unwrap()["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) =
+        env.herm.request("DELETE", &format!("/v1/secrets/{id}"), Some(&env.herm.admin_key.clone()), None).await;
+    assert_eq!(s, 204);
+    run_to_end(&env, "again").await;
+    let last = common::results(&env, &env.thread).await.pop().unwrap();
+    assert_eq!(last["is_error"], true, "{last}");
+    assert!(last["result"].as_str().unwrap().contains("secret `MCP_TOKEN` is not available"), "{last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

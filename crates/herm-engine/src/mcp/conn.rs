@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// Our side of the session: identifies herm and notes list changes.
 #[derive(Clone)]
@@ -83,8 +84,9 @@ pub(super) async fn check_secrets(secrets: &Secrets, spec: &DeploymentSpec, s: &
     resolve_secrets(secrets, spec, s).await.map(|_| ())
 }
 
-fn fill(t: &str, values: &BTreeMap<String, SecretValue>) -> Result<String, String> {
-    render(t, &Value::Null, values, |s| s.to_owned()).map_err(|e| e.to_string())
+/// A header or env value with its secrets filled in; wiped from memory when dropped.
+fn fill(t: &str, values: &BTreeMap<String, SecretValue>) -> Result<Zeroizing<String>, String> {
+    render(t, &Value::Null, values, |s| s.to_owned()).map(Zeroizing::new).map_err(|e| e.to_string())
 }
 
 pub(super) async fn connect(
@@ -213,5 +215,42 @@ pub(super) async fn call(
         }
         Ok(Err(rmcp::ServiceError::Timeout { .. })) => Err(CallError::Timeout),
         Ok(Err(e)) => Err(CallError::Transport(e.to_string())),
+    }
+}
+
+/// A bare SDK client with none of herm's layer (no schema check, secrets, `_meta`,
+/// rendering or sandbox): the baseline the MCP benchmark compares herm's calls against.
+pub struct Direct {
+    live: Live,
+}
+
+impl Direct {
+    /// Connects to `url` (streamable HTTP) or runs `command args` as a plain child.
+    pub async fn connect(url: Option<&str>, command: &str, args: &[String]) -> Result<Self, String> {
+        let handler = Handler { stale: Arc::new(AtomicBool::new(false)) };
+        let service = match url {
+            Some(u) => handler
+                .serve(StreamableHttpClientTransport::from_uri(u.to_owned()))
+                .await
+                .map_err(|e| describe(&e.to_string()))?,
+            None => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(args).kill_on_drop(true);
+                let (t, _) = TokioChildProcess::builder(cmd)
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                handler.serve(t).await.map_err(|e| describe(&e.to_string()))?
+            }
+        };
+        Ok(Self { live: Live { service } })
+    }
+
+    /// Calls `tool` and returns its first text block.
+    pub async fn call(&self, tool: &str, args: &Value) -> Result<String, String> {
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = args.as_object().cloned();
+        let r = self.live.peer().call_tool(params).await.map_err(|e| e.to_string())?;
+        Ok(super::result::render(&r).content)
     }
 }

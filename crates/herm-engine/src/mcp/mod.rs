@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use result::render as render_result;
+pub use conn::Direct;
 
 /// Separator between the server name and the tool name in the names the model sees.
 pub const SEPARATOR: &str = "__";

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
@@ -65,7 +66,7 @@ impl StdioSandbox {
         home: &Path,
         program: &str,
         args: &[String],
-        env: &BTreeMap<String, String>,
+        env: &BTreeMap<String, Zeroizing<String>>,
     ) -> Result<tokio::process::Command, String> {
         std::fs::create_dir_all(home.join("tmp"))
             .map_err(|e| format!("the server's home directory could not be made: {e}"))?;
@@ -91,7 +92,7 @@ impl StdioSandbox {
             .env("HOME", home)
             .env("TMPDIR", home.join("tmp"))
             .env("LANG", "C.UTF-8")
-            .envs(env)
+            .envs(env.iter().map(|(k, v)| (k, v.as_str())))
             .kill_on_drop(true);
         Ok(cmd)
     }
