@@ -78,6 +78,7 @@ impl Engine {
             Ok(l) => l,
             Err(e) => return tracing::warn!(error = %e, "could not list sandboxes"),
         };
+        self.recreate_missing(&list);
         for d in list {
             match self.store().get_deployment(&d).await {
                 Ok(Some(_)) => {}
@@ -90,5 +91,39 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "reconciliation stopped"),
             }
         }
+    }
+
+    /// In the background: recreates the sandbox of every ready deployment that has none here
+    /// (removed by hand, or an engine whose state was lost), one at a time; it is stopped
+    /// later like any idle sandbox, and its workspace volume is reused if it survived.
+    fn recreate_missing(&self, present: &[DeploymentId]) {
+        let present: std::collections::HashSet<DeploymentId> = present.iter().cloned().collect();
+        let me = self.clone();
+        self.inner.tasks.spawn(async move {
+            let mut before = None;
+            loop {
+                let q = herm_store::DeploymentQuery {
+                    customer_id: None,
+                    status: Some(herm_types::DeploymentStatus::Ready),
+                    before: before.clone(),
+                    limit: 200,
+                };
+                let page = match me.store().list_deployments(q).await {
+                    Ok(p) => p,
+                    Err(e) => return tracing::warn!(error = %e, "could not list deployments to reconcile"),
+                };
+                let Some(last) = page.last() else { return };
+                before = Some(last.id.clone());
+                for d in page.iter().filter(|d| d.spec.sandbox.enabled && !present.contains(&d.id)) {
+                    if me.inner.shutdown.is_cancelled() {
+                        return;
+                    }
+                    tracing::info!(deployment = %d.id, "recreating a missing sandbox");
+                    if let Err(e) = me.use_sandbox(&d.id, &d.spec).await {
+                        tracing::warn!(deployment = %d.id, error = %e, "could not recreate the sandbox");
+                    }
+                }
+            }
+        });
     }
 }

@@ -340,6 +340,24 @@ async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
     assert_eq!(s, 200);
     assert!(l["entries"].as_array().unwrap().iter().any(|e| e["name"] == "f.txt"));
     assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &name]), "true");
+    // A sandbox removed behind herm's back (the volume kept) is recreated at the next start,
+    // before anyone uses it, with the same workspace.
+    let mut env = env;
+    env.herm.kill9().await;
+    docker(&["rm", "-f", &name]);
+    env.herm.restart().await;
+    let mut exists = String::new();
+    for _ in 0..300 {
+        exists = docker(&["ps", "-aq", "--filter", &format!("name={name}")]);
+        if !exists.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!exists.is_empty(), "the missing sandbox was recreated at start");
+    let (s, l) = env.herm.get(&format!("/v1/deployments/{}/files", env.dep)).await;
+    assert_eq!(s, 200);
+    assert!(l["entries"].as_array().unwrap().iter().any(|e| e["name"] == "f.txt"));
     delete(&env).await;
 }
 
