@@ -1,7 +1,7 @@
 //! `herm bench --mcp`: what herm's MCP layer adds to a tool call, over a bare SDK client
 //! calling the same server in the same run. Both sides call `echo` of the official
 //! `server-everything` (installed by scripts/mcp-peers.sh), over stdio and over streamable
-//! HTTP, interleaved call by call so machine noise hits both alike. herm's side is the
+//! HTTP, interleaved call by call (in alternating order) so machine noise hits both alike. herm's side is the
 //! engine's own path: the tool as the model is offered it, schema check, secret check,
 //! `_meta`, the call, result rendering (and, for stdio, the server in its process sandbox).
 
@@ -72,14 +72,18 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
             engine.mcp().call(&dep.spec, &tool, &args, ctx()).await;
         }
         let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-        for _ in 0..rounds {
-            let t = Instant::now();
-            direct.call("echo", &args).await.map_err(anyhow::Error::msg)?;
-            a.push(t.elapsed());
-            let t = Instant::now();
-            let out = engine.mcp().call(&dep.spec, &tool, &args, ctx()).await;
-            b.push(t.elapsed());
-            anyhow::ensure!(!out.output.is_error, "herm's call failed: {}", out.output.content);
+        // Alternate which side goes first so neither always follows the other's traffic.
+        for i in 0..rounds * 2 {
+            if (i % 2 == 0) == (i / 2 % 2 == 0) {
+                let t = Instant::now();
+                direct.call("echo", &args).await.map_err(anyhow::Error::msg)?;
+                a.push(t.elapsed());
+            } else {
+                let t = Instant::now();
+                let out = engine.mcp().call(&dep.spec, &tool, &args, ctx()).await;
+                b.push(t.elapsed());
+                anyhow::ensure!(!out.output.is_error, "herm's call failed: {}", out.output.content);
+            }
         }
         a.sort();
         b.sort();

@@ -226,3 +226,27 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example configuration stays loadable as the tree changes.
+    #[test]
+    fn example_config_loads() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/herm.toml");
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.mcp.stdio_sandbox, "auto");
+        assert!(c.providers.contains_key("anthropic"));
+    }
+
+    /// And so does the example deployment.
+    #[test]
+    fn example_deployment_is_valid() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/deployment.yaml");
+        let spec: herm_types::config::DeploymentSpec =
+            yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        assert_eq!(spec.mcp_servers.len(), 2);
+    }
+}

@@ -44,7 +44,7 @@ pub struct McpOptions {
     pub call_timeout: Duration,
     /// After a failed connect, how long calls fail fast before the next attempt.
     pub retry_after: Duration,
-    /// A connection unused this long is closed (a stdio server's process ends).
+    /// A server neither listed nor called this long is closed (a stdio server's process ends).
     pub idle_close: Duration,
     pub stdio: stdio::StdioSandbox,
 }
@@ -244,6 +244,7 @@ impl McpHub {
         s: &McpServerSpec,
     ) -> Result<Arc<Vec<McpTool>>, String> {
         let server = self.server(dep, spec, s);
+        *server.last_used.lock() = Instant::now();
         let cached = server.tools.lock().clone();
         if let Some(t) = &cached
             && !server.stale.load(Ordering::Acquire)
