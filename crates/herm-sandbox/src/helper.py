@@ -1,8 +1,8 @@
 # herm's in-sandbox exec helper: one long-lived process per container that runs commands sent
 # as JSON lines on stdin and streams their output back as JSON lines on stdout, so a command
-# costs a write and a read instead of a new `docker exec`. Each command runs under `timeout`
-# in its own session (process group), which a kill request or the timeout kills whole.
-import base64, json, os, signal, subprocess, sys, threading
+# costs a write and a read instead of a new `docker exec`. Each command runs as `bash -c` in
+# its own session (process group), which a kill request or its time limit kills whole.
+import base64, json, os, signal, subprocess, sys, threading, time
 
 lock = threading.Lock()
 procs = {}
@@ -15,44 +15,94 @@ def send(obj):
         sys.stdout.buffer.flush()
 
 
-def pump(rid, stream, name):
-    while True:
-        chunk = os.read(stream.fileno(), 65536)
-        if not chunk:
+def pump(rid, fd, name):
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            send({"id": rid, "s": name, "d": base64.b64encode(chunk).decode()})
+    finally:
+        os.close(fd)
+
+
+def kill_group(pid):
+    # Again until the group is gone: a fork bomb forks between one kill and the next.
+    for _ in range(1000):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
             return
-        send({"id": rid, "s": name, "d": base64.b64encode(chunk).decode()})
+        except Exception:
+            pass
+        time.sleep(0.005)
+
+
+def watch(proc, done, seconds):
+    # The time limit; waits on the event the request sets when its output has ended.
+    if not done.wait(seconds) and proc:
+        kill_group(proc[0].pid)
+
+
+def feed(fd, data):
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except Exception:
+        pass
+    finally:
+        os.close(fd)
 
 
 def run(req):
     rid = req["id"]
     stdin = req.get("in")
+    # Every thread this command needs starts before the command does: once it has used up
+    # the pids limit (a fork bomb), no new thread could start.
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if stdin is not None else (None, None)
+    proc, done = [], threading.Event()
+    threads = [
+        threading.Thread(target=pump, args=(rid, out_r, "o")),
+        threading.Thread(target=pump, args=(rid, err_r, "e")),
+    ]
+    watcher = threading.Thread(target=watch, args=(proc, done, req["t"]), daemon=True)
+    for t in threads + [watcher]:
+        t.start()
+    if in_w is not None:
+        threading.Thread(target=feed, args=(in_w, base64.b64decode(stdin)), daemon=True).start()
     try:
         p = subprocess.Popen(
-            ["timeout", "-s", "KILL", str(req["t"]), "bash", "-c", req["c"]],
+            ["bash", "-c", req["c"]],
             cwd=req.get("cwd") or "/workspace",
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdin=in_r if in_r is not None else subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
             start_new_session=True,
         )
     except Exception as e:  # a bad cwd, say
-        send({"id": rid, "err": str(e)})
+        p = None
+        error = str(e)
+    finally:
+        for fd in (out_w, err_w, in_r):
+            if fd is not None:
+                os.close(fd)
+    if p is None:
+        done.set()
+        for t in threads:
+            t.join()
+        send({"id": rid, "err": error})
         return
+    proc.append(p)
     procs[rid] = p
-    if stdin is not None:
-        def feed():
-            try:
-                p.stdin.write(base64.b64decode(stdin))
-                p.stdin.close()
-            except Exception:
-                pass
-        threading.Thread(target=feed, daemon=True).start()
-    readers = [threading.Thread(target=pump, args=(rid, p.stdout, "o")), threading.Thread(target=pump, args=(rid, p.stderr, "e"))]
-    for t in readers:
-        t.start()
     code = p.wait()
-    for t in readers:
+    # Output ends when the last process holding the pipes exits; one left running in the
+    # background is still killed by the time limit.
+    for t in threads:
         t.join()
+    done.set()
     procs.pop(rid, None)
     send({"id": rid, "x": code})
 
@@ -63,9 +113,9 @@ for line in sys.stdin:
     if "kill" in req:
         p = procs.get(req["kill"])
         if p is not None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except Exception:
-                pass
+            kill_group(p.pid)
         continue
-    threading.Thread(target=run, args=(req,), daemon=True).start()
+    try:
+        threading.Thread(target=run, args=(req,), daemon=True).start()
+    except RuntimeError:  # no thread can start while another command holds every pid
+        send({"id": req["id"], "err": "the sandbox's process limit is reached; try again"})
