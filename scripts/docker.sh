@@ -3,10 +3,11 @@
 # the background when none answers, and waits for its socket. Idempotent.
 # Usage: scripts/docker.sh
 set -euo pipefail
-# docker.io for the Docker backend; bubblewrap for the namespaces backend.
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1; then
+# docker.io for the Docker backend; bubblewrap (and slirp4netns for its network) for the
+# namespaces backend.
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1; then
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io bubblewrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io bubblewrap slirp4netns >/dev/null
 fi
 if docker info >/dev/null 2>&1; then
   exit 0

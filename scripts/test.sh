@@ -28,4 +28,7 @@ cargo test --workspace --locked || status=$?
 # Sandboxes that tests left behind (a failed test does not clean up after itself).
 docker ps -aq --filter label=herm.deployment | xargs -r docker rm -f >/dev/null 2>&1 || true
 docker volume ls -q --filter label=herm.deployment | xargs -r docker volume rm >/dev/null 2>&1 || true
+# Network namespaces of the namespaces backend's test deployments (holders lead their groups).
+for pid in $(pgrep -f 'herm-netns:' || true); do kill -KILL -- "-$pid" 2>/dev/null || true; done
+pkill -KILL -f '^slirp4netns --configure --mtu=65520 --disable-host-loopback' 2>/dev/null || true
 exit $status

@@ -12,6 +12,7 @@ pub mod docker;
 pub mod files;
 mod helper;
 pub mod namespaces;
+mod netns;
 mod seccomp;
 
 use async_trait::async_trait;

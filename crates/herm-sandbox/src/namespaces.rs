@@ -6,10 +6,12 @@
 //! memory/pids/CPU limits from a per-deployment cgroup the command joins before bubblewrap
 //! starts.
 //!
-//! Differences from Docker, by design here: no process outlives its command (the pid
-//! namespace dies with it, so background servers do not persist between calls); the network
-//! is always off (sharing the host's would expose its loopback services; egress needs a
-//! user-mode network stack, not built yet).
+//! With `network` on, commands run in the deployment's own network namespace with egress
+//! through slirp4netns and no way to the host's loopback ([`crate::netns`]); with it off,
+//! in a fresh empty network namespace each.
+//!
+//! A difference from Docker, by design here: no process outlives its command (the pid
+//! namespace dies with it, so background servers do not persist between calls).
 
 use crate::*;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,9 @@ const CGROUPS: &str = "/sys/fs/cgroup";
 
 pub struct NamespacesSandbox {
     root: PathBuf,
+    /// Starting or stopping a deployment's network is one at a time (two racing starts
+    /// would leave a holder nobody tracks).
+    net_lock: tokio::sync::Mutex<()>,
 }
 
 impl NamespacesSandbox {
@@ -48,7 +53,7 @@ impl NamespacesSandbox {
         }
         std::fs::write(root.join("seccomp.bpf"), crate::seccomp::program()?)
             .map_err(|e| Error::Engine(e.to_string()))?;
-        Ok(Self { root: root.to_owned() })
+        Ok(Self { root: root.to_owned(), net_lock: tokio::sync::Mutex::new(()) })
     }
 
     fn dir(&self, dep: &DeploymentId) -> PathBuf {
@@ -98,10 +103,11 @@ impl NamespacesSandbox {
         Ok(())
     }
 
-    fn bwrap_args(&self, dep: &DeploymentId, cwd: &str) -> Vec<String> {
+    fn bwrap_args(&self, dep: &DeploymentId, cwd: &str, network: bool) -> Vec<String> {
         let mut a: Vec<String> = [
             "--unshare-all",
-            "--unshare-net",
+            // With a network, the namespace `nsenter` put bubblewrap in; else a new empty one.
+            if network { "--share-net" } else { "--unshare-net" },
             "--die-with-parent",
             "--new-session",
             "--cap-drop",
@@ -146,6 +152,10 @@ impl NamespacesSandbox {
         for f in ETC {
             a.extend(["--ro-bind-try".into(), f.to_string(), f.to_string()]);
         }
+        if network {
+            let resolv = crate::netns::resolv_conf(&self.dir(dep));
+            a.extend(["--ro-bind".into(), resolv.display().to_string(), "/etc/resolv.conf".into()]);
+        }
         let ws = self.dir(dep).join("workspace");
         a.extend(["--bind".into(), ws.display().to_string(), WORKSPACE.into(), "--chdir".into(), cwd.into()]);
         // Last: the root itself read-only (the binds and /tmp keep their own modes).
@@ -166,7 +176,14 @@ impl Sandbox for NamespacesSandbox {
             std::fs::set_permissions(self.dir(dep), std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| Error::Engine(format!("cannot restrict the workspace: {e}")))?;
         }
-        Self::write_limits(dep, cfg)
+        Self::write_limits(dep, cfg)?;
+        let _one = self.net_lock.lock().await;
+        if cfg.network {
+            crate::netns::ensure(&self.dir(dep)).await?;
+        } else {
+            crate::netns::stop(&self.dir(dep));
+        }
+        Ok(())
     }
 
     async fn exec(&self, dep: &DeploymentId, req: ExecRequest, out: &mut OutputSink<'_>) -> Result<ExecOutput> {
@@ -182,9 +199,14 @@ impl Sandbox for NamespacesSandbox {
         }
         // The seccomp program reaches bubblewrap as file descriptor 3.
         let filter = files::sh_quote(&self.root.join("seccomp.bpf").display().to_string());
-        let script = format!("{join}exec bwrap --seccomp 3 \"$@\" 3< {filter}");
+        let net = crate::netns::running(&self.dir(dep));
+        let enter = match &net {
+            Some(n) => format!("nsenter --net={} ", files::sh_quote(&n.path())),
+            None => String::new(),
+        };
+        let script = format!("{join}exec {enter}bwrap --seccomp 3 \"$@\" 3< {filter}");
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script).arg("sh").args(self.bwrap_args(dep, &cwd));
+        cmd.arg("-c").arg(script).arg("sh").args(self.bwrap_args(dep, &cwd, net.is_some()));
         cmd.args(["--", "timeout", "-s", "KILL", &secs.to_string(), "bash", "-c", &req.command]);
         cmd.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -225,12 +247,18 @@ impl Sandbox for NamespacesSandbox {
         Ok(result)
     }
 
-    async fn stop(&self, _dep: &DeploymentId) -> Result<()> {
-        // Nothing runs between commands.
+    async fn stop(&self, dep: &DeploymentId) -> Result<()> {
+        // Nothing runs between commands but the network, which `ensure` starts again.
+        let _one = self.net_lock.lock().await;
+        crate::netns::stop(&self.dir(dep));
         Ok(())
     }
 
     async fn destroy(&self, dep: &DeploymentId, keep_workspace: bool) -> Result<()> {
+        {
+            let _one = self.net_lock.lock().await;
+            crate::netns::stop(&self.dir(dep));
+        }
         for (_, dir) in Self::cgroups(dep) {
             let _ = std::fs::remove_dir(&dir);
         }

@@ -94,11 +94,18 @@ pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
         anyhow::ensure!(s.success(), "bash failed");
         Ok(())
     })?;
-    let (cold, deps) = cold_starts(&sb, &cfg, rounds).await?;
+    let (cold, mut deps) = cold_starts(&sb, &cfg, rounds).await?;
     let warm = exec_round_trips(&sb, &deps[0], rounds * 3).await?;
+    // With `network` on: the deployment's namespace and slirp4netns start on first use.
+    let net = SandboxConfig { network: true, ..cfg.clone() };
+    let (cold_net, net_deps) = cold_starts(&sb, &net, rounds).await?;
+    let warm_net = exec_round_trips(&sb, &net_deps[0], rounds * 3).await?;
+    deps.extend(net_deps);
     line("baseline: spawn bash -c true", &spawn, None);
     line("cold start (create → first command)", &cold, Some(&spawn));
     line("exec round trip of `true`", &warm, Some(&spawn));
+    line("cold start, network on", &cold_net, Some(&spawn));
+    line("exec round trip, network on", &warm_net, Some(&spawn));
     for d in deps {
         sb.destroy(&d, false).await?;
     }

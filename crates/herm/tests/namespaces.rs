@@ -124,3 +124,62 @@ async fn paths_outside_the_workspace_are_refused() {
         assert_eq!((s, v["code"].as_str()), (400, Some("validation_error")), "{bad}: {v}");
     }
 }
+
+/// A TCP server on every host address answering any request with `body`.
+async fn host_server(body: &'static str) -> u16 {
+    let l = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{body}").as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// The host's first non-loopback IPv4 address.
+fn host_ip() -> String {
+    let out = std::process::Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().find(|a| a.contains('.')).unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_on_reaches_out_but_not_the_hosts_loopback() {
+    let _serial = SERIAL.lock().await;
+    let port = host_server("hello-from-host").await;
+    let ip = host_ip();
+    let probe = format!(
+        "curl -s -m 5 http://{ip}:{port}/ || echo no-egress; echo; \
+         curl -s -m 3 http://10.0.2.2:{port}/ || echo loopback-unreachable; echo; cat /etc/resolv.conf"
+    );
+    let script = vec![shell(&probe), Reply::text(&["done"]), shell(&probe), Reply::text(&["done"])];
+    let on = setup_with(script.clone(), Wire::OpenAi, json!({}), &config()).await;
+    run_to_end(&on, "net").await;
+    let out = results(&on, &on.thread).await[0]["result"].as_str().unwrap().to_owned();
+    assert!(out.contains("hello-from-host"), "egress works: {out}");
+    assert!(out.contains("loopback-unreachable") && !out.contains("hello-from-host\nhello"), "{out}");
+    assert!(out.contains("nameserver 10.0.2.3"), "{out}");
+    // The namespace survives a herm restart and is reused.
+    let mut on = on;
+    on.herm.kill9().await;
+    on.herm.restart().await;
+    run_to_end(&on, "again").await;
+    let again = results(&on, &on.thread).await[1]["result"].as_str().unwrap().to_owned();
+    assert!(again.contains("hello-from-host"), "{again}");
+    let off = setup_with(script, Wire::OpenAi, json!({"sandbox": {"network": "off"}}), &config()).await;
+    run_to_end(&off, "net").await;
+    let out = results(&off, &off.thread).await[0]["result"].as_str().unwrap().to_owned();
+    assert!(out.contains("no-egress") && !out.contains("hello-from-host"), "network off: {out}");
+    for env in [&on, &off] {
+        let (s, _) = env
+            .herm
+            .request("DELETE", &format!("/v1/deployments/{}", env.dep), Some(&env.herm.admin_key.clone()), None)
+            .await;
+        assert_eq!(s, 200);
+    }
+}

@@ -1,0 +1,125 @@
+//! Network egress for the namespaces backend: a per-deployment network namespace held open
+//! by a small holder process, connected to the outside by slirp4netns (a user-mode TCP/IP
+//! stack: the sandbox gets 10.0.2.100 behind NAT, DNS at 10.0.2.3) with the host's loopback
+//! disabled, so nothing listening on the host's 127.0.0.1 (herm's API among it) is reachable.
+//! Commands enter the namespace with `nsenter --net` before bubblewrap starts. The namespace
+//! outlives a herm restart (the holder's pid is kept in the deployment's directory and
+//! checked by its command line before reuse) and ends when the sandbox is stopped.
+
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The address slirp4netns answers DNS on inside the namespace.
+pub const DNS: &str = "10.0.2.3";
+
+/// The running network of one deployment.
+pub struct Net {
+    pub holder: u32,
+}
+
+impl Net {
+    /// The namespace path commands enter.
+    pub fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.holder)
+    }
+}
+
+fn marker(dir: &Path) -> String {
+    format!("herm-netns:{}", dir.display())
+}
+
+fn pidfile(dir: &Path) -> PathBuf {
+    dir.join("net.pid")
+}
+
+/// The file bound at `/etc/resolv.conf` inside the sandbox.
+pub fn resolv_conf(dir: &Path) -> PathBuf {
+    dir.join("resolv.conf")
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// The deployment's network if it runs.
+pub fn running(dir: &Path) -> Option<Net> {
+    let text = std::fs::read_to_string(pidfile(dir)).ok()?;
+    let holder: u32 = text.split_whitespace().next()?.parse().ok()?;
+    cmdline(holder).contains(&marker(dir)).then_some(Net { holder })
+}
+
+/// Starts the deployment's network unless it runs.
+pub async fn ensure(dir: &Path) -> Result<Net> {
+    if let Some(n) = running(dir) {
+        return Ok(n);
+    }
+    stop(dir);
+    let fail = |e: String| Error::Engine(format!("sandbox network: {e}"));
+    // The holder keeps the namespace alive; its $0 marks it as this deployment's.
+    let holder = tokio::process::Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", "while :; do sleep 3600; done"])
+        .arg(marker(dir))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start unshare: {e}")))?;
+    let pid = holder.id().ok_or_else(|| fail("unshare exited at once".into()))?;
+    // Wait for unshare to have made the namespace (its exec into sh shows the marker).
+    for _ in 0..200 {
+        if cmdline(pid).contains(&marker(dir)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let slirp = tokio::process::Command::new("slirp4netns")
+        .args(["--configure", "--mtu=65520", "--disable-host-loopback", &pid.to_string(), "tap0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start slirp4netns (is it installed?): {e}")))?;
+    std::fs::write(pidfile(dir), format!("{pid} {}", slirp.id().unwrap_or(0))).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(resolv_conf(dir), format!("nameserver {DNS}\n")).map_err(|e| fail(e.to_string()))?;
+    // Configured once the namespace has a default route.
+    for _ in 0..500 {
+        let routes = std::fs::read_to_string(format!("/proc/{pid}/net/route")).unwrap_or_default();
+        if routes.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some("00000000")) {
+            return Ok(Net { holder: pid });
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop(dir);
+    Err(fail("slirp4netns did not configure the namespace".into()))
+}
+
+/// Stops the deployment's network (holder and slirp4netns), if it runs.
+pub fn stop(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(pidfile(dir)) else { return };
+    let mark = marker(dir);
+    let mut pids = text.split_whitespace().filter_map(|p| p.parse::<u32>().ok());
+    let (holder, slirp) = (pids.next(), pids.next());
+    if let Some(h) = holder.filter(|h| cmdline(*h).contains(&mark)) {
+        // The holder's process group: sh and its sleep.
+        kill_group(h);
+    }
+    if let (Some(h), Some(s)) = (holder, slirp)
+        && cmdline(s).starts_with("slirp4netns")
+        && cmdline(s).contains(&format!(" {h} "))
+    {
+        kill_group(s);
+    }
+    let _ = std::fs::remove_file(pidfile(dir));
+}
+
+fn kill_group(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
