@@ -124,7 +124,9 @@ async fn deployment_a_cannot_reach_b() {
     let attack = format!(
         "echo PROCS; ps -eo args=; echo FIND; find / -name 'b-private*' 2>/dev/null; echo NET; \
          curl -s -m 3 http://{b_ip}:8000/b-private.txt || echo unreachable; echo DATA; ls {data_dir} 2>&1; \
-         echo ENV; env; echo SOCK; ls -la /var/run/docker.sock 2>&1; echo MOUNTS; cat /proc/mounts"
+         echo ENV; env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; echo GREP; \
+         grep -rIl -e canary-token -e canary-provider / --exclude-dir=proc --exclude-dir=sys 2>/dev/null; \
+         echo SOCK; ls -la /var/run/docker.sock 2>&1; echo MOUNTS; cat /proc/mounts"
     );
     let a = setup_with(vec![shell(&attack), Reply::text(&["done"])], Wire::OpenAi, json!({}), &sandbox_config()).await;
     run_to_end(&a, "look around").await;
@@ -135,8 +137,11 @@ async fn deployment_a_cannot_reach_b() {
     assert!(section("FIND", "NET").trim().is_empty(), "A cannot find B's files: {out}");
     assert!(section("NET", "DATA").contains("unreachable"), "A cannot reach B's network: {out}");
     assert!(section("DATA", "ENV").contains("No such file"), "herm's data directory is not there: {out}");
-    let env_text = section("ENV", "SOCK");
+    // No secret in any process's environment, nor in any file A can read.
+    let env_text = section("ENV", "GREP");
+    assert!(env_text.contains("HOME=/workspace"), "{env_text}");
     assert!(!env_text.contains(TOKEN) && !env_text.contains(PROVIDER_KEY) && !env_text.contains("HERM_"), "{env_text}");
+    assert!(section("GREP", "SOCK").trim().is_empty(), "files holding a secret: {out}");
     assert!(section("SOCK", "MOUNTS").contains("No such file"), "no Docker socket: {out}");
     assert!(!out.contains(TOKEN) && !out.contains(PROVIDER_KEY));
     delete(&a).await;
