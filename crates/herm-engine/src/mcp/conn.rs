@@ -229,10 +229,16 @@ impl Direct {
     pub async fn connect(url: Option<&str>, command: &str, args: &[String]) -> Result<Self, String> {
         let handler = Handler { stale: Arc::new(AtomicBool::new(false)) };
         let service = match url {
-            Some(u) => handler
-                .serve(StreamableHttpClientTransport::from_uri(u.to_owned()))
-                .await
-                .map_err(|e| describe(&e.to_string()))?,
+            Some(u) => {
+                // The same HTTP client settings as the engine's, so only herm's layer differs.
+                let http =
+                    reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap_or_default();
+                let config = StreamableHttpClientTransportConfig::with_uri(u.to_owned());
+                handler
+                    .serve(StreamableHttpClientTransport::with_client(http, config))
+                    .await
+                    .map_err(|e| describe(&e.to_string()))?
+            }
             None => {
                 let mut cmd = tokio::process::Command::new(command);
                 cmd.args(args).kill_on_drop(true);
