@@ -217,6 +217,12 @@ impl Drop for KillOnDrop<'_> {
 #[async_trait]
 impl Sandbox for DockerSandbox {
     async fn ensure(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
+        // A live helper channel means the container runs: no engine round trip per use.
+        if let Some(Some(c)) = self.channels.lock().await.get(&names(dep).0)
+            && c.alive()
+        {
+            return Ok(());
+        }
         if self.status(dep).await? == Status::Missing {
             self.create(dep, cfg).await?;
         }
