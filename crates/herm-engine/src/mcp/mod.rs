@@ -131,10 +131,6 @@ impl McpHub {
         Self { inner: Arc::new(HubInner { opts, secrets, http, servers: Mutex::new(HashMap::new()) }) }
     }
 
-    pub fn options(&self) -> &McpOptions {
-        &self.inner.opts
-    }
-
     /// The tools of every MCP server of the deployment (connecting where needed).
     pub async fn list(&self, dep: &DeploymentId, spec: &herm_types::config::DeploymentSpec) -> Listing {
         self.prune(dep, &spec.mcp_servers);
