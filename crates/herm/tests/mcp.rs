@@ -256,3 +256,37 @@ async fn filesystem_reference_server_sees_the_host_read_only() {
     assert_eq!(result_of(&results, "fs__write_file")[0]["is_error"], true, "{:?}", results);
     assert!(!files.path().join("b.txt").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_tools_wait_for_approval_and_edits_follow_their_schema() {
+    let script = vec![Reply::tool("peer__add", json!({"a": 1, "b": 1})), Reply::text(&["added"])];
+    let env = setup_mcp(script, json!([mcp_peers::python_stdio("peer", "approvals")]), CONFIG).await;
+    let (s, _) = env
+        .herm
+        .patch(&format!("/v1/deployments/{}", env.dep), &json!({"tool_policies": {"peer__*": "always_ask"}}))
+        .await;
+    assert_eq!(s, 200);
+    let run = env.send("add").await["run_id"].as_str().unwrap().to_owned();
+    let mut request = Value::Null;
+    for _ in 0..400 {
+        let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{}", env.dep, env.thread)).await;
+        if let Some(p) = t["pending"].as_array().and_then(|p| p.first()) {
+            request = p.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(request["tool"], "peer__add", "{request}");
+    let rid = request["request_id"].as_str().unwrap().to_owned();
+    let confirm = |input: Value| json!({"events": [{"type": "user.tool_confirmation", "request_id": rid, "result": "allow", "input": input}]});
+    // The edit is checked against the schema the MCP server published.
+    let (s, v) =
+        env.herm.post(&format!("/v1/threads/{}/events", env.thread), &confirm(json!({"a": "ten", "b": 5}))).await;
+    assert_eq!((s, v["code"].as_str()), (422, Some("validation_error")), "{v}");
+    let (s, _) = env.herm.post(&format!("/v1/threads/{}/events", env.thread), &confirm(json!({"a": 10, "b": 5}))).await;
+    assert_eq!(s, 200);
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(20)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    let results = results(&env, &env.thread).await;
+    assert_eq!(result_of(&results, "peer__add")[0]["result"], "15");
+}
