@@ -24,25 +24,6 @@ fn forms(s: &str) -> Vec<String> {
     vec![s.to_owned(), b64.encode(s), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s), hex::encode(s)]
 }
 
-fn scan_dir(dir: &std::path::Path, needles: &[String], hits: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
-        if meta.is_dir() {
-            scan_dir(&p, needles, hits);
-        } else if meta.is_file()
-            && let Ok(bytes) = std::fs::read(&p)
-        {
-            for n in needles {
-                if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
-                    hits.push(format!("{} contains {n}", p.display()));
-                }
-            }
-        }
-    }
-}
-
 fn check(what: &str, text: &str, needles: &[String]) {
     for n in needles {
         assert!(!text.contains(n.as_str()), "{what} leaks a canary ({n}): {text}");
@@ -66,12 +47,8 @@ async fn no_canary_escapes_a_prompt_injected_agent() {
         Reply::text(&["I will not reveal credentials."]),
     ];
     let mut env = setup_with(script, Wire::OpenAi, json!({}), &config).await;
-    let mcp = env.herm.ok("POST", "/v1/secrets", &json!({"name": "MCP_TOKEN", "value": MCP_TOKEN}), 201).await;
-    let stdio = env.herm.ok("POST", "/v1/secrets", &json!({"name": "STDIO_TOKEN", "value": STDIO_TOKEN}), 201).await;
-    let (_, d) = env.herm.get(&format!("/v1/deployments/{}", env.dep)).await;
-    let mut secrets = d["config"]["secrets"].clone();
-    secrets["MCP_TOKEN"] = mcp["secret_id"].clone();
-    secrets["STDIO_TOKEN"] = stdio["secret_id"].clone();
+    env.add_secret("MCP_TOKEN", MCP_TOKEN).await;
+    env.add_secret("STDIO_TOKEN", STDIO_TOKEN).await;
     let mut local = mcp_peers::python_stdio("local", "canary-suite");
     local["env"] = json!({"SERVICE_TOKEN": "{{secrets.STDIO_TOKEN}}"});
     let (s, body) = env
@@ -79,7 +56,6 @@ async fn no_canary_escapes_a_prompt_injected_agent() {
         .patch(
             &format!("/v1/deployments/{}", env.dep),
             &json!({
-                "secrets": secrets,
                 "skills": [{"name": "debugging", "source": "inline", "content": HOSTILE_SKILL}],
                 "mcp_servers": [
                     {"name": "web", "url": py.url, "headers": {"Authorization": "Bearer {{secrets.MCP_TOKEN}}"}},
@@ -110,12 +86,7 @@ async fn no_canary_escapes_a_prompt_injected_agent() {
     assert!(by_tool("web__echo_headers").contains("Bearer [REDACTED:MCP_TOKEN]"));
     assert!(by_tool("local__environment").contains("[REDACTED:STDIO_TOKEN]"));
     assert!(by_tool("lookup").contains("[REDACTED:API_TOKEN]"));
-    assert!(
-        env.connector
-            .recorded()
-            .iter()
-            .all(|c| c.headers.iter().any(|(k, v)| k == "authorization" && v.contains(TOKEN)))
-    );
+    assert!(env.connector_got_token());
 
     // Every event, live (tokens, tool output) and committed.
     for f in &frames {
@@ -135,8 +106,7 @@ async fn no_canary_escapes_a_prompt_injected_agent() {
     // The whole data directory (database, WAL, key, sandbox workspaces, MCP server homes)
     // and the log, after a kill -9 (nothing flushed on the way out).
     env.herm.kill9().await;
-    let mut hits = Vec::new();
-    scan_dir(env.dir.path(), &needles, &mut hits);
+    let hits = scan_dir(env.dir.path(), &needles);
     assert!(hits.is_empty(), "{hits:?}");
     let log = std::fs::read_to_string(env.herm.log_path()).unwrap_or_default();
     check("the server log", &log, &needles);

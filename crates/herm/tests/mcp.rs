@@ -13,17 +13,8 @@ const MCP_TOKEN: &str = "canary-mcp-token-5c1e9a7d3f";
 /// A deployment with `servers` (and the MCP token as secret `MCP_TOKEN`).
 async fn setup_mcp(script: Vec<Reply>, servers: Value, config: &str) -> Env {
     let env = setup_with(script, Wire::Anthropic, json!({}), config).await;
-    let s = env.herm.ok("POST", "/v1/secrets", &json!({"name": "MCP_TOKEN", "value": MCP_TOKEN}), 201).await;
-    let (_, d) = env.herm.get(&format!("/v1/deployments/{}", env.dep)).await;
-    let mut secrets = d["config"]["secrets"].clone();
-    if secrets.is_null() {
-        secrets = d["secrets"].clone();
-    }
-    secrets["MCP_TOKEN"] = s["secret_id"].clone();
-    let (st, body) = env
-        .herm
-        .patch(&format!("/v1/deployments/{}", env.dep), &json!({"mcp_servers": servers, "secrets": secrets}))
-        .await;
+    env.add_secret("MCP_TOKEN", MCP_TOKEN).await;
+    let (st, body) = env.herm.patch(&format!("/v1/deployments/{}", env.dep), &json!({"mcp_servers": servers})).await;
     assert_eq!(st, 200, "{body}");
     env
 }
@@ -172,14 +163,9 @@ async fn list_changes_and_large_results() {
     let big = result_of(&results, "peer__big")[0]["result"].as_str().unwrap().to_owned();
     assert!(big.len() < 20_000, "the model gets a preview, not 100 kB");
     let path = big.split("the full output is in /workspace/").nth(1).unwrap().trim_end_matches(']').to_owned();
-    let full = reqwest::Client::new()
-        .get(format!("{}/v1/deployments/{}/files/content?path={path}", env.herm.url, env.dep))
-        .bearer_auth(&env.herm.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(full.status(), 200);
-    assert_eq!(full.bytes().await.unwrap().len(), 100_000);
+    let (status, full) = env.file(&path).await;
+    assert_eq!(status, 200);
+    assert_eq!(full.len(), 100_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,14 +206,7 @@ async fn a_stdio_server_runs_in_its_own_sandbox() {
         }
     }
     // Deleting the secret fails the next call, clearly, even though the server still runs.
-    let (_, list) = env.herm.get("/v1/secrets").await;
-    let id = list["data"].as_array().unwrap().iter().find(|s| s["name"] == "MCP_TOKEN").unwrap()["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (s, _) =
-        env.herm.request("DELETE", &format!("/v1/secrets/{id}"), Some(&env.herm.admin_key.clone()), None).await;
-    assert_eq!(s, 204);
+    env.delete_secret("MCP_TOKEN").await;
     run_to_end(&env, "again").await;
     let last = common::results(&env, &env.thread).await.pop().unwrap();
     assert_eq!(last["is_error"], true, "{last}");

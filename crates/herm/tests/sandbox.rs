@@ -55,14 +55,7 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
     docker(&["stop", "-t", "1", &format!("herm-{}", env.dep)]);
     env.herm.kill9().await;
     env.herm.restart().await;
-    let resp = reqwest::Client::new()
-        .get(format!("{}/v1/deployments/{}/files/content?path=notes/a.txt", env.herm.url, env.dep))
-        .bearer_auth(&env.herm.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "hello\n");
+    assert_eq!(env.file("notes/a.txt").await, (200, b"hello\n".to_vec()));
     run_to_end(&env, "is it there?").await;
     assert_eq!(results(&env, &env.thread).await[2]["result"], "hello\n");
     // Write and delete through the API.
@@ -228,13 +221,7 @@ async fn paths_outside_the_workspace_and_awkward_files_are_refused() {
     }
     // The full output is there, through the Files API.
     let path = big.split("/workspace/").last().unwrap().trim_end_matches(']');
-    let resp = reqwest::Client::new()
-        .get(format!("{}/v1/deployments/{}/files/content?path={path}", env.herm.url, env.dep))
-        .bearer_auth(&env.herm.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.text().await.unwrap().contains("\n100000\n"));
+    assert!(String::from_utf8_lossy(&env.file(path).await.1).contains("\n100000\n"));
     for bad in ["../etc/passwd", "/etc/passwd", "link", "rootlink/etc"] {
         let (s, v) = env.herm.get(&format!("/v1/deployments/{}/files/content?path={bad}", env.dep)).await;
         assert_eq!((s, v["code"].as_str()), (400, Some("validation_error")), "{bad}: {v}");

@@ -108,6 +108,46 @@ pub async fn setup_with(script: Vec<Reply>, wire: Wire, extra: Value, config: &s
 }
 
 impl Env {
+    /// Stores a secret and references it from the deployment under the same name
+    /// (`secrets` merges per key on PATCH).
+    pub async fn add_secret(&self, name: &str, value: &str) {
+        let sec = self.herm.ok("POST", "/v1/secrets", &json!({"name": name, "value": value}), 201).await;
+        let body = json!({"secrets": {name: sec["secret_id"]}});
+        let (s, v) = self.herm.patch(&format!("/v1/deployments/{}", self.dep), &body).await;
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// Deletes the stored secret called `name`.
+    pub async fn delete_secret(&self, name: &str) {
+        let (_, list) = self.herm.get("/v1/secrets").await;
+        let id = list["data"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (s, _) =
+            self.herm.request("DELETE", &format!("/v1/secrets/{id}"), Some(&self.herm.admin_key.clone()), None).await;
+        assert_eq!(s, 204);
+    }
+
+    /// A workspace file through the Files API: status and raw bytes.
+    pub async fn file(&self, path: &str) -> (u16, Vec<u8>) {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/v1/deployments/{}/files/content?path={path}", self.herm.url, self.dep))
+            .bearer_auth(&self.herm.admin_key)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Every request the connector received carried the API token, in the header meant for it.
+    pub fn connector_got_token(&self) -> bool {
+        self.connector
+            .recorded()
+            .iter()
+            .all(|c| c.headers.iter().any(|(k, v)| k == "authorization" && v.contains(TOKEN)))
+    }
+
     pub async fn send(&self, content: &str) -> Value {
         self.herm.ok("POST", &format!("/v1/deployments/{}/messages", self.dep), &json!({"content": content}), 202).await
     }
@@ -153,4 +193,26 @@ pub async fn run_to_end(env: &Env, content: &str) -> String {
 /// The text between the marker lines `name` and `next` of a probe's output.
 pub fn section(out: &str, name: &str, next: &str) -> String {
     out.split(&format!("{name}\n")).nth(1).unwrap().split(&format!("{next}\n")).next().unwrap().to_owned()
+}
+
+/// Every file under `dir` (not following symlinks) that contains one of `needles`.
+pub fn scan_dir(dir: &std::path::Path, needles: &[String]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return hits };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() {
+            hits.extend(scan_dir(&p, needles));
+        } else if meta.is_file()
+            && let Ok(bytes) = std::fs::read(&p)
+        {
+            for n in needles {
+                if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
+                    hits.push(format!("{} contains {n}", p.display()));
+                }
+            }
+        }
+    }
+    hits
 }
