@@ -59,31 +59,20 @@ pub async fn ensure(dir: &Path) -> Result<Net> {
     stop(dir);
     let fail = |e: String| Error::Engine(format!("sandbox network: {e}"));
     // The holder keeps the namespace alive; its $0 marks it as this deployment's.
-    let holder = tokio::process::Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", "while :; do sleep 3600; done"])
-        .arg(marker(dir))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
+    let mark = marker(dir);
+    let holder = detached("unshare", &["--net", "--", "sh", "-c", "while :; do sleep 3600; done", &mark])
         .map_err(|e| fail(format!("cannot start unshare: {e}")))?;
     let pid = holder.id().ok_or_else(|| fail("unshare exited at once".into()))?;
     // Wait for unshare to have made the namespace (its exec into sh shows the marker).
     for _ in 0..200 {
-        if cmdline(pid).contains(&marker(dir)) {
+        if cmdline(pid).contains(&mark) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let slirp = tokio::process::Command::new("slirp4netns")
-        .args(["--configure", "--mtu=65520", "--disable-host-loopback", &pid.to_string(), "tap0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| fail(format!("cannot start slirp4netns (is it installed?): {e}")))?;
+    let slirp =
+        detached("slirp4netns", &["--configure", "--mtu=65520", "--disable-host-loopback", &pid.to_string(), "tap0"])
+            .map_err(|e| fail(format!("cannot start slirp4netns (is it installed?): {e}")))?;
     std::fs::write(pidfile(dir), format!("{pid} {}", slirp.id().unwrap_or(0))).map_err(|e| fail(e.to_string()))?;
     std::fs::write(resolv_conf(dir), format!("nameserver {DNS}\n")).map_err(|e| fail(e.to_string()))?;
     // Configured once the namespace has a default route.
@@ -115,6 +104,17 @@ pub fn stop(dir: &Path) {
         kill_group(s);
     }
     let _ = std::fs::remove_file(pidfile(dir));
+}
+
+/// A long-lived helper in a process group of its own (it outlives this call; `stop` ends it).
+fn detached(program: &str, args: &[&str]) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
 }
 
 fn kill_group(pid: u32) {

@@ -137,16 +137,17 @@ impl Driver<'_> {
             let limits = RunLimits {
                 max_steps: Some(dep.spec.limits.max_run_steps.unwrap_or(self.engine.options().default_max_steps)),
             };
-            let tools = self.engine.tools(&dep.id, &dep.spec).await;
+            // One look at the tools per fold: the gate, the model's offer and the call agree.
+            let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec).await;
             let flow = match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
                 Next::Idle => return Ok(()),
                 Next::AskPerson(asks) => self.ask(&run, asks).await?,
                 Next::Denied { call, message } => self.denied(&run, call, message).await?,
                 Next::Answered { call, answer } => self.answered(&run, call, answer).await?,
                 Next::Start => self.append(&run, vec![status(&run, RunStatus::Running, None, None)], vec![]).await?,
-                Next::CallModel => self.call_model(&run, &dep).await?,
-                Next::RunTool(c) => self.call_tool(&run, &dep, c).await?,
-                Next::InFlight(c) => self.resolve_in_flight(&run, &dep, c).await?,
+                Next::CallModel => self.call_model(&run, &dep, &tools, outages).await?,
+                Next::RunTool(c) => self.call_tool(&run, &dep, &tools, c).await?,
+                Next::InFlight(c) => self.resolve_in_flight(&run, &dep, &tools, c).await?,
                 Next::Complete => {
                     let usage = machine::run_usage(&self.log, &run);
                     let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
@@ -202,7 +203,13 @@ impl Driver<'_> {
         self.append(run, vec![status(run, RunStatus::Error, Some(err), Some(usage))], vec![]).await
     }
 
-    async fn call_model(&self, run: &RunId, dep: &DeploymentRecord) -> Result<Flow> {
+    async fn call_model(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        outages: Vec<(String, String)>,
+    ) -> Result<Flow> {
         let engine = self.engine;
         let Some(model) = dep.spec.model.clone().or_else(|| engine.options().default_model.clone()) else {
             return self
@@ -232,7 +239,6 @@ impl Driver<'_> {
             (None, Some(var)) => std::env::var(var).ok().map(herm_store::vault::SecretValue::new),
             (None, None) => None,
         };
-        let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec).await;
         let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
         let req = ModelRequest {
             model: resolved.model.clone(),
@@ -317,21 +323,26 @@ impl Driver<'_> {
             // No call, or one a person must see first: the next fold asks.
             return self.append(run, events, vec![]).await;
         };
-        events.push(tool_call_event(run, &tools, &first));
+        events.push(tool_call_event(run, tools, &first));
         match self.try_append(run, events, vec![]).await? {
-            Appended::Written => self.run_chain(run, dep, &tools, first, calls.collect()).await,
+            Appended::Written => self.run_chain(run, dep, tools, first, calls.collect()).await,
             other => Ok(other.into()),
         }
     }
 
     /// Runs a tool call the machine found not yet started: write its record, then run it.
-    async fn call_tool(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
-        let tools = self.engine.tools(&dep.id, &dep.spec).await;
+    async fn call_tool(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        c: RequestedToolCall,
+    ) -> Result<Flow> {
         // Write-ahead: the call is durable before it is made. Only a written record lets this
         // worker make the call; from then on, a worker that finds the record without a result
         // knows the call may have happened.
-        match self.try_append(run, vec![tool_call_event(run, &tools, &c)], vec![]).await? {
-            Appended::Written => self.run_chain(run, dep, &tools, c, Vec::new()).await,
+        match self.try_append(run, vec![tool_call_event(run, tools, &c)], vec![]).await? {
+            Appended::Written => self.run_chain(run, dep, tools, c, Vec::new()).await,
             other => Ok(other.into()),
         }
     }
@@ -554,15 +565,20 @@ impl Driver<'_> {
     }
 
     /// A call the log shows as started but unfinished: repeat it only if it is safe to.
-    async fn resolve_in_flight(&self, run: &RunId, dep: &DeploymentRecord, c: RequestedToolCall) -> Result<Flow> {
-        let tools = self.engine.tools(&dep.id, &dep.spec).await;
+    async fn resolve_in_flight(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        c: RequestedToolCall,
+    ) -> Result<Flow> {
         let repeat_safe = tools.get(&c.tool).is_some_and(|t| t.repeat_safe);
         if repeat_safe && tools.gate(&c.tool) == Gate::Approval {
             // Safe to repeat, but a person approved one execution, and it was used.
             return self.ask(run, vec![machine::Ask { call: c, gate: Gate::Approval }]).await;
         }
         if repeat_safe {
-            return self.run_chain(run, dep, &tools, c, Vec::new()).await;
+            return self.run_chain(run, dep, tools, c, Vec::new()).await;
         }
         tracing::info!(run = %run, tool = %c.tool, "tool call interrupted with unknown outcome");
         let ev = EventKind::ToolResult {
