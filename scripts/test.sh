@@ -25,9 +25,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 status=0
 cargo test --workspace --locked || status=$?
-# Sandboxes that tests left behind (a failed test does not clean up after itself).
-docker ps -aq --filter label=herm.deployment | xargs -r docker rm -f >/dev/null 2>&1 || true
-docker volume ls -q --filter label=herm.deployment | xargs -r docker volume rm >/dev/null 2>&1 || true
+# Sandboxes that tests left behind (a failed test does not clean up after itself, and a
+# herm killed with SIGKILL leaves its pool of ready containers).
+docker ps -aq --filter label=herm.managed | xargs -r docker rm -f >/dev/null 2>&1 || true
+docker volume ls -q --filter label=herm.managed | xargs -r docker volume rm >/dev/null 2>&1 || true
 # Network namespaces of the namespaces backend's test deployments (holders lead their groups).
 for pid in $(pgrep -f 'herm-netns:' || true); do kill -KILL -- "-$pid" 2>/dev/null || true; done
 pkill -KILL -f '^slirp4netns --configure --mtu=65520 --disable-host-loopback' 2>/dev/null || true

@@ -401,10 +401,14 @@ impl Engine {
         }
     }
 
-    /// Stops every worker and waits for them (their leases are released).
+    /// Stops every worker and waits for them (their leases are released), then lets the
+    /// sandbox backend release what it holds for no deployment (its pool).
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        if let Some(sb) = &self.inner.sandbox {
+            sb.shutdown().await;
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Sandboxes: one isolated machine per deployment with a persistent `/workspace`, where the
 //! agent's shell and file tools run. The [`Sandbox`] trait is what the engine uses; the
-//! Docker backend ([`docker::DockerSandbox`]) implements it. File operations
+//! Docker backend ([`docker::DockerSandbox`]) and the namespaces backend
+//! ([`namespaces::NamespacesSandbox`]) implement it. File operations
 //! ([`files`]) are built on `exec` so every backend confines paths the same way.
 //!
 //! Architecture invariants: only this crate starts sandbox processes; nothing of herm's own
@@ -97,4 +98,7 @@ pub trait Sandbox: Send + Sync {
     async fn status(&self, dep: &DeploymentId) -> Result<Status>;
     /// Every deployment that has a sandbox here (for reconciliation).
     async fn list(&self) -> Result<Vec<DeploymentId>>;
+    /// Releases what the backend holds for no deployment (a pool of ready sandboxes) when
+    /// herm stops.
+    async fn shutdown(&self) {}
 }

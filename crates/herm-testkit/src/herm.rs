@@ -1,5 +1,5 @@
 //! Runs the real `herm` binary on `127.0.0.1:0` with its own data directory, and talks to it
-//! over HTTP. `kill9` is a real SIGKILL.
+//! over HTTP. `kill9` is a real SIGKILL; `terminate` a SIGTERM.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -88,6 +88,23 @@ impl Herm {
         if let Some(mut c) = self.child.take() {
             c.start_kill().unwrap();
             c.wait().await.unwrap();
+        }
+    }
+
+    /// Stops herm as an operator would (SIGTERM) and waits for it to exit; true if it exited
+    /// cleanly within `within`.
+    pub async fn terminate(&mut self, within: Duration) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        let pid = c.id().expect("running herm has a pid").to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success());
+        match tokio::time::timeout(within, c.wait()).await {
+            Ok(status) => status.expect("wait for herm").success(),
+            Err(_) => {
+                c.start_kill().ok();
+                c.wait().await.ok();
+                false
+            }
         }
     }
 

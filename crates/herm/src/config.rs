@@ -66,6 +66,9 @@ pub struct SandboxConfig {
     pub shell_timeout_secs: u64,
     /// Stop a sandbox unused for this long (it starts again on demand).
     pub idle_stop_secs: u64,
+    /// Docker: containers kept started and answering for the next new deployments (built
+    /// with `image`, network on and these limits; 0 turns the pool off).
+    pub pool_size: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -108,6 +111,7 @@ impl Default for SandboxConfig {
             pids_limit: 256,
             shell_timeout_secs: 120,
             idle_stop_secs: 900,
+            pool_size: 2,
         }
     }
 }

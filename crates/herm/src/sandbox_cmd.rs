@@ -1,6 +1,6 @@
 //! `herm sandbox …`: building the default image, and the sandbox benchmark.
 
-use herm_sandbox::docker::DockerSandbox;
+use herm_sandbox::docker::{DockerOptions, DockerSandbox};
 use herm_sandbox::{ExecRequest, Sandbox, SandboxConfig};
 use herm_types::DeploymentId;
 use std::process::Command;
@@ -58,10 +58,17 @@ async fn cold_starts(
     Ok((cold, deps))
 }
 
-/// Times `n` round trips of `true` in a running sandbox.
-async fn exec_round_trips(sb: &dyn Sandbox, dep: &DeploymentId, n: usize) -> anyhow::Result<Vec<Duration>> {
+/// Times `n` round trips of `true` in a running sandbox, `gap` apart (an agent's commands
+/// are a model call apart; zero measures them back to back).
+async fn exec_round_trips(
+    sb: &dyn Sandbox,
+    dep: &DeploymentId,
+    n: usize,
+    gap: Duration,
+) -> anyhow::Result<Vec<Duration>> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
+        tokio::time::sleep(gap).await;
         let t = Instant::now();
         sb.exec(dep, truth(), &mut |_, _| {}).await?;
         v.push(t.elapsed());
@@ -95,11 +102,11 @@ pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
         Ok(())
     })?;
     let (cold, mut deps) = cold_starts(&sb, &cfg, rounds).await?;
-    let warm = exec_round_trips(&sb, &deps[0], rounds * 3).await?;
+    let warm = exec_round_trips(&sb, &deps[0], rounds * 3, Duration::ZERO).await?;
     // With `network` on: the deployment's namespace and slirp4netns start on first use.
     let net = SandboxConfig { network: true, ..cfg.clone() };
     let (cold_net, net_deps) = cold_starts(&sb, &net, rounds).await?;
-    let warm_net = exec_round_trips(&sb, &net_deps[0], rounds * 3).await?;
+    let warm_net = exec_round_trips(&sb, &net_deps[0], rounds * 3, Duration::ZERO).await?;
     deps.extend(net_deps);
     line("baseline: spawn bash -c true", &spawn, None);
     line("cold start (create → first command)", &cold, Some(&spawn));
@@ -113,35 +120,53 @@ pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cold start, warm start and warm exec of the Docker backend, beside `docker run --rm` and
-/// `docker exec` measured in the same run.
+/// Cold start (from a ready pool container and from nothing), warm start and warm exec of
+/// the Docker backend, beside `docker run --rm` and `docker exec` measured in the same run.
 pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
-    let sb = DockerSandbox::connect().await?;
     let cfg = SandboxConfig { image: image.into(), network: false, memory_mb: 512, cpus: 1.0, pids_limit: 256 };
+    let state = std::env::temp_dir().join(format!("herm-docker-bench-{}", herm_types::EventId::new()));
+    let opts = |pool_size| DockerOptions { state_dir: state.clone(), pool_size, pool_config: cfg.clone() };
+    let fresh = DockerSandbox::connect(opts(0)).await?;
     println!("herm sandbox bench — docker backend, image {image}, {rounds} rounds");
 
     let run_rm = timed(rounds, || docker_cli(&["run", "--rm", "--network", "none", image, "true"]))?;
-    let (cold, deps) = cold_starts(&sb, &cfg, rounds).await?;
+    let (cold, mut deps) = cold_starts(&fresh, &cfg, rounds).await?;
+    // From the pool: each round starts with one container ready, as a deployment created
+    // after a quiet moment finds it.
+    let pooled = DockerSandbox::connect(opts(1)).await?;
+    let mut cold_pool = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        anyhow::ensure!(pooled.pool_ready(1, Duration::from_secs(60)).await, "the pool did not fill");
+        let (t, d) = cold_starts(&pooled, &cfg, 1).await?;
+        cold_pool.extend(t);
+        deps.extend(d);
+    }
+    cold_pool.sort();
     let d = deps[0].clone();
     let mut warm_start = Vec::new();
     for _ in 0..rounds {
-        sb.stop(&d).await?;
+        fresh.stop(&d).await?;
         let t = Instant::now();
-        sb.ensure(&d, &cfg).await?;
-        sb.exec(&d, truth(), &mut |_, _| {}).await?;
+        fresh.ensure(&d, &cfg).await?;
+        fresh.exec(&d, truth(), &mut |_, _| {}).await?;
         warm_start.push(t.elapsed());
     }
     warm_start.sort();
     let name = format!("herm-{d}");
     let exec_cli = timed(rounds * 3, || docker_cli(&["exec", &name, "true"]))?;
-    let warm_exec = exec_round_trips(&sb, &d, rounds * 3).await?;
+    let warm_exec = exec_round_trips(&fresh, &d, rounds * 3, Duration::from_millis(20)).await?;
+    let back_to_back = exec_round_trips(&fresh, &d, rounds * 3, Duration::ZERO).await?;
     line("baseline: docker run --rm … true", &run_rm, None);
-    line("cold start (create → first command)", &cold, Some(&run_rm));
+    line("cold start, from the pool", &cold_pool, Some(&run_rm));
+    line("cold start, new container", &cold, Some(&run_rm));
     line("warm start (stopped → first command)", &warm_start, Some(&run_rm));
     line("baseline: docker exec … true", &exec_cli, None);
     line("warm exec round trip of `true`", &warm_exec, Some(&exec_cli));
+    line("  … back to back (no gap)", &back_to_back, Some(&exec_cli));
     for d in deps {
-        sb.destroy(&d, false).await?;
+        fresh.destroy(&d, false).await?;
     }
+    pooled.shutdown().await;
+    let _ = std::fs::remove_dir_all(&state);
     Ok(())
 }

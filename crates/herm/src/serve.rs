@@ -57,17 +57,29 @@ pub async fn open(
 
 /// The sandbox backend the configuration asks for.
 async fn sandbox(cfg: &Config) -> anyhow::Result<Option<Arc<dyn herm_sandbox::Sandbox>>> {
-    match cfg.sandbox.backend.as_str() {
+    let s = &cfg.sandbox;
+    let docker = || {
+        herm_sandbox::docker::DockerSandbox::connect(herm_sandbox::docker::DockerOptions {
+            state_dir: cfg.storage.data_dir.join("docker"),
+            pool_size: s.pool_size,
+            // What a deployment gets when it chooses nothing.
+            pool_config: herm_sandbox::SandboxConfig {
+                image: s.image.clone(),
+                network: true,
+                memory_mb: s.memory_mb.max(16),
+                cpus: s.cpus.max(0.05),
+                pids_limit: s.pids_limit.max(8),
+            },
+        })
+    };
+    let namespaces = || herm_sandbox::namespaces::NamespacesSandbox::new(&cfg.storage.data_dir.join("sandboxes"));
+    match s.backend.as_str() {
         "none" => Ok(None),
-        "docker" => Ok(Some(Arc::new(
-            herm_sandbox::docker::DockerSandbox::connect().await.context("the Docker engine does not answer")?,
-        ))),
-        "namespaces" => Ok(Some(Arc::new(herm_sandbox::namespaces::NamespacesSandbox::new(
-            &cfg.storage.data_dir.join("sandboxes"),
-        )?))),
-        "auto" => match herm_sandbox::docker::DockerSandbox::connect().await {
+        "docker" => Ok(Some(Arc::new(docker().await.context("the Docker engine does not answer")?))),
+        "namespaces" => Ok(Some(Arc::new(namespaces()?))),
+        "auto" => match docker().await {
             Ok(d) => Ok(Some(Arc::new(d))),
-            Err(e) => match herm_sandbox::namespaces::NamespacesSandbox::new(&cfg.storage.data_dir.join("sandboxes")) {
+            Err(e) => match namespaces() {
                 Ok(n) => {
                     tracing::info!(docker = %e, "no Docker engine answers: using the namespaces sandbox");
                     Ok(Some(Arc::new(n)))

@@ -137,6 +137,13 @@ async fn deployment_a_cannot_reach_b() {
     assert!(section("GREP", "SOCK").trim().is_empty(), "files holding a secret: {out}");
     assert!(section("SOCK", "MOUNTS").contains("No such file"), "no Docker socket: {out}");
     assert!(!out.contains(TOKEN) && !out.contains(PROVIDER_KEY));
+    // B, its container and its server were there all along: A's herm, started after B's,
+    // did not take B's container for an orphan of its own.
+    assert_eq!(
+        docker(&["exec", &b_name, "curl", "-s", "-m", "3", "http://127.0.0.1:8000/b-private.txt"]),
+        "b-private-canary",
+        "B's server still runs"
+    );
     delete(&a).await;
     delete(&b).await;
 }
@@ -298,7 +305,8 @@ async fn interrupt_kills_a_running_shell_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
     let _serial = SERIAL.lock().await;
-    // An orphan: a sandbox labelled with a deployment this herm does not know.
+    // An orphan: a sandbox labelled with a deployment this herm does not know, as an older
+    // herm made them (no owner label).
     let orphan = "dep_0000000000000000000001";
     docker(&[
         "create",
@@ -306,6 +314,8 @@ async fn idle_sandboxes_stop_and_orphans_are_reconciled() {
         &format!("herm-{orphan}"),
         "--label",
         &format!("herm.deployment={orphan}"),
+        "--label",
+        "herm.managed=true",
         "herm-sandbox:default",
         "true",
     ]);

@@ -32,11 +32,12 @@ model_idle_timeout_secs = 30
 backend = "none"
 "#;
 
-/// For the sandbox tests: the real Docker engine, small limits.
+/// For the sandbox tests: the real Docker engine, small limits, and a pool of one ready
+/// container (so deployments take the pool path that production takes by default).
 pub fn sandbox_config() -> String {
     CONFIG.replace(
         "backend = \"none\"",
-        "backend = \"docker\"\nmemory_mb = 256\npids_limit = 128\nshell_timeout_secs = 30",
+        "backend = \"docker\"\nmemory_mb = 256\npids_limit = 128\nshell_timeout_secs = 30\npool_size = 1",
     )
 }
 

@@ -13,6 +13,8 @@
 //! A difference from Docker, by design here: no process outlives its command (the pid
 //! namespace dies with it, so background servers do not persist between calls).
 
+mod child;
+
 use crate::*;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -190,31 +192,27 @@ impl Sandbox for NamespacesSandbox {
         if !self.dir(dep).join("workspace").is_dir() {
             return Err(Error::NotFound(format!("sandbox of {dep}")));
         }
-        let secs = req.timeout.as_secs().max(1);
+        let limit = Duration::from_secs(req.timeout.as_secs().max(1));
         let cwd = req.cwd.clone().unwrap_or_else(|| WORKSPACE.into());
-        // Join the deployment's cgroups first, then become bubblewrap: nothing runs unlimited.
-        let mut join = String::new();
-        for (_, dir) in Self::cgroups(dep) {
-            join.push_str(&format!("echo $$ > {}/cgroup.procs && ", files::sh_quote(&dir.display().to_string())));
-        }
-        // The seccomp program reaches bubblewrap as file descriptor 3.
-        let filter = files::sh_quote(&self.root.join("seccomp.bpf").display().to_string());
         let net = crate::netns::running(&self.dir(dep));
-        let enter = match &net {
-            Some(n) => format!("nsenter --net={} ", files::sh_quote(&n.path())),
-            None => String::new(),
-        };
-        let script = format!("{join}exec {enter}bwrap --seccomp 3 \"$@\" 3< {filter}");
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script).arg("sh").args(self.bwrap_args(dep, &cwd, net.is_some()));
-        cmd.args(["--", "timeout", "-s", "KILL", &secs.to_string(), "bash", "-c", &req.command]);
+        let cgroups: Vec<PathBuf> = Self::cgroups(dep).into_iter().map(|(_, d)| d).collect();
+        let cgroups: Vec<&Path> = cgroups.iter().map(PathBuf::as_path).collect();
+        let netns = net.as_ref().map(|n| PathBuf::from(n.path()));
+        let setup = child::ChildSetup::new(&cgroups, &self.root.join("seccomp.bpf"), netns.as_deref())?;
+        let mut cmd = Command::new("bwrap");
+        // The seccomp program reaches bubblewrap as file descriptor 3 (see `child`).
+        cmd.args(["--seccomp", "3"]).args(self.bwrap_args(dep, &cwd, net.is_some()));
+        cmd.args(["--", "bash", "-c", &req.command]);
         cmd.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(if req.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let started = std::time::Instant::now();
+        // SAFETY: `apply` makes only async-signal-safe calls on what was prepared above.
+        unsafe {
+            cmd.pre_exec(move || setup.apply());
+        }
         let mut child = cmd.spawn().map_err(|e| Error::Engine(format!("cannot start bubblewrap: {e}")))?;
         if let (Some(data), Some(mut stdin)) = (req.stdin, child.stdin.take()) {
             tokio::spawn(async move {
@@ -225,6 +223,10 @@ impl Sandbox for NamespacesSandbox {
         let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
         let mut result = ExecOutput::default();
         let (mut b1, mut b2) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+        // The time limit is kept here: killing bubblewrap kills the namespace's init
+        // (`--die-with-parent`), and with it every process of the command.
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 n = async { match so.as_mut() { Some(s) => s.read(&mut b1).await, None => std::future::pending().await } } => {
@@ -233,17 +235,31 @@ impl Sandbox for NamespacesSandbox {
                 n = async { match se.as_mut() { Some(s) => s.read(&mut b2).await, None => std::future::pending().await } } => {
                     match n { Ok(0) | Err(_) => se = None, Ok(n) => { out(Stream::Stderr, &b2[..n]); result.stderr.extend_from_slice(&b2[..n]); } }
                 }
+                _ = &mut deadline, if !result.timed_out => {
+                    result.timed_out = true;
+                    if let Err(e) = child.start_kill() {
+                        tracing::warn!(error = %e, "could not kill a command past its time limit");
+                    }
+                }
             }
             if so.is_none() && se.is_none() {
                 break;
             }
         }
-        let status = child.wait().await.map_err(|e| Error::Engine(e.to_string()))?;
+        // Output ends when the command's last process is gone; bubblewrap exits right after.
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = &mut deadline, if !result.timed_out => {
+                result.timed_out = true;
+                let _ = child.start_kill();
+                child.wait().await
+            }
+        }
+        .map_err(|e| Error::Engine(e.to_string()))?;
         let code = status.code().map(i64::from);
-        let killed = code == Some(137) || code.is_none();
+        // 137: the command was killed by SIGKILL (the memory limit); no code: bubblewrap was.
+        let killed = code == Some(137) || code.is_none() || result.timed_out;
         result.exit_code = code.filter(|_| !killed);
-        result.timed_out =
-            killed && started.elapsed() + std::time::Duration::from_millis(200) >= std::time::Duration::from_secs(secs);
         Ok(result)
     }
 
