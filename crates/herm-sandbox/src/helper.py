@@ -8,8 +8,9 @@
 # so no thread is started per pipe. And starting bash, most of a small command's cost, is done
 # ahead of time: one bash waits ("warm"), in its own session, with its pipes ready, for the
 # command's text, then runs it with `eval`, which behaves as `bash -c` does (same $0, `return`
-# refused at the top level, the same error prefixes). A command with standard input or
-# another working directory, or one that finds no warm bash ready, starts its own.
+# refused at the top level, no extra variable or open file; a syntax error names `eval` where
+# `bash -c` would name `-c`). A command with standard input or another working directory, or
+# one that finds no warm bash ready, starts its own.
 import base64, json, os, select, signal, subprocess, sys, threading, time
 
 lock = threading.Lock()

@@ -86,7 +86,7 @@ fn docker_cli(args: &[&str]) -> anyhow::Result<()> {
 fn line(name: &str, v: &[Duration], base: Option<&[Duration]>) {
     let ratio = base
         .map(|b| format!(" ({:.2}x the baseline)", pct(v, 0.5).as_secs_f64() / pct(b, 0.5).as_secs_f64().max(1e-9)));
-    println!("{name:<38} p50 {:>10} p99 {:>10}{}", ms(pct(v, 0.5)), ms(pct(v, 0.99)), ratio.unwrap_or_default());
+    println!("{name:<42} p50 {:>10} p99 {:>10}{}", ms(pct(v, 0.5)), ms(pct(v, 0.99)), ratio.unwrap_or_default());
 }
 
 /// Cold start and exec round trip of the namespaces backend, beside a plain `bash -c true`
@@ -120,12 +120,32 @@ pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Times `rounds` cold starts from a pool that has one container ready at each.
+async fn pool_cold_starts(
+    sb: &DockerSandbox,
+    cfg: &SandboxConfig,
+    rounds: usize,
+    deps: &mut Vec<DeploymentId>,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut v = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        anyhow::ensure!(sb.pool_ready(1, Duration::from_secs(60)).await, "the pool did not fill");
+        let (t, d) = cold_starts(sb, cfg, 1).await?;
+        v.extend(t);
+        deps.extend(d);
+    }
+    v.sort();
+    Ok(v)
+}
+
 /// Cold start (from a ready pool container and from nothing), warm start and warm exec of
 /// the Docker backend, beside `docker run --rm` and `docker exec` measured in the same run.
 pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
     let cfg = SandboxConfig { image: image.into(), network: false, memory_mb: 512, cpus: 1.0, pids_limit: 256 };
     let state = std::env::temp_dir().join(format!("herm-docker-bench-{}", herm_types::EventId::new()));
-    let opts = |pool_size| DockerOptions { state_dir: state.clone(), pool_size, pool_config: cfg.clone() };
+    // Pool containers are built as serve builds them: network on.
+    let on = SandboxConfig { network: true, ..cfg.clone() };
+    let opts = |pool_size| DockerOptions { state_dir: state.clone(), pool_size, pool_config: on.clone() };
     let fresh = DockerSandbox::connect(opts(0)).await?;
     println!("herm sandbox bench — docker backend, image {image}, {rounds} rounds");
 
@@ -134,14 +154,11 @@ pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
     // From the pool: each round starts with one container ready, as a deployment created
     // after a quiet moment finds it.
     let pooled = DockerSandbox::connect(opts(1)).await?;
-    let mut cold_pool = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        anyhow::ensure!(pooled.pool_ready(1, Duration::from_secs(60)).await, "the pool did not fill");
-        let (t, d) = cold_starts(&pooled, &cfg, 1).await?;
-        cold_pool.extend(t);
-        deps.extend(d);
-    }
-    cold_pool.sort();
+    let cold_pool = pool_cold_starts(&pooled, &on, rounds, &mut deps).await?;
+    // A deployment with other limits and the network off: taking a pool container then
+    // also updates its limits and disconnects it.
+    let other = SandboxConfig { memory_mb: 1024, ..cfg.clone() };
+    let cold_adjusted = pool_cold_starts(&pooled, &other, rounds, &mut deps).await?;
     let d = deps[0].clone();
     let mut warm_start = Vec::new();
     for _ in 0..rounds {
@@ -157,8 +174,9 @@ pub async fn bench(image: &str, rounds: usize) -> anyhow::Result<()> {
     let warm_exec = exec_round_trips(&fresh, &d, rounds * 3, Duration::from_millis(20)).await?;
     let back_to_back = exec_round_trips(&fresh, &d, rounds * 3, Duration::ZERO).await?;
     line("baseline: docker run --rm … true", &run_rm, None);
-    line("cold start, from the pool", &cold_pool, Some(&run_rm));
-    line("cold start, new container", &cold, Some(&run_rm));
+    line("cold start, from the pool (network on)", &cold_pool, Some(&run_rm));
+    line("  … network off, other limits", &cold_adjusted, Some(&run_rm));
+    line("cold start, new container (network off)", &cold, Some(&run_rm));
     line("warm start (stopped → first command)", &warm_start, Some(&run_rm));
     line("baseline: docker exec … true", &exec_cli, None);
     line("warm exec round trip of `true`", &warm_exec, Some(&exec_cli));

@@ -103,6 +103,12 @@ async fn deployments_take_ready_containers_and_the_pool_is_kept_tidy() {
     assert!(out.contains(&(300 * 1024 * 1024).to_string()), "the new memory limit holds inside: {out}");
     assert!(out.ends_with("\nlo\n") && !out.contains("eth"), "network off: only the loopback is left: {out}");
 
+    // Off stays off when the container stops and starts again (it was disconnected, not
+    // created without a network).
+    docker(&["stop", "-t", "1", &name]);
+    docker(&["start", &name]);
+    assert_eq!(docker(&["exec", &name, "ls", "/sys/class/net"]), "lo");
+
     // The pool refills with a new container.
     let refilled = pool_filled(&me, 1).await;
     assert_ne!(refilled[0].0, before[0].0);

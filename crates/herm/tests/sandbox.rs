@@ -435,3 +435,62 @@ async fn file_skills_are_read_from_the_workspace() {
     assert_eq!(results(&env, &env.thread).await[0]["result"], "Notes live in /workspace/notes.\n");
     delete(&env).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_settings_changed_by_patch_reach_the_running_sandbox() {
+    let _serial = SERIAL.lock().await;
+    let probe = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+                 ls /sys/class/net | tr '\\n' ' '";
+    let mut script = Vec::new();
+    for n in ["1", "2", "3", "4"] {
+        script.extend([shell(probe), Reply::text(&[n])]);
+    }
+    let env = setup_with(script, Wire::OpenAi, json!({}), &sandbox_config()).await;
+    let name = format!("herm-{}", env.dep);
+    let id = docker(&["inspect", "-f", "{{.Id}}", &name]);
+    let patch = |sandbox: Value| {
+        let env = &env;
+        async move {
+            let (s, v) = env.herm.patch(&format!("/v1/deployments/{}", env.dep), &json!({"sandbox": sandbox})).await;
+            assert_eq!(s, 200, "{v}");
+        }
+    };
+    run_to_end(&env, "as created").await;
+    // Network off and less memory: the next command runs without a network, under the new
+    // limit, in the same container (nothing was restarted).
+    patch(json!({"network": "off", "memory_mb": 200})).await;
+    run_to_end(&env, "after off").await;
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &name]), id, "the same container");
+    patch(json!({"network": "on", "memory_mb": 256})).await;
+    run_to_end(&env, "after on").await;
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &name]), id, "the same container");
+    // Another image applies when the sandbox next starts: a new container on the same
+    // workspace.
+    let tag = "herm-sandbox:patch-test";
+    docker(&["tag", "herm-sandbox:default", tag]);
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/deployments/{}/files?path=keep.txt", env.herm.url, env.dep))
+        .bearer_auth(&env.herm.admin_key)
+        .body("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    patch(json!({"image": tag, "memory_mb": 256})).await;
+    docker(&["stop", "-t", "1", &name]);
+    run_to_end(&env, "after image").await;
+    assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &name]), tag);
+    assert_ne!(docker(&["inspect", "-f", "{{.Id}}", &name]), id, "a new container");
+    assert_eq!(env.file("keep.txt").await, (200, b"kept".to_vec()), "on the same workspace");
+
+    let r: Vec<String> =
+        results(&env, &env.thread).await.iter().map(|r| r["result"].as_str().unwrap().to_owned()).collect();
+    let mib = |n: u64| (n * 1024 * 1024).to_string();
+    assert!(r[0].contains(&mib(256)) && r[0].contains("eth0"), "{}", r[0]);
+    assert!(r[1].contains(&mib(200)) && r[1].trim_end().ends_with("\nlo"), "off: only the loopback: {}", r[1]);
+    // Connected again, the interface may get another name (eth1).
+    assert!(r[2].contains(&mib(256)) && r[2].contains("eth"), "on again: {}", r[2]);
+    assert!(r[3].contains(&mib(256)) && r[3].contains("eth"), "{}", r[3]);
+    delete(&env).await;
+    docker(&["rmi", tag]);
+}

@@ -17,7 +17,10 @@
 
 mod exec;
 mod pool;
+mod settings;
 mod state;
+
+use settings::{Settings, memory_bytes, nano_cpus};
 
 use crate::*;
 use bollard::Docker;
@@ -73,6 +76,8 @@ pub struct DockerSandbox {
     /// Open helper channels by container; `None` marks a container whose image cannot run
     /// the helper (commands then use one `docker exec` each).
     channels: tokio::sync::Mutex<HashMap<String, Option<Arc<crate::helper::Channel>>>>,
+    /// The settings each container was last brought to.
+    applied: tokio::sync::Mutex<HashMap<String, Settings>>,
     /// Held while a deployment's sandbox is being created or started.
     ensuring: tokio::sync::Mutex<HashMap<DeploymentId, Arc<tokio::sync::Mutex<()>>>>,
     pool: Option<Arc<pool::Pool>>,
@@ -92,7 +97,7 @@ impl DockerSandbox {
         let core = Arc::new(Core { docker, network, state });
         pool::remove_leftovers(&core).await;
         let pool = (opts.pool_size > 0).then(|| pool::Pool::start(core.clone(), opts.pool_size, opts.pool_config));
-        Ok(Self { core, channels: Default::default(), ensuring: Default::default(), pool })
+        Ok(Self { core, channels: Default::default(), applied: Default::default(), ensuring: Default::default(), pool })
     }
 
     /// Waits until the pool holds `n` ready containers (for benchmarks and tests).
@@ -190,7 +195,9 @@ impl Core {
             memory: Some(memory_bytes(cfg)),
             memory_swap: Some(memory_bytes(cfg)),
             nano_cpus: Some(nano_cpus(cfg)),
-            network_mode: Some(if cfg.network { self.network.clone() } else { "none".into() }),
+            // On the sandbox network even with the network off (disconnected below): a
+            // container made with none at all could never be given one later.
+            network_mode: Some(self.network.clone()),
             init: Some(true),
             ..Default::default()
         };
@@ -207,6 +214,10 @@ impl Core {
         };
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker.create_container(Some(opts), body).await.map_err(engine)?;
+        if !cfg.network {
+            let on = Settings::of(&SandboxConfig { network: true, ..cfg.clone() });
+            self.adjust(name, &on, &Settings::of(cfg)).await?;
+        }
         Ok(())
     }
 
@@ -231,14 +242,6 @@ impl Core {
             Err(e) => Err(engine(e)),
         }
     }
-}
-
-fn memory_bytes(cfg: &SandboxConfig) -> i64 {
-    (cfg.memory_mb * 1024 * 1024) as i64
-}
-
-fn nano_cpus(cfg: &SandboxConfig) -> i64 {
-    (cfg.cpus * 1e9) as i64
 }
 
 impl DockerSandbox {
@@ -290,6 +293,37 @@ impl DockerSandbox {
         c
     }
 
+    /// Whether the container runs, and its settings; `None` if it does not exist.
+    async fn inspect(&self, name: &str) -> Result<Option<(bool, Settings)>> {
+        match self.core.docker.inspect_container(name, None).await {
+            Ok(c) => {
+                let running = c.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+                Ok(Some((running, Settings::inspected(&c, &self.core.network))))
+            }
+            Err(e) if is_404(&e) => Ok(None),
+            Err(e) => Err(engine(e)),
+        }
+    }
+
+    /// A running container for a deployment that has none: a pool container if it has no
+    /// workspace yet (one whose container was lost keeps its workspace), else a new one.
+    async fn provide(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
+        let ready = match &self.pool {
+            Some(p) if !self.has_workspace(dep).await? => p.take(cfg).await,
+            _ => None,
+        };
+        if let Some(ready) = ready {
+            match self.adopt(dep, ready, cfg).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(deployment = %dep, error = %e, "could not adopt a pool container; creating one")
+                }
+            }
+        }
+        self.create(dep, cfg).await?;
+        self.core.docker.start_container(&container_name(dep), None).await.map_err(engine)
+    }
+
     /// Makes a ready pool container the deployment's: the claim is made durable first, then
     /// the container renamed, then its limits and network set to the deployment's. On any
     /// failure the pool container is removed and the claim dropped.
@@ -310,7 +344,7 @@ impl DockerSandbox {
             .await
             .map_err(engine);
         let adjusted = match &renamed {
-            Ok(()) => self.adjust(&name, &ready.config, cfg).await,
+            Ok(()) => self.core.adjust(&name, &Settings::of(&ready.config), &Settings::of(cfg)).await,
             Err(e) => Err(Error::Engine(e.to_string())),
         };
         if let Err(e) = adjusted {
@@ -324,70 +358,48 @@ impl DockerSandbox {
         self.channels.lock().await.insert(name, ready.channel);
         Ok(())
     }
-
-    /// Sets a running container built as `from` to the limits and network of `to`.
-    async fn adjust(&self, name: &str, from: &SandboxConfig, to: &SandboxConfig) -> Result<()> {
-        let docker = &self.core.docker;
-        if (from.memory_mb, from.pids_limit) != (to.memory_mb, to.pids_limit) || from.cpus != to.cpus {
-            let body = bollard::models::ContainerUpdateBody {
-                memory: Some(memory_bytes(to)),
-                memory_swap: Some(memory_bytes(to)),
-                nano_cpus: Some(nano_cpus(to)),
-                pids_limit: Some(to.pids_limit),
-                ..Default::default()
-            };
-            docker.update_container(name, body).await.map_err(engine)?;
-        }
-        match (from.network, to.network) {
-            (true, false) => {
-                let req = bollard::models::NetworkDisconnectRequest { container: name.to_owned(), force: Some(true) };
-                docker.disconnect_network(&self.core.network, req).await.map_err(engine)?;
-            }
-            (false, true) => {
-                let req = bollard::models::NetworkConnectRequest { container: name.to_owned(), ..Default::default() };
-                docker.connect_network(&self.core.network, req).await.map_err(engine)?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl Sandbox for DockerSandbox {
     async fn ensure(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
         let name = container_name(dep);
-        // A live helper channel means the container runs: no engine round trip per use.
+        let want = Settings::of(cfg);
+        // A live helper channel and unchanged settings: no engine round trip per use.
         if let Some(Some(c)) = self.channels.lock().await.get(&name)
             && c.alive()
+            && self.applied.lock().await.get(&name) == Some(&want)
         {
             return Ok(());
         }
         // One at a time per deployment: two racing creations would fight over the name.
         let lock = self.ensuring.lock().await.entry(dep.clone()).or_default().clone();
         let _one = lock.lock().await;
-        let mut status = self.status(dep).await?;
-        if status == Status::Missing {
-            // Only a deployment without a workspace yet may take a pool container: one whose
-            // container was lost keeps its workspace.
-            let ready = match &self.pool {
-                Some(p) if !self.has_workspace(dep).await? => p.take(cfg).await,
-                _ => None,
-            };
-            if let Some(ready) = ready {
-                match self.adopt(dep, ready, cfg).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        tracing::warn!(deployment = %dep, error = %e, "could not adopt a pool container; creating one")
-                    }
+        match self.inspect(&name).await? {
+            None => self.provide(dep, cfg).await?,
+            Some((running, have)) if have.needs_new(&want) && !running => {
+                tracing::info!(deployment = %dep, "the sandbox's image or network changed: making its container again");
+                self.channels.lock().await.remove(&name);
+                self.core.remove(&name, None).await?;
+                self.create(dep, cfg).await?;
+                self.core.docker.start_container(&name, None).await.map_err(engine)?;
+            }
+            Some((running, have)) => {
+                // Limits and network apply at once, running or not; a new image (or a network
+                // for a container made without one) when the sandbox next starts.
+                if have.needs_new(&want) {
+                    tracing::info!(deployment = %dep, "the sandbox's image or network changed: applies when it next starts");
+                }
+                let reachable = have.reachable(&want);
+                if have != reachable {
+                    self.core.adjust(&name, &have, &reachable).await?;
+                }
+                if !running {
+                    self.core.docker.start_container(&name, None).await.map_err(engine)?;
                 }
             }
-            self.create(dep, cfg).await?;
-            status = Status::Stopped;
         }
-        if status != Status::Running {
-            self.core.docker.start_container(&name, None).await.map_err(engine)?;
-        }
+        self.applied.lock().await.insert(name, want);
         Ok(())
     }
 
@@ -401,6 +413,7 @@ impl Sandbox for DockerSandbox {
 
     async fn stop(&self, dep: &DeploymentId) -> Result<()> {
         self.channels.lock().await.remove(&container_name(dep));
+        self.applied.lock().await.remove(&container_name(dep));
         let opts = StopContainerOptionsBuilder::default().t(2).build();
         match self.core.docker.stop_container(&container_name(dep), Some(opts)).await {
             Ok(()) => Ok(()),
@@ -412,6 +425,7 @@ impl Sandbox for DockerSandbox {
     async fn destroy(&self, dep: &DeploymentId, keep_workspace: bool) -> Result<()> {
         let container = container_name(dep);
         self.channels.lock().await.remove(&container);
+        self.applied.lock().await.remove(&container);
         self.ensuring.lock().await.remove(dep);
         let (volume, _) = self.volume(dep);
         self.core.remove(&container, (!keep_workspace).then_some(volume.as_str())).await?;
