@@ -36,14 +36,7 @@ async fn workspace_persists_across_restart() {
 async fn deployment_a_cannot_reach_b_or_the_host() {
     let _serial = SERIAL.lock().await;
     let b = setup_with(vec![Reply::text(&["idle"])], Wire::OpenAi, json!({}), &config()).await;
-    let put = reqwest::Client::new()
-        .put(format!("{}/v1/deployments/{}/files?path=b-private.txt", b.herm.url, b.dep))
-        .bearer_auth(&b.herm.admin_key)
-        .body("b-private-canary")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    b.put_file("b-private.txt", "b-private-canary").await;
     let data_dir = b.dir.path().display().to_string();
     // herm's own API listens on the host's loopback: a sandbox must not reach it.
     let herm_addr = b.herm.url.trim_start_matches("http://").to_owned();

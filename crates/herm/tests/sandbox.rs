@@ -59,15 +59,7 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
     run_to_end(&env, "is it there?").await;
     assert_eq!(results(&env, &env.thread).await[2]["result"], "hello\n");
     // Write and delete through the API.
-    let put = reqwest::Client::new()
-        .put(format!("{}/v1/deployments/{}/files?path=up/load.bin", env.herm.url, env.dep))
-        .bearer_auth(&env.herm.admin_key)
-        .body(vec![0u8, 159, 146, 150])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
-    let v: Value = put.json().await.unwrap();
+    let v = env.put_file("up/load.bin", vec![0u8, 159, 146, 150]).await;
     assert_eq!(v["size"], 4);
     let (s, _) = env
         .herm
@@ -94,14 +86,7 @@ async fn deployment_a_cannot_reach_b() {
     let _serial = SERIAL.lock().await;
     let b = setup_with(vec![Reply::text(&["idle"])], Wire::OpenAi, json!({}), &sandbox_config()).await;
     // B holds a file and runs a listening server.
-    let put = reqwest::Client::new()
-        .put(format!("{}/v1/deployments/{}/files?path=b-private.txt", b.herm.url, b.dep))
-        .bearer_auth(&b.herm.admin_key)
-        .body("b-private-canary")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    b.put_file("b-private.txt", "b-private-canary").await;
     let b_name = format!("herm-{}", b.dep);
     docker(&["exec", "-d", &b_name, "python3", "-m", "http.server", "8000", "--directory", "/workspace"]);
     let b_ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &b_name]);
@@ -375,14 +360,7 @@ async fn filesystem_events_when_enabled() {
     let env =
         setup_with(script, Wire::OpenAi, json!({"features": {"filesystem_webhooks": true}}), &sandbox_config()).await;
     run_to_end(&env, "files").await;
-    let put = reqwest::Client::new()
-        .put(format!("{}/v1/deployments/{}/files?path=up.txt", env.herm.url, env.dep))
-        .bearer_auth(&env.herm.admin_key)
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    env.put_file("up.txt", "x").await;
     let log = env.herm.thread_log(&env.thread).await;
     let fs: Vec<(String, String)> = log
         .iter()
@@ -421,14 +399,11 @@ async fn file_skills_are_read_from_the_workspace() {
     let script = vec![Reply::tool("load_skill", json!({"name": "notes"})), Reply::text(&["ok"])];
     let skills = json!({"skills": [{"name": "notes", "source": "file", "path": "skills/notes/SKILL.md"}]});
     let env = setup_with(script, Wire::Anthropic, skills, &sandbox_config()).await;
-    let put = reqwest::Client::new()
-        .put(format!("{}/v1/deployments/{}/files?path=skills/notes/SKILL.md", env.herm.url, env.dep))
-        .bearer_auth(&env.herm.admin_key)
-        .body("---\nname: notes\ndescription: Where the team keeps notes.\n---\nNotes live in /workspace/notes.\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    env.put_file(
+        "skills/notes/SKILL.md",
+        "---\nname: notes\ndescription: Where the team keeps notes.\n---\nNotes live in /workspace/notes.\n",
+    )
+    .await;
     run_to_end(&env, "where are notes?").await;
     let a = env.model.attempts();
     assert!(a[0].body["system"].as_str().unwrap().contains("- notes: Where the team keeps notes."));
@@ -468,14 +443,7 @@ async fn sandbox_settings_changed_by_patch_reach_the_running_sandbox() {
     // workspace.
     let tag = "herm-sandbox:patch-test";
     docker(&["tag", "herm-sandbox:default", tag]);
-    let put = reqwest::Client::new()
-        .put(format!("{}/v1/deployments/{}/files?path=keep.txt", env.herm.url, env.dep))
-        .bearer_auth(&env.herm.admin_key)
-        .body("kept")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    env.put_file("keep.txt", "kept").await;
     patch(json!({"image": tag, "memory_mb": 256})).await;
     docker(&["stop", "-t", "1", &name]);
     run_to_end(&env, "after image").await;

@@ -141,6 +141,19 @@ impl Env {
         (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
     }
 
+    /// Writes a workspace file through the Files API; asserts 200 and returns the response.
+    pub async fn put_file(&self, path: &str, body: impl Into<reqwest::Body>) -> Value {
+        let resp = reqwest::Client::new()
+            .put(format!("{}/v1/deployments/{}/files?path={path}", self.herm.url, self.dep))
+            .bearer_auth(&self.herm.admin_key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "PUT {path}");
+        resp.json().await.unwrap()
+    }
+
     /// Every request the connector received carried the API token, in the header meant for it.
     pub fn connector_got_token(&self) -> bool {
         self.connector
