@@ -1,5 +1,5 @@
 //! Runs the real `herm` binary on `127.0.0.1:0` with its own data directory, and talks to it
-//! over HTTP. `kill9` is a real SIGKILL; `terminate` a SIGTERM.
+//! over HTTP. `kill9` is a real SIGKILL; `terminate` a SIGTERM, and so is dropping it.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -29,6 +29,27 @@ pub struct Herm {
     pub admin_key: String,
     pub opts: HermOptions,
     http: reqwest::Client,
+}
+
+impl Drop for Herm {
+    /// Stops herm as an operator would (SIGTERM), so that it removes what it holds for no
+    /// deployment (its pool of ready sandboxes); SIGKILL (on dropping the child) if it has
+    /// not exited within 5 s.
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let Some(pid) = child.id() else { return };
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        if !sent.is_ok_and(|s| s.success()) {
+            return;
+        }
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            match child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                _ => return,
+            }
+        }
+    }
 }
 
 impl Herm {

@@ -128,10 +128,20 @@ impl Pool {
         }
     }
 
-    /// Stops filling and removes the ready containers.
+    /// Stops filling and removes the ready containers, after the one being built (which the
+    /// filling task removes itself) is done.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.refill.notify_one();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.slots().building == 0 || tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
         let ready: Vec<Ready> = self.slots().ready.drain(..).collect();
         for r in ready {
             discard(&self.core, &r).await;
