@@ -45,15 +45,14 @@ class Warm:
         self.err_r, err_w = os.pipe()
         script_r, self.script = os.pipe()
         try:
-            # `$(< /dev/fd/N)` reads the text without starting another program; `N<&-`
-            # closes the pipe for the command itself.
+            # The text arrives on standard input: `$(< /dev/stdin)` reads it without starting
+            # another program, and the command itself runs with /dev/null as its input.
             self.proc = subprocess.Popen(
-                ["bash", "-c", 'eval "$(< /dev/fd/%d)" %d<&-' % (script_r, script_r)],
+                ["bash", "-c", 'eval "$(< /dev/stdin)" < /dev/null'],
                 cwd=WORKSPACE,
-                stdin=subprocess.DEVNULL,
+                stdin=script_r,
                 stdout=out_w,
                 stderr=err_w,
-                pass_fds=(script_r,),
                 start_new_session=True,
             )
         except Exception:

@@ -1,7 +1,13 @@
-//! A kept-open exec channel to the in-sandbox helper (`helper.py`): one `docker exec` per
-//! container carries every command as a JSON line and every output chunk back, so a command
-//! costs a round trip on an open stream instead of a new exec. Requests are multiplexed by
-//! id; a request whose future is dropped (an interrupt) has its process group killed.
+//! A kept-open exec channel to the in-sandbox helper: one `docker exec` per container
+//! carries every command as a JSON line and every output chunk back, so a command costs a
+//! round trip on an open stream instead of a new exec. Requests are multiplexed by id; a
+//! request whose future is dropped (an interrupt) has its process group killed.
+//!
+//! The helper is `helper.py`, run by the image's python3; in an image without python3 it is
+//! the static binary built from `helper/main.rs` (same protocol), copied into the
+//! container's `/run/herm` (a small exec-allowed tmpfs; `/tmp` is noexec) when the channel
+//! opens. Where neither can run (a container made before `/run/herm` existed, an image
+//! without `sh`), the caller runs one `docker exec` per command.
 
 use crate::{Error, ExecOutput, ExecRequest, OutputSink, Result, Stream};
 use base64::Engine as _;
@@ -17,7 +23,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-const HELPER: &str = include_str!("helper.py");
+const HELPER_PY: &str = include_str!("helper.py");
+/// Empty when the build could not link it statically (see build.rs).
+const HELPER_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/herm-helper"));
+/// Where the binary helper is placed in a container (a tmpfs the Docker backend mounts).
+pub(crate) const HELPER_DIR: &str = "/run/herm";
 
 enum Frame {
     Out(Stream, Vec<u8>),
@@ -63,11 +73,58 @@ fn dispatch(pending: &Pending, line: &[u8], ready: &mut Option<oneshot::Sender<(
     }
 }
 
+/// Copies the binary helper into the container; its path there.
+async fn install(docker: &Docker, container: &str) -> Result<String> {
+    let fail = |e: String| Error::Engine(format!("installing the exec helper: {e}"));
+    if HELPER_BIN.is_empty() {
+        return Err(fail("not built".into()));
+    }
+    let path = format!("{HELPER_DIR}/helper");
+    let script = format!("cat > {path}.new && chmod 700 {path}.new && mv -f {path}.new {path}");
+    let opts = CreateExecOptions {
+        cmd: Some(vec!["sh".to_owned(), "-c".to_owned(), script]),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let x = docker.create_exec(container, opts).await.map_err(|e| fail(e.to_string()))?;
+    let StartExecResults::Attached { mut output, mut input } =
+        docker.start_exec(&x.id, None).await.map_err(|e| fail(e.to_string()))?
+    else {
+        return Err(fail("the copy did not attach".into()));
+    };
+    input.write_all(HELPER_BIN).await.map_err(|e| fail(e.to_string()))?;
+    input.shutdown().await.map_err(|e| fail(e.to_string()))?;
+    drop(input);
+    while output.next().await.is_some() {}
+    let code = docker.inspect_exec(&x.id).await.map_err(|e| fail(e.to_string()))?.exit_code;
+    if code != Some(0) {
+        return Err(fail(format!("the copy exited with {code:?}")));
+    }
+    Ok(path)
+}
+
 impl Channel {
-    /// Starts the helper in the container; fails if it does not answer (no python3, say).
+    /// Starts the helper in the container: the Python one where the image has python3 (one
+    /// exec; copying the binary in first costs a second), else the binary one; fails if
+    /// neither answers.
     pub(crate) async fn open(docker: &Docker, container: &str) -> Result<Arc<Channel>> {
+        let python = ["python3", "-u", "-c", HELPER_PY].map(str::to_owned).to_vec();
+        match Self::start(docker, container, python).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                tracing::debug!(container, error = %e, "no Python exec helper; installing the binary one");
+                let path = install(docker, container).await?;
+                Self::start(docker, container, vec![path]).await
+            }
+        }
+    }
+
+    /// Runs `cmd` as the helper and waits for it to say it is ready.
+    async fn start(docker: &Docker, container: &str, cmd: Vec<String>) -> Result<Arc<Channel>> {
         let opts = CreateExecOptions {
-            cmd: Some(vec!["python3".to_owned(), "-u".to_owned(), "-c".to_owned(), HELPER.to_owned()]),
+            cmd: Some(cmd),
             attach_stdin: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),

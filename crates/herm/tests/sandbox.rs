@@ -462,3 +462,24 @@ async fn sandbox_settings_changed_by_patch_reach_the_running_sandbox() {
     delete(&env).await;
     docker(&["rmi", tag]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_without_python_gets_the_binary_helper() {
+    let _serial = SERIAL.lock().await;
+    let image = "herm-sandbox:no-python";
+    let maker = "herm-test-no-python";
+    docker(&["rm", "-f", maker]);
+    docker(&["run", "--name", maker, "herm-sandbox:default", "sh", "-c", "rm -f /usr/bin/python3*"]);
+    docker(&["commit", maker, image]);
+    docker(&["rm", "-f", maker]);
+    let script = vec![
+        shell("command -v python3 || echo no-python; ps -eo args= | grep -c '^/run/herm/helper'"),
+        Reply::text(&["ok"]),
+    ];
+    let env = setup_with(script, Wire::OpenAi, json!({"sandbox": {"image": image}}), &sandbox_config()).await;
+    run_to_end(&env, "which helper?").await;
+    let r = results(&env, &env.thread).await[0]["result"].as_str().unwrap().to_owned();
+    assert_eq!(r, "exit code 0\nno-python\n1\n", "commands run through the static helper: {r}");
+    delete(&env).await;
+    docker(&["rmi", image]);
+}

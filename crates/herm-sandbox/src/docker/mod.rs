@@ -187,7 +187,11 @@ impl Core {
                 typ: Some(MountType::VOLUME),
                 ..Default::default()
             }]),
-            tmpfs: Some(HashMap::from([("/tmp".to_owned(), "rw,nosuid,nodev,size=512m".to_owned())])),
+            tmpfs: Some(HashMap::from([
+                ("/tmp".to_owned(), "rw,nosuid,nodev,size=512m".to_owned()),
+                // The exec helper's binary is copied here (Docker mounts /tmp noexec).
+                (crate::helper::HELPER_DIR.to_owned(), "rw,exec,nosuid,nodev,size=16m,mode=0700".to_owned()),
+            ])),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
