@@ -51,12 +51,16 @@ pub async fn open(
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?);
     let p = providers(Providers::new(store.clone(), cfg.providers.clone(), opts.http.clone()));
-    let engine = Engine::new(store, bus, vault.clone(), p, sandbox(cfg).await?, opts);
+    let sb = sandbox(cfg, &opts.sandbox).await?;
+    let engine = Engine::new(store, bus, vault.clone(), p, sb, opts);
     Ok(Opened { engine, vault, _lock: lock })
 }
 
 /// The sandbox backend the configuration asks for.
-async fn sandbox(cfg: &Config) -> anyhow::Result<Option<Arc<dyn herm_sandbox::Sandbox>>> {
+async fn sandbox(
+    cfg: &Config,
+    defaults: &herm_engine::SandboxDefaults,
+) -> anyhow::Result<Option<Arc<dyn herm_sandbox::Sandbox>>> {
     let s = &cfg.sandbox;
     let docker = || {
         herm_sandbox::docker::DockerSandbox::connect(herm_sandbox::docker::DockerOptions {
@@ -65,11 +69,11 @@ async fn sandbox(cfg: &Config) -> anyhow::Result<Option<Arc<dyn herm_sandbox::Sa
             // What a deployment gets when it chooses nothing. (Changing the network of a
             // taken container costs the engine 50–100 ms; the limits, a few.)
             pool_config: herm_sandbox::SandboxConfig {
-                image: s.image.clone(),
+                image: defaults.image.clone(),
                 network: true,
-                memory_mb: s.memory_mb.max(16),
-                cpus: s.cpus.max(0.05),
-                pids_limit: s.pids_limit.max(8),
+                memory_mb: defaults.memory_mb,
+                cpus: defaults.cpus,
+                pids_limit: defaults.pids_limit,
             },
         })
     };

@@ -7,8 +7,10 @@
 //! capabilities, so it cannot mount, change ownership of others' files, trace, or raise
 //! limits); `no-new-privileges`; read-only root filesystem with writable `/workspace`
 //! (volume) and `/tmp` (tmpfs); memory, CPU and pids limits; an init process that reaps
-//! zombies; no Docker socket and no host path mounted; network either none or a bridge on
-//! which containers cannot reach each other (`enable_icc=false`).
+//! zombies; no Docker socket and no host path mounted; a bridge network on which containers
+//! cannot reach each other (`enable_icc=false`), or, with the network off, disconnected from
+//! it (only the loopback is left). `/tmp` is noexec, as Docker mounts tmpfs; the exec
+//! helper's binary goes to a small exec-allowed tmpfs at `/run/herm`.
 //!
 //! Every container and volume carries `herm.managed` and this herm's owner id
 //! ([`state`]): reconciliation only ever touches its own. A new deployment takes a
