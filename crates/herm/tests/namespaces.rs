@@ -71,7 +71,8 @@ async fn hardening_holds_from_inside() {
         ),
         Reply::tool("shell", json!({"command": "f(){ f|f; }; f", "timeout_secs": 5})),
         Reply::tool("shell", json!({"command": "python3 -c 'a = bytearray(1024**3); print(len(a))'"})),
-        Reply::tool("shell", json!({"command": "(sleep 300 & sleep 300 & wait)", "timeout_secs": 2})),
+        // A duration nothing else on the host sleeps for: the check below looks host-wide.
+        Reply::tool("shell", json!({"command": "(sleep 3017 & sleep 3017 & wait)", "timeout_secs": 2})),
         Reply::text(&["done"]),
     ];
     let env = setup_with(script, Wire::Anthropic, json!({}), &config()).await;
@@ -90,9 +91,18 @@ async fn hardening_holds_from_inside() {
     );
     assert_eq!(r[2]["is_error"], true, "{}", r[2]);
     assert!(r[3]["result"].as_str().unwrap().contains("timed out after 2 s"), "{}", r[3]);
-    // No process of the timed-out command survives anywhere on the host.
-    let left = std::process::Command::new("pgrep").args(["-fx", "sleep 300"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "a child outlived its timeout");
+    // No process of the timed-out command survives anywhere on the host (the kernel may
+    // take a moment to tear the namespace down; a survivor would be there for 50 minutes).
+    let mut left = String::new();
+    for _ in 0..40 {
+        let out = std::process::Command::new("pgrep").args(["-fa", "^sleep 3017$"]).output().unwrap();
+        left = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(left.is_empty(), "a child outlived its timeout: {left}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
