@@ -2,7 +2,7 @@
 //! by a small holder process, connected to the outside by slirp4netns (a user-mode TCP/IP
 //! stack: the sandbox gets 10.0.2.100 behind NAT, DNS at 10.0.2.3) with the host's loopback
 //! disabled, so nothing listening on the host's 127.0.0.1 (herm's API among it) is reachable.
-//! Commands enter the namespace with `nsenter --net` before bubblewrap starts. The namespace
+//! Commands enter the namespace (`setns`, in the forked child) before bubblewrap starts. The namespace
 //! outlives a herm restart (the holder's pid is kept in the deployment's directory and
 //! checked by its command line before reuse) and ends when the sandbox is stopped.
 

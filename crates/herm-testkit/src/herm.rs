@@ -31,15 +31,19 @@ pub struct Herm {
     http: reqwest::Client,
 }
 
+/// Sends SIGTERM to a running herm; false if it could not be sent.
+fn sigterm(child: &Child) -> bool {
+    let Some(pid) = child.id() else { return false };
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().is_ok_and(|s| s.success())
+}
+
 impl Drop for Herm {
     /// Stops herm as an operator would (SIGTERM), so that it removes what it holds for no
     /// deployment (its pool of ready sandboxes); SIGKILL (on dropping the child) if it has
     /// not exited within 5 s.
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        let Some(pid) = child.id() else { return };
-        let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-        if !sent.is_ok_and(|s| s.success()) {
+        if !sigterm(&child) {
             return;
         }
         let until = std::time::Instant::now() + Duration::from_secs(5);
@@ -116,9 +120,7 @@ impl Herm {
     /// cleanly within `within`.
     pub async fn terminate(&mut self, within: Duration) -> bool {
         let Some(mut c) = self.child.take() else { return false };
-        let pid = c.id().expect("running herm has a pid").to_string();
-        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
-        assert!(sent.success());
+        assert!(sigterm(&c), "SIGTERM to herm");
         match tokio::time::timeout(within, c.wait()).await {
             Ok(status) => status.expect("wait for herm").success(),
             Err(_) => {

@@ -22,7 +22,7 @@ mod pool;
 mod settings;
 mod state;
 
-use settings::{Settings, memory_bytes, nano_cpus};
+use settings::Settings;
 
 use crate::*;
 use bollard::Docker;
@@ -182,6 +182,7 @@ impl Core {
                 .await
                 .map_err(engine)?;
         }
+        let limits = Settings::of(cfg);
         let host = HostConfig {
             mounts: Some(vec![Mount {
                 target: Some(WORKSPACE.into()),
@@ -197,10 +198,10 @@ impl Core {
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
-            pids_limit: Some(cfg.pids_limit),
-            memory: Some(memory_bytes(cfg)),
-            memory_swap: Some(memory_bytes(cfg)),
-            nano_cpus: Some(nano_cpus(cfg)),
+            pids_limit: Some(limits.pids),
+            memory: Some(limits.memory),
+            memory_swap: Some(limits.memory),
+            nano_cpus: Some(limits.nano_cpus),
             // On the sandbox network even with the network off (disconnected below): a
             // container made with none at all could never be given one later.
             network_mode: Some(self.network.clone()),
@@ -221,8 +222,8 @@ impl Core {
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker.create_container(Some(opts), body).await.map_err(engine)?;
         if !cfg.network {
-            let on = Settings::of(&SandboxConfig { network: true, ..cfg.clone() });
-            self.adjust(name, &on, &Settings::of(cfg)).await?;
+            let on = Settings { network: true, ..limits.clone() };
+            self.adjust(name, &on, &limits).await?;
         }
         Ok(())
     }

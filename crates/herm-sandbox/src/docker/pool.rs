@@ -112,14 +112,15 @@ impl Pool {
         }
     }
 
-    /// Waits until `n` containers are ready.
-    pub(crate) async fn wait_ready(&self, n: usize, within: Duration) -> bool {
+    /// Waits until `done` holds of the slots (checked after every build); false if `within`
+    /// passes first.
+    async fn until(&self, within: Duration, done: impl Fn(&Slots) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if self.slots().ready.len() >= n {
+            if done(&self.slots()) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -128,20 +129,17 @@ impl Pool {
         }
     }
 
+    /// Waits until `n` containers are ready.
+    pub(crate) async fn wait_ready(&self, n: usize, within: Duration) -> bool {
+        self.until(within, |s| s.ready.len() >= n).await
+    }
+
     /// Stops filling and removes the ready containers, after the one being built (which the
     /// filling task removes itself) is done.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.refill.notify_one();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.slots().building == 0 || tokio::time::timeout_at(deadline, changed).await.is_err() {
-                break;
-            }
-        }
+        self.until(WAIT, |s| s.building == 0).await;
         let ready: Vec<Ready> = self.slots().ready.drain(..).collect();
         for r in ready {
             discard(&self.core, &r).await;

@@ -12,10 +12,10 @@ use bollard::models::ContainerInspectResponse;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Settings {
     pub(crate) image: String,
-    memory: i64,
-    nano_cpus: i64,
-    pids: i64,
-    network: bool,
+    pub(crate) memory: i64,
+    pub(crate) nano_cpus: i64,
+    pub(crate) pids: i64,
+    pub(crate) network: bool,
     /// Created with no network at all (`none`): it cannot be connected later.
     pub(crate) fixed_off: bool,
 }
@@ -60,14 +60,6 @@ impl Settings {
     fn limits(&self) -> (i64, i64, i64) {
         (self.memory, self.nano_cpus, self.pids)
     }
-}
-
-pub(crate) fn memory_bytes(cfg: &SandboxConfig) -> i64 {
-    Settings::of(cfg).memory
-}
-
-pub(crate) fn nano_cpus(cfg: &SandboxConfig) -> i64 {
-    Settings::of(cfg).nano_cpus
 }
 
 impl Core {

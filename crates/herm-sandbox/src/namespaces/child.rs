@@ -11,7 +11,7 @@
 use crate::{Error, Result};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(super) struct ChildSetup {
     /// `cgroup.procs` of each of the deployment's cgroups.
@@ -27,7 +27,7 @@ fn open(path: &Path) -> Result<OwnedFd> {
 }
 
 impl ChildSetup {
-    pub(super) fn new(cgroups: &[&Path], filter: &Path, net: Option<&Path>) -> Result<Self> {
+    pub(super) fn new(cgroups: &[PathBuf], filter: &Path, net: Option<&Path>) -> Result<Self> {
         let procs = cgroups
             .iter()
             .map(|d| {

@@ -108,7 +108,7 @@ impl NamespacesSandbox {
     fn bwrap_args(&self, dep: &DeploymentId, cwd: &str, network: bool) -> Vec<String> {
         let mut a: Vec<String> = [
             "--unshare-all",
-            // With a network, the namespace `nsenter` put bubblewrap in; else a new empty one.
+            // With a network, the deployment's namespace the child entered; else a new empty one.
             if network { "--share-net" } else { "--unshare-net" },
             "--die-with-parent",
             "--new-session",
@@ -196,7 +196,6 @@ impl Sandbox for NamespacesSandbox {
         let cwd = req.cwd.clone().unwrap_or_else(|| WORKSPACE.into());
         let net = crate::netns::running(&self.dir(dep));
         let cgroups: Vec<PathBuf> = Self::cgroups(dep).into_iter().map(|(_, d)| d).collect();
-        let cgroups: Vec<&Path> = cgroups.iter().map(PathBuf::as_path).collect();
         let netns = net.as_ref().map(|n| PathBuf::from(n.path()));
         let setup = child::ChildSetup::new(&cgroups, &self.root.join("seccomp.bpf"), netns.as_deref())?;
         let mut cmd = Command::new("bwrap");
