@@ -7,6 +7,7 @@ use crate::tools::ToolOutput;
 use herm_sandbox::files::{self, sh_quote};
 use herm_sandbox::{ExecRequest, Sandbox, Stream};
 use herm_types::DeploymentId;
+use herm_types::event::FileChange;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -101,7 +102,7 @@ fn err(e: herm_sandbox::Error) -> ToolOutput {
 }
 
 /// A workspace change: (`created` | `modified` | `deleted`, path relative to /workspace).
-pub type Change = (String, String);
+pub type Change = (FileChange, String);
 
 /// Workspaces with more files than this are not diffed around shell commands.
 /// Keeps a long tool output out of the model's context: the first [`CAP`] bytes are
@@ -218,7 +219,7 @@ async fn execute(
             let (path, content) = (arg(args, "path")?, arg(args, "content")?);
             let (size, _, created) = files::write(sb, dep, path, content.as_bytes().to_vec()).await.map_err(err)?;
             let rel = files::relative(path).map_err(err)?;
-            changes.push((if created { "created" } else { "modified" }.into(), rel));
+            changes.push((if created { FileChange::Created } else { FileChange::Modified }, rel));
             ok(format!("wrote {size} bytes to {path}"))
         }
         Builtin::EditFile => {
@@ -241,7 +242,7 @@ async fn execute(
             }
             let edited = if all { text.replace(old, new) } else { text.replacen(old, new, 1) };
             files::write(sb, dep, path, edited.into_bytes()).await.map_err(err)?;
-            changes.push(("modified".into(), files::relative(path).map_err(err)?));
+            changes.push((FileChange::Modified, files::relative(path).map_err(err)?));
             ok(format!(
                 "replaced {} occurrence{} in {path}",
                 if all { n } else { 1 },

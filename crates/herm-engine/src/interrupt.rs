@@ -57,23 +57,19 @@ pub fn interruption(log: &[Event], run: &RunId, message: Option<String>) -> Vec<
 impl Engine {
     /// Interrupts the thread's active run; queued runs start after it.
     pub async fn interrupt(&self, thread: &ThreadId, message: Option<String>) -> Result<RunId> {
-        let store = self.store();
-        for _ in 0..8 {
-            let Some(active) = store.active_run(thread).await? else { return Err(Error::NoActiveRun) };
-            let log = store.run_log(thread).await?;
-            let last = log.last().map(|e| e.sequence.0).unwrap_or(0);
-            let mut a = Append::new(thread.clone(), interruption(&log, &active.id, message.clone()));
-            a.conditions = vec![Condition::ActiveRunIs(Some(active.id.clone())), Condition::LastSequenceIs(last)];
-            match store.append(a).await {
-                Ok(_) => {
-                    self.cancel_worker(thread);
-                    self.wake(thread.clone());
-                    return Ok(active.id);
-                }
-                Err(herm_store::Error::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Contended)
+        let run = self
+            .append_planned(thread, true, |seen| {
+                let Some(active) = &seen.active else { return Err(Error::NoActiveRun) };
+                let mut a = Append::new(thread.clone(), interruption(&seen.log, &active.id, message.clone()));
+                a.conditions = vec![
+                    Condition::ActiveRunIs(Some(active.id.clone())),
+                    Condition::LastSequenceIs(seen.last_sequence()),
+                ];
+                Ok((a, active.id.clone()))
+            })
+            .await?;
+        self.cancel_worker(thread);
+        self.wake(thread.clone());
+        Ok(run)
     }
 }

@@ -2,6 +2,10 @@
 //! the tool registry, and the executor that runs threads under a lease and journals every
 //! model and tool call to the log before acting on it.
 //!
+//! The engine is also the application layer: every interface (the HTTP server, the CLI, the
+//! scheduler) calls its methods ([`deployments`], [`threads`], [`access`], [`workspace`],
+//! submitting, steering, answering, interrupting), and nothing else reads or writes the store.
+//!
 //! Architecture invariants:
 //! - The machine and history modules perform no I/O.
 //! - A worker appends only while holding the thread's lease, and every append is conditioned
@@ -12,7 +16,10 @@
 //! - Secret values are resolved host-side at the moment of use and pass through the
 //!   [`redact::Redactor`] before anything reaches the log or the bus.
 
+pub mod access;
 pub mod builtin;
+mod conditional;
+pub mod deployments;
 pub mod history;
 pub mod interrupt;
 pub mod machine;
@@ -24,8 +31,10 @@ pub mod secrets;
 pub mod skills;
 pub mod steering;
 mod submit;
+pub mod threads;
 pub mod tools;
 mod worker;
+pub mod workspace;
 
 pub use sandboxes::InUse;
 pub use submit::Submitted;
@@ -43,15 +52,49 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Errors of the engine.
+/// Errors of the engine: what an interface (HTTP, CLI, scheduler) must tell its caller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Store(#[from] herm_store::Error),
+    Store(herm_store::Error),
+    #[error(transparent)]
+    Sandbox(#[from] herm_sandbox::Error),
     #[error("model not configured: {0}")]
     ModelNotConfigured(String),
-    #[error("not found")]
-    NotFound,
+    /// The named thing does not exist (or belongs to another deployment).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is malformed or breaks a rule of its own.
+    #[error("{0}")]
+    Validation(String),
+    /// Fields that are invalid, each with its path.
+    #[error("the request has invalid fields")]
+    Invalid(Vec<herm_types::config::FieldError>),
+    /// Secret references that do not resolve.
+    #[error("a secret reference does not resolve")]
+    InvalidSecretRef(Vec<herm_types::config::FieldError>),
+    /// A skill that could not be fetched or parsed.
+    #[error("a skill could not be fetched or parsed")]
+    InvalidSkill(herm_types::config::FieldError),
+    /// Fields set to values this server cannot act on yet (accepted-and-ignored is never
+    /// an option).
+    #[error("unsupported configuration")]
+    Unsupported(Vec<herm_types::config::FieldError>),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller's `If-Match` revision is not the current one.
+    #[error("the resource changed since the given revision")]
+    PreconditionFailed,
+    /// Revoking this key would leave no live admin key.
+    #[error("this is the last active admin key")]
+    LastAdminKey,
+    /// The deployment has no sandbox on this node.
+    #[error("this deployment has no sandbox on this server")]
+    NoSandbox,
+    /// Sealing a secret failed (a broken vault, never a client mistake).
+    #[error("the vault could not seal the value")]
+    Vault,
     #[error("deployment is not ready")]
     NotReady,
     #[error("a run is active on this thread")]
@@ -69,6 +112,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<herm_store::Error> for Error {
+    fn from(e: herm_store::Error) -> Self {
+        match e {
+            herm_store::Error::NotFound => Error::NotFound("resource"),
+            other => Error::Store(other),
+        }
+    }
+}
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -198,10 +250,12 @@ impl Engine {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The store, for the engine's own modules only: every interface goes through the
+    /// engine's methods (the one-door rule), so this is not public.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
-    pub fn bus(&self) -> &bus::Bus {
+    pub(crate) fn bus(&self) -> &bus::Bus {
         &self.inner.bus
     }
     pub fn providers(&self) -> &Providers {

@@ -3,7 +3,7 @@
 //! and appends its result, and the fold is run again. Resume after a crash is the same code
 //! path as the next step of a live run.
 
-use herm_types::event::{RequestedToolCall, Role};
+use herm_types::event::{Confirmation, RequestedToolCall, Role};
 use herm_types::*;
 use std::collections::{HashMap, HashSet};
 
@@ -56,11 +56,22 @@ pub enum Next {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunLimits {
     pub max_steps: Option<u32>,
+    /// The most this run may cost (USD); no model call starts once it is reached.
+    pub max_cost_usd: Option<f64>,
+    /// The deployment's daily budget and what it has spent today (this run included).
+    pub daily: Option<Budget>,
+}
+
+/// A spending limit and what has been spent against it, in USD.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Budget {
+    pub limit_usd: f64,
+    pub spent_usd: f64,
 }
 
 /// A person's response as the fold sees it.
 struct Response<'a> {
-    result: Option<&'a str>,
+    result: Option<Confirmation>,
     answer: Option<&'a str>,
     message: Option<&'a str>,
     input: Option<&'a serde_json::Value>,
@@ -72,6 +83,7 @@ struct Response<'a> {
 pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str) -> Gate) -> Next {
     let mut status = RunStatus::Queued;
     let mut steps = 0u32;
+    let mut cost = 0f64;
     // The last model call of this run: the tool calls it asked for.
     let mut requested: Option<Vec<RequestedToolCall>> = None;
     // Per tool call of the current turn: last start, result, latest steering request.
@@ -84,8 +96,9 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
     for e in log.iter().filter(|e| e.run_id.as_ref() == Some(run)) {
         match &e.kind {
             EventKind::RunStatus { status: s, .. } => status = *s,
-            EventKind::ModelCall { tool_calls, context_sequence, .. } => {
+            EventKind::ModelCall { tool_calls, context_sequence, cost_usd, .. } => {
                 steps += 1;
+                cost += cost_usd;
                 requested = Some(tool_calls.clone());
                 started.clear();
                 finished.clear();
@@ -103,7 +116,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
             }
             EventKind::SteeringResponse { request_id, result, answer, message, input } => {
                 let r = Response {
-                    result: result.as_deref(),
+                    result: *result,
                     answer: answer.as_deref(),
                     message: message.as_deref(),
                     input: input.as_ref(),
@@ -120,10 +133,18 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
         RunStatus::Running => {}
         _ => return Next::Idle,
     }
-    let call_model = |steps: u32| match limits.max_steps {
-        Some(max) if steps >= max => {
+    let call_model = |steps: u32| match limits {
+        RunLimits { max_steps: Some(max), .. } if steps >= max => {
             Next::Fail { code: "max_steps_exceeded", message: format!("the run reached its limit of {max} steps") }
         }
+        RunLimits { max_cost_usd: Some(max), .. } if cost >= max => Next::Fail {
+            code: "insufficient_credits",
+            message: format!("the run reached its cost limit of {max} USD (spent {cost:.6})"),
+        },
+        RunLimits { daily: Some(b), .. } if b.spent_usd >= b.limit_usd => Next::Fail {
+            code: "insufficient_credits",
+            message: format!("the deployment reached its daily budget of {} USD", b.limit_usd),
+        },
         _ => Next::CallModel,
     };
     let Some(calls) = requested else { return call_model(steps) };
@@ -164,7 +185,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
             (Gate::Question, Some(r)) => {
                 Next::Answered { call: c.clone(), answer: r.answer.unwrap_or_default().into() }
             }
-            (Gate::Approval, Some(r)) if r.result == Some("deny") => {
+            (Gate::Approval, Some(r)) if r.result == Some(Confirmation::Deny) => {
                 Next::Denied { call: c.clone(), message: r.message.map(str::to_owned) }
             }
             (Gate::Approval, Some(r)) => {

@@ -21,6 +21,11 @@ impl Secrets {
         Self { store, vault }
     }
 
+    /// Encrypts a new secret's value for storage.
+    pub(crate) fn seal(&self, id: &SecretId, value: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+        Ok(self.vault.seal(id, value)?)
+    }
+
     /// Decrypts one secret by id; `None` if it does not exist (or was deleted).
     pub async fn value(&self, id: &SecretId) -> Result<Option<SecretValue>> {
         let Some(rec) = self.store.get_secret(id).await? else { return Ok(None) };

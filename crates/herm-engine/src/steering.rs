@@ -7,6 +7,7 @@ use crate::tools::validate_input;
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition};
 use herm_types::config::FieldError;
+use herm_types::event::{Confirmation, RequestKind};
 use herm_types::*;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -16,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 pub struct Pending {
     pub request_id: RequestId,
     pub run_id: RunId,
-    pub kind: String,
+    pub kind: RequestKind,
     pub summary: String,
     pub tool: Option<String>,
     pub tool_use_id: Option<String>,
@@ -58,7 +59,7 @@ pub fn pending_requests(log: &[Event]) -> Vec<Pending> {
             ) if !answered.contains(request_id) && status.get(run).is_some_and(|s| !s.is_terminal()) => Some(Pending {
                 request_id: request_id.clone(),
                 run_id: run.clone(),
-                kind: kind.clone(),
+                kind: *kind,
                 summary: summary.clone(),
                 tool: tool.clone(),
                 tool_use_id: tool_use_id.clone(),
@@ -84,59 +85,63 @@ impl Engine {
     /// Records a person's reply to a pending request and wakes the run when nothing else is
     /// pending. Errors: [`Error::NotPending`], [`Error::InvalidInput`], [`Error::WrongReply`].
     pub async fn respond(&self, thread: &ThreadId, request: &RequestId, reply: Reply) -> Result<RunId> {
-        let store = self.store();
-        for _ in 0..8 {
-            let log = store.run_log(thread).await?;
-            let pending = pending_requests(&log);
-            let Some(p) = pending.iter().find(|p| &p.request_id == request) else {
-                return Err(Error::NotPending);
-            };
-            match (&reply, p.kind.as_str()) {
-                (Reply::Answer(_), "question") | (Reply::Allow { .. } | Reply::Deny { .. }, "approval") => {}
-                (Reply::Answer(_), _) => {
-                    return Err(Error::WrongReply("this request is an approval: send `user.tool_confirmation`"));
-                }
-                _ => return Err(Error::WrongReply("this request is a question: send `user.answer`")),
+        // What a request asks for and which tool it names never change, so the reply is
+        // checked once against the request as first read; the write below re-checks that it
+        // is still pending.
+        let log = self.store().run_log(thread).await?;
+        let Some(p) = pending_requests(&log).into_iter().find(|p| &p.request_id == request) else {
+            return Err(Error::NotPending);
+        };
+        match (&reply, p.kind) {
+            (Reply::Answer(_), RequestKind::Question)
+            | (Reply::Allow { .. } | Reply::Deny { .. }, RequestKind::Approval) => {}
+            (Reply::Answer(_), _) => {
+                return Err(Error::WrongReply("this request is an approval: send `user.tool_confirmation`"));
             }
-            if let Reply::Allow { input: Some(input) } = &reply {
-                self.check_edit(thread, p, input).await?;
-            }
-            let (result, answer, message, input) = match &reply {
-                Reply::Allow { input } => (Some("allow".to_owned()), None, None, input.clone()),
-                Reply::Deny { message } => (Some("deny".to_owned()), None, message.clone(), None),
-                Reply::Answer(a) => (None, Some(a.clone()), None, None),
-            };
-            let mut events = vec![NewEvent::new(
-                Some(p.run_id.clone()),
-                EventKind::SteeringResponse { request_id: request.clone(), result, answer, message, input },
-            )];
-            if !pending.iter().any(|q| q.run_id == p.run_id && &q.request_id != request) {
-                events.push(NewEvent::new(
-                    Some(p.run_id.clone()),
-                    EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None },
-                ));
-            }
-            let last = log.last().map(|e| e.sequence.0).unwrap_or(0);
-            let mut a = Append::new(thread.clone(), events);
-            a.conditions = vec![Condition::LastSequenceIs(last), Condition::ActiveRunIs(Some(p.run_id.clone()))];
-            match store.append(a).await {
-                Ok(_) => {
-                    self.wake(thread.clone());
-                    return Ok(p.run_id.clone());
-                }
-                // The log moved (another answer, a steer, an interrupt): look again.
-                Err(herm_store::Error::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
+            _ => return Err(Error::WrongReply("this request is a question: send `user.answer`")),
         }
-        Err(Error::Contended)
+        if let Reply::Allow { input: Some(input) } = &reply {
+            self.check_edit(thread, &p, input).await?;
+        }
+        let run = self
+            .append_planned(thread, true, |seen| {
+                let pending = pending_requests(&seen.log);
+                let Some(p) = pending.iter().find(|p| &p.request_id == request) else {
+                    return Err(Error::NotPending);
+                };
+                let (result, answer, message, input) = match &reply {
+                    Reply::Allow { input } => (Some(Confirmation::Allow), None, None, input.clone()),
+                    Reply::Deny { message } => (Some(Confirmation::Deny), None, message.clone(), None),
+                    Reply::Answer(a) => (None, Some(a.clone()), None, None),
+                };
+                let mut events = vec![NewEvent::new(
+                    Some(p.run_id.clone()),
+                    EventKind::SteeringResponse { request_id: request.clone(), result, answer, message, input },
+                )];
+                if !pending.iter().any(|q| q.run_id == p.run_id && &q.request_id != request) {
+                    events.push(NewEvent::new(
+                        Some(p.run_id.clone()),
+                        EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None },
+                    ));
+                }
+                // Lands only if the log did not move (another answer, a steer, an interrupt).
+                let mut a = Append::new(thread.clone(), events);
+                a.conditions = vec![
+                    Condition::LastSequenceIs(seen.last_sequence()),
+                    Condition::ActiveRunIs(Some(p.run_id.clone())),
+                ];
+                Ok((a, p.run_id.clone()))
+            })
+            .await?;
+        self.wake(thread.clone());
+        Ok(run)
     }
 
     /// Edited input must satisfy the tool's schema; the request stays pending otherwise.
     async fn check_edit(&self, thread: &ThreadId, p: &Pending, input: &Value) -> Result<()> {
         let store = self.store();
-        let t = store.get_thread(thread).await?.ok_or(Error::NotFound)?;
-        let dep = store.get_deployment(&t.deployment_id).await?.ok_or(Error::NotFound)?;
+        let t = store.get_thread(thread).await?.ok_or(Error::NotFound("thread"))?;
+        let dep = store.get_deployment(&t.deployment_id).await?.ok_or(Error::NotFound("deployment"))?;
         let tools = self.tools(&dep.id, &dep.spec).await;
         let name = p.tool.as_deref().unwrap_or_default();
         let Some(tool) = tools.all().iter().find(|x| x.name == name) else {

@@ -1,10 +1,11 @@
 //! Accepting a user message into a thread: start a run, or apply the deployment's
 //! `busy_policy` when one is active. The decision and the append are one conditional write,
-//! retried if the thread changed in between, so every outcome is exact.
+//! retried if the thread changed in between, so every outcome is exact. Steering guidance
+//! goes the same way.
 
 use crate::interrupt::interruption;
 use crate::{Engine, Error, Result};
-use herm_store::{Append, Condition};
+use herm_store::{Append, Condition, NewRun};
 use herm_types::api::Disposition;
 use herm_types::config::BusyPolicy;
 use herm_types::event::{Attachment, Role};
@@ -26,65 +27,81 @@ impl Engine {
         content: String,
         attachments: Vec<Attachment>,
     ) -> Result<Submitted> {
-        let store = self.store();
-        for _ in 0..8 {
-            let active = store.active_run(thread).await?;
-            let msg = |run: &RunId| {
-                NewEvent::new(
-                    Some(run.clone()),
-                    EventKind::Message { role: Role::User, content: content.clone(), attachments: attachments.clone() },
-                )
-            };
-            let status_event = |run: &RunId, s: RunStatus| {
-                NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error: None, usage: None })
-            };
-            let (append, out) = match (&active, policy) {
-                (None, _) => {
-                    let run = RunId::new();
-                    let mut a = Append::new(thread.clone(), vec![msg(&run), status_event(&run, RunStatus::Running)]);
-                    a.new_run = Some((run.clone(), RunStatus::Running));
-                    a.conditions.push(Condition::ActiveRunIs(None));
-                    (a, Submitted { run_id: run, status: RunStatus::Running, disposition: Disposition::Started })
-                }
-                (Some(_), BusyPolicy::Reject) => return Err(Error::ThreadBusy),
-                (Some(r), BusyPolicy::Steer) => {
-                    let mut a = Append::new(thread.clone(), vec![msg(&r.id)]);
-                    a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
-                    (a, Submitted { run_id: r.id.clone(), status: r.status, disposition: Disposition::Steered })
-                }
-                (Some(r), BusyPolicy::Queue) => {
-                    let run = RunId::new();
-                    let mut a = Append::new(thread.clone(), vec![msg(&run), status_event(&run, RunStatus::Queued)]);
-                    a.new_run = Some((run.clone(), RunStatus::Queued));
-                    a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
-                    (a, Submitted { run_id: run, status: RunStatus::Queued, disposition: Disposition::Queued })
-                }
-                (Some(r), BusyPolicy::Interrupt) => {
-                    // The active run stops here (its worker's next write is refused because the
-                    // run is no longer active), and the new one starts at once.
-                    let run = RunId::new();
-                    let log = store.run_log(thread).await?;
-                    let mut events = interruption(&log, &r.id, Some("superseded by a new message".into()));
-                    events.push(msg(&run));
-                    events.push(status_event(&run, RunStatus::Running));
-                    let mut a = Append::new(thread.clone(), events);
-                    a.new_run = Some((run.clone(), RunStatus::Running));
-                    a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
-                    (a, Submitted { run_id: run, status: RunStatus::Running, disposition: Disposition::Interrupted })
-                }
-            };
-            match store.append(append).await {
-                Ok(_) => {
-                    if out.disposition == Disposition::Interrupted {
-                        self.cancel_worker(thread);
+        let interrupting = policy == BusyPolicy::Interrupt;
+        let msg = |run: &RunId| {
+            NewEvent::new(
+                Some(run.clone()),
+                EventKind::Message { role: Role::User, content: content.clone(), attachments: attachments.clone() },
+            )
+        };
+        let status_event = |run: &RunId, s: RunStatus| {
+            NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error: None, usage: None })
+        };
+        let out = self
+            .append_planned(thread, interrupting, |seen| {
+                Ok(match (&seen.active, policy) {
+                    (None, _) => {
+                        let run = RunId::new();
+                        let mut a =
+                            Append::new(thread.clone(), vec![msg(&run), status_event(&run, RunStatus::Running)]);
+                        a.new_run = Some(NewRun::user(run.clone(), RunStatus::Running));
+                        a.conditions.push(Condition::ActiveRunIs(None));
+                        (a, Submitted { run_id: run, status: RunStatus::Running, disposition: Disposition::Started })
                     }
-                    self.wake(thread.clone());
-                    return Ok(out);
-                }
-                Err(herm_store::Error::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
+                    (Some(_), BusyPolicy::Reject) => return Err(Error::ThreadBusy),
+                    (Some(r), BusyPolicy::Steer) => {
+                        let mut a = Append::new(thread.clone(), vec![msg(&r.id)]);
+                        a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
+                        (a, Submitted { run_id: r.id.clone(), status: r.status, disposition: Disposition::Steered })
+                    }
+                    (Some(r), BusyPolicy::Queue) => {
+                        let run = RunId::new();
+                        let mut a = Append::new(thread.clone(), vec![msg(&run), status_event(&run, RunStatus::Queued)]);
+                        a.new_run = Some(NewRun::user(run.clone(), RunStatus::Queued));
+                        a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
+                        (a, Submitted { run_id: run, status: RunStatus::Queued, disposition: Disposition::Queued })
+                    }
+                    (Some(r), BusyPolicy::Interrupt) => {
+                        // The active run stops here (its worker's next write is refused because the
+                        // run is no longer active), and the new one starts at once.
+                        let run = RunId::new();
+                        let mut events = interruption(&seen.log, &r.id, Some("superseded by a new message".into()));
+                        events.push(msg(&run));
+                        events.push(status_event(&run, RunStatus::Running));
+                        let mut a = Append::new(thread.clone(), events);
+                        a.new_run = Some(NewRun::user(run.clone(), RunStatus::Running));
+                        a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
+                        (
+                            a,
+                            Submitted {
+                                run_id: run,
+                                status: RunStatus::Running,
+                                disposition: Disposition::Interrupted,
+                            },
+                        )
+                    }
+                })
+            })
+            .await?;
+        if out.disposition == Disposition::Interrupted {
+            self.cancel_worker(thread);
         }
-        Err(Error::Contended)
+        self.wake(thread.clone());
+        Ok(out)
+    }
+
+    /// Folds guidance into the thread's active run at its next step boundary.
+    pub async fn steer(&self, thread: &ThreadId, message: String) -> Result<RunId> {
+        let run = self
+            .append_planned(thread, false, |seen| {
+                let Some(run) = &seen.active else { return Err(Error::NoActiveRun) };
+                let ev = NewEvent::new(Some(run.id.clone()), EventKind::Steer { message: message.clone() });
+                let mut a = Append::new(thread.clone(), vec![ev]);
+                a.conditions.push(Condition::ActiveRunIs(Some(run.id.clone())));
+                Ok((a, run.id.clone()))
+            })
+            .await?;
+        self.wake(thread.clone());
+        Ok(run)
     }
 }

@@ -4,6 +4,7 @@
 //! they are resolved.
 
 use crate::*;
+use herm_types::event::FileChange;
 use std::collections::HashMap;
 
 /// Largest file the file operations move in one piece.
@@ -131,17 +132,17 @@ pub async fn snapshot(sb: &dyn Sandbox, dep: &DeploymentId, limit: usize) -> Res
 }
 
 /// What changed between two snapshots: (`created` | `modified` | `deleted`, path), sorted.
-pub fn diff(before: &HashMap<String, String>, after: &HashMap<String, String>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+pub fn diff(before: &HashMap<String, String>, after: &HashMap<String, String>) -> Vec<(FileChange, String)> {
+    let mut out: Vec<(FileChange, String)> = Vec::new();
     for (p, v) in after {
         match before.get(p) {
-            None => out.push(("created".into(), p.clone())),
-            Some(old) if old != v => out.push(("modified".into(), p.clone())),
+            None => out.push((FileChange::Created, p.clone())),
+            Some(old) if old != v => out.push((FileChange::Modified, p.clone())),
             _ => {}
         }
     }
     for p in before.keys().filter(|p| !after.contains_key(*p)) {
-        out.push(("deleted".into(), p.clone()));
+        out.push((FileChange::Deleted, p.clone()));
     }
     out.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
     out

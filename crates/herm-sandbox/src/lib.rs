@@ -4,7 +4,11 @@
 //! ([`namespaces::NamespacesSandbox`]) implement it. File operations
 //! ([`files`]) are built on `exec` so every backend confines paths the same way.
 //!
-//! Architecture invariants: only this crate starts sandbox processes; nothing of herm's own
+//! [`jail`] builds the jailed command of a host-side helper (a stdio MCP server), so that
+//! starting processes stays in this crate.
+//!
+//! Architecture invariants: only this crate starts processes (enforced by clippy's
+//! `disallowed-methods` in every other crate); nothing of herm's own
 //! (data directory, database, master key, secret values, environment) is ever passed into a
 //! sandbox; every path from outside is confined to `/workspace` inside the sandbox, after
 //! symlinks are resolved there.
@@ -12,6 +16,8 @@
 pub mod docker;
 pub mod files;
 mod helper;
+pub mod host;
+pub mod jail;
 pub mod namespaces;
 mod netns;
 mod seccomp;

@@ -1,15 +1,11 @@
-//! API key authentication and scopes. Keys are random 256-bit tokens stored only as SHA-256
-//! hashes; every request looks its key up, so a revoked key is refused at once.
+//! API key authentication and scopes: every request looks its key up through the engine
+//! (keys are stored only as hashes), so a revoked key is refused at once.
 
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use herm_types::ApiKeyId;
-use rand::Rng;
-use sha2::{Digest, Sha256};
-
-pub const SCOPES: &[&str] = &["deployments:read", "deployments:write", "secrets:write", "admin"];
 
 /// The authenticated caller.
 #[derive(Clone, Debug)]
@@ -29,18 +25,6 @@ impl Caller {
     }
 }
 
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// A new API key: `herm_` and 43 base62 characters (256 bits).
-pub fn generate_key() -> String {
-    const A: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::rng();
-    let s: String = (0..43).map(|_| A[rng.random_range(0..62)] as char).collect();
-    format!("herm_{s}")
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -58,10 +42,8 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
         let rec = state
             .engine
-            .store()
-            .api_key_by_hash(&hash_key(key))
+            .authenticate(key)
             .await?
-            .filter(|r| r.revoked_at.is_none())
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
         Ok(Caller { key_id: rec.id, scopes: rec.scopes })
     }

@@ -53,6 +53,13 @@ impl ApiError {
         e.errors = vec![FieldError::new(path, message)];
         e
     }
+    pub fn precondition_failed() -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "the resource changed since the revision named in If-Match; read it again",
+        )
+    }
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "an internal error occurred; it has been logged")
     }
@@ -91,9 +98,40 @@ impl From<herm_store::Error> for ApiError {
 impl From<herm_engine::Error> for ApiError {
     fn from(e: herm_engine::Error) -> Self {
         use herm_engine::Error as E;
+        let with = |mut e: ApiError, errors| {
+            e.errors = errors;
+            e
+        };
         match e {
             E::Store(s) => s.into(),
-            E::NotFound => Self::not_found("resource"),
+            E::Sandbox(s) => s.into(),
+            E::NotFound(what) => Self::not_found(what),
+            E::Validation(m) => Self::validation(m),
+            E::Invalid(errors) => Self::fields(errors),
+            E::InvalidSecretRef(errors) => Self::secret_ref(errors),
+            E::InvalidSkill(f) => Self::invalid_skill(f.path, f.message),
+            E::Unsupported(errors) => with(
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unsupported",
+                    "the request sets fields this server cannot act on yet",
+                ),
+                errors,
+            ),
+            E::Conflict(m) => Self::conflict(m),
+            E::PreconditionFailed => Self::precondition_failed(),
+            E::LastAdminKey => Self::new(
+                StatusCode::CONFLICT,
+                "last_admin_key",
+                "this is the last active admin key; create another admin key before revoking it",
+            ),
+            E::NoSandbox => {
+                Self::new(StatusCode::CONFLICT, "sandbox_unavailable", "this deployment has no sandbox on this server")
+            }
+            E::Vault => {
+                tracing::error!("the vault could not seal a value");
+                Self::internal()
+            }
             E::NotReady => {
                 Self::new(StatusCode::CONFLICT, "deployment_not_ready", "the deployment is still provisioning")
             }
@@ -105,21 +143,20 @@ impl From<herm_engine::Error> for ApiError {
             E::Contended => Self::new(
                 StatusCode::CONFLICT,
                 "conflict",
-                "the thread changed repeatedly while accepting the message; retry",
+                "the resource changed repeatedly while the request was applied; retry",
             ),
             E::ModelNotConfigured(m) => Self::validation(m),
             E::NoActiveRun => Self::conflict("no run is active on this thread"),
             E::NotPending => Self::conflict("the steering request is not pending (answered already, or its run ended)"),
             E::WrongReply(m) => Self::validation(m),
-            E::InvalidInput(errors) => {
-                let mut e = Self::new(
+            E::InvalidInput(errors) => with(
+                Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "validation_error",
                     "the edited input does not match the tool's input schema; the request is still pending",
-                );
-                e.errors = errors;
-                e
-            }
+                ),
+                errors,
+            ),
         }
     }
 }

@@ -29,8 +29,8 @@ where
     };
     let scope = format!("{}:{route}", caller.key_id);
     let fp = hex::encode(Sha256::digest(raw));
-    let store = state.engine.store();
-    match store.idempotency_begin(&scope, &key, &fp).await {
+    let engine = &state.engine;
+    match engine.idempotency_begin(&scope, &key, &fp).await {
         Err(e) => ApiError::from(e).into_response(),
         Ok(IdemBegin::Mismatch) => {
             ApiError::conflict("this Idempotency-Key was used with a different request body").into_response()
@@ -47,14 +47,14 @@ where
         Ok(IdemBegin::Fresh) => match f.await {
             Ok((status, v)) => {
                 let body = serde_json::to_vec(&v).unwrap_or_default();
-                if let Err(e) = store.idempotency_finish(&scope, &key, status.as_u16(), &body).await {
+                if let Err(e) = engine.idempotency_finish(&scope, &key, status.as_u16(), &body).await {
                     tracing::warn!(error = %e, "could not record an idempotent response");
                 }
                 json_response(status, body)
             }
             Err(e) => {
                 // A failed request did not happen: the key is free for a corrected retry.
-                if let Err(e) = store.idempotency_abort(&scope, &key).await {
+                if let Err(e) = engine.idempotency_abort(&scope, &key).await {
                     tracing::warn!(error = %e, "could not release an idempotency key");
                 }
                 e.into_response()

@@ -1,29 +1,27 @@
 //! The HTTP face of herm: REST + SSE per ../shared/API.md, problem+json errors, API keys and
 //! scopes, idempotency, and the OpenAPI document generated from the handlers.
 //!
-//! Architecture invariant: only this crate knows HTTP. Handlers validate at the edge and
-//! then call the engine or the store; they hold no state of their own.
+//! Architecture invariants: only this crate knows HTTP. Handlers validate shapes at the edge,
+//! call one engine method and map its result; they never touch the store and hold no state.
 
 pub mod auth;
 pub mod error;
 mod extract;
 mod idem;
 pub mod openapi;
+mod precondition;
 mod routes;
 mod sse;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use herm_engine::Engine;
-use herm_store::vault::Vault;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    pub vault: Arc<Vault>,
     /// Cancelled at shutdown so open SSE streams end and the server can drain.
     pub shutdown: CancellationToken,
 }

@@ -70,11 +70,11 @@ async fn replay(
     mut cursor: i64,
     tx: &mpsc::Sender<SseEvent>,
 ) -> Option<i64> {
-    let store = state.engine.store();
+    let engine = &state.engine;
     loop {
         let page = match scope {
-            Scope::Thread(t) => store.thread_events(t, cursor, PAGE).await,
-            Scope::Deployment(f) => store.deployment_events(dep, cursor, PAGE, f).await,
+            Scope::Thread(t) => engine.thread_events(t, cursor, PAGE).await,
+            Scope::Deployment(f) => engine.deployment_events(dep, cursor, PAGE, f).await,
         };
         let page = match page {
             Ok(p) => p,
@@ -95,7 +95,7 @@ async fn replay(
 }
 
 async fn pump(state: AppState, dep: DeploymentId, scope: Scope, after: i64, tx: mpsc::Sender<SseEvent>) {
-    let mut sub = state.engine.bus().subscribe(&dep);
+    let mut sub = state.engine.subscribe(&dep);
     let Some(mut cursor) = replay(&state, &dep, &scope, after, &tx).await else { return };
     loop {
         let msg = tokio::select! {
@@ -134,7 +134,7 @@ async fn pump(state: AppState, dep: DeploymentId, scope: Scope, after: i64, tx: 
             Err(broadcast::error::RecvError::Closed) => {
                 // The channel was dropped (nobody listened for a moment); subscribe again and
                 // catch up from the log.
-                sub = state.engine.bus().subscribe(&dep);
+                sub = state.engine.subscribe(&dep);
                 match replay(&state, &dep, &scope, cursor, &tx).await {
                     Some(c) => cursor = c,
                     None => return,

@@ -24,7 +24,8 @@ use herm_types::config::{DeploymentSpec, ProviderSpec};
 use herm_types::*;
 use std::sync::Arc;
 
-/// Errors of the storage layer.
+/// Errors of the storage layer. Backend-neutral: a PostgreSQL store reports its failures
+/// through the same variants, so callers never see a driver's types.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("not found")]
@@ -35,8 +36,12 @@ pub enum Error {
     /// A conditional write found the thread in a different state than expected.
     #[error("precondition failed: {0}")]
     Conflict(String),
+    /// A conditional update found a newer revision of the record than the one it was based on.
+    #[error("the record changed since it was read")]
+    Stale,
+    /// The database refused or failed the operation (driver message, never a value).
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
     #[error("encryption error")]
@@ -49,34 +54,60 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The durable store. Object-safe so callers hold `Arc<dyn Store>`; the SQLite and
-/// (future) PostgreSQL implementations pass the same generic test-suite.
+/// Everything a herm node needs from durable storage: the four focused stores below. Held as
+/// `Arc<dyn Store>`; the SQLite and (next) PostgreSQL implementations pass the same generic
+/// suite. Bring the traits into scope with `use herm_store::prelude::*`.
+pub trait Store: LogStore + ConfigStore + AccessStore + TimerStore {}
+impl<T: LogStore + ConfigStore + AccessStore + TimerStore> Store for T {}
+
+/// The traits, for callers that hold an `Arc<dyn Store>`.
+pub mod prelude {
+    pub use crate::{AccessStore, ConfigStore, LogStore, Store, TimerStore};
+}
+
+/// API keys, the secrets vault (ciphertext only) and idempotency records: who may call, with
+/// what, and what they were already answered.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // --- API keys ---
+pub trait AccessStore: Send + Sync + 'static {
     async fn insert_api_key(&self, key: ApiKeyRecord) -> Result<()>;
+    /// Makes the key with this hash live with these scopes: inserted if new, un-revoked if it
+    /// was revoked (an operator's `HERM_ADMIN_KEY` always works after a restart).
+    async fn ensure_api_key(&self, key: ApiKeyRecord) -> Result<()>;
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
-    /// Returns false when no live key had that id.
-    async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<bool>;
+    /// Revokes a live key, unless it is the last live key with the `admin` scope (checked
+    /// in the same transaction, so two racing revocations cannot both pass).
+    async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<Revocation>;
 
-    // --- secrets (ciphertext only) ---
     async fn insert_secret(&self, s: SecretRecord) -> Result<()>;
     async fn get_secret(&self, id: &SecretId) -> Result<Option<SecretRecord>>;
     async fn list_secrets(&self) -> Result<Vec<SecretRecord>>;
     async fn delete_secret(&self, id: &SecretId) -> Result<bool>;
 
-    // --- providers ---
+    async fn idempotency_begin(&self, scope: &str, key: &str, fingerprint: &str) -> Result<IdemBegin>;
+    async fn idempotency_finish(&self, scope: &str, key: &str, status: u16, body: &[u8]) -> Result<()>;
+    async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
+}
+
+/// Deployments and node configuration kept in the database (providers).
+#[async_trait]
+pub trait ConfigStore: Send + Sync + 'static {
     async fn put_provider(&self, name: &str, spec: &ProviderSpec) -> Result<()>;
     async fn list_providers(&self) -> Result<Vec<(String, ProviderSpec)>>;
     async fn delete_provider(&self, name: &str) -> Result<bool>;
 
-    // --- deployments ---
-    /// Creates the deployment and its default thread atomically.
+    /// Creates the deployment (at revision 1) and its default thread atomically.
     async fn create_deployment(&self, d: DeploymentRecord) -> Result<()>;
     async fn get_deployment(&self, id: &DeploymentId) -> Result<Option<DeploymentRecord>>;
     async fn list_deployments(&self, q: DeploymentQuery) -> Result<Vec<DeploymentRecord>>;
-    async fn update_deployment_spec(&self, id: &DeploymentId, spec: &DeploymentSpec) -> Result<()>;
+    /// Replaces the spec if the deployment is still at `expected_revision`; returns the new
+    /// revision. [`Error::Stale`] if another write came first, [`Error::NotFound`] if gone.
+    async fn update_deployment_spec(
+        &self,
+        id: &DeploymentId,
+        spec: &DeploymentSpec,
+        expected_revision: i64,
+    ) -> Result<i64>;
     async fn set_deployment_status(
         &self,
         id: &DeploymentId,
@@ -85,8 +116,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Deployments still `provisioning` (to finish after a restart).
     async fn provisioning_deployments(&self) -> Result<Vec<DeploymentId>>;
+}
 
-    // --- threads and runs ---
+/// Threads, runs, the event log and the leases that give each thread one writer.
+#[async_trait]
+pub trait LogStore: Send + Sync + 'static {
     async fn create_thread(&self, t: NewThread) -> Result<()>;
     async fn get_thread(&self, id: &ThreadId) -> Result<Option<ThreadRecord>>;
     async fn list_threads(&self, q: ThreadQuery) -> Result<Vec<ThreadRecord>>;
@@ -95,8 +129,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>>;
     /// The oldest non-terminal run of the thread, if any.
     async fn active_run(&self, thread: &ThreadId) -> Result<Option<RunRecord>>;
+    /// What the deployment's runs started at or after `since` have cost, in USD.
+    async fn deployment_cost_since(&self, dep: &DeploymentId, since: chrono::DateTime<chrono::Utc>) -> Result<f64>;
 
-    // --- the log ---
     /// Appends events atomically (all or none) and publishes them after commit.
     async fn append(&self, a: Append) -> Result<Vec<Arc<Event>>>;
     /// Events of a thread with `sequence > after`, oldest first.
@@ -112,7 +147,6 @@ pub trait Store: Send + Sync + 'static {
     /// All events of one run's thread needed to rebuild the run (the whole thread log).
     async fn run_log(&self, thread: &ThreadId) -> Result<Vec<Event>>;
 
-    // --- leases ---
     /// Takes the thread's lease if it is free, expired, or already ours.
     async fn acquire_lease(&self, thread: &ThreadId, owner: &str, ttl_ms: i64) -> Result<Option<Lease>>;
     async fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<bool>;
@@ -121,9 +155,33 @@ pub trait Store: Send + Sync + 'static {
     async fn release_leases_with_prefix(&self, owner_prefix: &str) -> Result<u64>;
     /// Threads with a queued or running run and no live lease.
     async fn runnable_threads(&self, limit: usize) -> Result<Vec<ThreadId>>;
+}
 
-    // --- idempotency ---
-    async fn idempotency_begin(&self, scope: &str, key: &str, fingerprint: &str) -> Result<IdemBegin>;
-    async fn idempotency_finish(&self, scope: &str, key: &str, status: u16, body: &[u8]) -> Result<()>;
-    async fn idempotency_abort(&self, scope: &str, key: &str) -> Result<()>;
+/// Durable timers: a due time per key, claimed by exactly one node at a time and finished
+/// only by the claim that took it, so each firing is handled once across restarts and nodes.
+#[async_trait]
+pub trait TimerStore: Send + Sync + 'static {
+    /// Sets (or moves) the timer `key` to fire at `due_at`; an existing claim is dropped.
+    async fn set_timer(&self, t: NewTimer) -> Result<()>;
+    /// Removes the timer; false if there was none.
+    async fn cancel_timer(&self, key: &str) -> Result<bool>;
+    /// Claims up to `limit` timers due at `now` that nobody holds (or whose holder's claim
+    /// expired), for `claim_ttl_ms`.
+    async fn claim_due_timers(
+        &self,
+        owner: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        claim_ttl_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedTimer>>;
+    /// Ends a claimed firing: the timer is deleted, or moved to `next_due_at`. Refused with
+    /// [`Error::Stale`] if the claim is no longer the one given (the timer was reset or
+    /// claimed again meanwhile).
+    async fn finish_timer(
+        &self,
+        claim: &ClaimedTimer,
+        next_due_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()>;
+    /// The timer, if set.
+    async fn get_timer(&self, key: &str) -> Result<Option<ClaimedTimer>>;
 }

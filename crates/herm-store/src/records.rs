@@ -42,6 +42,9 @@ pub struct DeploymentRecord {
     pub default_thread_id: ThreadId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Increases by one with every spec change: the optimistic-concurrency condition of
+    /// [`crate::ConfigStore::update_deployment_spec`] and the API's `ETag`.
+    pub revision: i64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -86,6 +89,8 @@ pub struct RunRecord {
     pub thread_id: ThreadId,
     pub deployment_id: DeploymentId,
     pub status: RunStatus,
+    pub kind: RunKind,
+    pub trigger: Option<RunTrigger>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub steps: u32,
@@ -117,8 +122,8 @@ pub struct Append {
     pub thread_id: ThreadId,
     pub lease: Option<Lease>,
     pub conditions: Vec<Condition>,
-    /// Creates this run (in the given status) in the same transaction.
-    pub new_run: Option<(RunId, RunStatus)>,
+    /// Creates this run in the same transaction.
+    pub new_run: Option<NewRun>,
     pub events: Vec<NewEvent>,
 }
 
@@ -145,4 +150,50 @@ pub enum IdemBegin {
     Mismatch,
     /// The first request with this key is still being processed.
     InProgress,
+}
+
+/// A run created by an [`Append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRun {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub kind: RunKind,
+    pub trigger: Option<RunTrigger>,
+}
+
+impl NewRun {
+    /// A run started by a person's message.
+    pub fn user(id: RunId, status: RunStatus) -> Self {
+        Self { id, status, kind: RunKind::User, trigger: None }
+    }
+}
+
+/// The outcome of revoking an API key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    /// No live key has that id.
+    NotFound,
+    /// It is the last live key with the `admin` scope: revoking it would lock everyone out.
+    LastAdmin,
+}
+
+/// A timer to set: `key` names it (one timer per key), `kind` says who handles it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTimer {
+    pub key: String,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+/// A timer as claimed by one node for one firing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedTimer {
+    pub key: String,
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+    /// Increases with every claim and every reset: a finish names the claim it ends.
+    pub epoch: i64,
 }

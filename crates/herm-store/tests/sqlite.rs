@@ -31,6 +31,9 @@ suite_tests!(
     idempotency_keys,
     deleting_a_deployment_stops_its_runs,
     secrets_keys_and_providers,
+    spec_updates_are_conditional_on_the_revision,
+    timers_fire_once_per_claim,
+    run_kinds_and_costs,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,4 +52,40 @@ async fn data_survives_reopen_and_wal_full_sync_is_on() {
     let c = rusqlite::Connection::open(dir.path().join("herm.db")).unwrap();
     let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A database written by the previous version (schema 1, events with string-typed fields)
+/// opens, migrates, and reads back: typed events, revision 1, runs of kind `user`; and it
+/// takes new writes (a conditional spec edit, a timer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_the_previous_version_migrates_and_reads() {
+    use herm_store::*;
+    use herm_types::event::{Confirmation, FileChange, McpState, RequestKind};
+    use herm_types::*;
+    let dir = tempfile::tempdir().unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("herm.db")).unwrap();
+    c.execute_batch(include_str!("fixtures/v1.sql")).unwrap();
+    drop(c);
+    let f = fixture(&dir);
+    let dep = DeploymentId::parse("dep_0000000000000000000001").unwrap();
+    let d = f.store.get_deployment(&dep).await.unwrap().unwrap();
+    assert_eq!((d.revision, d.spec.name.as_str()), (1, "old"));
+    let log = f.store.run_log(&d.default_thread_id).await.unwrap();
+    assert_eq!(log.len(), 7);
+    assert!(matches!(log[2].kind, EventKind::SteeringRequest { kind: RequestKind::Approval, .. }));
+    assert!(matches!(log[3].kind, EventKind::SteeringResponse { result: Some(Confirmation::Deny), .. }));
+    assert!(matches!(log[4].kind, EventKind::Filesystem { change: FileChange::Created, .. }));
+    assert!(matches!(log[5].kind, EventKind::McpStatus { status: McpState::Unavailable, .. }));
+    let run = f.store.get_run(&RunId::parse("run_0000000000000000000001").unwrap()).await.unwrap().unwrap();
+    assert_eq!((run.kind, run.trigger), (RunKind::User, None));
+    assert_eq!(f.store.update_deployment_spec(&dep, &d.spec, 1).await.unwrap(), 2);
+    f.store
+        .set_timer(NewTimer { key: "k".into(), kind: "t".into(), due_at: now(), payload: serde_json::json!({}) })
+        .await
+        .unwrap();
+    let v: i64 = rusqlite::Connection::open(dir.path().join("herm.db"))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
 }

@@ -160,6 +160,31 @@ impl Herm {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// A request as the admin with extra headers; returns the response headers too.
+    pub async fn request_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.http.request(m, format!("{}{path}", self.url)).bearer_auth(&self.admin_key);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb.send().await.expect("request");
+        let (status, h) = (resp.status().as_u16(), resp.headers().clone());
+        let text = resp.text().await.unwrap_or_default();
+        if status >= 400 {
+            assert_eq!(h.get("content-type").unwrap(), "application/problem+json", "{status} {text}");
+        }
+        (status, h, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.request("GET", path, Some(&self.admin_key.clone()), None).await
     }

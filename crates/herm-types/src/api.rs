@@ -144,7 +144,7 @@ pub struct ThreadDetail {
 pub struct PendingRequest {
     pub request_id: RequestId,
     pub run_id: RunId,
-    pub kind: String,
+    pub kind: crate::event::RequestKind,
     pub summary: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
@@ -228,12 +228,8 @@ pub enum UserEvent {
     Answer { request_id: RequestId, answer: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ConfirmationResult {
-    Allow,
-    Deny,
-}
+/// The `result` of a `user.tool_confirmation`: the same decision the log records.
+pub type ConfirmationResult = crate::event::Confirmation;
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

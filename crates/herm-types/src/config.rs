@@ -395,6 +395,14 @@ impl DeploymentSpec {
         {
             errs.push(FieldError::new("limits.max_run_steps", "must be at least 1"));
         }
+        for (path, v) in [
+            ("limits.max_run_cost_usd", self.limits.max_run_cost_usd),
+            ("limits.max_daily_cost_usd", self.limits.max_daily_cost_usd),
+        ] {
+            if v.is_some_and(|v| !v.is_finite() || v <= 0.0) {
+                errs.push(FieldError::new(path, "must be a positive number of USD"));
+            }
+        }
         errs
     }
 }

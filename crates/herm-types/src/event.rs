@@ -14,6 +14,49 @@ use utoipa::ToSchema;
 /// Version of the persisted `EventKind` encoding.
 pub const EVENT_FORMAT_VERSION: i64 = 1;
 
+/// What a steering request asks of a person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// Allow, deny or edit a tool call.
+    Approval,
+    /// Answer the agent's clarifying question.
+    Question,
+}
+
+/// A person's decision on an approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    Allow,
+    Deny,
+}
+
+/// How a workspace file changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileChange {
+    Created,
+    Modified,
+    Deleted,
+}
+
+/// The state an `mcp_status` event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum McpState {
+    /// The server could not be reached or failed: its tools fail until it answers again.
+    Unavailable,
+}
+
+/// Which output of a command a `tool_output` frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -116,7 +159,7 @@ pub enum EventKind {
     /// The run needs a person: an approval or a clarifying question.
     SteeringRequest {
         request_id: RequestId,
-        kind: String,
+        kind: RequestKind,
         summary: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tool: Option<String>,
@@ -134,7 +177,7 @@ pub enum EventKind {
     SteeringResponse {
         request_id: RequestId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        result: Option<String>,
+        result: Option<Confirmation>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         answer: Option<String>,
         /// With a denial: what the model is told.
@@ -162,14 +205,14 @@ pub enum EventKind {
     /// Older turns replaced by a summary.
     Compaction { summary: String, replaced_through_sequence: i64 },
     /// A workspace file changed.
-    Filesystem { change: String, path: String },
+    Filesystem { change: FileChange, path: String },
     /// **(herm)** An MCP server could not be reached: its tools fail (or are not offered)
-    /// until it answers again. `status` is `unavailable`.
-    McpStatus { server: String, status: String, message: String },
+    /// until it answers again.
+    McpStatus { server: String, status: McpState, message: String },
     /// A streamed text fragment (live only, never committed).
     Token { delta: String },
     /// A streamed tool output fragment (live only, never committed).
-    ToolOutput { tool_use_id: String, stream: String, delta: String },
+    ToolOutput { tool_use_id: String, stream: OutputStream, delta: String },
 }
 
 impl EventKind {
@@ -288,5 +331,32 @@ mod tests {
         assert!(v.get("run_id").is_none());
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+    }
+
+    /// Payloads written before these fields were typed (plain strings) read back as the
+    /// enums and serialize to the same JSON: no migration of stored events is needed.
+    #[test]
+    fn typed_payloads_read_what_the_string_format_wrote() {
+        let old = [
+            serde_json::json!({"type": "steering_request", "request_id": "req_0000000000000000000001", "kind": "approval", "summary": "s", "tool": "t"}),
+            serde_json::json!({"type": "steering_request", "request_id": "req_0000000000000000000001", "kind": "question", "summary": "s", "question": "q?"}),
+            serde_json::json!({"type": "steering_response", "request_id": "req_0000000000000000000001", "result": "deny", "message": "no"}),
+            serde_json::json!({"type": "steering_response", "request_id": "req_0000000000000000000001", "result": "allow"}),
+            serde_json::json!({"type": "filesystem", "change": "modified", "path": "a.txt"}),
+            serde_json::json!({"type": "mcp_status", "server": "s", "status": "unavailable", "message": "down"}),
+            serde_json::json!({"type": "tool_output", "tool_use_id": "t", "stream": "stderr", "delta": "x"}),
+        ];
+        for v in old {
+            let k: EventKind = serde_json::from_value(v.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&k).unwrap(), v);
+        }
+        let k: EventKind = serde_json::from_value(serde_json::json!({"type": "steering_response", "request_id": "req_0000000000000000000001", "result": "deny"})).unwrap();
+        assert!(matches!(k, EventKind::SteeringResponse { result: Some(Confirmation::Deny), .. }));
+        assert!(
+            serde_json::from_value::<EventKind>(
+                serde_json::json!({"type": "filesystem", "change": "renamed", "path": "a"})
+            )
+            .is_err()
+        );
     }
 }

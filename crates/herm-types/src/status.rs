@@ -35,6 +35,53 @@ impl RunStatus {
     }
 }
 
+/// What a run works for. Every kind is an ordinary journaled run: durable, steerable and
+/// budgeted like a user's; only what starts it differs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// A person's message.
+    #[default]
+    User,
+    /// The memory observer, after a thread goes idle.
+    Observer,
+    /// Memory consolidation while the deployment is idle.
+    Dream,
+    /// A scheduled or webhook-triggered automation.
+    Automation,
+    /// A step of a goal pursued across sessions.
+    Goal,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Observer => "observer",
+            Self::Dream => "dream",
+            Self::Automation => "automation",
+            Self::Goal => "goal",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+/// What started a run that no person started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunTrigger {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automation_id: Option<String>,
+    /// The schedule slot an automation run fired for (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dream_id: Option<String>,
+}
+
 /// Status of a thread (derived from its active run).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

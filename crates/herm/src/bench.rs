@@ -7,7 +7,6 @@ use crate::config::Config;
 use async_trait::async_trait;
 use herm_engine::Engine;
 use herm_llm::{DeltaSink, Message, ModelClient, ModelRequest, ModelResponse, TokenUsage};
-use herm_store::NewThread;
 use herm_types::config::{DeploymentSpec, ProviderKind, ProviderSpec};
 use herm_types::event::RequestedToolCall;
 use herm_types::*;
@@ -127,7 +126,13 @@ fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
 /// Starts one run on each thread at once and waits until all are finished: every final
 /// answer given and every worker gone idle (cheap in-memory checks, so waiting does not
 /// load the store being measured). The runs' statuses are verified afterwards, untimed.
-async fn round(engine: &Engine, model: &Instant0, threads: &[ThreadId], tag: &str) -> anyhow::Result<Duration> {
+async fn round(
+    engine: &Engine,
+    dep: &DeploymentId,
+    model: &Instant0,
+    threads: &[ThreadId],
+    tag: &str,
+) -> anyhow::Result<Duration> {
     use std::sync::atomic::Ordering;
     let target = model.finals.load(Ordering::SeqCst) + threads.len();
     let started = Instant::now();
@@ -147,11 +152,8 @@ async fn round(engine: &Engine, model: &Instant0, threads: &[ThreadId], tag: &st
     }
     let elapsed = started.elapsed();
     for r in runs {
-        let run = engine.store().get_run(&r).await?;
-        anyhow::ensure!(
-            run.as_ref().map(|r| r.status) == Some(RunStatus::Completed),
-            "a benchmark run did not complete: {run:?}"
-        );
+        let run = engine.run(dep, &r).await?;
+        anyhow::ensure!(run.status == RunStatus::Completed, "a benchmark run did not complete: {run:?}");
     }
     Ok(elapsed)
 }
@@ -186,17 +188,13 @@ pub(crate) async fn bench_engine(
         crate::serve::open(&cfg, cfg.engine_options(), move |p| p.with_factory(Arc::new(move |_| Some(model.clone()))))
             .await?;
     let spec: DeploymentSpec = serde_json::from_value(spec)?;
-    let dep = herm_store::DeploymentRecord {
-        id: DeploymentId::new(),
-        status: DeploymentStatus::Ready,
-        error: None,
-        spec,
-        default_thread_id: ThreadId::new(),
-        created_at: now(),
-        updated_at: now(),
-    };
-    opened.engine.store().create_deployment(dep.clone()).await?;
     opened.engine.start().await?;
+    let mut dep = opened.engine.create_deployment(spec).await?;
+    // Without a sandbox, provisioning is immediate; wait for it all the same.
+    while dep.status == DeploymentStatus::Provisioning {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        dep = opened.engine.deployment(&dep.id).await?;
+    }
     Ok(BenchEngine { opened, dep, dir })
 }
 
@@ -227,18 +225,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for &n in &args.threads {
         let mut threads = Vec::with_capacity(n);
         for _ in 0..n {
-            let t = ThreadId::new();
-            engine
-                .store()
-                .create_thread(NewThread { id: t.clone(), deployment_id: dep.id.clone(), title: None })
-                .await?;
-            threads.push(t);
+            threads.push(engine.create_thread(&dep.id, None).await?.id);
         }
         model.calls.lock().clear();
         let rounds = if n == 1 { args.single_runs } else { 1 };
         let mut elapsed = Duration::ZERO;
         for r in 0..rounds {
-            elapsed += round(&engine, &model, &threads, &format!("c{n} r{r}")).await?;
+            elapsed += round(&engine, &dep.id, &model, &threads, &format!("c{n} r{r}")).await?;
         }
         // A step is the interval between two consecutive model calls of one run: fold, model
         // call, journal, tool call journaled and resolved, result journaled.

@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use futures::future::try_join_all;
 use herm_engine::steering::{Reply, pending_requests};
 use herm_llm::{DeltaSink, Message, ModelClient, ModelRequest, ModelResponse, TokenUsage};
-use herm_store::NewThread;
 use herm_types::event::{LiveFrame, RequestedToolCall};
 use herm_types::*;
 use serde_json::json;
@@ -82,11 +81,11 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut threads = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(CHUNK) {
-        let ids: Vec<ThreadId> = chunk.iter().map(|_| ThreadId::new()).collect();
-        try_join_all(ids.iter().map(|t| {
-            engine.store().create_thread(NewThread { id: t.clone(), deployment_id: dep.id.clone(), title: None })
-        }))
-        .await?;
+        let ids: Vec<ThreadId> = try_join_all(chunk.iter().map(|_| engine.create_thread(&dep.id, None)))
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
         try_join_all(ids.iter().map(|t| engine.submit_message(t, Default::default(), "send it".into(), vec![])))
             .await?;
         threads.extend(ids);
@@ -121,9 +120,9 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
     // Confirmation → tool call started, one at a time on a sample.
     let mut lat = Vec::with_capacity(SAMPLE);
     for t in threads.iter().step_by((n / SAMPLE).max(1)).take(SAMPLE) {
-        let log = engine.store().run_log(t).await?;
+        let log = engine.thread_log(t).await?;
         let Some(p) = pending_requests(&log).into_iter().next() else { anyhow::bail!("thread {t} is not waiting") };
-        let mut sub = engine.bus().subscribe(&dep.id);
+        let mut sub = engine.subscribe(&dep.id);
         let t0 = Instant::now();
         engine.respond(t, &p.request_id, Reply::Allow { input: None }).await?;
         loop {

@@ -205,7 +205,7 @@ impl Config {
     }
 
     fn mcp_options(&self) -> herm_engine::mcp::McpOptions {
-        use herm_engine::mcp::stdio::{Mode, StdioSandbox, bubblewrap_works};
+        use herm_sandbox::jail::{Mode, StdioSandbox, bubblewrap_works};
         use std::time::Duration;
         let m = &self.mcp;
         let mode = match m.stdio_sandbox.as_str() {

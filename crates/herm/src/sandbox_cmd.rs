@@ -3,7 +3,6 @@
 use herm_sandbox::docker::{DockerOptions, DockerSandbox};
 use herm_sandbox::{ExecRequest, Sandbox, SandboxConfig};
 use herm_types::DeploymentId;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::bench::{ms, pct};
@@ -13,13 +12,11 @@ const BUILD_SCRIPT: &str = include_str!("../../../scripts/build-image.sh");
 
 /// Builds the default sandbox image from the machine's Debian package sources.
 pub fn build_image(image: &str, force: bool) -> anyhow::Result<()> {
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c").arg(BUILD_SCRIPT).arg("build-image");
-    if force {
-        cmd.arg("--force");
-    }
-    let status = cmd.arg(image).status()?;
-    anyhow::ensure!(status.success(), "building the sandbox image failed");
+    let args: Vec<&str> = if force { vec!["--force", image] } else { vec![image] };
+    anyhow::ensure!(
+        herm_sandbox::host::run_script(BUILD_SCRIPT, "build-image", &args)?,
+        "building the sandbox image failed"
+    );
     Ok(())
 }
 
@@ -78,9 +75,7 @@ async fn exec_round_trips(
 }
 
 fn docker_cli(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("docker").args(args).output()?;
-    anyhow::ensure!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
+    herm_sandbox::host::docker_cli(args).map_err(anyhow::Error::msg)
 }
 
 fn line(name: &str, v: &[Duration], base: Option<&[Duration]>) {
@@ -97,8 +92,7 @@ pub async fn bench_namespaces(rounds: usize) -> anyhow::Result<()> {
     let cfg = SandboxConfig { image: String::new(), network: false, memory_mb: 512, cpus: 1.0, pids_limit: 256 };
     println!("herm sandbox bench — namespaces backend, {rounds} rounds");
     let spawn = timed(rounds * 3, || {
-        let s = Command::new("bash").args(["-c", "true"]).status()?;
-        anyhow::ensure!(s.success(), "bash failed");
+        anyhow::ensure!(herm_sandbox::host::spawn_true()?, "bash failed");
         Ok(())
     })?;
     let (cold, mut deps) = cold_starts(&sb, &cfg, rounds).await?;

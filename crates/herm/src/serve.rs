@@ -3,14 +3,14 @@
 
 use crate::config::Config;
 use anyhow::Context;
+use herm_engine::access::generate_key;
 use herm_engine::providers::Providers;
 use herm_engine::{Engine, EngineOptions};
 use herm_server::AppState;
-use herm_server::auth::{generate_key, hash_key};
+use herm_store::Store;
 use herm_store::bus::Bus;
 use herm_store::sqlite::SqliteStore;
 use herm_store::vault::{MasterKey, Vault};
-use herm_store::{ApiKeyRecord, Store};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 /// Everything `serve` opened, for `serve` itself and for the benchmark.
 pub struct Opened {
     pub engine: Engine,
-    pub vault: Arc<Vault>,
     /// Held for the life of the process: the data directory is ours alone.
     _lock: File,
 }
@@ -52,8 +51,8 @@ pub async fn open(
         Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?);
     let p = providers(Providers::new(store.clone(), cfg.providers.clone(), opts.http.clone()));
     let sb = sandbox(cfg, &opts.sandbox).await?;
-    let engine = Engine::new(store, bus, vault.clone(), p, sb, opts);
-    Ok(Opened { engine, vault, _lock: lock })
+    let engine = Engine::new(store, bus, vault, p, sb, opts);
+    Ok(Opened { engine, _lock: lock })
 }
 
 /// The sandbox backend the configuration asks for.
@@ -99,27 +98,17 @@ async fn sandbox(
     }
 }
 
-/// Makes sure an admin key exists: `HERM_ADMIN_KEY` if given, else a new one printed once.
-async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
-    let keys = store.list_api_keys().await?;
-    let record = |key: &str| ApiKeyRecord {
-        id: herm_types::ApiKeyId::new(),
-        name: "admin".into(),
-        hash: hash_key(key),
-        scopes: vec!["admin".into()],
-        created_at: herm_types::now(),
-        revoked_at: None,
-    };
+/// Makes sure an admin key exists: `HERM_ADMIN_KEY` if given (made live again even if it
+/// was revoked, so an operator can always get back in), else a new one printed once.
+async fn bootstrap_admin(engine: &Engine) -> anyhow::Result<()> {
     match std::env::var("HERM_ADMIN_KEY") {
         Ok(k) => {
             anyhow::ensure!(k.len() >= 16, "HERM_ADMIN_KEY must be at least 16 characters");
-            if !keys.iter().any(|r| r.hash == hash_key(&k)) {
-                store.insert_api_key(record(&k)).await?;
-            }
+            engine.ensure_admin_key(&k).await?;
         }
-        Err(_) if keys.is_empty() => {
+        Err(_) if engine.list_api_keys().await?.iter().all(|k| k.revoked_at.is_some()) => {
             let k = generate_key();
-            store.insert_api_key(record(&k)).await?;
+            engine.ensure_admin_key(&k).await?;
             // Printed once, on the terminal of the operator who started herm; never logged.
             println!("admin API key (shown once, keep it safe): {k}");
         }
@@ -130,7 +119,7 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let opened = open(&cfg, cfg.engine_options(), |p| p).await?;
-    bootstrap_admin(opened.engine.store().as_ref()).await?;
+    bootstrap_admin(&opened.engine).await?;
     opened.engine.start().await?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.addr)
         .await
@@ -139,7 +128,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     println!("herm listening on http://{addr}");
     tracing::info!(%addr, data_dir = %Path::new(&cfg.storage.data_dir).display(), "herm started");
     let shutdown = CancellationToken::new();
-    let state = AppState { engine: opened.engine.clone(), vault: opened.vault.clone(), shutdown: shutdown.clone() };
+    let state = AppState { engine: opened.engine.clone(), shutdown: shutdown.clone() };
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -1,6 +1,7 @@
 //! The namespaces backend (bubblewrap + cgroups): the same persistence, isolation, hardening
 //! and confinement checks as the Docker backend, attacked from inside deployment A.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Black-box tests run the real binary and look at the host as an operator would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
 use common::*;

@@ -4,7 +4,8 @@
 //! workspaces survive, a second herm on the same engine never touches the first one's
 //! containers, a graceful stop removes the pool, and deleting a deployment removes the
 //! claimed workspace.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Black-box tests run the real binary and look at the host as an operator would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod common;
 use common::*;

@@ -1,7 +1,7 @@
 //! Table-driven tests of the run state machine: a log in, the next action out.
 
 use super::*;
-use herm_types::event::ToolOutcome;
+use herm_types::event::{Confirmation, RequestKind, ToolOutcome};
 use serde_json::json;
 
 struct Log {
@@ -95,7 +95,10 @@ fn result(id: &str) -> EventKind {
 fn decisions_from_logs() {
     let r = RunId::new();
     let none = RunLimits::default();
-    let two = RunLimits { max_steps: Some(2) };
+    let two = RunLimits { max_steps: Some(2), ..RunLimits::default() };
+    // Each model call of these logs costs 0.5 USD.
+    let one_usd = RunLimits { max_cost_usd: Some(1.0), ..RunLimits::default() };
+    let budget = |spent_usd| RunLimits { daily: Some(Budget { limit_usd: 2.0, spent_usd }), ..RunLimits::default() };
     let cases: Vec<(&str, Log, RunLimits, Next)> = vec![
         ("queued run starts", Log::new().push(&r, user("hi")).push(&r, status(RunStatus::Queued)), none, Next::Start),
         (
@@ -160,6 +163,41 @@ fn decisions_from_logs() {
             Next::Fail { code: "max_steps_exceeded", message: "the run reached its limit of 2 steps".into() },
         ),
         (
+            "a run under its cost limit calls the model",
+            Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a"])).push(&r, result("a")),
+            one_usd,
+            Next::CallModel,
+        ),
+        (
+            "a run at its cost limit stops before the next model call",
+            Log::new()
+                .push(&r, status(RunStatus::Running))
+                .push(&r, model(&["a"]))
+                .push(&r, result("a"))
+                .push(&r, model(&["b"]))
+                .push(&r, result("b")),
+            one_usd,
+            Next::Fail {
+                code: "insufficient_credits",
+                message: "the run reached its cost limit of 1 USD (spent 1.000000)".into(),
+            },
+        ),
+        (
+            "a deployment under its daily budget calls the model",
+            Log::new().push(&r, status(RunStatus::Running)),
+            budget(1.99),
+            Next::CallModel,
+        ),
+        (
+            "a deployment over its daily budget does not start a model call",
+            Log::new().push(&r, status(RunStatus::Running)),
+            budget(2.0),
+            Next::Fail {
+                code: "insufficient_credits",
+                message: "the deployment reached its daily budget of 2 USD".into(),
+            },
+        ),
+        (
             "input that arrived while the model streamed is answered",
             Log::new()
                 .push(&r, user("hi"))
@@ -208,7 +246,7 @@ fn other_runs_do_not_leak_into_a_decision() {
 fn request(tool_use_id: &str, req: &RequestId) -> EventKind {
     EventKind::SteeringRequest {
         request_id: req.clone(),
-        kind: "approval".into(),
+        kind: RequestKind::Approval,
         summary: "s".into(),
         tool: Some("t".into()),
         tool_use_id: Some(tool_use_id.into()),
@@ -221,7 +259,7 @@ fn request(tool_use_id: &str, req: &RequestId) -> EventKind {
 fn response(req: &RequestId, result: &str, input: Option<serde_json::Value>) -> EventKind {
     EventKind::SteeringResponse {
         request_id: req.clone(),
-        result: Some(result.into()),
+        result: Some(if result == "deny" { Confirmation::Deny } else { Confirmation::Allow }),
         answer: None,
         message: (result == "deny").then(|| "use the other list".into()),
         input,

@@ -2,10 +2,10 @@
 //! stdio, list tools (with the allowlist applied), call a tool with `_meta`, and hear
 //! `tools/list_changed`.
 
-use super::stdio::StdioSandbox;
 use super::{CallContext, McpTool, SEPARATOR};
 use crate::secrets::Secrets;
 use crate::tools::template::{render, secret_names as template_secrets};
+use herm_sandbox::jail::StdioSandbox;
 use herm_store::vault::SecretValue;
 use herm_types::config::{DeploymentSpec, McpServerSpec};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation};
@@ -215,48 +215,5 @@ pub(super) async fn call(
         }
         Ok(Err(rmcp::ServiceError::Timeout { .. })) => Err(CallError::Timeout),
         Ok(Err(e)) => Err(CallError::Transport(e.to_string())),
-    }
-}
-
-/// A bare SDK client with none of herm's layer (no schema check, secrets, `_meta`,
-/// rendering or sandbox): the baseline the MCP benchmark compares herm's calls against.
-pub struct Direct {
-    live: Live,
-}
-
-impl Direct {
-    /// Connects to `url` (streamable HTTP) or runs `command args` as a plain child.
-    pub async fn connect(url: Option<&str>, command: &str, args: &[String]) -> Result<Self, String> {
-        let handler = Handler { stale: Arc::new(AtomicBool::new(false)) };
-        let service = match url {
-            Some(u) => {
-                // The same HTTP client settings as the engine's, so only herm's layer differs.
-                let http =
-                    reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap_or_default();
-                let config = StreamableHttpClientTransportConfig::with_uri(u.to_owned());
-                handler
-                    .serve(StreamableHttpClientTransport::with_client(http, config))
-                    .await
-                    .map_err(|e| describe(&e.to_string()))?
-            }
-            None => {
-                let mut cmd = tokio::process::Command::new(command);
-                cmd.args(args).kill_on_drop(true);
-                let (t, _) = TokioChildProcess::builder(cmd)
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .map_err(|e| e.to_string())?;
-                handler.serve(t).await.map_err(|e| describe(&e.to_string()))?
-            }
-        };
-        Ok(Self { live: Live { service } })
-    }
-
-    /// Calls `tool` and returns its first text block.
-    pub async fn call(&self, tool: &str, args: &Value) -> Result<String, String> {
-        let mut params = CallToolRequestParams::new(tool.to_owned());
-        params.arguments = args.as_object().cloned();
-        let r = self.live.peer().call_tool(params).await.map_err(|e| e.to_string())?;
-        Ok(super::result::render(&r).content)
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Invariants:
 //! - Servers run outside the agent's sandbox: HTTP servers are called from herm's process,
-//!   stdio servers run as herm's children in a process sandbox of their own ([`stdio`]).
+//!   stdio servers run as herm's children in a jail of their own (`herm_sandbox::jail`).
 //! - Secret references in `headers`/`env` resolve at connect time, host-side; a call whose
 //!   referenced secret no longer exists fails with a clear error before anything is sent.
 //! - Arguments are checked against the tool's JSON Schema before a call is made.
@@ -16,7 +16,6 @@
 
 mod conn;
 mod result;
-pub mod stdio;
 
 use crate::secrets::Secrets;
 use crate::tools::ToolOutput;
@@ -29,8 +28,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-pub use conn::Direct;
 
 /// Separator between the server name and the tool name in the names the model sees.
 pub const SEPARATOR: &str = "__";
@@ -46,7 +43,7 @@ pub struct McpOptions {
     pub retry_after: Duration,
     /// A server neither listed nor called this long is closed (a stdio server's process ends).
     pub idle_close: Duration,
-    pub stdio: stdio::StdioSandbox,
+    pub stdio: herm_sandbox::jail::StdioSandbox,
 }
 
 impl Default for McpOptions {
@@ -56,7 +53,7 @@ impl Default for McpOptions {
             call_timeout: Duration::from_secs(120),
             retry_after: Duration::from_secs(5),
             idle_close: Duration::from_secs(600),
-            stdio: stdio::StdioSandbox::default(),
+            stdio: herm_sandbox::jail::StdioSandbox::default(),
         }
     }
 }

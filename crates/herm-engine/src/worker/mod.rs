@@ -2,14 +2,15 @@
 //! machine what to do, performs that one action, and appends its result. A lost lease, a
 //! cancelled token or a refused append ends the step; the fold tells the next one what is left.
 
+mod limits;
 mod person;
 
-use crate::machine::{self, Gate, Next, RunLimits};
+use crate::machine::{self, Gate, Next};
 use crate::tools::{Tool, ToolKind, ToolOutput, ToolSet, http};
 use crate::{Engine, Error, Result};
 use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
 use herm_store::{Append, Condition, DeploymentRecord, Lease};
-use herm_types::event::{EphemeralFrame, LiveFrame, RequestedToolCall, RunError, ToolOutcome};
+use herm_types::event::{EphemeralFrame, LiveFrame, McpState, OutputStream, RequestedToolCall, RunError, ToolOutcome};
 use herm_types::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -134,9 +135,7 @@ impl Driver<'_> {
                 *self.system.lock() = None;
             }
             let Some((_, dep)) = self.dep.clone() else { return Ok(()) };
-            let limits = RunLimits {
-                max_steps: Some(dep.spec.limits.max_run_steps.unwrap_or(self.engine.options().default_max_steps)),
-            };
+            let limits = self.limits(&dep).await?;
             // One look at the tools per fold: the gate, the model's offer and the call agree.
             let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec).await;
             let flow = match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
@@ -508,7 +507,11 @@ impl Driver<'_> {
                         run_id: run_id.clone(),
                         kind: EventKind::ToolOutput {
                             tool_use_id: run.clone(),
-                            stream: if stream == herm_sandbox::Stream::Stdout { "stdout" } else { "stderr" }.into(),
+                            stream: if stream == herm_sandbox::Stream::Stdout {
+                                OutputStream::Stdout
+                            } else {
+                                OutputStream::Stderr
+                            },
                             delta: redactor.redact(&String::from_utf8_lossy(bytes)),
                         },
                     };
@@ -558,7 +561,7 @@ impl Driver<'_> {
         }
         let extra = outcome.unavailable.map(|(server, why)| EventKind::McpStatus {
             server,
-            status: "unavailable".into(),
+            status: McpState::Unavailable,
             message: redactor.redact(&why),
         });
         Ok((out, extra.into_iter().collect()))
@@ -608,7 +611,7 @@ fn tool_call_event(run: &RunId, tools: &ToolSet, c: &RequestedToolCall) -> NewEv
 }
 
 fn mcp_unavailable(run: &RunId, server: String, message: String) -> NewEvent {
-    NewEvent::new(Some(run.clone()), EventKind::McpStatus { server, status: "unavailable".into(), message })
+    NewEvent::new(Some(run.clone()), EventKind::McpStatus { server, status: McpState::Unavailable, message })
 }
 
 fn status(run: &RunId, s: RunStatus, error: Option<RunError>, usage: Option<Usage>) -> NewEvent {

@@ -4,7 +4,7 @@
 use super::{Driver, Flow, status};
 use crate::Result;
 use crate::machine::{Ask, Gate};
-use herm_types::event::{RequestedToolCall, ToolOutcome};
+use herm_types::event::{RequestKind, RequestedToolCall, ToolOutcome};
 use herm_types::*;
 use serde_json::Value;
 
@@ -62,7 +62,7 @@ impl Driver<'_> {
                         .map(|o| o.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>());
                     EventKind::SteeringRequest {
                         request_id: RequestId::new(),
-                        kind: "question".into(),
+                        kind: RequestKind::Question,
                         summary: q.chars().take(SUMMARY_MAX).collect(),
                         tool: Some(c.tool),
                         tool_use_id: Some(c.tool_use_id),
@@ -73,7 +73,7 @@ impl Driver<'_> {
                 }
                 _ => EventKind::SteeringRequest {
                     request_id: RequestId::new(),
-                    kind: "approval".into(),
+                    kind: RequestKind::Approval,
                     summary: summary(&c.tool, &c.arguments),
                     tool: Some(c.tool),
                     tool_use_id: Some(c.tool_use_id),

@@ -6,14 +6,14 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, Query, id, limit};
 use crate::idem::{created, idempotent};
+use crate::precondition::{IfMatch, etag_headers};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use herm_engine::tools::http::secrets_used;
 use herm_store::{DeploymentQuery, DeploymentRecord};
 use herm_types::api::{DeletedResponse, DeploymentResponse, EventsInfo, FilesystemInfo, Page};
-use herm_types::config::{DeploymentPatch, DeploymentSpec, FieldError};
+use herm_types::config::{DeploymentPatch, DeploymentSpec};
 use herm_types::*;
 
 pub fn response(d: DeploymentRecord) -> DeploymentResponse {
@@ -36,60 +36,12 @@ pub fn response(d: DeploymentRecord) -> DeploymentResponse {
 /// Loads a live deployment by its path id, or 404.
 pub async fn load(st: &AppState, raw: &str) -> ApiResult<DeploymentRecord> {
     let did: DeploymentId = id(raw, "deployment")?;
-    st.engine.store().get_deployment(&did).await?.ok_or_else(|| ApiError::not_found("deployment"))
+    Ok(st.engine.deployment(&did).await?)
 }
 
-/// Checks what needs the store: secret references exist, templates name known secrets, the
-/// model's provider is configured.
-async fn check(st: &AppState, spec: &DeploymentSpec) -> ApiResult<()> {
-    let errs = spec.validate();
-    if !errs.is_empty() {
-        return Err(ApiError::fields(errs));
-    }
-    if let Some(m) = &spec.model {
-        let provider = m.split('/').next().unwrap_or_default();
-        if !st.engine.providers().exists(provider).await? {
-            return Err(ApiError::fields(vec![FieldError::new(
-                "model",
-                format!("provider `{provider}` is not configured"),
-            )]));
-        }
-    }
-    let mut bad = Vec::new();
-    for (name, r) in &spec.secrets {
-        let exists = match SecretId::parse(r) {
-            Ok(sid) => st.engine.store().get_secret(&sid).await?.is_some(),
-            Err(_) => false,
-        };
-        if !exists {
-            bad.push(FieldError::new(format!("secrets.{name}"), format!("`{r}` is not a stored secret")));
-        }
-    }
-    for (i, t) in spec.http_tools.iter().enumerate() {
-        for n in secrets_used(t) {
-            if !spec.secrets.contains_key(&n) {
-                bad.push(FieldError::new(
-                    format!("http_tools[{i}]"),
-                    format!("uses `{{{{secrets.{n}}}}}` but the deployment maps no secret `{n}`"),
-                ));
-            }
-        }
-    }
-    if bad.is_empty() { Ok(()) } else { Err(ApiError::secret_ref(bad)) }
-}
-
-/// Resolves every skill (ids, URL fetches, front matter); a bad one is a 422 `invalid_skill`.
-pub async fn resolve_skills(st: &AppState, spec: &mut DeploymentSpec) -> ApiResult<()> {
-    let mut names = std::collections::BTreeSet::new();
-    for (i, s) in spec.skills.iter_mut().enumerate() {
-        if !names.insert(s.name.clone()) {
-            return Err(ApiError::invalid_skill(format!("skills[{i}].name"), "duplicate skill name"));
-        }
-        *s = herm_engine::skills::resolve(st.engine.http(), s.clone(), now())
-            .await
-            .map_err(|e| ApiError::invalid_skill(format!("skills[{i}]"), e))?;
-    }
-    Ok(())
+/// A deployment with its `ETag`.
+fn tagged(d: DeploymentRecord) -> (HeaderMap, Json<DeploymentResponse>) {
+    (etag_headers(d.revision), Json(response(d)))
 }
 
 #[utoipa::path(post, path = "/v1/deployments", tag = "deployments", request_body = DeploymentSpec,
@@ -102,21 +54,7 @@ pub async fn create(
 ) -> Response {
     let run = async {
         caller.require("deployments:write")?;
-        let mut spec = body.value.clone();
-        check(&st, &spec).await?;
-        resolve_skills(&st, &mut spec).await?;
-        let at = now();
-        let rec = DeploymentRecord {
-            id: DeploymentId::new(),
-            status: DeploymentStatus::Provisioning,
-            error: None,
-            spec,
-            default_thread_id: ThreadId::new(),
-            created_at: at,
-            updated_at: at,
-        };
-        st.engine.store().create_deployment(rec.clone()).await?;
-        st.engine.provision(rec.id.clone());
+        let rec = st.engine.create_deployment(body.value.clone()).await?;
         created(StatusCode::CREATED, &response(rec))
     };
     idempotent(&st, &caller, &headers, "deployments", &body.raw, run).await
@@ -128,9 +66,9 @@ pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
     Path(dep): Path<String>,
-) -> ApiResult<Json<DeploymentResponse>> {
+) -> ApiResult<(HeaderMap, Json<DeploymentResponse>)> {
     caller.require("deployments:read")?;
-    Ok(Json(response(load(&st, &dep).await?)))
+    Ok(tagged(load(&st, &dep).await?))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -157,7 +95,6 @@ pub async fn list(
     };
     let rows = st
         .engine
-        .store()
         .list_deployments(DeploymentQuery { customer_id: q.customer_id, status: q.status, before, limit })
         .await?;
     let next_cursor = (rows.len() == limit).then(|| rows.last().map(|d| d.id.to_string())).flatten();
@@ -170,18 +107,12 @@ pub async fn patch(
     State(st): State<AppState>,
     caller: Caller,
     Path(dep): Path<String>,
+    IfMatch(if_match): IfMatch,
     body: JsonBody<DeploymentPatch>,
-) -> ApiResult<Json<DeploymentResponse>> {
+) -> ApiResult<(HeaderMap, Json<DeploymentResponse>)> {
     caller.require("deployments:write")?;
-    let rec = load(&st, &dep).await?;
-    let new_skills = body.value.skills.is_some();
-    let mut spec = rec.spec.patched(body.value);
-    check(&st, &spec).await?;
-    if new_skills {
-        resolve_skills(&st, &mut spec).await?;
-    }
-    st.engine.store().update_deployment_spec(&rec.id, &spec).await?;
-    Ok(Json(response(load(&st, &dep).await?)))
+    let did: DeploymentId = id(&dep, "deployment")?;
+    Ok(tagged(st.engine.patch_deployment(&did, body.value, if_match).await?))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -197,12 +128,11 @@ pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
     Path(dep): Path<String>,
+    IfMatch(if_match): IfMatch,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<Json<DeletedResponse>> {
     caller.require("deployments:write")?;
-    let rec = load(&st, &dep).await?;
-    st.engine.store().set_deployment_status(&rec.id, DeploymentStatus::Deleted, None).await?;
-    st.engine.destroy_sandbox(&rec.id, q.retain_filesystem.unwrap_or(false)).await;
-    st.engine.mcp().forget(&rec.id);
-    Ok(Json(DeletedResponse { deployment_id: rec.id, status: DeploymentStatus::Deleted }))
+    let did: DeploymentId = id(&dep, "deployment")?;
+    st.engine.delete_deployment(&did, if_match, q.retain_filesystem.unwrap_or(false)).await?;
+    Ok(Json(DeletedResponse { deployment_id: did, status: DeploymentStatus::Deleted }))
 }

@@ -16,7 +16,7 @@ use herm_types::*;
 
 async fn thread(st: &AppState, raw: &str) -> ApiResult<ThreadRecord> {
     let tid: ThreadId = id(raw, "thread")?;
-    st.engine.store().get_thread(&tid).await?.ok_or_else(|| ApiError::not_found("thread"))
+    Ok(st.engine.thread(&tid).await?)
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -39,7 +39,7 @@ pub async fn list(
     let t = thread(&st, &tid).await?;
     let limit = limit(q.limit)?;
     let after = cursor(&HeaderMap::new(), q.cursor.as_deref())?;
-    let data = st.engine.store().thread_events(&t.id, after, limit).await?;
+    let data = st.engine.thread_events(&t.id, after, limit).await?;
     let next_cursor = (data.len() == limit).then(|| data.last().map(|e| e.sequence.0.to_string())).flatten();
     Ok(Json(Page { data, next_cursor }))
 }

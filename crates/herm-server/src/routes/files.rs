@@ -1,19 +1,17 @@
 //! The Files API on a deployment's workspace: list, read, write, delete. Paths are relative
 //! to `/workspace`; anything that resolves outside it (including through symlinks) is a 400.
 
-use super::deployments::load;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Query, read_bounded};
+use crate::extract::{Query, id, read_bounded};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herm_sandbox::files;
-use herm_store::Append;
-use herm_types::{EventKind, NewEvent};
+use herm_engine::workspace::MAX_FILE;
+use herm_types::DeploymentId;
 use serde::Serialize;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -50,34 +48,6 @@ fn time(secs: f64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros((secs * 1e6) as i64).unwrap_or_default()
 }
 
-/// The deployment's running sandbox, held in use for the request.
-type Held = (herm_store::DeploymentRecord, std::sync::Arc<dyn herm_sandbox::Sandbox>, herm_engine::InUse);
-
-async fn sandbox(st: &AppState, dep: &str) -> ApiResult<Held> {
-    let d = load(st, dep).await?;
-    if st.engine.sandbox().is_none() || !d.spec.sandbox.enabled {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "sandbox_unavailable",
-            "this deployment has no sandbox on this server",
-        ));
-    }
-    let (sb, guard) = st.engine.use_sandbox(&d.id, &d.spec).await?;
-    Ok((d, sb, guard))
-}
-
-/// With `features.filesystem_webhooks`, a change made through the API is an event on the
-/// deployment's default thread.
-async fn record(st: &AppState, d: &herm_store::DeploymentRecord, change: &str, path: &str) -> ApiResult<()> {
-    if !d.spec.features.filesystem_webhooks {
-        return Ok(());
-    }
-    let rel = files::relative(path)?;
-    let ev = NewEvent::new(None, EventKind::Filesystem { change: change.into(), path: rel });
-    st.engine.store().append(Append::new(d.default_thread_id.clone(), vec![ev])).await?;
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/files", tag = "files", params(PathQuery),
     responses((status = 200, body = Listing), (status = 400, body = herm_types::api::Problem), (status = 404, body = herm_types::api::Problem)))]
 pub async fn list(
@@ -88,9 +58,10 @@ pub async fn list(
 ) -> ApiResult<Json<Listing>> {
     caller.require("deployments:read")?;
     let path = q.path.unwrap_or_default();
-    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
-    let id = d.id.clone();
-    let entries = files::list(sb.as_ref(), &id, &path)
+    let did: DeploymentId = id(&dep, "deployment")?;
+    let entries = st
+        .engine
+        .list_files(&did, &path)
         .await?
         .into_iter()
         .map(|e| FileEntry {
@@ -113,9 +84,8 @@ pub async fn read(
 ) -> ApiResult<Response> {
     caller.require("deployments:read")?;
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
-    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
-    let id = d.id.clone();
-    let bytes = files::read(sb.as_ref(), &id, &path).await?;
+    let did: DeploymentId = id(&dep, "deployment")?;
+    let bytes = st.engine.read_file(&did, &path).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(bytes)).into_response())
 }
 
@@ -131,13 +101,10 @@ pub async fn write(
 ) -> ApiResult<Json<Written>> {
     caller.require("deployments:write")?;
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
-    files::relative(&path)?;
-    let data = read_bounded(body, files::MAX_FILE).await?;
-    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
-    let id = d.id.clone();
-    let (size, modified, created) = files::write(sb.as_ref(), &id, &path, data.to_vec()).await?;
-    record(&st, &d, if created { "created" } else { "modified" }, &path).await?;
-    Ok(Json(Written { path, size, modified_at: time(modified) }))
+    let did: DeploymentId = id(&dep, "deployment")?;
+    let data = read_bounded(body, MAX_FILE).await?;
+    let w = st.engine.write_file(&did, &path, data.to_vec()).await?;
+    Ok(Json(Written { path, size: w.size, modified_at: time(w.modified) }))
 }
 
 #[utoipa::path(delete, path = "/v1/deployments/{deployment_id}/files", tag = "files", params(PathQuery),
@@ -150,9 +117,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     caller.require("deployments:write")?;
     let path = q.path.ok_or_else(|| ApiError::validation("`path` is required"))?;
-    let (d, sb, _in_use) = sandbox(&st, &dep).await?;
-    let id = d.id.clone();
-    files::delete(sb.as_ref(), &id, &path).await?;
-    record(&st, &d, "deleted", &path).await?;
+    let did: DeploymentId = id(&dep, "deployment")?;
+    st.engine.delete_file(&did, &path).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,7 @@
 //! API keys (admin): create (the key is shown once), list, revoke.
 
 use crate::AppState;
-use crate::auth::{Caller, SCOPES, generate_key, hash_key};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, id};
 use crate::idem::{created, idempotent};
@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use herm_store::ApiKeyRecord;
+use herm_types::ApiKeyId;
 use herm_types::api::{ApiKeyCreate, ApiKeyCreated, ApiKeyMeta, Page};
-use herm_types::{ApiKeyId, now};
 
 pub fn meta(r: ApiKeyRecord) -> ApiKeyMeta {
     ApiKeyMeta { key_id: r.id, name: r.name, scopes: r.scopes, created_at: r.created_at, revoked_at: r.revoked_at }
@@ -34,19 +34,7 @@ pub async fn create(
         if req.scopes.is_empty() {
             return Err(ApiError::validation("`scopes` must list at least one scope"));
         }
-        if let Some(bad) = req.scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-            return Err(ApiError::validation(format!("unknown scope `{bad}`; known: {}", SCOPES.join(", "))));
-        }
-        let key = generate_key();
-        let rec = ApiKeyRecord {
-            id: ApiKeyId::new(),
-            name: req.name,
-            hash: hash_key(&key),
-            scopes: req.scopes,
-            created_at: now(),
-            revoked_at: None,
-        };
-        st.engine.store().insert_api_key(rec.clone()).await?;
+        let (rec, key) = st.engine.create_api_key(req.name, req.scopes).await?;
         created(StatusCode::CREATED, &ApiKeyCreated { meta: meta(rec), key })
     };
     idempotent(&st, &caller, &headers, "api-keys", &body.raw, run).await
@@ -55,7 +43,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", responses((status = 200, body = Page<ApiKeyMeta>)))]
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Page<ApiKeyMeta>>> {
     caller.require("admin")?;
-    let data = st.engine.store().list_api_keys().await?.into_iter().map(meta).collect();
+    let data = st.engine.list_api_keys().await?.into_iter().map(meta).collect();
     Ok(Json(Page { data, next_cursor: None }))
 }
 
@@ -63,9 +51,6 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
 pub async fn revoke(State(st): State<AppState>, caller: Caller, Path(key_id): Path<String>) -> ApiResult<StatusCode> {
     caller.require("admin")?;
     let kid: ApiKeyId = id(&key_id, "api key")?;
-    if st.engine.store().revoke_api_key(&kid).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("api key"))
-    }
+    st.engine.revoke_api_key(&kid).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use herm_engine::steering::Reply;
-use herm_store::{Append, Condition, DeploymentRecord, NewThread, ThreadRecord};
+use herm_store::{DeploymentRecord, ThreadRecord};
 use herm_types::api::*;
 use herm_types::config::limits;
 use herm_types::event::Attachment;
@@ -64,14 +64,7 @@ pub async fn send(
         ready(&d)?;
         let thread = match req.thread_id.as_deref() {
             None => d.default_thread_id.clone(),
-            Some("new") => {
-                let tid = ThreadId::new();
-                st.engine
-                    .store()
-                    .create_thread(NewThread { id: tid.clone(), deployment_id: d.id.clone(), title: None })
-                    .await?;
-                tid
-            }
+            Some("new") => st.engine.create_thread(&d.id, None).await?.id,
             Some(t) => load_thread(&st, &d.id, t).await?.id,
         };
         let s = st.engine.submit_message(&thread, d.spec.busy_policy, req.content, req.attachments).await?;
@@ -104,13 +97,8 @@ pub async fn user_events(
         let req = body.value.clone();
         validate(&req)?;
         let tid: ThreadId = id(&tid, "thread")?;
-        let thread = st.engine.store().get_thread(&tid).await?.ok_or_else(|| ApiError::not_found("thread"))?;
-        let d = st
-            .engine
-            .store()
-            .get_deployment(&thread.deployment_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("thread"))?;
+        let thread = st.engine.thread(&tid).await?;
+        let d = st.engine.deployment(&thread.deployment_id).await.map_err(|_| ApiError::not_found("thread"))?;
         let mut results = Vec::new();
         for ev in req.events {
             results.push(apply(&st, &d, &thread, ev).await?);
@@ -170,11 +158,7 @@ async fn apply(
             Ok(outcome("user.message", &name, Some(s.run_id), Some(s.disposition)))
         }
         UserEvent::Steer { message } => {
-            let run = on_active_run(st, &thread.id, |run| {
-                vec![NewEvent::new(Some(run.clone()), EventKind::Steer { message: message.clone() })]
-            })
-            .await?;
-            st.engine.wake(thread.id.clone());
+            let run = st.engine.steer(&thread.id, message).await?;
             Ok(outcome("user.steer", "steered", Some(run), None))
         }
         UserEvent::Interrupt { message } => {
@@ -195,22 +179,4 @@ async fn apply(
             Ok(outcome("user.answer", "answered", Some(run), None))
         }
     }
-}
-
-/// Appends events to the thread's active run, retrying if the active run changes meanwhile.
-async fn on_active_run(st: &AppState, thread: &ThreadId, events: impl Fn(&RunId) -> Vec<NewEvent>) -> ApiResult<RunId> {
-    let store = st.engine.store();
-    for _ in 0..8 {
-        let Some(run) = store.active_run(thread).await? else {
-            return Err(ApiError::conflict("no run is active on this thread"));
-        };
-        let mut a = Append::new(thread.clone(), events(&run.id));
-        a.conditions.push(Condition::ActiveRunIs(Some(run.id.clone())));
-        match store.append(a).await {
-            Ok(_) => return Ok(run.id),
-            Err(herm_store::Error::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict("the thread changed repeatedly; retry"))
 }

@@ -7,7 +7,6 @@ use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herm_types::SecretId;
 use herm_types::api::{Page, ProviderResponse};
 use herm_types::config::{FieldError, ProviderSpec, valid_env_name, valid_tool_name};
 
@@ -55,33 +54,13 @@ pub async fn put(
     if !errs.is_empty() {
         return Err(ApiError::fields(errs));
     }
-    if let Some(r) = &spec.api_key_secret {
-        let ok = match SecretId::parse(r) {
-            Ok(sid) => st.engine.store().get_secret(&sid).await?.is_some(),
-            Err(_) => false,
-        };
-        if !ok {
-            return Err(ApiError::secret_ref(vec![FieldError::new(
-                "api_key_secret",
-                format!("`{r}` is not a stored secret"),
-            )]));
-        }
-    }
-    st.engine.store().put_provider(&name, &spec).await?;
-    st.engine.providers().invalidate();
+    st.engine.put_provider(&name, &spec).await?;
     Ok(Json(ProviderResponse { name, source: "api".into(), spec }))
 }
 
 #[utoipa::path(delete, path = "/v1/providers/{name}", tag = "providers", responses((status = 204), (status = 404, body = herm_types::api::Problem)))]
 pub async fn delete(State(st): State<AppState>, caller: Caller, Path(name): Path<String>) -> ApiResult<StatusCode> {
     caller.require("admin")?;
-    let removed = st.engine.store().delete_provider(&name).await?;
-    st.engine.providers().invalidate();
-    if removed {
-        Ok(StatusCode::NO_CONTENT)
-    } else if st.engine.providers().exists(&name).await? {
-        Err(ApiError::conflict("this provider comes from the configuration file; change it there"))
-    } else {
-        Err(ApiError::not_found("provider"))
-    }
+    st.engine.delete_provider(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -11,9 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use herm_store::SecretRecord;
+use herm_types::SecretId;
 use herm_types::api::{Page, SecretCreate, SecretMeta};
 use herm_types::config::{limits, valid_env_name};
-use herm_types::{SecretId, now};
 
 fn meta(r: SecretRecord) -> SecretMeta {
     SecretMeta { secret_id: r.id, name: r.name, description: r.description, created_at: r.created_at }
@@ -41,17 +41,7 @@ pub async fn create(
         if req.description.as_ref().is_some_and(|d| d.len() > 1000) {
             return Err(ApiError::validation("`description` is longer than 1000 bytes"));
         }
-        let sid = SecretId::new();
-        let (nonce, ciphertext) = st.vault.seal(&sid, &req.value).map_err(|_| ApiError::internal())?;
-        let rec = SecretRecord {
-            id: sid,
-            name: req.name.clone(),
-            description: req.description.clone(),
-            nonce,
-            ciphertext,
-            created_at: now(),
-        };
-        st.engine.store().insert_secret(rec.clone()).await?;
+        let rec = st.engine.create_secret(req.name.clone(), &req.value, req.description.clone()).await?;
         created(StatusCode::CREATED, &meta(rec))
     };
     idempotent(&st, &caller, &headers, "secrets", &body.raw, run).await
@@ -60,7 +50,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/secrets", tag = "secrets", responses((status = 200, body = Page<SecretMeta>)))]
 pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<Page<SecretMeta>>> {
     caller.require("secrets:write")?;
-    let data = st.engine.store().list_secrets().await?.into_iter().map(meta).collect();
+    let data = st.engine.list_secrets().await?.into_iter().map(meta).collect();
     Ok(Json(Page { data, next_cursor: None }))
 }
 
@@ -72,9 +62,6 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     caller.require("secrets:write")?;
     let sid: SecretId = id(&secret_id, "secret")?;
-    if st.engine.store().delete_secret(&sid).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("secret"))
-    }
+    st.engine.delete_secret(&sid).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

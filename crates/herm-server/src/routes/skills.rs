@@ -5,13 +5,14 @@ use super::deployments::load;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, id};
+use crate::precondition::IfMatch;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use herm_types::DeploymentId;
 use herm_types::api::Page;
-use herm_types::config::{SkillSpec, limits};
-use herm_types::now;
+use herm_types::config::SkillSpec;
 use serde::Serialize;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -62,26 +63,13 @@ pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
     Path(dep): Path<String>,
+    IfMatch(if_match): IfMatch,
     body: JsonBody<SkillSpec>,
 ) -> ApiResult<(StatusCode, Json<SkillInfo>)> {
     caller.require("deployments:write")?;
-    let d = load(&st, &dep).await?;
-    let mut s = body.value;
-    check_form(&s)?;
-    s.skill_id = None;
-    s.created_at = None;
-    if d.spec.skills.len() >= limits::MAX_SKILLS {
-        return Err(ApiError::validation("a deployment has at most 20 skills"));
-    }
-    if d.spec.skills.iter().any(|k| k.name == s.name) {
-        return Err(ApiError::conflict(format!("a skill named `{}` exists", s.name)));
-    }
-    let s = herm_engine::skills::resolve(st.engine.http(), s, now())
-        .await
-        .map_err(|e| ApiError::invalid_skill("skill", e))?;
-    let mut spec = d.spec.clone();
-    spec.skills.push(s.clone());
-    st.engine.store().update_deployment_spec(&d.id, &spec).await?;
+    let did: DeploymentId = id(&dep, "deployment")?;
+    check_form(&body.value)?;
+    let s = st.engine.add_skill(&did, if_match, body.value).await?;
     Ok((StatusCode::CREATED, Json(info(&s, false))))
 }
 
@@ -101,17 +89,11 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
-    Path((dep, id)): Path<(String, String)>,
+    Path((dep, skill)): Path<(String, String)>,
 ) -> ApiResult<Json<SkillInfo>> {
     caller.require("deployments:read")?;
-    let d = load(&st, &dep).await?;
-    let s = d
-        .spec
-        .skills
-        .iter()
-        .find(|s| s.skill_id.as_deref() == Some(id.as_str()))
-        .ok_or_else(|| ApiError::not_found("skill"))?;
-    Ok(Json(info(s, true)))
+    let did: DeploymentId = id(&dep, "deployment")?;
+    Ok(Json(info(&st.engine.skill(&did, &skill).await?, true)))
 }
 
 #[utoipa::path(put, path = "/v1/deployments/{deployment_id}/skills/{skill_id}", tag = "skills", request_body = SkillSpec,
@@ -119,31 +101,14 @@ pub async fn get(
 pub async fn put(
     State(st): State<AppState>,
     caller: Caller,
-    Path((dep, id)): Path<(String, String)>,
+    Path((dep, skill)): Path<(String, String)>,
+    IfMatch(if_match): IfMatch,
     body: JsonBody<SkillSpec>,
 ) -> ApiResult<Json<SkillInfo>> {
     caller.require("deployments:write")?;
-    let d = load(&st, &dep).await?;
-    let mut spec = d.spec.clone();
-    let i = spec
-        .skills
-        .iter()
-        .position(|s| s.skill_id.as_deref() == Some(id.as_str()))
-        .ok_or_else(|| ApiError::not_found("skill"))?;
-    let mut s = body.value;
-    check_form(&s)?;
-    if spec.skills.iter().enumerate().any(|(j, k)| j != i && k.name == s.name) {
-        return Err(ApiError::conflict(format!("a skill named `{}` exists", s.name)));
-    }
-    s.skill_id = Some(id);
-    s.created_at = spec.skills[i].created_at;
-    s.description = None;
-    let s = herm_engine::skills::resolve(st.engine.http(), s, now())
-        .await
-        .map_err(|e| ApiError::invalid_skill("skill", e))?;
-    spec.skills[i] = s.clone();
-    st.engine.store().update_deployment_spec(&d.id, &spec).await?;
-    Ok(Json(info(&s, true)))
+    let did: DeploymentId = id(&dep, "deployment")?;
+    check_form(&body.value)?;
+    Ok(Json(info(&st.engine.replace_skill(&did, &skill, if_match, body.value).await?, true)))
 }
 
 #[utoipa::path(delete, path = "/v1/deployments/{deployment_id}/skills/{skill_id}", tag = "skills",
@@ -151,16 +116,11 @@ pub async fn put(
 pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,
-    Path((dep, id)): Path<(String, String)>,
+    Path((dep, skill)): Path<(String, String)>,
+    IfMatch(if_match): IfMatch,
 ) -> ApiResult<StatusCode> {
     caller.require("deployments:write")?;
-    let d = load(&st, &dep).await?;
-    let mut spec = d.spec.clone();
-    let before = spec.skills.len();
-    spec.skills.retain(|s| s.skill_id.as_deref() != Some(id.as_str()));
-    if spec.skills.len() == before {
-        return Err(ApiError::not_found("skill"));
-    }
-    st.engine.store().update_deployment_spec(&d.id, &spec).await?;
+    let did: DeploymentId = id(&dep, "deployment")?;
+    st.engine.remove_skill(&did, &skill, if_match).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,11 +10,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use herm_store::{NewThread, ThreadQuery, ThreadRecord};
+use herm_store::{ThreadQuery, ThreadRecord};
 use herm_types::api::{
     Page, PendingRequest, RunResponse, ThreadCreate, ThreadDetail, ThreadMessage, ThreadPatch, ThreadSummary,
 };
-use herm_types::event::Role;
 use herm_types::*;
 
 fn summary(t: ThreadRecord) -> ThreadSummary {
@@ -33,12 +32,7 @@ fn summary(t: ThreadRecord) -> ThreadSummary {
 /// Loads a thread of the given deployment, or 404.
 pub async fn load_thread(st: &AppState, dep: &DeploymentId, raw: &str) -> ApiResult<ThreadRecord> {
     let tid: ThreadId = id(raw, "thread")?;
-    st.engine
-        .store()
-        .get_thread(&tid)
-        .await?
-        .filter(|t| &t.deployment_id == dep)
-        .ok_or_else(|| ApiError::not_found("thread"))
+    Ok(st.engine.deployment_thread(dep, &tid).await?)
 }
 
 fn check_title(t: &str) -> ApiResult<()> {
@@ -62,9 +56,7 @@ pub async fn create(
         if let Some(t) = &title {
             check_title(t)?;
         }
-        let tid = ThreadId::new();
-        st.engine.store().create_thread(NewThread { id: tid.clone(), deployment_id: d.id, title }).await?;
-        let t = st.engine.store().get_thread(&tid).await?.ok_or_else(ApiError::internal)?;
+        let t = st.engine.create_thread(&d.id, title).await?;
         created(StatusCode::CREATED, &summary(t))
     };
     idempotent(&st, &caller, &headers, &route, &body.raw, run).await
@@ -92,7 +84,7 @@ pub async fn list(
         Some(c) => Some(ThreadId::parse(c).map_err(|_| ApiError::validation("invalid cursor"))?),
         None => None,
     };
-    let rows = st.engine.store().list_threads(ThreadQuery { deployment_id: d.id, before, limit }).await?;
+    let rows = st.engine.list_threads(ThreadQuery { deployment_id: d.id, before, limit }).await?;
     let next_cursor = (rows.len() == limit).then(|| rows.last().map(|t| t.id.to_string())).flatten();
     Ok(Json(Page { data: rows.into_iter().map(summary).collect(), next_cursor }))
 }
@@ -105,10 +97,11 @@ pub async fn get(
     Path((dep, tid)): Path<(String, String)>,
 ) -> ApiResult<Json<ThreadDetail>> {
     caller.require("deployments:read")?;
-    let d = load(&st, &dep).await?;
-    let t = load_thread(&st, &d.id, &tid).await?;
-    let log = st.engine.store().run_log(&t.id).await?;
-    let pending = herm_engine::steering::pending_requests(&log)
+    let did: DeploymentId = id(&dep, "deployment")?;
+    let tid: ThreadId = id(&tid, "thread")?;
+    let detail = st.engine.thread_detail(&did, &tid).await?;
+    let pending = detail
+        .pending
         .into_iter()
         .map(|p| PendingRequest {
             request_id: p.request_id,
@@ -123,19 +116,12 @@ pub async fn get(
             created_at: p.created_at,
         })
         .collect();
-    let messages = log
+    let messages = detail
+        .messages
         .into_iter()
-        .filter_map(|e| match e.kind {
-            EventKind::Message { role, content, .. } => {
-                Some(ThreadMessage { role, content, run_id: e.run_id, created_at: e.created_at })
-            }
-            EventKind::AgentMessage { content } => {
-                Some(ThreadMessage { role: Role::Agent, content, run_id: e.run_id, created_at: e.created_at })
-            }
-            _ => None,
-        })
+        .map(|m| ThreadMessage { role: m.role, content: m.content, run_id: m.run_id, created_at: m.created_at })
         .collect();
-    Ok(Json(ThreadDetail { summary: summary(t), messages, pending }))
+    Ok(Json(ThreadDetail { summary: summary(detail.thread), messages, pending }))
 }
 
 #[utoipa::path(patch, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads", request_body = ThreadPatch,
@@ -147,12 +133,10 @@ pub async fn patch(
     body: JsonBody<ThreadPatch>,
 ) -> ApiResult<Json<ThreadSummary>> {
     caller.require("deployments:write")?;
-    let d = load(&st, &dep).await?;
-    let t = load_thread(&st, &d.id, &tid).await?;
+    let did: DeploymentId = id(&dep, "deployment")?;
+    let tid: ThreadId = id(&tid, "thread")?;
     check_title(&body.value.title)?;
-    st.engine.store().set_thread_title(&t.id, &body.value.title).await?;
-    let t = st.engine.store().get_thread(&t.id).await?.ok_or_else(|| ApiError::not_found("thread"))?;
-    Ok(Json(summary(t)))
+    Ok(Json(summary(st.engine.rename_thread(&did, &tid, &body.value.title).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/deployments/{deployment_id}/threads/{thread_id}", tag = "threads",
@@ -163,13 +147,9 @@ pub async fn delete(
     Path((dep, tid)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require("deployments:write")?;
-    let d = load(&st, &dep).await?;
-    let t = load_thread(&st, &d.id, &tid).await?;
-    if t.id == d.default_thread_id {
-        return Err(ApiError::conflict("the default thread of a deployment cannot be deleted"));
-    }
-    st.engine.store().delete_thread(&t.id).await?;
-    st.engine.cancel_worker(&t.id);
+    let did: DeploymentId = id(&dep, "deployment")?;
+    let tid: ThreadId = id(&tid, "thread")?;
+    st.engine.delete_thread(&did, &tid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -181,15 +161,9 @@ pub async fn get_run(
     Path((dep, rid)): Path<(String, String)>,
 ) -> ApiResult<Json<RunResponse>> {
     caller.require("deployments:read")?;
-    let d = load(&st, &dep).await?;
+    let did: DeploymentId = id(&dep, "deployment")?;
     let rid: RunId = id(&rid, "run")?;
-    let r = st
-        .engine
-        .store()
-        .get_run(&rid)
-        .await?
-        .filter(|r| r.deployment_id == d.id)
-        .ok_or_else(|| ApiError::not_found("run"))?;
+    let r = st.engine.run(&did, &rid).await?;
     Ok(Json(RunResponse {
         run_id: r.id,
         thread_id: r.thread_id,

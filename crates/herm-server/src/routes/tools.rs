@@ -1,14 +1,15 @@
 //! The Tools API: what a deployment's agent can call, and per-tool policy
 //! (`enabled`, `permission`), stored as exact entries of the deployment's `tool_policies`.
 
-use super::deployments::load;
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, id};
+use crate::precondition::IfMatch;
 use axum::Json;
 use axum::extract::{Path, State};
-use herm_engine::tools::{Tool, permission_for};
+use herm_engine::tools::Tool;
+use herm_types::DeploymentId;
 use herm_types::api::{Page, ToolInfo, ToolPatch};
 use herm_types::config::ToolPermission;
 
@@ -31,8 +32,8 @@ pub async fn list(
     Path(dep): Path<String>,
 ) -> ApiResult<Json<Page<ToolInfo>>> {
     caller.require("deployments:read")?;
-    let d = load(&st, &dep).await?;
-    let data = st.engine.tools(&d.id, &d.spec).await.all().iter().map(info).collect();
+    let did: DeploymentId = id(&dep, "deployment")?;
+    let data = st.engine.deployment_tools(&did).await?.iter().map(info).collect();
     Ok(Json(Page { data, next_cursor: None }))
 }
 
@@ -42,27 +43,11 @@ pub async fn patch(
     State(st): State<AppState>,
     caller: Caller,
     Path((dep, name)): Path<(String, String)>,
+    IfMatch(if_match): IfMatch,
     body: JsonBody<ToolPatch>,
 ) -> ApiResult<Json<ToolInfo>> {
     caller.require("deployments:write")?;
-    let d = load(&st, &dep).await?;
-    if !st.engine.tools(&d.id, &d.spec).await.all().iter().any(|t| t.name == name) {
-        return Err(ApiError::not_found("tool"));
-    }
+    let did: DeploymentId = id(&dep, "deployment")?;
     let p = body.value;
-    let mut spec = d.spec.clone();
-    let current = permission_for(&spec, &name);
-    let new = match (p.enabled, p.permission) {
-        (Some(false), _) => ToolPermission::Disabled,
-        (_, Some(ToolPermission::Disabled)) => ToolPermission::Disabled,
-        (_, Some(perm)) => perm,
-        // Re-enabling keeps whether it asks.
-        (Some(true), None) if current == ToolPermission::Disabled => ToolPermission::AlwaysAllow,
-        _ => current,
-    };
-    spec.tool_policies.insert(name.clone(), new);
-    st.engine.store().update_deployment_spec(&d.id, &spec).await?;
-    let tools = st.engine.tools(&d.id, &spec).await;
-    let t = tools.all().iter().find(|t| t.name == name).ok_or_else(|| ApiError::not_found("tool"))?;
-    Ok(Json(info(t)))
+    Ok(Json(info(&st.engine.set_tool_policy(&did, &name, if_match, p.enabled, p.permission).await?)))
 }

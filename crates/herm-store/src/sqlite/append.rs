@@ -92,11 +92,14 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
         }
     }
     let deployment_id = DeploymentId::parse(&dep).map_err(|e| Error::Corrupt(e.to_string()))?;
-    if let Some((run, status)) = &a.new_run {
+    if let Some(r) = &a.new_run {
+        let trigger =
+            r.trigger.as_ref().map(serde_json::to_string).transpose().map_err(|e| Error::Corrupt(e.to_string()))?;
         conn.prepare_cached(
-            "INSERT INTO runs (id, thread_id, deployment_id, status, started_at) VALUES (?1,?2,?3,?4,?5)",
+            "INSERT INTO runs (id, thread_id, deployment_id, status, started_at, kind, trigger)
+             VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?
-        .execute(params![run.as_str(), tid, dep, status.as_str(), now])?;
+        .execute(params![r.id.as_str(), tid, dep, r.status.as_str(), now, r.kind.as_str(), trigger])?;
     }
     let mut dseq: i64 =
         conn.prepare_cached("SELECT next_dseq FROM deployments WHERE id=?1")?.query_row([&dep], |r| r.get(0))?;

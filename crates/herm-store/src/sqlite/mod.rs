@@ -1,9 +1,13 @@
 //! The embedded SQLite store: one writer thread with group commit (see [`writer`]) and a
 //! small pool of read connections used from blocking tasks.
 
+mod access;
 mod append;
-mod queries;
+mod config;
+mod log;
+mod rows;
 mod schema;
+mod timers;
 mod writer;
 
 use crate::bus::Bus;
@@ -14,6 +18,14 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use writer::Writer;
+
+/// The driver's errors stay inside this module: callers see backend-neutral ones. A busy
+/// or locked database and a constraint violation keep their message, never a bound value.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Database(e.to_string())
+    }
+}
 
 /// Microseconds since the Unix epoch, the storage form of every timestamp.
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {

@@ -4,7 +4,8 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -92,7 +93,24 @@ CREATE TABLE idempotency (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (scope, key)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE deployments ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'user';
+ALTER TABLE runs ADD COLUMN trigger TEXT;
+CREATE INDEX runs_deployment_started ON runs(deployment_id, started_at);
+CREATE TABLE timers (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    due_at INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    claimed_by TEXT,
+    claim_expires_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX timers_due ON timers(due_at);
+"#,
+];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {

@@ -26,6 +26,7 @@ pub async fn deployment(store: &dyn Store) -> DeploymentRecord {
         default_thread_id: ThreadId::new(),
         created_at: now(),
         updated_at: now(),
+        revision: 1,
     };
     store.create_deployment(d.clone()).await.unwrap();
     d
@@ -42,7 +43,7 @@ pub fn status(run: &RunId, s: RunStatus) -> NewEvent {
 pub async fn start_run(store: &dyn Store, thread: &ThreadId) -> RunId {
     let run = RunId::new();
     let mut a = Append::new(thread.clone(), vec![user(&run, "hi"), status(&run, RunStatus::Running)]);
-    a.new_run = Some((run.clone(), RunStatus::Running));
+    a.new_run = Some(NewRun::user(run.clone(), RunStatus::Running));
     store.append(a).await.unwrap();
     run
 }
@@ -100,7 +101,7 @@ pub async fn conditions_refuse_atomically(f: Fixture) {
     // Another run may not start while one is active.
     let other = RunId::new();
     let mut a = Append::new(t.clone(), vec![user(&other, "x"), status(&other, RunStatus::Running)]);
-    a.new_run = Some((other.clone(), RunStatus::Running));
+    a.new_run = Some(NewRun::user(other.clone(), RunStatus::Running));
     a.conditions.push(Condition::ActiveRunIs(None));
     assert!(matches!(f.store.append(a).await, Err(Error::Conflict(_))));
     assert!(f.store.get_run(&other).await.unwrap().is_none(), "a refused append creates nothing");
@@ -231,11 +232,140 @@ pub async fn secrets_keys_and_providers(f: Fixture) {
     };
     f.store.insert_api_key(k.clone()).await.unwrap();
     assert!(f.store.api_key_by_hash("h1").await.unwrap().unwrap().revoked_at.is_none());
-    assert!(f.store.revoke_api_key(&k.id).await.unwrap());
+    // The only admin key cannot be revoked; with a second one it can, and then not the second.
+    assert_eq!(f.store.revoke_api_key(&k.id).await.unwrap(), Revocation::LastAdmin);
+    let k2 = ApiKeyRecord { id: ApiKeyId::new(), hash: "h2".into(), ..k.clone() };
+    f.store.insert_api_key(k2.clone()).await.unwrap();
+    assert_eq!(f.store.revoke_api_key(&k.id).await.unwrap(), Revocation::Revoked);
     assert!(f.store.api_key_by_hash("h1").await.unwrap().unwrap().revoked_at.is_some());
+    assert_eq!(f.store.revoke_api_key(&k.id).await.unwrap(), Revocation::NotFound);
+    assert_eq!(f.store.revoke_api_key(&k2.id).await.unwrap(), Revocation::LastAdmin);
+    // Ensuring a revoked key's hash brings it back (an operator's HERM_ADMIN_KEY after a lockout).
+    f.store.ensure_api_key(ApiKeyRecord { id: ApiKeyId::new(), ..k.clone() }).await.unwrap();
+    assert!(f.store.api_key_by_hash("h1").await.unwrap().unwrap().revoked_at.is_none());
+    assert_eq!(f.store.list_api_keys().await.unwrap().len(), 2);
     let p: herm_types::config::ProviderSpec = serde_json::from_value(serde_json::json!({"kind": "anthropic"})).unwrap();
     f.store.put_provider("a", &p).await.unwrap();
     f.store.put_provider("a", &p).await.unwrap();
     assert_eq!(f.store.list_providers().await.unwrap().len(), 1);
     assert!(f.store.delete_provider("a").await.unwrap());
+}
+
+pub async fn spec_updates_are_conditional_on_the_revision(f: Fixture) {
+    let d = deployment(f.store.as_ref()).await;
+    let got = f.store.get_deployment(&d.id).await.unwrap().unwrap();
+    assert_eq!(got.revision, 1);
+    let mut spec = got.spec.clone();
+    spec.name = "first".into();
+    assert_eq!(f.store.update_deployment_spec(&d.id, &spec, 1).await.unwrap(), 2);
+    spec.name = "stale".into();
+    assert!(matches!(f.store.update_deployment_spec(&d.id, &spec, 1).await, Err(Error::Stale)));
+    assert_eq!(f.store.get_deployment(&d.id).await.unwrap().unwrap().spec.name, "first");
+    // Many writers racing from the same revision: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, id, mut spec) = (f.store.clone(), d.id.clone(), spec.clone());
+        tasks.push(tokio::spawn(async move {
+            spec.name = format!("w{i}");
+            store.update_deployment_spec(&id, &spec, 2).await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                assert_eq!(r, 3);
+                won += 1;
+            }
+            Err(Error::Stale) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    f.store.set_deployment_status(&d.id, DeploymentStatus::Deleted, None).await.unwrap();
+    assert!(matches!(f.store.update_deployment_spec(&d.id, &spec, 3).await, Err(Error::NotFound)));
+}
+
+pub async fn timers_fire_once_per_claim(f: Fixture) {
+    let at = now();
+    let t = |key: &str, secs: i64| NewTimer {
+        key: key.into(),
+        kind: "test".into(),
+        due_at: at + chrono::Duration::seconds(secs),
+        payload: serde_json::json!({"k": key}),
+    };
+    f.store.set_timer(t("a", -5)).await.unwrap();
+    f.store.set_timer(t("b", -1)).await.unwrap();
+    f.store.set_timer(t("later", 3600)).await.unwrap();
+    // Two nodes claim at once: each due timer goes to exactly one of them.
+    let (x, y) = tokio::join!(
+        f.store.claim_due_timers("node-x", at, 60_000, 10),
+        f.store.claim_due_timers("node-y", at, 60_000, 10)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let mut keys: Vec<_> = x.iter().chain(y.iter()).map(|t| t.key.clone()).collect();
+    keys.sort();
+    assert_eq!(keys, vec!["a", "b"]);
+    let a = x.iter().chain(y.iter()).find(|t| t.key == "a").unwrap().clone();
+    assert_eq!(a.payload, serde_json::json!({"k": "a"}));
+    // Held claims are not handed out again until they expire.
+    assert!(f.store.claim_due_timers("node-z", at, 60_000, 10).await.unwrap().is_empty());
+    let after_expiry = at + chrono::Duration::seconds(61);
+    let retaken = f.store.claim_due_timers("node-z", after_expiry, 60_000, 10).await.unwrap();
+    assert_eq!(retaken.len(), 2);
+    // The first claim of `a` expired and was retaken: it can no longer finish the timer.
+    assert!(matches!(f.store.finish_timer(&a, None).await, Err(Error::Stale)));
+    let a2 = retaken.iter().find(|t| t.key == "a").unwrap();
+    f.store.finish_timer(a2, None).await.unwrap();
+    assert!(f.store.get_timer("a").await.unwrap().is_none());
+    // Rescheduling moves the due time and frees the claim.
+    let b2 = retaken.iter().find(|t| t.key == "b").unwrap();
+    f.store.finish_timer(b2, Some(at + chrono::Duration::seconds(30))).await.unwrap();
+    assert!(f.store.claim_due_timers("node-z", after_expiry, 60_000, 10).await.unwrap().iter().any(|t| t.key == "b"));
+    // Setting a timer again drops a claim in progress.
+    f.store.set_timer(t("later", -1)).await.unwrap();
+    let c = f.store.claim_due_timers("node-x", after_expiry, 60_000, 10).await.unwrap();
+    let l = c.iter().find(|t| t.key == "later").unwrap().clone();
+    f.store.set_timer(t("later", 100)).await.unwrap();
+    assert!(matches!(f.store.finish_timer(&l, None).await, Err(Error::Stale)));
+    assert!(f.store.cancel_timer("later").await.unwrap());
+    assert!(!f.store.cancel_timer("later").await.unwrap());
+}
+
+pub async fn run_kinds_and_costs(f: Fixture) {
+    let d = deployment(f.store.as_ref()).await;
+    let run = RunId::new();
+    let trigger = RunTrigger {
+        automation_id: Some("auto_1".into()),
+        slot: Some("2026-12-07T09:00:00Z".into()),
+        ..Default::default()
+    };
+    let mut a = Append::new(d.default_thread_id.clone(), vec![user(&run, "go"), status(&run, RunStatus::Running)]);
+    a.new_run = Some(NewRun {
+        id: run.clone(),
+        status: RunStatus::Running,
+        kind: RunKind::Automation,
+        trigger: Some(trigger.clone()),
+    });
+    f.store.append(a).await.unwrap();
+    let ev = NewEvent::new(
+        Some(run.clone()),
+        EventKind::ModelCall {
+            model: "m".into(),
+            input_tokens: 10,
+            output_tokens: 5,
+            cost_usd: 0.25,
+            duration_ms: 1,
+            stop_reason: None,
+            tool_calls: vec![],
+            context_sequence: None,
+        },
+    );
+    f.store.append(Append::new(d.default_thread_id.clone(), vec![ev])).await.unwrap();
+    let r = f.store.get_run(&run).await.unwrap().unwrap();
+    assert_eq!((r.kind, r.trigger), (RunKind::Automation, Some(trigger)));
+    let day = now() - chrono::Duration::hours(1);
+    assert!((f.store.deployment_cost_since(&d.id, day).await.unwrap() - 0.25).abs() < 1e-9);
+    let later = now() + chrono::Duration::hours(1);
+    assert_eq!(f.store.deployment_cost_since(&d.id, later).await.unwrap(), 0.0);
 }

@@ -1,4 +1,5 @@
-//! The process sandbox of a stdio MCP server: never the agent's container. With bubblewrap
+//! The process jail of a host-side helper program (a stdio MCP server): never the agent's
+//! container, and built here because only this crate starts processes. With bubblewrap
 //! (the default where it works) the server gets its own user, pid, ipc and uts namespaces,
 //! no capabilities, a read-only view of the host's files with herm's data directory, the
 //! Docker state and `/run` (sockets) hidden, a private writable home, and only the

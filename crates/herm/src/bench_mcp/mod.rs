@@ -6,7 +6,10 @@
 //! `_meta`, the call, result rendering (and, for stdio, the server in its process sandbox).
 
 use crate::bench::{BenchEngine, bench_engine, ms, pct};
-use herm_engine::mcp::{CallContext, Direct};
+mod direct;
+
+use direct::Direct;
+use herm_engine::mcp::CallContext;
 use herm_engine::tools::ToolKind;
 use serde_json::json;
 use std::path::PathBuf;
@@ -23,12 +26,10 @@ fn everything_js() -> anyhow::Result<String> {
 /// Starts server-everything over streamable HTTP on a free port; killed on drop.
 async fn http_server(js: &str) -> anyhow::Result<(tokio::process::Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = tokio::process::Command::new("node")
-        .args([js, "streamableHttp"])
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
+    let home = std::env::temp_dir().join(format!("herm-bench-peer-{}", std::process::id()));
+    let env = [("PORT".to_owned(), zeroize::Zeroizing::new(port.to_string()))].into();
+    let child = herm_sandbox::host::plain_child(&home, "node", &[js.to_owned(), "streamableHttp".into()], &env)
+        .map_err(anyhow::Error::msg)?
         .spawn()?;
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
@@ -68,7 +69,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         let ctx = || CallContext { customer_id: "bench", deployment_id: &dep.id, thread_id: "thr_bench" };
         // Warm both paths (connections, JIT in the server).
         for _ in 0..20 {
-            direct.call("echo", &args).await.map_err(anyhow::Error::msg)?;
+            direct.call("echo", &args).await?;
             engine.mcp().call(&dep.spec, &tool, &args, ctx()).await;
         }
         let (mut a, mut b) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
@@ -76,7 +77,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         for i in 0..rounds * 2 {
             if (i % 2 == 0) == (i / 2 % 2 == 0) {
                 let t = Instant::now();
-                direct.call("echo", &args).await.map_err(anyhow::Error::msg)?;
+                direct.call("echo", &args).await?;
                 a.push(t.elapsed());
             } else {
                 let t = Instant::now();

@@ -1,0 +1,125 @@
+//! What a spec must satisfy beyond its own shape (`DeploymentSpec::validate`): the
+//! references it makes resolve (secrets, the model's provider), its skills can be fetched and
+//! parsed, and every field it sets is one this server acts on.
+
+use crate::tools::http::secrets_used;
+use crate::{Engine, Error, Result};
+use herm_types::config::{DeploymentSpec, FieldError};
+use herm_types::*;
+use std::collections::BTreeSet;
+
+/// Fields this server accepts but cannot act on yet, at values other than their defaults:
+/// refused, never silently ignored. Each disappears from here when its capability lands.
+pub(crate) fn unsupported(spec: &DeploymentSpec) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    let f = &spec.features;
+    if !f.memory {
+        out.push(FieldError::new("features.memory", "turning memory off is not supported yet (memory is not built)"));
+    }
+    if f.dreaming {
+        out.push(FieldError::new("features.dreaming", "dreaming is not supported yet"));
+    }
+    if !f.automations {
+        out.push(FieldError::new(
+            "features.automations",
+            "turning automations off is not supported yet (automations are not built)",
+        ));
+    }
+    out
+}
+
+impl Engine {
+    /// Everything about a spec that needs more than the spec: 400 for bad fields, 422 for
+    /// unsupported ones and for references that do not resolve.
+    pub(crate) async fn check_spec(&self, spec: &DeploymentSpec) -> Result<()> {
+        let errs = spec.validate();
+        if !errs.is_empty() {
+            return Err(Error::Invalid(errs));
+        }
+        let unsupported = unsupported(spec);
+        if !unsupported.is_empty() {
+            return Err(Error::Unsupported(unsupported));
+        }
+        if let Some(m) = &spec.model {
+            let provider = m.split('/').next().unwrap_or_default();
+            if !self.providers().exists(provider).await? {
+                return Err(Error::Invalid(vec![FieldError::new(
+                    "model",
+                    format!("provider `{provider}` is not configured"),
+                )]));
+            }
+        }
+        let mut bad = Vec::new();
+        for (name, r) in &spec.secrets {
+            if !self.secret_exists(r).await? {
+                bad.push(FieldError::new(format!("secrets.{name}"), format!("`{r}` is not a stored secret")));
+            }
+        }
+        for (i, t) in spec.http_tools.iter().enumerate() {
+            for n in secrets_used(t) {
+                if !spec.secrets.contains_key(&n) {
+                    bad.push(FieldError::new(
+                        format!("http_tools[{i}]"),
+                        format!("uses `{{{{secrets.{n}}}}}` but the deployment maps no secret `{n}`"),
+                    ));
+                }
+            }
+        }
+        if bad.is_empty() { Ok(()) } else { Err(Error::InvalidSecretRef(bad)) }
+    }
+
+    /// Whether `reference` names a stored (not deleted) secret.
+    pub(crate) async fn secret_exists(&self, reference: &str) -> Result<bool> {
+        Ok(match SecretId::parse(reference) {
+            Ok(sid) => self.store().get_secret(&sid).await?.is_some(),
+            Err(_) => false,
+        })
+    }
+
+    /// Resolves every skill (ids, URL fetches, front matter); a bad one is
+    /// [`Error::InvalidSkill`].
+    pub(crate) async fn resolve_skills(&self, spec: &mut DeploymentSpec) -> Result<()> {
+        let mut names = BTreeSet::new();
+        for (i, s) in spec.skills.iter_mut().enumerate() {
+            if !names.insert(s.name.clone()) {
+                return Err(Error::InvalidSkill(FieldError::new(format!("skills[{i}].name"), "duplicate skill name")));
+            }
+            *s = crate::skills::resolve(self.http(), s.clone(), now())
+                .await
+                .map_err(|e| Error::InvalidSkill(FieldError::new(format!("skills[{i}]"), e)))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v: serde_json::Value) -> DeploymentSpec {
+        let mut base = serde_json::json!({"customer_id": "c", "name": "n", "system_prompt": "s"});
+        if let (Some(b), Some(extra)) = (base.as_object_mut(), v.as_object()) {
+            b.extend(extra.clone());
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_supported_and_each_unbuilt_capability_is_named() {
+        let cases = [
+            (serde_json::json!({}), vec![]),
+            (serde_json::json!({"features": {"memory": true, "dreaming": false, "automations": true}}), vec![]),
+            (serde_json::json!({"features": {"dreaming": true}}), vec!["features.dreaming"]),
+            (serde_json::json!({"features": {"memory": false}}), vec!["features.memory"]),
+            (
+                serde_json::json!({"features": {"automations": false, "dreaming": true}}),
+                vec!["features.dreaming", "features.automations"],
+            ),
+            (serde_json::json!({"features": {"filesystem_webhooks": true, "steering": false}}), vec![]),
+        ];
+        for (v, want) in cases {
+            let got: Vec<String> = unsupported(&spec(v.clone())).into_iter().map(|e| e.path).collect();
+            assert_eq!(got, want, "{v}");
+        }
+    }
+}
