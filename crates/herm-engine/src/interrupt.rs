@@ -3,7 +3,7 @@
 //! or never started, then the run's end. The worker, if any, is cancelled after the record is
 //! committed; its own late writes are refused because the run is no longer active.
 
-use crate::machine::run_usage;
+use crate::machine::{run_origin, run_usage};
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition};
 use herm_types::event::{RequestedToolCall, ToolOutcome};
@@ -46,7 +46,10 @@ pub fn interruption(log: &[Event], run: &RunId, message: Option<String>) -> Vec<
             outcome: if running { ToolOutcome::InterruptedUnknown } else { ToolOutcome::Error },
         }));
     }
+    let (kind, trigger) = run_origin(log, run);
     out.push(ev(EventKind::RunStatus {
+        kind,
+        trigger,
         status: RunStatus::Interrupted,
         error: None,
         usage: Some(run_usage(log, run)),

@@ -32,6 +32,7 @@ pub mod skills;
 pub mod steering;
 mod submit;
 pub mod threads;
+pub mod timers;
 pub mod tools;
 mod worker;
 pub mod workspace;
@@ -264,6 +265,10 @@ impl Engine {
     pub fn secrets(&self) -> &Secrets {
         &self.inner.secrets
     }
+    /// This incarnation's owner name (`node_id:incarnation`) for leases and timer claims.
+    pub(crate) fn owner(&self) -> &str {
+        &self.inner.owner
+    }
     pub fn options(&self) -> &EngineOptions {
         &self.inner.opts
     }
@@ -291,7 +296,9 @@ impl Engine {
                         if let Err(e) = me.scan().await {
                             tracing::warn!(error = %e, "scan for runnable threads failed");
                         }
-                        me.stop_idle_sandboxes().await;
+                        if let Err(e) = me.fire_due_timers().await {
+                            tracing::warn!(error = %e, "firing due timers failed");
+                        }
                         me.inner.mcp.close_idle();
                     }
                 }

@@ -242,5 +242,19 @@ pub fn active_run(log: &[Event]) -> Option<RunId> {
     order.into_iter().find(|r| status.get(r).is_some_and(|s| !s.is_terminal())).cloned()
 }
 
+pub mod records;
+
 #[cfg(test)]
 mod tests;
+
+/// What started `run`: the kind and trigger its first `run_status` carries (a user's run for
+/// logs written before runs had kinds). Every later `run_status` of the run repeats them.
+pub fn run_origin(log: &[Event], run: &RunId) -> (RunKind, Option<RunTrigger>) {
+    log.iter()
+        .filter(|e| e.run_id.as_ref() == Some(run))
+        .find_map(|e| match &e.kind {
+            EventKind::RunStatus { kind, trigger, .. } => Some((*kind, trigger.clone())),
+            _ => None,
+        })
+        .unwrap_or_default()
+}

@@ -2,8 +2,16 @@
 //! the ones idle past the configured time, and reconcile at start (remove sandboxes whose
 //! deployment no longer exists; their workspaces are kept). A sandbox is never stopped while
 //! a command runs in it.
+//!
+//! Idle stop is a durable timer (see [`crate::timers`]), keyed by node and deployment: set
+//! when a sandbox is first used (or found running at start), moved on when it fires while the
+//! sandbox was used since, and finished when the sandbox is stopped. So a sandbox left running
+//! by a crashed herm is stopped after the restart too, and a busy one costs one write per idle
+//! period, not one per command.
 
 use crate::Engine;
+use crate::timers::{Fired, TimerKind};
+use herm_store::ClaimedTimer;
 use herm_types::DeploymentId;
 use herm_types::config::DeploymentSpec;
 use parking_lot::Mutex;
@@ -39,36 +47,63 @@ impl Engine {
         spec: &DeploymentSpec,
     ) -> Result<(Arc<dyn herm_sandbox::Sandbox>, InUse), herm_sandbox::Error> {
         let usage = self.inner.usage.clone();
-        {
+        let first = {
             let mut m = usage.map.lock();
+            let first = !m.contains_key(dep);
             let u = m.entry(dep.clone()).or_insert((0, Instant::now()));
             u.0 += 1;
             u.1 = Instant::now();
-        }
+            first
+        };
         let guard = InUse { usage, dep: dep.clone() };
         let sb = self.running_sandbox(dep, spec).await?;
+        if first {
+            self.arm_idle_stop(dep).await;
+        }
         Ok((sb, guard))
     }
 
-    /// Stops sandboxes unused for longer than the idle time.
-    pub(crate) async fn stop_idle_sandboxes(&self) {
-        let Some(sb) = self.sandbox().cloned() else { return };
+    fn idle_key(&self, dep: &DeploymentId) -> String {
+        format!("sandbox_idle:{}:{dep}", self.options().node_id)
+    }
+
+    /// Sets the deployment's idle-stop timer one idle period from now.
+    async fn arm_idle_stop(&self, dep: &DeploymentId) {
+        let due = herm_types::now() + self.options().sandbox.idle_stop;
+        let payload = serde_json::json!({"deployment_id": dep, "node_id": self.options().node_id});
+        if let Err(e) = self.set_timer(self.idle_key(dep), TimerKind::SandboxIdle, due, payload).await {
+            tracing::warn!(deployment = %dep, error = %e, "could not set the sandbox's idle timer");
+        }
+    }
+
+    /// The idle timer of a sandbox fired: stop it if nobody used it for an idle period, else
+    /// look again one idle period after its last use.
+    pub(crate) async fn sandbox_idle_fired(&self, t: &ClaimedTimer) -> Fired {
+        let node = t.payload.get("node_id").and_then(|v| v.as_str()).unwrap_or_default();
+        let dep = t.payload.get("deployment_id").and_then(|v| v.as_str()).and_then(|d| DeploymentId::parse(d).ok());
+        let (Some(dep), Some(sb)) = (dep, self.sandbox().cloned()) else { return Fired::Done };
+        if node != self.options().node_id {
+            // Another node's sandbox: it looks at its own timers.
+            return Fired::Again(herm_types::now() + self.options().sandbox.idle_stop);
+        }
         let idle = self.options().sandbox.idle_stop;
-        let due: Vec<DeploymentId> = {
+        {
             let mut m = self.inner.usage.map.lock();
-            let due: Vec<DeploymentId> =
-                m.iter().filter(|(_, (n, last))| *n == 0 && last.elapsed() >= idle).map(|(d, _)| d.clone()).collect();
-            for d in &due {
-                m.remove(d);
-            }
-            due
-        };
-        for d in due {
-            match sb.stop(&d).await {
-                Ok(()) => tracing::info!(deployment = %d, "stopped an idle sandbox"),
-                Err(e) => tracing::warn!(deployment = %d, error = %e, "could not stop an idle sandbox"),
+            match m.get(&dep) {
+                Some((n, _)) if *n > 0 => return Fired::Again(herm_types::now() + idle),
+                Some((_, last)) if last.elapsed() < idle => {
+                    return Fired::Again(herm_types::now() + (idle - last.elapsed()));
+                }
+                _ => {
+                    m.remove(&dep);
+                }
             }
         }
+        match sb.stop(&dep).await {
+            Ok(()) => tracing::info!(deployment = %dep, "stopped an idle sandbox"),
+            Err(e) => tracing::warn!(deployment = %dep, error = %e, "could not stop an idle sandbox"),
+        }
+        Fired::Done
     }
 
     /// Removes sandboxes whose deployment is gone (workspaces are kept).
@@ -81,7 +116,8 @@ impl Engine {
         self.recreate_missing(&list);
         for d in list {
             match self.store().get_deployment(&d).await {
-                Ok(Some(_)) => {}
+                // Running from before the restart: it idles out like any other.
+                Ok(Some(_)) => self.arm_idle_stop(&d).await,
                 Ok(None) => {
                     tracing::info!(deployment = %d, "removing the sandbox of a deployment that no longer exists");
                     if let Err(e) = sb.destroy(&d, true).await {

@@ -3,6 +3,7 @@
 //! if the log did not move since the request was read, so of two racing answers exactly one
 //! wins and the other learns the request is no longer pending.
 
+use crate::machine::run_origin;
 use crate::tools::validate_input;
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition};
@@ -119,10 +120,10 @@ impl Engine {
                     EventKind::SteeringResponse { request_id: request.clone(), result, answer, message, input },
                 )];
                 if !pending.iter().any(|q| q.run_id == p.run_id && &q.request_id != request) {
-                    events.push(NewEvent::new(
-                        Some(p.run_id.clone()),
-                        EventKind::RunStatus { status: RunStatus::Running, error: None, usage: None },
-                    ));
+                    events.push(NewEvent::new(Some(p.run_id.clone()), {
+                        let (kind, trigger) = run_origin(&seen.log, &p.run_id);
+                        EventKind::RunStatus { status: RunStatus::Running, kind, trigger, error: None, usage: None }
+                    }));
                 }
                 // Lands only if the log did not move (another answer, a steer, an interrupt).
                 let mut a = Append::new(thread.clone(), events);

@@ -35,7 +35,10 @@ impl Engine {
             )
         };
         let status_event = |run: &RunId, s: RunStatus| {
-            NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error: None, usage: None })
+            NewEvent::new(
+                Some(run.clone()),
+                EventKind::RunStatus { status: s, kind: RunKind::User, trigger: None, error: None, usage: None },
+            )
         };
         let out = self
             .append_planned(thread, interrupting, |seen| {

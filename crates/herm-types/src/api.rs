@@ -188,6 +188,10 @@ pub struct RunResponse {
     pub thread_id: ThreadId,
     pub deployment_id: DeploymentId,
     pub status: RunStatus,
+    /// What the run works for: `user`, `observer`, `dream`, `automation` or `goal`.
+    pub kind: crate::status::RunKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<crate::status::RunTrigger>,
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
@@ -305,13 +309,36 @@ pub struct ApiKeyCreated {
     pub key: String,
 }
 
+/// A provider as `GET /v1/providers` lists it: its name, where it comes from, and its
+/// spec's fields side by side (spelled out rather than flattened, so the schema says exactly
+/// what the response holds).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProviderResponse {
     pub name: String,
     /// `api` (stored, managed through the API) or `config` (from the config file).
     pub source: String,
-    #[serde(flatten)]
-    pub spec: ProviderSpec,
+    pub kind: crate::config::ProviderKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    pub models: std::collections::BTreeMap<String, crate::config::ModelPrice>,
+}
+
+impl ProviderResponse {
+    pub fn new(name: String, source: &str, spec: ProviderSpec) -> Self {
+        Self {
+            name,
+            source: source.into(),
+            kind: spec.kind,
+            base_url: spec.base_url,
+            api_key_secret: spec.api_key_secret,
+            api_key_env: spec.api_key_env,
+            models: spec.models,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

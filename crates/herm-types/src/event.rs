@@ -6,7 +6,7 @@
 //! incompatibly. Adding an optional field with `#[serde(default)]` is compatible.
 
 use crate::ids::{DeploymentId, DeploymentSeq, EventId, RequestId, RunId, Sequence, ThreadId};
-use crate::status::{RunStatus, Usage};
+use crate::status::{RunKind, RunStatus, RunTrigger, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -197,6 +197,12 @@ pub enum EventKind {
     /// A run changed status.
     RunStatus {
         status: RunStatus,
+        /// What the run works for (`user` for logs written before runs had kinds).
+        #[serde(default)]
+        kind: RunKind,
+        /// What started a run no person started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<RunTrigger>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<RunError>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,6 +352,10 @@ mod tests {
             serde_json::json!({"type": "mcp_status", "server": "s", "status": "unavailable", "message": "down"}),
             serde_json::json!({"type": "tool_output", "tool_use_id": "t", "stream": "stderr", "delta": "x"}),
         ];
+        // A run_status of the previous version has no kind: it reads as a user's run.
+        let k: EventKind =
+            serde_json::from_value(serde_json::json!({"type": "run_status", "status": "running"})).unwrap();
+        assert!(matches!(k, EventKind::RunStatus { kind: RunKind::User, trigger: None, .. }));
         for v in old {
             let k: EventKind = serde_json::from_value(v.clone()).unwrap();
             assert_eq!(serde_json::to_value(&k).unwrap(), v);

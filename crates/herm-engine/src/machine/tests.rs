@@ -34,7 +34,7 @@ fn user(t: &str) -> EventKind {
     EventKind::Message { role: Role::User, content: t.into(), attachments: vec![] }
 }
 fn status(s: RunStatus) -> EventKind {
-    EventKind::RunStatus { status: s, error: None, usage: None }
+    EventKind::RunStatus { status: s, kind: RunKind::User, trigger: None, error: None, usage: None }
 }
 fn call(id: &str) -> RequestedToolCall {
     RequestedToolCall { tool_use_id: id.into(), tool: "t".into(), arguments: json!({}) }

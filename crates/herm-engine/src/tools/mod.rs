@@ -169,6 +169,15 @@ impl ToolSet {
     }
 }
 
+impl crate::machine::records::ToolFacts for ToolSet {
+    fn gate(&self, tool: &str) -> Gate {
+        ToolSet::gate(self, tool)
+    }
+    fn origin(&self, tool: &str) -> String {
+        self.get(tool).map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into())
+    }
+}
+
 /// Resolves a tool's permission from the deployment's policies: an exact name wins over a
 /// glob; among globs the longest pattern wins; the default is `always_allow`.
 pub fn permission_for(spec: &DeploymentSpec, name: &str) -> ToolPermission {

@@ -5,6 +5,7 @@
 mod limits;
 mod person;
 
+use crate::machine::records;
 use crate::machine::{self, Gate, Next};
 use crate::tools::{Tool, ToolKind, ToolOutput, ToolSet, http};
 use crate::{Engine, Error, Result};
@@ -143,14 +144,16 @@ impl Driver<'_> {
                 Next::AskPerson(asks) => self.ask(&run, asks).await?,
                 Next::Denied { call, message } => self.denied(&run, call, message).await?,
                 Next::Answered { call, answer } => self.answered(&run, call, answer).await?,
-                Next::Start => self.append(&run, vec![status(&run, RunStatus::Running, None, None)], vec![]).await?,
+                Next::Start => {
+                    self.append(&run, vec![status(&self.log, &run, RunStatus::Running, None, None)], vec![]).await?
+                }
                 Next::CallModel => self.call_model(&run, &dep, &tools, outages).await?,
                 Next::RunTool(c) => self.call_tool(&run, &dep, &tools, c).await?,
                 Next::InFlight(c) => self.resolve_in_flight(&run, &dep, &tools, c).await?,
                 Next::Complete => {
                     let usage = machine::run_usage(&self.log, &run);
                     let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
-                    let ev = status(&run, RunStatus::Completed, None, Some(usage));
+                    let ev = status(&self.log, &run, RunStatus::Completed, None, Some(usage));
                     self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?
                 }
                 Next::Fail { code, message } => self.fail(&run, code, message).await?,
@@ -199,7 +202,7 @@ impl Driver<'_> {
         tracing::info!(run = %run, code, "run failed");
         let usage = machine::run_usage(&self.log, run);
         let err = RunError { code: code.into(), message };
-        self.append(run, vec![status(run, RunStatus::Error, Some(err), Some(usage))], vec![]).await
+        self.append(run, vec![status(&self.log, run, RunStatus::Error, Some(err), Some(usage))], vec![]).await
     }
 
     async fn call_model(
@@ -277,22 +280,6 @@ impl Driver<'_> {
             Ok(r) => r,
             Err(e) => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
         };
-        let mut events = Vec::with_capacity(2);
-        // An MCP server that offered no tools to this call is recorded once per run.
-        for (server, why) in outages {
-            if !self.log.iter().any(|e| {
-                e.run_id.as_ref() == Some(run)
-                    && matches!(&e.kind, EventKind::McpStatus { server: s, .. } if *s == server)
-            }) {
-                events.push(mcp_unavailable(run, server, redactor.redact(&why)));
-            }
-        }
-        if !resp.text.is_empty() {
-            events.push(NewEvent::new(
-                Some(run.clone()),
-                EventKind::AgentMessage { content: redactor.redact(&resp.text) },
-            ));
-        }
         let tool_calls: Vec<RequestedToolCall> = resp
             .tool_calls
             .iter()
@@ -302,29 +289,25 @@ impl Driver<'_> {
                 arguments: redactor.redact_json(&c.arguments),
             })
             .collect();
-        events.push(NewEvent::new(
-            Some(run.clone()),
-            EventKind::ModelCall {
-                model,
-                input_tokens: resp.usage.input_tokens,
-                output_tokens: resp.usage.output_tokens,
-                cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
-                duration_ms: started.elapsed().as_millis() as u64,
-                tool_calls: tool_calls.clone(),
-                stop_reason: resp.stop_reason.clone(),
-                context_sequence: Some(seen),
-            },
-        ));
-        // The first tool call's write-ahead record commits with the response that asked for it:
-        // one durable write instead of two, and the call starts right after.
-        let mut calls = tool_calls.into_iter();
-        let Some(first) = calls.next().filter(|c| tools.gate(&c.tool) == Gate::Free) else {
+        let call = EventKind::ModelCall {
+            model,
+            input_tokens: resp.usage.input_tokens,
+            output_tokens: resp.usage.output_tokens,
+            cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
+            duration_ms: started.elapsed().as_millis() as u64,
+            tool_calls: tool_calls.clone(),
+            stop_reason: resp.stop_reason.clone(),
+            context_sequence: Some(seen),
+        };
+        let outages = outages.into_iter().map(|(server, why)| (server, redactor.redact(&why))).collect();
+        let step = records::after_model(&self.log, run, outages, redactor.redact(&resp.text), call, tools);
+        let events = step.records.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)).collect();
+        let Some(first) = step.chained else {
             // No call, or one a person must see first: the next fold asks.
             return self.append(run, events, vec![]).await;
         };
-        events.push(tool_call_event(run, tools, &first));
         match self.try_append(run, events, vec![]).await? {
-            Appended::Written => self.run_chain(run, dep, tools, first, calls.collect()).await,
+            Appended::Written => self.run_chain(run, dep, tools, first, tool_calls.into_iter().skip(1).collect()).await,
             other => Ok(other.into()),
         }
     }
@@ -340,7 +323,8 @@ impl Driver<'_> {
         // Write-ahead: the call is durable before it is made. Only a written record lets this
         // worker make the call; from then on, a worker that finds the record without a result
         // knows the call may have happened.
-        match self.try_append(run, vec![tool_call_event(run, tools, &c)], vec![]).await? {
+        let record = NewEvent::new(Some(run.clone()), records::tool_call(&c, tools));
+        match self.try_append(run, vec![record], vec![]).await? {
             Appended::Written => self.run_chain(run, dep, tools, c, Vec::new()).await,
             other => Ok(other.into()),
         }
@@ -364,25 +348,17 @@ impl Driver<'_> {
                 _ = self.work.cancelled() => return Ok(Flow::Stop),
                 o = self.execute(dep, tools.get(&current.tool), &current) => o?,
             };
-            let mut events = vec![NewEvent::new(
-                Some(run.clone()),
-                EventKind::ToolResult {
-                    tool_use_id: current.tool_use_id,
-                    tool: current.tool,
-                    result: redactor.redact(&out.content),
-                    is_error: out.is_error,
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
-                },
-            )];
-            // What the call changed in the workspace, or an unreachable server, commits with its result.
-            events.extend(extra.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)));
-            // Chain only into calls that need nobody; a gated one is asked for on the next fold.
-            let next = rest.next().filter(|n| tools.gate(&n.tool) == Gate::Free);
-            if let Some(n) = &next {
-                events.push(tool_call_event(run, tools, n));
-            }
-            match (self.try_append(run, events, vec![]).await?, next) {
+            let result = EventKind::ToolResult {
+                tool_use_id: current.tool_use_id,
+                tool: current.tool,
+                result: redactor.redact(&out.content),
+                is_error: out.is_error,
+                duration_ms: started.elapsed().as_millis() as u64,
+                outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
+            };
+            let step = records::after_tool(result, extra, rest.next(), tools);
+            let events = step.records.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)).collect();
+            match (self.try_append(run, events, vec![]).await?, step.chained) {
                 (Appended::Written, Some(n)) => current = n,
                 (a, _) => return Ok(a.into()),
             }
@@ -596,24 +572,8 @@ impl Driver<'_> {
     }
 }
 
-/// The write-ahead record of a tool call.
-fn tool_call_event(run: &RunId, tools: &ToolSet, c: &RequestedToolCall) -> NewEvent {
-    let origin = tools.get(&c.tool).map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into());
-    NewEvent::new(
-        Some(run.clone()),
-        EventKind::ToolCall {
-            tool_use_id: c.tool_use_id.clone(),
-            tool: c.tool.clone(),
-            origin,
-            arguments: c.arguments.clone(),
-        },
-    )
-}
-
-fn mcp_unavailable(run: &RunId, server: String, message: String) -> NewEvent {
-    NewEvent::new(Some(run.clone()), EventKind::McpStatus { server, status: McpState::Unavailable, message })
-}
-
-fn status(run: &RunId, s: RunStatus, error: Option<RunError>, usage: Option<Usage>) -> NewEvent {
-    NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error, usage })
+/// A `run_status` of `run`, repeating the kind and trigger its first one carried.
+fn status(log: &[Event], run: &RunId, s: RunStatus, error: Option<RunError>, usage: Option<Usage>) -> NewEvent {
+    let (kind, trigger) = machine::run_origin(log, run);
+    NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, kind, trigger, error, usage })
 }

@@ -86,7 +86,7 @@ impl Driver<'_> {
             waiting = true;
         }
         if waiting {
-            events.push(status(run, RunStatus::WaitingOnHuman, None, None));
+            events.push(status(&self.log, run, RunStatus::WaitingOnHuman, None, None));
         }
         self.append(run, events, vec![]).await
     }

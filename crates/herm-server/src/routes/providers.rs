@@ -19,7 +19,7 @@ pub async fn list(State(st): State<AppState>, caller: Caller) -> ApiResult<Json<
         .list()
         .await?
         .into_iter()
-        .map(|(name, source, spec)| ProviderResponse { name, source: source.into(), spec })
+        .map(|(name, source, spec)| ProviderResponse::new(name, source, spec))
         .collect();
     Ok(Json(Page { data, next_cursor: None }))
 }
@@ -55,7 +55,7 @@ pub async fn put(
         return Err(ApiError::fields(errs));
     }
     st.engine.put_provider(&name, &spec).await?;
-    Ok(Json(ProviderResponse { name, source: "api".into(), spec }))
+    Ok(Json(ProviderResponse::new(name, "api", spec)))
 }
 
 #[utoipa::path(delete, path = "/v1/providers/{name}", tag = "providers", responses((status = 204), (status = 404, body = herm_types::api::Problem)))]

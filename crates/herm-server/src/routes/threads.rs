@@ -169,6 +169,8 @@ pub async fn get_run(
         thread_id: r.thread_id,
         deployment_id: r.deployment_id,
         status: r.status,
+        kind: r.kind,
+        trigger: r.trigger,
         started_at: r.started_at,
         ended_at: r.ended_at,
         steps: r.steps,

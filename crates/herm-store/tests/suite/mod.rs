@@ -37,7 +37,10 @@ pub fn user(run: &RunId, text: &str) -> NewEvent {
 }
 
 pub fn status(run: &RunId, s: RunStatus) -> NewEvent {
-    NewEvent::new(Some(run.clone()), EventKind::RunStatus { status: s, error: None, usage: None })
+    NewEvent::new(
+        Some(run.clone()),
+        EventKind::RunStatus { status: s, kind: RunKind::User, trigger: None, error: None, usage: None },
+    )
 }
 
 pub async fn start_run(store: &dyn Store, thread: &ThreadId) -> RunId {

@@ -1,4 +1,7 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types,
+//! then completed by [`contract`] (path parameters, error responses, links).
+
+mod contract;
 
 use crate::routes::*;
 use axum::Json;
@@ -38,6 +41,13 @@ impl utoipa::Modify for Security {
     }
 }
 
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The complete document.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    contract::apply(&mut doc);
+    doc
+}
+
+pub async fn serve() -> Json<serde_json::Value> {
+    Json(document())
 }

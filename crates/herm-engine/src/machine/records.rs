@@ -1,0 +1,273 @@
+//! Which records a step writes, and chained with what. The worker performs a step (a model
+//! call, a tool call) and hands its outcome here; this decides the records that commit
+//! together. Pure, so the rules that make resume exact are table-tested next to the machine:
+//!
+//! - a model response commits with the outage notes this run has not recorded yet, the
+//!   agent's text (if any) and the `model_call`; if its first requested call needs nobody,
+//!   that call's write-ahead `tool_call` commits with it (one durable write, not two);
+//! - a tool result commits with what the call changed (or the server it found down) and,
+//!   if the next requested call needs nobody, that call's write-ahead record;
+//! - a call that needs a person is never chained: the next fold asks for it.
+
+use super::Gate;
+use herm_types::event::{McpState, RequestedToolCall};
+use herm_types::*;
+
+/// The records of one step and the call chained into it (to run right after the commit).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub records: Vec<EventKind>,
+    pub chained: Option<RequestedToolCall>,
+}
+
+/// What the worker knows of the tools when it assembles a step.
+pub trait ToolFacts {
+    /// Who must act before a call of `tool` runs.
+    fn gate(&self, tool: &str) -> Gate;
+    /// The tool's `origin` on the wire (`unknown` for a tool that does not exist).
+    fn origin(&self, tool: &str) -> String;
+}
+
+/// The write-ahead record of a tool call.
+pub fn tool_call(c: &RequestedToolCall, tools: &dyn ToolFacts) -> EventKind {
+    EventKind::ToolCall {
+        tool_use_id: c.tool_use_id.clone(),
+        tool: c.tool.clone(),
+        origin: tools.origin(&c.tool),
+        arguments: c.arguments.clone(),
+    }
+}
+
+/// Chains `next` into a step if it needs nobody.
+fn chain(mut records: Vec<EventKind>, next: Option<RequestedToolCall>, tools: &dyn ToolFacts) -> Step {
+    let chained = next.filter(|c| tools.gate(&c.tool) == Gate::Free);
+    if let Some(c) = &chained {
+        records.push(tool_call(c, tools));
+    }
+    Step { records, chained }
+}
+
+/// The records of a model response. `outages` are the MCP servers that offered no tools to
+/// this call (with the reason, redacted); `model_call` is the `model_call` record, whose
+/// `tool_calls` are the calls the model asked for.
+pub fn after_model(
+    log: &[Event],
+    run: &RunId,
+    outages: Vec<(String, String)>,
+    text: String,
+    model_call: EventKind,
+    tools: &dyn ToolFacts,
+) -> Step {
+    let mut records = Vec::new();
+    for (server, message) in outages {
+        let recorded = log.iter().any(|e| {
+            e.run_id.as_ref() == Some(run) && matches!(&e.kind, EventKind::McpStatus { server: s, .. } if *s == server)
+        });
+        if !recorded {
+            records.push(EventKind::McpStatus { server, status: McpState::Unavailable, message });
+        }
+    }
+    if !text.is_empty() {
+        records.push(EventKind::AgentMessage { content: text });
+    }
+    let first = match &model_call {
+        EventKind::ModelCall { tool_calls, .. } => tool_calls.first().cloned(),
+        _ => None,
+    };
+    records.push(model_call);
+    chain(records, first, tools)
+}
+
+/// The records of a finished tool call: its `tool_result`, then `extra` (workspace changes,
+/// a server found down), then the next call's write-ahead record if it needs nobody.
+pub fn after_tool(
+    result: EventKind,
+    extra: Vec<EventKind>,
+    next: Option<RequestedToolCall>,
+    tools: &dyn ToolFacts,
+) -> Step {
+    let mut records = vec![result];
+    records.extend(extra);
+    chain(records, next, tools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herm_types::event::{FileChange, ToolOutcome};
+    use serde_json::json;
+
+    /// `ask_*` tools need approval, `who` is a question, the rest are free.
+    struct Facts;
+    impl ToolFacts for Facts {
+        fn gate(&self, tool: &str) -> Gate {
+            match tool {
+                "who" => Gate::Question,
+                t if t.starts_with("ask_") => Gate::Approval,
+                _ => Gate::Free,
+            }
+        }
+        fn origin(&self, tool: &str) -> String {
+            if tool == "gone" { "unknown".into() } else { "builtin".into() }
+        }
+    }
+
+    fn call(id: &str, tool: &str) -> RequestedToolCall {
+        RequestedToolCall { tool_use_id: id.into(), tool: tool.into(), arguments: json!({"x": 1}) }
+    }
+    fn model(calls: &[RequestedToolCall]) -> EventKind {
+        EventKind::ModelCall {
+            model: "p/m".into(),
+            input_tokens: 1,
+            output_tokens: 1,
+            cost_usd: 0.0,
+            duration_ms: 1,
+            tool_calls: calls.to_vec(),
+            stop_reason: None,
+            context_sequence: Some(3),
+        }
+    }
+    fn written(c: &RequestedToolCall, origin: &str) -> EventKind {
+        EventKind::ToolCall {
+            tool_use_id: c.tool_use_id.clone(),
+            tool: c.tool.clone(),
+            origin: origin.into(),
+            arguments: c.arguments.clone(),
+        }
+    }
+    fn down(server: &str) -> EventKind {
+        EventKind::McpStatus { server: server.into(), status: McpState::Unavailable, message: "refused".into() }
+    }
+    fn result(id: &str) -> EventKind {
+        EventKind::ToolResult {
+            tool_use_id: id.into(),
+            tool: "t".into(),
+            result: "ok".into(),
+            is_error: false,
+            duration_ms: 1,
+            outcome: ToolOutcome::Ok,
+        }
+    }
+    fn logged(run: &RunId, kind: EventKind) -> Event {
+        Event {
+            id: EventId::new(),
+            sequence: Sequence(1),
+            deployment_sequence: DeploymentSeq(1),
+            deployment_id: DeploymentId::new(),
+            thread_id: ThreadId::new(),
+            run_id: Some(run.clone()),
+            created_at: now(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn model_steps() {
+        let run = RunId::new();
+        let other = RunId::new();
+        let (a, b, q, ask) = (call("1", "read"), call("2", "read"), call("3", "who"), call("4", "ask_send"));
+        let outage = || vec![("gh".to_owned(), "refused".to_owned())];
+        // (name, log, outages, text, requested calls, expected step)
+        type Case = (&'static str, Vec<Event>, Vec<(String, String)>, &'static str, Vec<RequestedToolCall>, Step);
+        let cases: Vec<Case> = vec![
+            (
+                "a final answer: text and the model call",
+                vec![],
+                vec![],
+                "done",
+                vec![],
+                Step { records: vec![EventKind::AgentMessage { content: "done".into() }, model(&[])], chained: None },
+            ),
+            (
+                "no text, a free call: chained into the same write",
+                vec![],
+                vec![],
+                "",
+                vec![a.clone(), b.clone()],
+                Step {
+                    records: vec![model(&[a.clone(), b.clone()]), written(&a, "builtin")],
+                    chained: Some(a.clone()),
+                },
+            ),
+            (
+                "a question first: not chained, the next fold asks",
+                vec![],
+                vec![],
+                "hmm",
+                vec![q.clone(), a.clone()],
+                Step {
+                    records: vec![EventKind::AgentMessage { content: "hmm".into() }, model(&[q.clone(), a.clone()])],
+                    chained: None,
+                },
+            ),
+            (
+                "an approval first: not chained",
+                vec![],
+                vec![],
+                "",
+                vec![ask.clone()],
+                Step { records: vec![model(std::slice::from_ref(&ask))], chained: None },
+            ),
+            (
+                "a server down is noted once per run, before the text",
+                vec![],
+                outage(),
+                "t",
+                vec![],
+                Step {
+                    records: vec![down("gh"), EventKind::AgentMessage { content: "t".into() }, model(&[])],
+                    chained: None,
+                },
+            ),
+            (
+                "already noted in this run: not again",
+                vec![logged(&run, down("gh"))],
+                outage(),
+                "",
+                vec![],
+                Step { records: vec![model(&[])], chained: None },
+            ),
+            (
+                "noted in another run only: noted for this one",
+                vec![logged(&other, down("gh"))],
+                outage(),
+                "",
+                vec![],
+                Step { records: vec![down("gh"), model(&[])], chained: None },
+            ),
+        ];
+        for (name, log, outages, text, calls, want) in cases {
+            assert_eq!(after_model(&log, &run, outages, text.into(), model(&calls), &Facts), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn tool_steps() {
+        let (b, ask, gone) = (call("2", "read"), call("4", "ask_send"), call("5", "gone"));
+        let change = EventKind::Filesystem { change: FileChange::Modified, path: "a.txt".into() };
+        let cases: Vec<(&str, Vec<EventKind>, Option<RequestedToolCall>, Step)> = vec![
+            ("the last call: its result alone", vec![], None, Step { records: vec![result("1")], chained: None }),
+            (
+                "changes commit with the result, then the next free call's record",
+                vec![change.clone()],
+                Some(b.clone()),
+                Step { records: vec![result("1"), change.clone(), written(&b, "builtin")], chained: Some(b.clone()) },
+            ),
+            (
+                "a next call that needs approval is left for the fold",
+                vec![],
+                Some(ask.clone()),
+                Step { records: vec![result("1")], chained: None },
+            ),
+            (
+                "an unknown tool is chained with origin unknown (its call fails)",
+                vec![],
+                Some(gone.clone()),
+                Step { records: vec![result("1"), written(&gone, "unknown")], chained: Some(gone.clone()) },
+            ),
+        ];
+        for (name, extra, next, want) in cases {
+            assert_eq!(after_tool(result("1"), extra, next, &Facts), want, "{name}");
+        }
+    }
+}
