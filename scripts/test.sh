@@ -30,6 +30,8 @@ clippy-driver --edition 2024 -C panic=abort -D warnings -D clippy::all -D clippy
   crates/herm-sandbox/helper/main.rs -o "${CARGO_TARGET_DIR:-target}/herm-helper-lint"
 status=0
 cargo test --workspace --locked || status=$?
+# The API contract: a third-party fuzzer (Schemathesis) against a live herm built above.
+scripts/api-contract.sh || status=$?
 # Sandboxes that tests left behind (a failed test does not clean up after itself, and a
 # herm killed with SIGKILL leaves its pool of ready containers).
 docker ps -aq --filter label=herm.managed | xargs -r docker rm -f >/dev/null 2>&1 || true

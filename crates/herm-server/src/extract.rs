@@ -20,7 +20,7 @@ pub struct JsonBody<T> {
     pub raw: bytes::Bytes,
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
@@ -57,14 +57,38 @@ pub async fn read_bounded(body: axum::body::Body, max: usize) -> Result<bytes::B
     Ok(buf.freeze())
 }
 
-pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(raw).map_err(|e| {
+pub fn parse_json<T: DeserializeOwned + serde::Serialize>(raw: &[u8]) -> Result<T, ApiError> {
+    let invalid = |e: serde_json::Error| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "malformed JSON",
             _ => "invalid request body",
         };
         ApiError::validation(format!("{what}: {e}"))
-    })
+    };
+    let input: serde_json::Value = serde_json::from_slice(raw).map_err(invalid)?;
+    let value: T = serde_json::from_value(input.clone()).map_err(invalid)?;
+    // serde reads a struct from an array too (`[]` as `{}`); the API's objects are objects.
+    let back = serde_json::to_value(&value).map_err(|_| ApiError::internal())?;
+    if let Some(path) = array_for_object(&input, &back, "body") {
+        return Err(ApiError::validation(format!("invalid request body: `{path}` must be a JSON object")));
+    }
+    Ok(value)
+}
+
+/// Where `input` has an array that was read as an object (compared with the value read from
+/// it, serialized again).
+fn array_for_object(input: &serde_json::Value, read: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (input, read) {
+        (Value::Array(_), Value::Object(_)) => Some(path.to_owned()),
+        (Value::Object(a), Value::Object(b)) => {
+            a.iter().find_map(|(k, v)| b.get(k).and_then(|w| array_for_object(v, w, &format!("{path}.{k}"))))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.iter().zip(b).enumerate().find_map(|(i, (v, w))| array_for_object(v, w, &format!("{path}[{i}]")))
+        }
+        _ => None,
+    }
 }
 
 /// Query parameters, rejected as `validation_error` when they do not parse.
@@ -90,5 +114,35 @@ pub fn limit(l: Option<usize>) -> Result<usize, ApiError> {
         None => Ok(20),
         Some(n) if (1..=100).contains(&n) => Ok(n),
         Some(_) => Err(ApiError::validation("`limit` must be between 1 and 100")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Inner {
+        #[serde(default)]
+        a: Option<u32>,
+    }
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Outer {
+        #[serde(default)]
+        inner: Option<Inner>,
+        #[serde(default)]
+        list: Vec<Inner>,
+    }
+
+    #[test]
+    fn objects_given_as_arrays_are_refused() {
+        let parse = |v: serde_json::Value| {
+            parse_json::<Outer>(&serde_json::to_vec(&v).unwrap()).map(|_| ()).map_err(|e| e.detail)
+        };
+        assert!(parse(json!({"inner": {"a": 1}, "list": [{"a": 2}]})).is_ok());
+        assert!(parse(json!([])).unwrap_err().contains("`body` must be a JSON object"));
+        assert!(parse(json!({"inner": [5]})).unwrap_err().contains("`body.inner`"));
+        assert!(parse(json!({"list": [{}, []]})).unwrap_err().contains("`body.list[1]`"));
     }
 }

@@ -68,6 +68,7 @@ pub struct DeletedResponse {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
+    #[schema(min_length = 1, max_length = 200000, pattern = "\\S")]
     pub content: String,
     /// An existing `thr_…`, or `"new"`; the default thread when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -263,10 +264,25 @@ pub struct UserEventsResponse {
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretCreate {
+    #[schema(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
     pub name: String,
+    #[schema(min_length = 1, max_length = 65536)]
     pub value: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
+}
+
+/// Serialized only to check a request's shape at the edge: the value is never written out.
+impl Serialize for SecretCreate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("SecretCreate", 3)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("value", "[redacted]")?;
+        st.serialize_field("description", &self.description)?;
+        st.end()
+    }
 }
 
 impl std::fmt::Debug for SecretCreate {
@@ -287,8 +303,23 @@ pub struct SecretMeta {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyCreate {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
+    #[schema(min_items = 1, inline, value_type = Vec<ApiScope>)]
     pub scopes: Vec<String>,
+}
+
+/// A scope an API key can carry (`admin` implies the others).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum ApiScope {
+    #[serde(rename = "deployments:read")]
+    DeploymentsRead,
+    #[serde(rename = "deployments:write")]
+    DeploymentsWrite,
+    #[serde(rename = "secrets:write")]
+    SecretsWrite,
+    #[serde(rename = "admin")]
+    Admin,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

@@ -100,7 +100,9 @@ pub struct SkillSpec {
     /// Assigned by herm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill_id: Option<String>,
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     pub name: String,
+    #[schema(pattern = "^(inline|url|file)$")]
     pub source: String,
     /// From the front matter (for `file` skills, read when a run uses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,7 +224,7 @@ fn hermes() -> String {
 
 /// `PATCH /v1/deployments/{id}`: omitted fields unchanged, arrays replaced whole, `secrets`
 /// merged per key with `null` removing a key.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentPatch {
     pub name: Option<String>,

@@ -47,6 +47,38 @@ async fn openapi_document_covers_the_api() {
         assert!(schemas.contains_key(s), "missing schema {s}: {:?}", schemas.keys().collect::<Vec<_>>());
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every `{name}` of every path is a defined path parameter; every operation id is unique;
+    // every error response is problem+json; query parameters are in the query.
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = seg.trim_start_matches('{').trim_end_matches('}');
+                assert!(
+                    params.iter().any(|p| p["in"] == "path" && p["name"] == name && p["required"] == true),
+                    "{method} {path}: `{name}` undefined"
+                );
+            }
+            for p in &params {
+                if p["in"] == "path" {
+                    assert!(path.contains(&format!("{{{}}}", p["name"].as_str().unwrap())), "{method} {path}: {p}");
+                }
+            }
+            assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()), "{method} {path}: duplicate id");
+            for (status, resp) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') {
+                    assert!(resp["content"]["application/problem+json"].is_object(), "{method} {path} {status}");
+                }
+            }
+            if path != "/healthz" && path != "/v1/openapi.json" {
+                assert!(op["responses"]["401"].is_object(), "{method} {path}: 401 undocumented");
+            }
+        }
+    }
+    let revoke = &paths["/v1/api-keys/{key_id}"]["delete"]["responses"];
+    assert!(revoke["409"].is_object(), "revoking the last admin key is a documented 409");
+    assert!(paths["/v1/deployments/{deployment_id}"]["patch"]["responses"]["412"].is_object());
     // Every other route needs a key.
     let (s, _) = h.request("GET", "/v1/deployments", None, None).await;
     assert_eq!(s, 401);

@@ -33,7 +33,10 @@ fn error_statuses(path: &str, method: &str, authenticated: bool, has_body: bool)
         s.push(422);
     }
     if path.contains("/files") {
-        // The deployment's sandbox backend did not answer.
+        // No sandbox for the deployment on this server (409), or its backend did not answer.
+        if !s.contains(&409) {
+            s.push(409);
+        }
         s.push(503);
     }
     s
@@ -120,6 +123,46 @@ fn complete(path: &str, method: &str, op: &mut Map<String, Value>) {
         for status in error_statuses(path, method, authenticated, has_body) {
             r.entry(status.to_string()).or_insert_with(|| problem(status));
         }
+        // Every error is problem+json, including those a handler annotated itself.
+        for (status, resp) in r.iter_mut() {
+            if status.starts_with('4') || status.starts_with('5') {
+                let description = resp.get("description").cloned().unwrap_or_else(|| json!(reason(0)));
+                *resp = problem(status.parse().unwrap_or(0));
+                resp["description"] = description;
+            }
+        }
+    }
+}
+
+/// A response type that flattens a strict request type (`additionalProperties: false`, as
+/// `DeploymentSpec` is) would forbid its own other fields: such references inside `allOf`
+/// point at a relaxed copy, `<Name>Fields`, instead.
+fn relax_flattened(doc: &mut Value) {
+    let Some(schemas) = doc.pointer("/components/schemas").and_then(Value::as_object).cloned() else { return };
+    let strict = |name: &str| schemas.get(name).is_some_and(|s| s.get("additionalProperties") == Some(&json!(false)));
+    let mut copies = Map::new();
+    let mut out = schemas.clone();
+    for (_, schema) in out.iter_mut() {
+        let Some(parts) = schema.get_mut("allOf").and_then(Value::as_array_mut) else { continue };
+        for part in parts {
+            let Some(name) =
+                part.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"))
+            else {
+                continue;
+            };
+            if strict(name) {
+                let mut relaxed = schemas[name].clone();
+                if let Some(o) = relaxed.as_object_mut() {
+                    o.remove("additionalProperties");
+                }
+                copies.insert(format!("{name}Fields"), relaxed);
+                *part = json!({"$ref": format!("#/components/schemas/{name}Fields")});
+            }
+        }
+    }
+    out.extend(copies);
+    if let Some(s) = doc.pointer_mut("/components/schemas") {
+        *s = Value::Object(out);
     }
 }
 
@@ -128,7 +171,7 @@ fn links(doc: &mut Value) {
     let link = |method: &str, path: &str, params: Value| json!({"operationId": operation_id(method, path), "parameters": params});
     let d = "/v1/deployments/{deployment_id}";
     let dep = json!({"deployment_id": "$response.body#/deployment_id"});
-    let sets: [(&str, &str, &str, Value); 5] = [
+    let sets: [(&str, &str, &str, Value); 6] = [
         (
             "/v1/deployments",
             "post",
@@ -139,6 +182,9 @@ fn links(doc: &mut Value) {
                 "SendMessage": link("post", &format!("{d}/messages"), dep.clone()),
                 "ListThreads": link("get", &format!("{d}/threads"), dep.clone()),
                 "ListSkills": link("get", &format!("{d}/skills"), dep.clone()),
+                "AddSkill": link("post", &format!("{d}/skills"), dep.clone()),
+                "CreateThread": link("post", &format!("{d}/threads"), dep.clone()),
+                "ListFiles": link("get", &format!("{d}/files"), dep.clone()),
                 "ListTools": link("get", &format!("{d}/tools"), dep.clone()),
                 "DeleteDeployment": link("delete", d, dep),
             }),
@@ -147,8 +193,12 @@ fn links(doc: &mut Value) {
             "/v1/deployments/{deployment_id}/threads",
             "post",
             "201",
-            json!({"GetThread": link("get", &format!("{d}/threads/{{thread_id}}"), json!({
-                "deployment_id": "$request.path.deployment_id", "thread_id": "$response.body#/thread_id"}))}),
+            json!({
+                "GetThread": link("get", &format!("{d}/threads/{{thread_id}}"), json!({
+                    "deployment_id": "$request.path.deployment_id", "thread_id": "$response.body#/thread_id"})),
+                "SendEvents": link("post", "/v1/threads/{thread_id}/events", json!({"thread_id": "$response.body#/thread_id"})),
+                "ListEvents": link("get", "/v1/threads/{thread_id}/events", json!({"thread_id": "$response.body#/thread_id"})),
+            }),
         ),
         (
             "/v1/deployments/{deployment_id}/messages",
@@ -157,12 +207,19 @@ fn links(doc: &mut Value) {
             json!({"GetRun": link("get", &format!("{d}/runs/{{run_id}}"), json!({
                 "deployment_id": "$request.path.deployment_id", "run_id": "$response.body#/run_id"}))}),
         ),
+        ("/v1/deployments/{deployment_id}/skills", "post", "201", {
+            let skill = json!({"deployment_id": "$request.path.deployment_id", "skill_id": "$response.body#/skill_id"});
+            json!({
+                "GetSkill": link("get", &format!("{d}/skills/{{skill_id}}"), skill.clone()),
+                "ReplaceSkill": link("put", &format!("{d}/skills/{{skill_id}}"), skill.clone()),
+                "DeleteSkill": link("delete", &format!("{d}/skills/{{skill_id}}"), skill),
+            })
+        }),
         (
-            "/v1/deployments/{deployment_id}/skills",
+            "/v1/api-keys",
             "post",
             "201",
-            json!({"GetSkill": link("get", &format!("{d}/skills/{{skill_id}}"), json!({
-                "deployment_id": "$request.path.deployment_id", "skill_id": "$response.body#/skill_id"}))}),
+            json!({"RevokeKey": link("delete", "/v1/api-keys/{key_id}", json!({"key_id": "$response.body#/key_id"}))}),
         ),
         (
             "/v1/secrets",
@@ -193,6 +250,7 @@ pub fn apply(doc: &mut Value) {
         }
     }
     links(doc);
+    relax_flattened(doc);
 }
 
 #[cfg(test)]
@@ -233,7 +291,7 @@ mod tests {
             ("/healthz", "get", false, false, vec![]),
             ("/v1/deployments", "post", true, true, vec![400, 401, 403, 409, 413, 422]),
             ("/v1/deployments/{deployment_id}", "patch", true, true, vec![400, 401, 403, 404, 409, 412, 413, 422]),
-            ("/v1/deployments/{deployment_id}/files", "get", true, false, vec![400, 401, 403, 404, 503]),
+            ("/v1/deployments/{deployment_id}/files", "get", true, false, vec![400, 401, 403, 404, 409, 503]),
         ];
         for (path, method, auth, body, want) in cases {
             assert_eq!(error_statuses(path, method, auth, body), want, "{method} {path}");

@@ -72,10 +72,12 @@ pub async fn get(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     customer_id: Option<String>,
     status: Option<DeploymentStatus>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -116,6 +118,7 @@ pub async fn patch(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     /// Keep the workspace volume (default false: it is removed with the sandbox).

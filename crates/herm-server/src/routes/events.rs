@@ -20,10 +20,12 @@ async fn thread(st: &AppState, raw: &str) -> ApiResult<ThreadRecord> {
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// The `sequence` to read after.
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
 }
 
@@ -45,6 +47,7 @@ pub async fn list(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Resume after this cursor (same as `Last-Event-ID`).
@@ -67,6 +70,7 @@ pub async fn thread_stream(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentStreamQuery {
     thread_id: Option<String>,
