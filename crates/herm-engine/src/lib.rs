@@ -213,6 +213,8 @@ struct Inner {
     workers: Mutex<HashMap<ThreadId, Slot>>,
     http: reqwest::Client,
     mcp: mcp::McpHub,
+    /// Where tools come from, in the order the model is offered them.
+    sources: Vec<Box<dyn tools::source::ToolSource>>,
     sandbox: Option<Arc<dyn herm_sandbox::Sandbox>>,
     usage: Arc<sandboxes::Usage>,
     shutdown: CancellationToken,
@@ -236,6 +238,12 @@ impl Engine {
             inner: Arc::new(Inner {
                 secrets,
                 mcp,
+                sources: vec![
+                    Box::new(builtin::SandboxTools),
+                    Box::new(tools::connectors::ConnectorTools),
+                    Box::new(tools::agent::AgentTools),
+                    Box::new(mcp::McpTools),
+                ],
                 store,
                 bus,
                 providers,
@@ -393,7 +401,7 @@ impl Engine {
     }
 
     /// The HTTP client for connector tools and skill fetches.
-    pub fn http(&self) -> &reqwest::Client {
+    pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }
 
@@ -414,24 +422,25 @@ impl Engine {
         }
     }
 
-    /// The tools of a deployment on this node (sandbox tools only where a sandbox can run),
-    /// its MCP servers' included: connected on first use, then cached.
+    /// The tools of a deployment on this node, from every tool source (sandbox tools only
+    /// where a sandbox can run; MCP servers connected on first use, then cached).
     pub async fn tools(&self, dep: &DeploymentId, spec: &herm_types::config::DeploymentSpec) -> tools::ToolSet {
         self.tools_and_outages(dep, spec).await.0
     }
 
-    /// [`Self::tools`], and the MCP servers that offer none right now, with the reason.
+    /// [`Self::tools`], and the parts of sources that offer nothing right now, with the reason.
     pub async fn tools_and_outages(
         &self,
         dep: &DeploymentId,
         spec: &herm_types::config::DeploymentSpec,
     ) -> (tools::ToolSet, Vec<(String, String)>) {
-        let base = tools::ToolSet::for_deployment(spec, self.inner.sandbox.is_some());
-        if spec.mcp_servers.is_empty() {
-            return (base, Vec::new());
+        let (mut all, mut down) = (Vec::new(), Vec::new());
+        for source in &self.inner.sources {
+            let offer = source.offer(self, dep, spec).await;
+            all.extend(offer.tools);
+            down.extend(offer.unavailable);
         }
-        let listing = self.inner.mcp.list(dep, spec).await;
-        (base.with_mcp(spec, listing.tools), listing.unavailable)
+        (tools::ToolSet::new(spec, all), down)
     }
 
     /// The MCP client of this node.

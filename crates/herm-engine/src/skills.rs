@@ -83,6 +83,31 @@ pub async fn resolve(
     Ok(s)
 }
 
+impl crate::Engine {
+    /// The SKILL.md text of a deployment's skill: kept for inline and URL skills, read from
+    /// the workspace for file skills.
+    pub(crate) async fn skill_text(
+        &self,
+        dep: &herm_store::DeploymentRecord,
+        name: &str,
+    ) -> std::result::Result<String, String> {
+        let skill = dep
+            .spec
+            .skills
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| format!("there is no skill named `{name}`"))?;
+        if skill.source != "file" {
+            return Ok(skill.content.clone().unwrap_or_default());
+        }
+        let (sb, _in_use) = self.use_sandbox(&dep.id, &dep.spec).await.map_err(|e| e.to_string())?;
+        let bytes = herm_sandbox::files::read(sb.as_ref(), &dep.id, skill.path.as_deref().unwrap_or_default())
+            .await
+            .map_err(|e| format!("skill `{name}`: {e}"))?;
+        String::from_utf8(bytes).map_err(|_| format!("skill `{name}` is not UTF-8 text"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

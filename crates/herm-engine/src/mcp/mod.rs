@@ -16,6 +16,9 @@
 
 mod conn;
 mod result;
+mod source;
+
+pub use source::McpTools;
 
 use crate::secrets::Secrets;
 use crate::tools::ToolOutput;

@@ -1,16 +1,20 @@
-//! The tool registry the agent loop calls: what the model is offered for a deployment, and
-//! how a call is executed: the sandbox built-ins, `ask_user`, `load_skill`, the deployment's
-//! declarative `http_tools` and the tools of its MCP servers.
+//! The tool registry the agent loop calls: the tools a deployment's sources offer (see
+//! [`source`]), their permissions from the deployment's `tool_policies`, and which of them
+//! need a person before they run. The registry knows no source: sources (the sandbox
+//! built-ins, HTTP connectors, MCP servers, the agent's own tools) depend on it, not the
+//! other way round.
 
+pub mod agent;
+pub mod connectors;
 pub mod http;
+pub mod source;
 pub(crate) mod template;
 
 use crate::machine::Gate;
-use herm_types::config::{DeploymentSpec, HttpToolSpec, ToolPermission};
-use serde_json::{Value, json};
-
-/// The built-in tool that asks the user a question.
-pub const ASK_USER: &str = "ask_user";
+use herm_types::config::{DeploymentSpec, ToolPermission};
+use serde_json::Value;
+use source::ToolRunner;
+use std::sync::Arc;
 
 /// Where a tool comes from; `origin` on the wire.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,25 +34,8 @@ impl Origin {
     }
 }
 
-/// How a tool is executed.
-#[derive(Clone, Debug)]
-pub enum ToolKind {
-    Http(HttpToolSpec),
-    /// A question for the user; the run waits for the answer.
-    AskUser,
-    /// A built-in tool that works in the deployment's sandbox.
-    Sandbox(crate::builtin::Builtin),
-    /// Returns the body of one of the deployment's skills.
-    LoadSkill,
-    /// A tool of one of the deployment's MCP servers.
-    Mcp(Box<crate::mcp::McpTool>),
-}
-
-/// The built-in tool that loads a skill's body.
-pub const LOAD_SKILL: &str = "load_skill";
-
 /// One tool as the loop sees it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Tool {
     pub name: String,
     pub description: String,
@@ -56,8 +43,46 @@ pub struct Tool {
     /// Safe to run again after a crash left its outcome unknown (read-only).
     pub repeat_safe: bool,
     pub origin: Origin,
-    pub kind: ToolKind,
     pub permission: ToolPermission,
+    /// A question for a person: the run waits for the answer instead of running a call.
+    pub asks_person: bool,
+    /// The runner checks arguments itself (against a cached validator); otherwise they are
+    /// checked against `input_schema` before the call.
+    pub checks_own_input: bool,
+    pub runner: Arc<dyn ToolRunner>,
+}
+
+impl Tool {
+    /// A tool that runs with `runner`, allowed unless a policy says otherwise.
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        input_schema: Value,
+        origin: Origin,
+        runner: Arc<dyn ToolRunner>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            input_schema,
+            repeat_safe: false,
+            origin,
+            permission: ToolPermission::AlwaysAllow,
+            asks_person: false,
+            checks_own_input: false,
+            runner,
+        }
+    }
+}
+
+impl std::fmt::Debug for Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tool")
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .field("permission", &self.permission)
+            .finish()
+    }
 }
 
 /// The tools of one deployment.
@@ -67,89 +92,18 @@ pub struct ToolSet {
 }
 
 impl ToolSet {
-    /// `sandbox`: whether a sandbox can run on this node (its tools are offered only then).
-    pub fn for_deployment(spec: &DeploymentSpec, sandbox: bool) -> Self {
-        let mut tools = Vec::new();
-        if sandbox && spec.sandbox.enabled {
-            for b in crate::builtin::Builtin::ALL {
-                tools.push(Tool {
-                    name: b.name().into(),
-                    description: b.description().into(),
-                    input_schema: b.schema(),
-                    repeat_safe: b.repeat_safe(),
-                    origin: Origin::Builtin,
-                    kind: ToolKind::Sandbox(b),
-                    permission: permission_for(spec, b.name()),
-                });
-            }
-        }
-        for h in &spec.http_tools {
-            tools.push(Tool {
-                name: h.name.clone(),
-                description: h.description.clone(),
-                input_schema: h.input_schema.clone(),
-                repeat_safe: h.repeat_safe,
-                origin: Origin::Http,
-                kind: ToolKind::Http(h.clone()),
-                permission: permission_for(spec, &h.name),
-            });
-        }
-        if !spec.skills.is_empty() {
-            tools.push(Tool {
-                name: LOAD_SKILL.into(),
-                description: "Load the full instructions of one of your skills (listed in your system prompt) \
-                              when a task needs it."
-                    .into(),
-                input_schema: json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
-                repeat_safe: true,
-                origin: Origin::Builtin,
-                kind: ToolKind::LoadSkill,
-                permission: permission_for(spec, LOAD_SKILL),
-            });
-        }
-        if spec.features.steering {
-            tools.push(Tool {
-                name: ASK_USER.into(),
-                description: "Ask the user a clarifying question instead of guessing (for example when several \
-                              items match). The run pauses until they answer; the answer is the result."
-                    .into(),
-                input_schema: json!({
-                    "type": "object",
-                    "properties": {
-                        "question": {"type": "string", "description": "The question, in one or two sentences."},
-                        "options": {"type": "array", "items": {"type": "string"}, "description": "Choices to offer, if any."}
-                    },
-                    "required": ["question"]
-                }),
-                repeat_safe: true,
-                origin: Origin::Builtin,
-                kind: ToolKind::AskUser,
-                permission: permission_for(spec, ASK_USER),
-            });
+    /// The tools the sources offered, each with its permission from the deployment's policies.
+    pub fn new(spec: &DeploymentSpec, mut tools: Vec<Tool>) -> Self {
+        for t in &mut tools {
+            t.permission = permission_for(spec, &t.name);
         }
         Self { tools }
-    }
-
-    /// Adds the tools the deployment's MCP servers offer.
-    pub fn with_mcp(mut self, spec: &DeploymentSpec, tools: Vec<crate::mcp::McpTool>) -> Self {
-        for t in tools {
-            self.tools.push(Tool {
-                name: t.name.clone(),
-                description: t.description.clone(),
-                input_schema: t.input_schema.clone(),
-                repeat_safe: t.repeat_safe,
-                origin: Origin::Mcp(t.server.clone()),
-                permission: permission_for(spec, &t.name),
-                kind: ToolKind::Mcp(Box::new(t)),
-            });
-        }
-        self
     }
 
     /// Who must act before a call of `name` runs. Unknown tools are free: their call fails.
     pub fn gate(&self, name: &str) -> Gate {
         match self.get(name) {
-            Some(t) if matches!(t.kind, ToolKind::AskUser) => Gate::Question,
+            Some(t) if t.asks_person => Gate::Question,
             Some(t) if t.permission == ToolPermission::AlwaysAsk => Gate::Approval,
             _ => Gate::Free,
         }

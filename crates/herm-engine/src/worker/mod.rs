@@ -7,11 +7,12 @@ mod person;
 
 use crate::machine::records;
 use crate::machine::{self, Gate, Next};
-use crate::tools::{Tool, ToolKind, ToolOutput, ToolSet, http};
+use crate::tools::source::CallContext;
+use crate::tools::{Tool, ToolOutput, ToolSet};
 use crate::{Engine, Error, Result};
 use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
 use herm_store::{Append, Condition, DeploymentRecord, Lease};
-use herm_types::event::{EphemeralFrame, LiveFrame, McpState, OutputStream, RequestedToolCall, RunError, ToolOutcome};
+use herm_types::event::{EphemeralFrame, LiveFrame, RequestedToolCall, RunError, ToolOutcome};
 use herm_types::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -346,7 +347,7 @@ impl Driver<'_> {
             let started = Instant::now();
             let (out, extra) = tokio::select! {
                 _ = self.work.cancelled() => return Ok(Flow::Stop),
-                o = self.execute(dep, tools.get(&current.tool), &current) => o?,
+                o = self.execute(run, dep, tools.get(&current.tool), &current) => o?,
             };
             let result = EventKind::ToolResult {
                 tool_use_id: current.tool_use_id,
@@ -363,25 +364,6 @@ impl Driver<'_> {
                 (a, _) => return Ok(a.into()),
             }
         }
-    }
-
-    /// The SKILL.md text of a skill: kept for inline and URL skills, read from the workspace
-    /// for file skills.
-    async fn skill_text(&self, dep: &DeploymentRecord, name: &str) -> std::result::Result<String, String> {
-        let skill = dep
-            .spec
-            .skills
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| format!("there is no skill named `{name}`"))?;
-        if skill.source != "file" {
-            return Ok(skill.content.clone().unwrap_or_default());
-        }
-        let (sb, _in_use) = self.engine.use_sandbox(&dep.id, &dep.spec).await.map_err(|e| e.to_string())?;
-        let bytes = herm_sandbox::files::read(sb.as_ref(), &dep.id, skill.path.as_deref().unwrap_or_default())
-            .await
-            .map_err(|e| format!("skill `{name}`: {e}"))?;
-        String::from_utf8(bytes).map_err(|_| format!("skill `{name}` is not UTF-8 text"))
     }
 
     /// The deployment's system prompt followed by its skills' names and descriptions; the
@@ -406,10 +388,12 @@ impl Driver<'_> {
         for k in &dep.spec.skills {
             let description = match (&k.description, k.source.as_str()) {
                 (Some(d), _) => d.clone(),
-                (None, "file") => match self.skill_text(dep, &k.name).await.and_then(|t| crate::skills::parse(&t)) {
-                    Ok(p) => p.description,
-                    Err(e) => format!("(unavailable: {e})"),
-                },
+                (None, "file") => {
+                    match self.engine.skill_text(dep, &k.name).await.and_then(|t| crate::skills::parse(&t)) {
+                        Ok(p) => p.description,
+                        Err(e) => format!("(unavailable: {e})"),
+                    }
+                }
                 (None, _) => String::new(),
             };
             s.push_str(&format!("- {}: {description}\n", k.name));
@@ -417,11 +401,11 @@ impl Driver<'_> {
         s
     }
 
-    /// Runs one tool call; returns its output and the events to commit with its result: the
-    /// workspace changes it made (tracked only with `features.filesystem_webhooks`), or an
-    /// MCP server found unreachable.
+    /// Runs one tool call through its source's runner; returns its output and the records to
+    /// commit with its result.
     async fn execute(
         &self,
+        run: &RunId,
         dep: &DeploymentRecord,
         tool: Option<&Tool>,
         c: &RequestedToolCall,
@@ -432,9 +416,8 @@ impl Driver<'_> {
         if !c.arguments.is_object() {
             return Ok((ToolOutput::error("tool arguments must be a JSON object"), Vec::new()));
         }
-        // Arguments the model made up are checked before anything runs (MCP tools check
-        // against their cached validator in the hub).
-        if matches!(tool.kind, ToolKind::Http(_) | ToolKind::Sandbox(_)) {
+        // Arguments the model made up are checked before anything runs.
+        if !tool.checks_own_input {
             let errors = crate::tools::validate_input(&tool.input_schema, &c.arguments);
             if !errors.is_empty() {
                 let list: Vec<String> = errors.into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
@@ -442,105 +425,17 @@ impl Driver<'_> {
                 return Ok((ToolOutput::error(msg), Vec::new()));
             }
         }
-        match &tool.kind {
-            ToolKind::Http(spec) => {
-                let needed = http::secrets_used(spec);
-                let values = self.engine.secrets().resolve(&dep.spec, &needed).await?;
-                if let Some(missing) = needed.iter().find(|n| !values.contains_key(*n)) {
-                    let msg = format!(
-                        "secret `{missing}` is not available to this deployment (unknown name or deleted reference)"
-                    );
-                    return Ok((ToolOutput::error(msg), Vec::new()));
-                }
-                Ok((http::call(&self.engine.inner.http, spec, &c.arguments, &values).await, Vec::new()))
-            }
-            // Answered through the steering path, never executed.
-            ToolKind::AskUser => Ok((ToolOutput::error("ask_user is answered by a person, not executed"), Vec::new())),
-            ToolKind::LoadSkill => {
-                let name = c.arguments.get("name").and_then(serde_json::Value::as_str).unwrap_or_default();
-                let out = match self.skill_text(dep, name).await {
-                    Ok(text) => match crate::skills::parse(&text) {
-                        Ok(s) => ToolOutput { content: s.body, is_error: false },
-                        Err(e) => ToolOutput::error(format!("skill `{name}`: {e}")),
-                    },
-                    Err(e) => ToolOutput::error(e),
-                };
-                Ok((out, Vec::new()))
-            }
-            ToolKind::Sandbox(b) => {
-                let (sb, _in_use) = match self.engine.use_sandbox(&dep.id, &dep.spec).await {
-                    Ok(x) => x,
-                    Err(e) => return Ok((ToolOutput::error(format!("the sandbox is not available: {e}")), Vec::new())),
-                };
-                let redactor = self.redactor(dep).await?;
-                let (bus, thread, run) = (self.engine.bus().clone(), self.thread.clone(), c.tool_use_id.clone());
-                let run_id = self.log.last().and_then(|e| e.run_id.clone());
-                let dep_id = dep.id.clone();
-                let mut on_output = move |stream: herm_sandbox::Stream, bytes: &[u8]| {
-                    let frame = EphemeralFrame {
-                        deployment_id: dep_id.clone(),
-                        thread_id: thread.clone(),
-                        run_id: run_id.clone(),
-                        kind: EventKind::ToolOutput {
-                            tool_use_id: run.clone(),
-                            stream: if stream == herm_sandbox::Stream::Stdout {
-                                OutputStream::Stdout
-                            } else {
-                                OutputStream::Stderr
-                            },
-                            delta: redactor.redact(&String::from_utf8_lossy(bytes)),
-                        },
-                    };
-                    bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
-                };
-                let timeout = self.engine.options().sandbox.shell_timeout;
-                let track = dep.spec.features.filesystem_webhooks;
-                let (out, changes) = crate::builtin::run(
-                    sb.as_ref(),
-                    &dep.id,
-                    *b,
-                    &c.arguments,
-                    &c.tool_use_id,
-                    timeout,
-                    track,
-                    &mut on_output,
-                )
-                .await;
-                let changes =
-                    changes.into_iter().map(|(change, path)| EventKind::Filesystem { change, path }).collect();
-                Ok((out, changes))
-            }
-            ToolKind::Mcp(t) => self.call_mcp(dep, t, c).await,
-        }
-    }
-
-    /// Calls an MCP tool. A long result is redacted before it is spilled to the workspace.
-    async fn call_mcp(
-        &self,
-        dep: &DeploymentRecord,
-        tool: &crate::mcp::McpTool,
-        c: &RequestedToolCall,
-    ) -> Result<(ToolOutput, Vec<EventKind>)> {
-        let ctx = crate::mcp::CallContext {
-            customer_id: &dep.spec.customer_id,
-            deployment_id: &dep.id,
-            thread_id: self.thread.as_str(),
-        };
-        let outcome = self.engine.mcp().call(&dep.spec, tool, &c.arguments, ctx).await;
         let redactor = self.redactor(dep).await?;
-        let mut out = outcome.output;
-        out.content = redactor.redact(&out.content);
-        if out.content.len() > crate::builtin::CAP {
-            let sandbox = self.engine.use_sandbox(&dep.id, &dep.spec).await.ok();
-            let sb = sandbox.as_ref().map(|(sb, _)| sb.as_ref());
-            out.content = crate::builtin::spill(sb, &dep.id, &c.tool_use_id, out.content).await;
-        }
-        let extra = outcome.unavailable.map(|(server, why)| EventKind::McpStatus {
-            server,
-            status: McpState::Unavailable,
-            message: redactor.redact(&why),
-        });
-        Ok((out, extra.into_iter().collect()))
+        let cx = CallContext {
+            engine: self.engine,
+            dep,
+            thread: self.thread,
+            run: Some(run),
+            tool_use_id: &c.tool_use_id,
+            redactor: &redactor,
+        };
+        let ran = tool.runner.run(&cx, &c.arguments).await?;
+        Ok((ran.output, ran.records))
     }
 
     /// A call the log shows as started but unfinished: repeat it only if it is safe to.

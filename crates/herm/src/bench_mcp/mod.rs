@@ -10,7 +10,6 @@ mod direct;
 
 use direct::Direct;
 use herm_engine::mcp::CallContext;
-use herm_engine::tools::ToolKind;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,9 +59,9 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         ("http", Direct::connect(Some(&url), "", &[]).await),
     ] {
         let direct = direct.map_err(|e| anyhow::anyhow!("direct client for {server}: {e}"))?;
-        let tools = engine.tools(&dep.id, &dep.spec).await;
         let name = format!("{server}__echo");
-        let Some(ToolKind::Mcp(tool)) = tools.get(&name).map(|t| t.kind.clone()) else {
+        let listing = engine.mcp().list(&dep.id, &dep.spec).await;
+        let Some(tool) = listing.tools.into_iter().find(|t| t.name == name) else {
             anyhow::bail!("herm did not list {name}");
         };
         let args = json!({"message": "ping"});

@@ -206,7 +206,10 @@ pub async fn run_to_end(env: &Env, content: &str) -> String {
 
 /// The text between the marker lines `name` and `next` of a probe's output.
 pub fn section(out: &str, name: &str, next: &str) -> String {
-    out.split(&format!("{name}\n")).nth(1).unwrap().split(&format!("{next}\n")).next().unwrap().to_owned()
+    let Some(after) = out.split(&format!("{name}\n")).nth(1) else {
+        panic!("no `{name}` section in the output: {out}")
+    };
+    after.split(&format!("{next}\n")).next().unwrap_or_default().to_owned()
 }
 
 /// Every file under `dir` (not following symlinks) that contains one of `needles`.

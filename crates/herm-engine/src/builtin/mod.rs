@@ -3,6 +3,10 @@
 //! `/workspace` by [`herm_sandbox::files`]. Shell output streams live as `tool_output`
 //! frames; what the model gets is capped, and the full output is kept in a workspace file.
 
+mod source;
+
+pub use source::SandboxTools;
+
 use crate::tools::ToolOutput;
 use herm_sandbox::files::{self, sh_quote};
 use herm_sandbox::{ExecRequest, Sandbox, Stream};

@@ -1,0 +1,71 @@
+//! The sandbox built-ins as a tool source: offered when the deployment has a sandbox and one
+//! can run on this node; each runs in that sandbox, started on demand and held in use for the
+//! call, with shell output streamed live as redacted `tool_output` frames.
+
+use super::Builtin;
+use crate::tools::source::{CallContext, Offer, Ran, ToolRunner, ToolSource};
+use crate::tools::{Origin, Tool, ToolOutput};
+use crate::{Engine, Result};
+use herm_sandbox::Stream;
+use herm_types::config::DeploymentSpec;
+use herm_types::event::{EphemeralFrame, LiveFrame, OutputStream};
+use herm_types::{DeploymentId, EventKind};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The source of the sandbox built-ins.
+pub struct SandboxTools;
+
+#[async_trait::async_trait]
+impl ToolSource for SandboxTools {
+    async fn offer(&self, engine: &Engine, _: &DeploymentId, spec: &DeploymentSpec) -> Offer {
+        if engine.sandbox().is_none() || !spec.sandbox.enabled {
+            return Offer::default();
+        }
+        let tools = Builtin::ALL
+            .into_iter()
+            .map(|b| {
+                let mut t = Tool::new(b.name(), b.description(), b.schema(), Origin::Builtin, Arc::new(b));
+                t.repeat_safe = b.repeat_safe();
+                t
+            })
+            .collect();
+        Offer { tools, unavailable: Vec::new() }
+    }
+}
+
+#[async_trait::async_trait]
+impl ToolRunner for Builtin {
+    async fn run(&self, cx: &CallContext<'_>, args: &Value) -> Result<Ran> {
+        let (engine, dep) = (cx.engine, cx.dep);
+        let (sb, _in_use) = match engine.use_sandbox(&dep.id, &dep.spec).await {
+            Ok(x) => x,
+            Err(e) => {
+                let out = ToolOutput::error(format!("the sandbox is not available: {e}"));
+                return Ok(Ran::output(out));
+            }
+        };
+        let redactor = cx.redactor.clone();
+        let (bus, thread, call) = (engine.bus().clone(), cx.thread.clone(), cx.tool_use_id.to_owned());
+        let (run, dep_id) = (cx.run.cloned(), dep.id.clone());
+        let mut on_output = move |stream: Stream, bytes: &[u8]| {
+            let frame = EphemeralFrame {
+                deployment_id: dep_id.clone(),
+                thread_id: thread.clone(),
+                run_id: run.clone(),
+                kind: EventKind::ToolOutput {
+                    tool_use_id: call.clone(),
+                    stream: if stream == Stream::Stdout { OutputStream::Stdout } else { OutputStream::Stderr },
+                    delta: redactor.redact(&String::from_utf8_lossy(bytes)),
+                },
+            };
+            bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
+        };
+        let timeout = engine.options().sandbox.shell_timeout;
+        let track = dep.spec.features.filesystem_webhooks;
+        let (output, changes) =
+            super::run(sb.as_ref(), &dep.id, *self, args, cx.tool_use_id, timeout, track, &mut on_output).await;
+        let records = changes.into_iter().map(|(change, path)| EventKind::Filesystem { change, path }).collect();
+        Ok(Ran { output, records })
+    }
+}

@@ -1,0 +1,39 @@
+//! The engine's internal boundaries that ARCHITECTURE.md states, checked on the source so
+//! they cannot drift: the tool registry and the worker know no tool source's internals (the
+//! sources depend on the registry, never the reverse), and only the engine's own modules
+//! reach the store (`Engine::store` is crate-private; the server cannot call it).
+
+const REGISTRY: &[(&str, &str)] = &[
+    ("tools/mod.rs", include_str!("../src/tools/mod.rs")),
+    ("tools/source.rs", include_str!("../src/tools/source.rs")),
+];
+const WORKER: &[(&str, &str)] = &[
+    ("worker/mod.rs", include_str!("../src/worker/mod.rs")),
+    ("worker/person.rs", include_str!("../src/worker/person.rs")),
+    ("worker/limits.rs", include_str!("../src/worker/limits.rs")),
+];
+/// What naming a source's internals looks like.
+const SOURCE_PATHS: &[&str] = &[
+    "crate::builtin",
+    "crate::mcp",
+    "tools::agent",
+    "tools::connectors",
+    "herm_sandbox::",
+    "super::agent",
+    "super::connectors",
+];
+
+#[test]
+fn the_registry_and_the_worker_know_no_tool_source() {
+    for (file, text) in REGISTRY.iter().chain(WORKER) {
+        for needle in SOURCE_PATHS {
+            assert!(!text.contains(needle), "{file} names `{needle}`: go through tools::source instead");
+        }
+    }
+}
+
+#[test]
+fn the_store_is_the_engines_alone() {
+    let lib = include_str!("../src/lib.rs");
+    assert!(lib.contains("pub(crate) fn store(&self)"), "Engine::store must stay crate-private (the one-door rule)");
+}
