@@ -11,7 +11,21 @@ use herm_types::{Event, ThreadId};
 /// one request is being hammered, and the caller is told to retry.
 const ATTEMPTS: usize = 8;
 
-/// What a plan sees: the thread's active run and, when asked for, its whole log.
+/// What a plan needs read before it plans: each read is a query, so a plan asks only for
+/// what its conditions depend on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// Nothing (an append with no condition).
+    Nothing,
+    /// The thread's active run.
+    ActiveRun,
+    /// The thread's whole log.
+    Log,
+    /// Both.
+    ActiveRunAndLog,
+}
+
+/// What a plan sees: the thread's active run and its log, as far as it asked for them.
 pub(crate) struct Snapshot {
     pub active: Option<RunRecord>,
     pub log: Vec<Event>,
@@ -30,13 +44,19 @@ impl Engine {
     pub(crate) async fn append_planned<T>(
         &self,
         thread: &ThreadId,
-        read_log: bool,
+        reads: Reads,
         mut plan: impl FnMut(&Snapshot) -> Result<(Append, T)>,
     ) -> Result<T> {
         let store = self.store();
         for _ in 0..ATTEMPTS {
-            let active = store.active_run(thread).await?;
-            let log = if read_log { store.run_log(thread).await? } else { Vec::new() };
+            let active = match reads {
+                Reads::ActiveRun | Reads::ActiveRunAndLog => store.active_run(thread).await?,
+                Reads::Nothing | Reads::Log => None,
+            };
+            let log = match reads {
+                Reads::Log | Reads::ActiveRunAndLog => store.run_log(thread).await?,
+                Reads::Nothing | Reads::ActiveRun => Vec::new(),
+            };
             let (append, out) = plan(&Snapshot { active, log })?;
             match store.append(append).await {
                 Ok(_) => return Ok(out),

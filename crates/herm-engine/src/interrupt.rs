@@ -3,6 +3,7 @@
 //! or never started, then the run's end. The worker, if any, is cancelled after the record is
 //! committed; its own late writes are refused because the run is no longer active.
 
+use crate::conditional::Reads;
 use crate::machine::{run_origin, run_usage};
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition};
@@ -61,7 +62,7 @@ impl Engine {
     /// Interrupts the thread's active run; queued runs start after it.
     pub async fn interrupt(&self, thread: &ThreadId, message: Option<String>) -> Result<RunId> {
         let run = self
-            .append_planned(thread, true, |seen| {
+            .append_planned(thread, Reads::ActiveRunAndLog, |seen| {
                 let Some(active) = &seen.active else { return Err(Error::NoActiveRun) };
                 let mut a = Append::new(thread.clone(), interruption(&seen.log, &active.id, message.clone()));
                 a.conditions = vec![

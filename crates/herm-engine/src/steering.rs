@@ -3,6 +3,7 @@
 //! if the log did not move since the request was read, so of two racing answers exactly one
 //! wins and the other learns the request is no longer pending.
 
+use crate::conditional::Reads;
 use crate::machine::run_origin;
 use crate::tools::validate_input;
 use crate::{Engine, Error, Result};
@@ -86,30 +87,31 @@ impl Engine {
     /// Records a person's reply to a pending request and wakes the run when nothing else is
     /// pending. Errors: [`Error::NotPending`], [`Error::InvalidInput`], [`Error::WrongReply`].
     pub async fn respond(&self, thread: &ThreadId, request: &RequestId, reply: Reply) -> Result<RunId> {
-        // What a request asks for and which tool it names never change, so the reply is
-        // checked once against the request as first read; the write below re-checks that it
-        // is still pending.
-        let log = self.store().run_log(thread).await?;
-        let Some(p) = pending_requests(&log).into_iter().find(|p| &p.request_id == request) else {
-            return Err(Error::NotPending);
-        };
-        match (&reply, p.kind) {
-            (Reply::Answer(_), RequestKind::Question)
-            | (Reply::Allow { .. } | Reply::Deny { .. }, RequestKind::Approval) => {}
-            (Reply::Answer(_), _) => {
-                return Err(Error::WrongReply("this request is an approval: send `user.tool_confirmation`"));
-            }
-            _ => return Err(Error::WrongReply("this request is a question: send `user.answer`")),
-        }
+        // Edited input is checked against the tool's schema first (the tool a request names
+        // never changes); the write below re-checks that the request is still pending.
         if let Reply::Allow { input: Some(input) } = &reply {
-            self.check_edit(thread, &p, input).await?;
+            let log = self.store().run_log(thread).await?;
+            let Some(p) = pending_requests(&log).into_iter().find(|p| &p.request_id == request) else {
+                return Err(Error::NotPending);
+            };
+            if p.kind == RequestKind::Approval {
+                self.check_edit(thread, &p, input).await?;
+            }
         }
         let run = self
-            .append_planned(thread, true, |seen| {
+            .append_planned(thread, Reads::Log, |seen| {
                 let pending = pending_requests(&seen.log);
                 let Some(p) = pending.iter().find(|p| &p.request_id == request) else {
                     return Err(Error::NotPending);
                 };
+                match (&reply, p.kind) {
+                    (Reply::Answer(_), RequestKind::Question)
+                    | (Reply::Allow { .. } | Reply::Deny { .. }, RequestKind::Approval) => {}
+                    (Reply::Answer(_), _) => {
+                        return Err(Error::WrongReply("this request is an approval: send `user.tool_confirmation`"));
+                    }
+                    _ => return Err(Error::WrongReply("this request is a question: send `user.answer`")),
+                }
                 let (result, answer, message, input) = match &reply {
                     Reply::Allow { input } => (Some(Confirmation::Allow), None, None, input.clone()),
                     Reply::Deny { message } => (Some(Confirmation::Deny), None, message.clone(), None),

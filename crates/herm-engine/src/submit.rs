@@ -3,6 +3,7 @@
 //! retried if the thread changed in between, so every outcome is exact. Steering guidance
 //! goes the same way.
 
+use crate::conditional::Reads;
 use crate::interrupt::interruption;
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition, NewRun};
@@ -41,7 +42,7 @@ impl Engine {
             )
         };
         let out = self
-            .append_planned(thread, interrupting, |seen| {
+            .append_planned(thread, if interrupting { Reads::ActiveRunAndLog } else { Reads::ActiveRun }, |seen| {
                 Ok(match (&seen.active, policy) {
                     (None, _) => {
                         let run = RunId::new();
@@ -96,7 +97,7 @@ impl Engine {
     /// Folds guidance into the thread's active run at its next step boundary.
     pub async fn steer(&self, thread: &ThreadId, message: String) -> Result<RunId> {
         let run = self
-            .append_planned(thread, false, |seen| {
+            .append_planned(thread, Reads::ActiveRun, |seen| {
                 let Some(run) = &seen.active else { return Err(Error::NoActiveRun) };
                 let ev = NewEvent::new(Some(run.id.clone()), EventKind::Steer { message: message.clone() });
                 let mut a = Append::new(thread.clone(), vec![ev]);

@@ -2,6 +2,7 @@
 //! with the sandbox held in use for the call. With `features.filesystem_webhooks`, a change
 //! made this way is a `filesystem` event on the deployment's default thread.
 
+use crate::conditional::Reads;
 use crate::{Engine, Error, InUse, Result};
 use herm_sandbox::Sandbox;
 use herm_sandbox::files;
@@ -61,7 +62,7 @@ impl Engine {
         let rel = files::relative(path)?;
         let thread = d.default_thread_id.clone();
         // Not tied to any run: no condition, but the same single write path.
-        self.append_planned(&thread, false, |_| {
+        self.append_planned(&thread, Reads::Nothing, |_| {
             let ev = NewEvent::new(None, EventKind::Filesystem { change, path: rel.clone() });
             Ok((Append::new(thread.clone(), vec![ev]), ()))
         })

@@ -138,8 +138,11 @@ fn read_line(stdin: &std::io::Stdin) -> Option<String> {
     }
 }
 
-/// Follows the thread's stream for one run until it ends or waits for a person.
+/// Follows the thread's stream for one run until it ends or waits for a person. The agent's
+/// text is printed as its tokens stream; a message whose tokens went by before the stream
+/// was open (a fast run) is printed whole from its committed record.
 async fn stream_run(c: &Client, thread: &str, run: &str, after: &mut i64, waiting: &mut bool) -> anyhow::Result<()> {
+    let mut streamed = false;
     c.stream(&format!("/v1/threads/{thread}/events/stream?after={after}"), |ev, d| {
         if let Some(seq) = d["sequence"].as_i64() {
             *after = seq;
@@ -149,10 +152,16 @@ async fn stream_run(c: &Client, thread: &str, run: &str, after: &mut i64, waitin
         }
         match ev {
             "token" => {
+                streamed = true;
                 print!("{}", d["delta"].as_str().unwrap_or_default());
                 let _ = std::io::stdout().flush();
             }
-            "agent_message" => println!(),
+            "agent_message" => {
+                if !std::mem::take(&mut streamed) {
+                    print!("{}", d["content"].as_str().unwrap_or_default());
+                }
+                println!();
+            }
             "tool_call" => println!("  → {}({})", d["tool"].as_str().unwrap_or_default(), d["arguments"]),
             "tool_result" => {
                 let first = d["result"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned();
