@@ -92,12 +92,16 @@ async fn deployment_a_cannot_reach_b() {
     docker(&["exec", "-d", &b_name, "python3", "-m", "http.server", "8000", "--directory", "/workspace"]);
     let b_ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &b_name]);
     assert!(!b_ip.is_empty());
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        docker(&["exec", &b_name, "curl", "-s", "-m", "3", "http://127.0.0.1:8000/b-private.txt"]),
-        "b-private-canary",
-        "B's server works"
-    );
+    // The server takes a moment to listen (longer on a loaded machine): wait for it.
+    let mut served = String::new();
+    for _ in 0..50 {
+        served = docker(&["exec", &b_name, "curl", "-s", "-m", "3", "http://127.0.0.1:8000/b-private.txt"]);
+        if served == "b-private-canary" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, "b-private-canary", "B's server works");
 
     let data_dir = b.dir.path().display().to_string();
     let attack = format!(
