@@ -30,9 +30,15 @@ mkdir -p "${CARGO_TARGET_DIR:-target}"
 CLIPPY_CONF_DIR=crates/herm-sandbox clippy-driver --edition 2024 -C panic=abort -D warnings -D clippy::all -D clippy::unwrap_used -D clippy::expect_used \
   crates/herm-sandbox/helper/main.rs -o "${CARGO_TARGET_DIR:-target}/herm-helper-lint"
 status=0
-cargo test --workspace --locked || status=$?
-# The API contract: a third-party fuzzer (Schemathesis) against a live herm built above.
-scripts/api-contract.sh || status=$?
+results=$(mktemp)
+set +e
+cargo test --workspace --locked 2>&1 | tee "$results"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+set -e
+# The API contract: a third-party fuzzer (Schemathesis) against a live herm built above;
+# counted as one test.
+contract=passed
+scripts/api-contract.sh || { status=1; contract=failed; }
 # Sandboxes that tests left behind (a failed test does not clean up after itself, and a
 # herm killed with SIGKILL leaves its pool of ready containers).
 docker ps -aq --filter label=herm.managed | xargs -r docker rm -f >/dev/null 2>&1 || true
@@ -40,4 +46,11 @@ docker volume ls -q --filter label=herm.managed | xargs -r docker volume rm >/de
 # Network namespaces of the namespaces backend's test deployments (holders lead their groups).
 for pid in $(pgrep -f 'herm-netns:' || true); do kill -KILL -- "-$pid" 2>/dev/null || true; done
 pkill -KILL -f '^slirp4netns --configure --mtu=65520 --disable-host-loopback' 2>/dev/null || true
+# One closing line for the whole run: cargo's tests and the contract.
+passed=$(awk '/^test result:/ {p += $4} END {print p + 0}' "$results")
+failed=$(awk '/^test result:/ {f += $6} END {print f + 0}' "$results")
+if [ "$contract" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+rm -f "$results"
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "$passed passed, $failed failed"
 exit $status
