@@ -81,6 +81,9 @@ pub enum Error {
     /// an option).
     #[error("unsupported configuration")]
     Unsupported(Vec<herm_types::config::FieldError>),
+    /// An attachment the model cannot take.
+    #[error("{0}")]
+    UnsupportedAttachment(String),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),

@@ -28,6 +28,13 @@ impl Engine {
         content: String,
         attachments: Vec<Attachment>,
     ) -> Result<Submitted> {
+        // Nothing passes attachments to a model yet: refused rather than silently dropped.
+        if let Some(a) = attachments.first() {
+            return Err(Error::UnsupportedAttachment(format!(
+                "attachments do not reach the model yet (got a `{}`)",
+                serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+            )));
+        }
         let interrupting = policy == BusyPolicy::Interrupt;
         let msg = |run: &RunId| {
             NewEvent::new(

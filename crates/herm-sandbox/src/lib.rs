@@ -94,6 +94,8 @@ pub enum Status {
 
 #[async_trait]
 pub trait Sandbox: Send + Sync {
+    /// The backend's name as a deployment's `sandbox.type` names it (`docker`, `namespaces`).
+    fn backend(&self) -> &'static str;
     /// Creates the sandbox if missing and starts it if stopped.
     async fn ensure(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()>;
     /// Runs a command; the sandbox must exist (call `ensure` first).

@@ -1,6 +1,7 @@
 //! No lost edits: concurrent changes to one deployment's spec all land, `ETag`/`If-Match`
 //! refuse a stale edit with 412, the last admin key cannot be revoked (and `HERM_ADMIN_KEY`
-//! revives a revoked one at restart), and fields that cannot act yet are refused.
+//! revives a revoked one at restart), and fields that cannot act yet (and attachments) are
+//! refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -133,6 +134,9 @@ async fn fields_that_cannot_act_yet_are_refused_by_name() {
         (json!({"features": {"dreaming": true}}), "features.dreaming"),
         (json!({"features": {"memory": false}}), "features.memory"),
         (json!({"features": {"automations": false}}), "features.automations"),
+        (json!({"sandbox": {"persistent_filesystem": false}}), "sandbox.persistent_filesystem"),
+        // This server runs no sandbox backend (`backend = "none"`): no type is available.
+        (json!({"sandbox": {"type": "docker"}}), "sandbox.type"),
     ] {
         let mut spec = base.clone();
         spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -148,4 +152,12 @@ async fn fields_that_cannot_act_yet_are_refused_by_name() {
         )
         .await;
     assert_eq!((s, v["code"].as_str()), (422, Some("unsupported")), "{v}");
+    // Attachments do not reach a model yet: refused, not silently dropped.
+    let (s, v) = h
+        .post(
+            &format!("/v1/deployments/{}/messages", d["deployment_id"].as_str().unwrap()),
+            &json!({"content": "look", "attachments": [{"type": "image", "url": "https://example.com/a.png"}]}),
+        )
+        .await;
+    assert_eq!((s, v["code"].as_str()), (422, Some("unsupported_attachment")), "{v}");
 }

@@ -10,8 +10,21 @@ use std::collections::BTreeSet;
 
 /// Fields this server accepts but cannot act on yet, at values other than their defaults:
 /// refused, never silently ignored. Each disappears from here when its capability lands.
-pub(crate) fn unsupported(spec: &DeploymentSpec) -> Vec<FieldError> {
+/// `backend` is this node's sandbox backend, if it has one.
+pub(crate) fn unsupported(spec: &DeploymentSpec, backend: Option<&str>) -> Vec<FieldError> {
     let mut out = Vec::new();
+    if let Some(t) = spec.sandbox.kind.as_deref()
+        && Some(t) != backend
+    {
+        let here = backend.map(|b| format!("the `{b}` sandbox")).unwrap_or_else(|| "no sandbox".into());
+        out.push(FieldError::new("sandbox.type", format!("this server runs {here}; `{t}` is not available here")));
+    }
+    if !spec.sandbox.persistent_filesystem {
+        out.push(FieldError::new(
+            "sandbox.persistent_filesystem",
+            "a workspace that is discarded when the sandbox stops is not supported yet",
+        ));
+    }
     let f = &spec.features;
     if !f.memory {
         out.push(FieldError::new("features.memory", "turning memory off is not supported yet (memory is not built)"));
@@ -36,7 +49,7 @@ impl Engine {
         if !errs.is_empty() {
             return Err(Error::Invalid(errs));
         }
-        let unsupported = unsupported(spec);
+        let unsupported = unsupported(spec, self.sandbox().map(|s| s.backend()));
         if !unsupported.is_empty() {
             return Err(Error::Unsupported(unsupported));
         }
@@ -118,8 +131,16 @@ mod tests {
             (serde_json::json!({"features": {"filesystem_webhooks": true, "steering": false}}), vec![]),
         ];
         for (v, want) in cases {
-            let got: Vec<String> = unsupported(&spec(v.clone())).into_iter().map(|e| e.path).collect();
+            let got: Vec<String> = unsupported(&spec(v.clone()), Some("docker")).into_iter().map(|e| e.path).collect();
             assert_eq!(got, want, "{v}");
         }
+        // The sandbox type must be this node's backend; a workspace is always persistent.
+        let typed = spec(serde_json::json!({"sandbox": {"type": "namespaces"}}));
+        assert!(unsupported(&typed, Some("namespaces")).is_empty());
+        let paths = |s: &DeploymentSpec, b| unsupported(s, b).into_iter().map(|e| e.path).collect::<Vec<_>>();
+        assert_eq!(paths(&typed, Some("docker")), vec!["sandbox.type"]);
+        assert_eq!(paths(&typed, None), vec!["sandbox.type"]);
+        let ephemeral = spec(serde_json::json!({"sandbox": {"persistent_filesystem": false}}));
+        assert_eq!(paths(&ephemeral, Some("docker")), vec!["sandbox.persistent_filesystem"]);
     }
 }

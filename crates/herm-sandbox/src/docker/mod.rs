@@ -369,6 +369,10 @@ impl DockerSandbox {
 
 #[async_trait]
 impl Sandbox for DockerSandbox {
+    fn backend(&self) -> &'static str {
+        "docker"
+    }
+
     async fn ensure(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
         let name = container_name(dep);
         let want = Settings::of(cfg);

@@ -168,6 +168,10 @@ impl NamespacesSandbox {
 
 #[async_trait]
 impl Sandbox for NamespacesSandbox {
+    fn backend(&self) -> &'static str {
+        "namespaces"
+    }
+
     async fn ensure(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
         let ws = self.dir(dep).join("workspace");
         std::fs::create_dir_all(&ws).map_err(|e| Error::Engine(e.to_string()))?;
