@@ -114,6 +114,9 @@ pub trait ConfigStore: Send + Sync + 'static {
         status: DeploymentStatus,
         error: Option<String>,
     ) -> Result<()>;
+    /// Deletes the deployment (its unfinished runs stop, its threads go), if it is still at
+    /// `expected_revision` when one is given: [`Error::Stale`] otherwise.
+    async fn delete_deployment(&self, id: &DeploymentId, expected_revision: Option<i64>) -> Result<()>;
     /// Deployments still `provisioning` (to finish after a restart).
     async fn provisioning_deployments(&self) -> Result<Vec<DeploymentId>>;
 }

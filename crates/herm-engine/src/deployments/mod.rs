@@ -136,11 +136,11 @@ impl Engine {
         if_match: Option<i64>,
         keep_workspace: bool,
     ) -> Result<()> {
-        let d = self.deployment(id).await?;
-        if if_match.is_some_and(|r| r != d.revision) {
-            return Err(Error::PreconditionFailed);
+        match self.store().delete_deployment(id, if_match).await {
+            Ok(()) => {}
+            Err(herm_store::Error::Stale) => return Err(Error::PreconditionFailed),
+            Err(e) => return Err(e.into()),
         }
-        self.store().set_deployment_status(id, DeploymentStatus::Deleted, None).await?;
         self.destroy_sandbox(id, keep_workspace).await;
         self.mcp().forget(id);
         Ok(())

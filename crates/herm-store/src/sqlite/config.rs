@@ -125,22 +125,44 @@ impl ConfigStore for SqliteStore {
         status: DeploymentStatus,
         error: Option<String>,
     ) -> Result<()> {
+        if status == DeploymentStatus::Deleted {
+            return self.delete_deployment(id, None).await;
+        }
         let id = id.to_string();
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE deployments SET status=?2, error=?3, updated_at=?4 WHERE id=?1 AND status != 'deleted'",
                 params![id, status.as_str(), error, now_micros()],
             )?;
-            if status == DeploymentStatus::Deleted {
-                // Stop every unfinished run of the deployment for good.
-                c.execute(
-                    "UPDATE runs SET status='interrupted', ended_at=?2 WHERE deployment_id=?1
-                     AND status IN ('queued','running','waiting_on_human')",
-                    params![id, now_micros()],
-                )?;
-                c.execute("UPDATE threads SET deleted_at=?2 WHERE deployment_id=?1", params![id, now_micros()])?;
-            }
             if n == 0 { Err(Error::NotFound) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn delete_deployment(&self, id: &DeploymentId, expected_revision: Option<i64>) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE deployments SET status='deleted', updated_at=?2
+                 WHERE id=?1 AND status != 'deleted' AND (?3 IS NULL OR revision=?3)",
+                params![id, now_micros(), expected_revision],
+            )?;
+            if n == 0 {
+                let live: bool = c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM deployments WHERE id=?1 AND status != 'deleted')",
+                    [&id],
+                    |r| r.get(0),
+                )?;
+                return Err(if live { Error::Stale } else { Error::NotFound });
+            }
+            // Stop every unfinished run of the deployment for good.
+            c.execute(
+                "UPDATE runs SET status='interrupted', ended_at=?2 WHERE deployment_id=?1
+                 AND status IN ('queued','running','waiting_on_human')",
+                params![id, now_micros()],
+            )?;
+            c.execute("UPDATE threads SET deleted_at=?2 WHERE deployment_id=?1", params![id, now_micros()])?;
+            Ok(())
         })
         .await
     }

@@ -285,8 +285,11 @@ pub async fn spec_updates_are_conditional_on_the_revision(f: Fixture) {
         }
     }
     assert_eq!(won, 1);
-    f.store.set_deployment_status(&d.id, DeploymentStatus::Deleted, None).await.unwrap();
+    // A delete names the revision it saw, too.
+    assert!(matches!(f.store.delete_deployment(&d.id, Some(2)).await, Err(Error::Stale)));
+    f.store.delete_deployment(&d.id, Some(3)).await.unwrap();
     assert!(matches!(f.store.update_deployment_spec(&d.id, &spec, 3).await, Err(Error::NotFound)));
+    assert!(matches!(f.store.delete_deployment(&d.id, None).await, Err(Error::NotFound)));
 }
 
 pub async fn timers_fire_once_per_claim(f: Fixture) {
