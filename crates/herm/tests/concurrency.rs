@@ -91,7 +91,13 @@ async fn if_match_refuses_a_stale_edit() {
     assert_eq!(v["name"], "renamed");
     let (s, _, _) = h.request_with_headers("PATCH", &path, &[("if-match", "*")], Some(&json!({"name": "any"}))).await;
     assert_eq!(s, 200);
-    let (s, _, v) = h.request_with_headers("DELETE", &path, &[("if-match", "\"3\"")], None).await;
+    // A skill edit names the revision too, and answers with the next one.
+    let (s, headers, v) = h
+        .request_with_headers("POST", &format!("{path}/skills"), &[("if-match", "\"3\"")], Some(&skill("fresh")))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(headers.get("etag").unwrap(), "\"4\"");
+    let (s, _, v) = h.request_with_headers("DELETE", &path, &[("if-match", "\"4\"")], None).await;
     assert_eq!(s, 200, "{v}");
 }
 

@@ -488,3 +488,29 @@ async fn an_image_without_python_gets_the_binary_helper() {
     delete(&env).await;
     docker(&["rmi", image]);
 }
+
+/// Idle stop is a durable timer: a sandbox left running by a herm killed with SIGKILL (its
+/// in-memory state gone) is still stopped once idle after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_left_running_by_a_crash_idles_out_after_restart() {
+    let _serial = SERIAL.lock().await;
+    // Long enough that the sandbox is still running when herm is killed, short enough to wait.
+    let cfg = sandbox_config().replace("shell_timeout_secs = 30", "shell_timeout_secs = 30\nidle_stop_secs = 4");
+    let mut env = setup_with(vec![shell("echo hi"), Reply::text(&["ok"])], Wire::OpenAi, json!({}), &cfg).await;
+    run_to_end(&env, "say hi").await;
+    let name = format!("herm-{}", env.dep);
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &name]), "true");
+    env.herm.kill9().await;
+    assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &name]), "true", "still running after the crash");
+    env.herm.restart().await;
+    let mut running = String::new();
+    for _ in 0..150 {
+        running = docker(&["inspect", "-f", "{{.State.Running}}", &name]);
+        if running == "false" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, "false", "the sandbox a crashed herm left running was stopped once idle");
+    delete(&env).await;
+}

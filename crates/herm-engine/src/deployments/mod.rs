@@ -29,6 +29,13 @@ pub enum Checked {
     EditOnly,
 }
 
+/// The outcome of a spec edit and the deployment's revision after it (the API's new `ETag`).
+#[derive(Clone, Debug)]
+pub struct Revised<T> {
+    pub value: T,
+    pub revision: i64,
+}
+
 impl Engine {
     /// Validates and stores a new deployment (`provisioning`), then provisions its sandbox
     /// in the background (`ready` or `error`).

@@ -3,7 +3,7 @@
 //! (fetched, parsed) once, before the edit; the edit checks names and the count against the
 //! spec as it is at that moment.
 
-use super::Checked;
+use super::{Checked, Revised};
 use crate::{Engine, Error, Result};
 use herm_types::config::{FieldError, SkillSpec, limits};
 use herm_types::*;
@@ -19,11 +19,11 @@ impl Engine {
         dep: &DeploymentId,
         if_match: Option<i64>,
         mut skill: SkillSpec,
-    ) -> Result<SkillSpec> {
+    ) -> Result<Revised<SkillSpec>> {
         skill.skill_id = None;
         skill.created_at = None;
         let skill = crate::skills::resolve(self.http(), skill, now()).await.map_err(invalid)?;
-        let (_, s) = self
+        let (d, s) = self
             .edit_spec(dep, if_match, Checked::EditOnly, |d| {
                 if d.spec.skills.len() >= limits::MAX_SKILLS {
                     return Err(Error::Validation(format!("a deployment has at most {} skills", limits::MAX_SKILLS)));
@@ -36,7 +36,7 @@ impl Engine {
                 Ok((spec, skill.clone()))
             })
             .await?;
-        Ok(s)
+        Ok(Revised { value: s, revision: d.revision })
     }
 
     /// A skill of the deployment by id.
@@ -52,13 +52,13 @@ impl Engine {
         id: &str,
         if_match: Option<i64>,
         mut skill: SkillSpec,
-    ) -> Result<SkillSpec> {
+    ) -> Result<Revised<SkillSpec>> {
         let old = self.skill(dep, id).await?;
         skill.skill_id = Some(id.to_owned());
         skill.created_at = old.created_at;
         skill.description = None;
         let skill = crate::skills::resolve(self.http(), skill, now()).await.map_err(invalid)?;
-        let (_, s) = self
+        let (d, s) = self
             .edit_spec(dep, if_match, Checked::EditOnly, |d| {
                 let mut spec = d.spec.clone();
                 let i = spec
@@ -73,21 +73,22 @@ impl Engine {
                 Ok((spec, skill.clone()))
             })
             .await?;
-        Ok(s)
+        Ok(Revised { value: s, revision: d.revision })
     }
 
     /// Removes a skill.
-    pub async fn remove_skill(&self, dep: &DeploymentId, id: &str, if_match: Option<i64>) -> Result<()> {
-        self.edit_spec(dep, if_match, Checked::EditOnly, |d| {
-            let mut spec = d.spec.clone();
-            let before = spec.skills.len();
-            spec.skills.retain(|s| s.skill_id.as_deref() != Some(id));
-            if spec.skills.len() == before {
-                return Err(Error::NotFound("skill"));
-            }
-            Ok((spec, ()))
-        })
-        .await?;
-        Ok(())
+    pub async fn remove_skill(&self, dep: &DeploymentId, id: &str, if_match: Option<i64>) -> Result<Revised<()>> {
+        let (d, ()) = self
+            .edit_spec(dep, if_match, Checked::EditOnly, |d| {
+                let mut spec = d.spec.clone();
+                let before = spec.skills.len();
+                spec.skills.retain(|s| s.skill_id.as_deref() != Some(id));
+                if spec.skills.len() == before {
+                    return Err(Error::NotFound("skill"));
+                }
+                Ok((spec, ()))
+            })
+            .await?;
+        Ok(Revised { value: (), revision: d.revision })
     }
 }

@@ -1,7 +1,7 @@
 //! The Tools API's operations: which tools a deployment's agent has, and a per-tool policy
 //! stored as an exact entry of the spec's `tool_policies` (a spec edit).
 
-use super::Checked;
+use super::{Checked, Revised};
 use crate::tools::{Tool, permission_for};
 use crate::{Engine, Error, Result};
 use herm_types::DeploymentId;
@@ -23,7 +23,7 @@ impl Engine {
         if_match: Option<i64>,
         enabled: Option<bool>,
         permission: Option<ToolPermission>,
-    ) -> Result<Tool> {
+    ) -> Result<Revised<Tool>> {
         let d = self.deployment(dep).await?;
         if !self.tools(&d.id, &d.spec).await.all().iter().any(|t| t.name == name) {
             return Err(Error::NotFound("tool"));
@@ -43,6 +43,7 @@ impl Engine {
             })
             .await?;
         let tools = self.tools(&d.id, &d.spec).await;
-        tools.all().iter().find(|t| t.name == name).cloned().ok_or(Error::NotFound("tool"))
+        let tool = tools.all().iter().find(|t| t.name == name).cloned().ok_or(Error::NotFound("tool"))?;
+        Ok(Revised { value: tool, revision: d.revision })
     }
 }

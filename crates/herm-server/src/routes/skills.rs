@@ -6,10 +6,10 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, id};
-use crate::precondition::IfMatch;
+use crate::precondition::{IfMatch, etag_headers};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use herm_types::DeploymentId;
 use herm_types::api::Page;
 use herm_types::config::SkillSpec;
@@ -65,12 +65,12 @@ pub async fn create(
     Path(dep): Path<String>,
     IfMatch(if_match): IfMatch,
     body: JsonBody<SkillSpec>,
-) -> ApiResult<(StatusCode, Json<SkillInfo>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<SkillInfo>)> {
     caller.require("deployments:write")?;
     let did: DeploymentId = id(&dep, "deployment")?;
     check_form(&body.value)?;
     let s = st.engine.add_skill(&did, if_match, body.value).await?;
-    Ok((StatusCode::CREATED, Json(info(&s, false))))
+    Ok((StatusCode::CREATED, etag_headers(s.revision), Json(info(&s.value, false))))
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/skills", tag = "skills", responses((status = 200, body = Page<SkillInfo>)))]
@@ -104,11 +104,12 @@ pub async fn put(
     Path((dep, skill)): Path<(String, String)>,
     IfMatch(if_match): IfMatch,
     body: JsonBody<SkillSpec>,
-) -> ApiResult<Json<SkillInfo>> {
+) -> ApiResult<(HeaderMap, Json<SkillInfo>)> {
     caller.require("deployments:write")?;
     let did: DeploymentId = id(&dep, "deployment")?;
     check_form(&body.value)?;
-    Ok(Json(info(&st.engine.replace_skill(&did, &skill, if_match, body.value).await?, true)))
+    let s = st.engine.replace_skill(&did, &skill, if_match, body.value).await?;
+    Ok((etag_headers(s.revision), Json(info(&s.value, true))))
 }
 
 #[utoipa::path(delete, path = "/v1/deployments/{deployment_id}/skills/{skill_id}", tag = "skills",
@@ -118,9 +119,9 @@ pub async fn delete(
     caller: Caller,
     Path((dep, skill)): Path<(String, String)>,
     IfMatch(if_match): IfMatch,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, HeaderMap)> {
     caller.require("deployments:write")?;
     let did: DeploymentId = id(&dep, "deployment")?;
-    st.engine.remove_skill(&did, &skill, if_match).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let r = st.engine.remove_skill(&did, &skill, if_match).await?;
+    Ok((StatusCode::NO_CONTENT, etag_headers(r.revision)))
 }

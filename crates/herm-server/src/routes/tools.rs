@@ -5,9 +5,10 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, id};
-use crate::precondition::IfMatch;
+use crate::precondition::{IfMatch, etag_headers};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use herm_engine::tools::Tool;
 use herm_types::DeploymentId;
 use herm_types::api::{Page, ToolInfo, ToolPatch};
@@ -45,9 +46,10 @@ pub async fn patch(
     Path((dep, name)): Path<(String, String)>,
     IfMatch(if_match): IfMatch,
     body: JsonBody<ToolPatch>,
-) -> ApiResult<Json<ToolInfo>> {
+) -> ApiResult<(HeaderMap, Json<ToolInfo>)> {
     caller.require("deployments:write")?;
     let did: DeploymentId = id(&dep, "deployment")?;
     let p = body.value;
-    Ok(Json(info(&st.engine.set_tool_policy(&did, &name, if_match, p.enabled, p.permission).await?)))
+    let t = st.engine.set_tool_policy(&did, &name, if_match, p.enabled, p.permission).await?;
+    Ok((etag_headers(t.revision), Json(info(&t.value))))
 }
