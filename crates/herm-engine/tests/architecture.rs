@@ -37,3 +37,20 @@ fn the_store_is_the_engines_alone() {
     let lib = include_str!("../src/lib.rs");
     assert!(lib.contains("pub(crate) fn store(&self)"), "Engine::store must stay crate-private (the one-door rule)");
 }
+
+#[test]
+fn the_pure_core_performs_no_io() {
+    let pure = [
+        ("machine.rs", include_str!("../src/machine.rs")),
+        ("machine/records.rs", include_str!("../src/machine/records.rs")),
+        ("history.rs", include_str!("../src/history.rs")),
+    ];
+    for (file, text) in pure {
+        for needle in ["async ", ".await", "tokio::", "std::fs", "std::net", "herm_store", "reqwest", "Engine"] {
+            assert!(
+                !text.contains(needle),
+                "{file} uses `{needle}`: the machine, history and record assembly stay pure"
+            );
+        }
+    }
+}
