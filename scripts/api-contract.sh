@@ -52,6 +52,7 @@ status=0
   --workers 1 \
   --request-timeout 10 \
   --seed "${CONTRACT_SEED:-20261201}" \
+  --generation-database none \
   --no-color || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- herm log (warnings and errors) ---"
