@@ -11,6 +11,7 @@ const WORKER: &[(&str, &str)] = &[
     ("worker/mod.rs", include_str!("../src/worker/mod.rs")),
     ("worker/person.rs", include_str!("../src/worker/person.rs")),
     ("worker/limits.rs", include_str!("../src/worker/limits.rs")),
+    ("worker/model.rs", include_str!("../src/worker/model.rs")),
 ];
 /// What naming a source's internals looks like.
 const SOURCE_PATHS: &[&str] = &[

@@ -3,16 +3,16 @@
 //! cancelled token or a refused append ends the step; the fold tells the next one what is left.
 
 mod limits;
+mod model;
 mod person;
 
 use crate::machine::records;
 use crate::machine::{self, Gate, Next};
 use crate::tools::source::CallContext;
 use crate::tools::{Tool, ToolOutput, ToolSet};
-use crate::{Engine, Error, Result};
-use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
+use crate::{Engine, Result};
 use herm_store::{Append, Condition, DeploymentRecord, Lease};
-use herm_types::event::{EphemeralFrame, LiveFrame, RequestedToolCall, RunError, ToolOutcome};
+use herm_types::event::{RequestedToolCall, RunError, ToolOutcome};
 use herm_types::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -206,113 +206,6 @@ impl Driver<'_> {
         self.append(run, vec![status(&self.log, run, RunStatus::Error, Some(err), Some(usage))], vec![]).await
     }
 
-    async fn call_model(
-        &self,
-        run: &RunId,
-        dep: &DeploymentRecord,
-        tools: &ToolSet,
-        outages: Vec<(String, String)>,
-    ) -> Result<Flow> {
-        let engine = self.engine;
-        let Some(model) = dep.spec.model.clone().or_else(|| engine.options().default_model.clone()) else {
-            return self
-                .fail(run, "model_not_configured", "the deployment names no model and no default is configured".into())
-                .await;
-        };
-        let resolved = match engine.providers().resolve(&model).await {
-            Ok(r) => r,
-            Err(Error::ModelNotConfigured(m)) => return self.fail(run, "model_not_configured", m).await,
-            Err(e) => return Err(e),
-        };
-        let api_key = match (&resolved.spec.api_key_secret, &resolved.spec.api_key_env) {
-            (Some(r), _) => {
-                let value = match SecretId::parse(r) {
-                    Ok(id) => engine.secrets().value(&id).await?,
-                    Err(_) => None,
-                };
-                match value {
-                    Some(v) => Some(v),
-                    None => {
-                        return self
-                            .fail(run, "invalid_secret_ref", "the provider's API key secret does not exist".into())
-                            .await;
-                    }
-                }
-            }
-            (None, Some(var)) => std::env::var(var).ok().map(herm_store::vault::SecretValue::new),
-            (None, None) => None,
-        };
-        let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
-        let req = ModelRequest {
-            model: resolved.model.clone(),
-            system: self.system_prompt(dep).await,
-            messages: crate::history::build(&self.log, run),
-            tools: tools
-                .visible()
-                .map(|t| ToolSpec {
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    input_schema: t.input_schema.clone(),
-                })
-                .collect(),
-            max_tokens: engine.options().max_tokens,
-        };
-        let redactor = self.redactor(dep).await?;
-        let (bus, dep_id, thread, run_id) = (engine.bus().clone(), dep.id.clone(), self.thread.clone(), run.clone());
-        let r2 = redactor.clone();
-        let mut on_delta = move |d: &str| {
-            let frame = EphemeralFrame {
-                deployment_id: dep_id.clone(),
-                thread_id: thread.clone(),
-                run_id: Some(run_id.clone()),
-                kind: EventKind::Token { delta: r2.redact(d) },
-            };
-            bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
-        };
-        let mut on_retry =
-            |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "model call failed; retrying");
-        let started = Instant::now();
-        let key = api_key.as_ref().map(|k| k.expose());
-        let res = tokio::select! {
-            _ = self.work.cancelled() => return Ok(Flow::Stop),
-            r = call_with_retry(resolved.client.as_ref(), &req, key, &engine.options().retry, &mut on_delta, &mut on_retry) => r,
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(e) => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
-        };
-        let tool_calls: Vec<RequestedToolCall> = resp
-            .tool_calls
-            .iter()
-            .map(|c| RequestedToolCall {
-                tool_use_id: c.tool_use_id.clone(),
-                tool: c.tool.clone(),
-                arguments: redactor.redact_json(&c.arguments),
-            })
-            .collect();
-        let call = EventKind::ModelCall {
-            model,
-            input_tokens: resp.usage.input_tokens,
-            output_tokens: resp.usage.output_tokens,
-            cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
-            duration_ms: started.elapsed().as_millis() as u64,
-            tool_calls: tool_calls.clone(),
-            stop_reason: resp.stop_reason.clone(),
-            context_sequence: Some(seen),
-        };
-        let outages = outages.into_iter().map(|(server, why)| (server, redactor.redact(&why))).collect();
-        let step = records::after_model(&self.log, run, outages, redactor.redact(&resp.text), call, tools);
-        let events = step.records.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)).collect();
-        let Some(first) = step.chained else {
-            // No call, or one a person must see first: the next fold asks.
-            return self.append(run, events, vec![]).await;
-        };
-        match self.try_append(run, events, vec![]).await? {
-            Appended::Written => self.run_chain(run, dep, tools, first, tool_calls.into_iter().skip(1).collect()).await,
-            other => Ok(other.into()),
-        }
-    }
-
     /// Runs a tool call the machine found not yet started: write its record, then run it.
     async fn call_tool(
         &self,
@@ -364,41 +257,6 @@ impl Driver<'_> {
                 (a, _) => return Ok(a.into()),
             }
         }
-    }
-
-    /// The deployment's system prompt followed by its skills' names and descriptions; the
-    /// bodies are loaded on demand with `load_skill`. Built once per run.
-    async fn system_prompt(&self, dep: &DeploymentRecord) -> String {
-        if let Some(s) = self.system.lock().clone() {
-            return s;
-        }
-        let s = self.build_system_prompt(dep).await;
-        *self.system.lock() = Some(s.clone());
-        s
-    }
-
-    async fn build_system_prompt(&self, dep: &DeploymentRecord) -> String {
-        if dep.spec.skills.is_empty() {
-            return dep.spec.system_prompt.clone();
-        }
-        let mut s = format!(
-            "{}\n\n## Skills\nLoad a skill with `load_skill` before doing a task it covers.\n",
-            dep.spec.system_prompt
-        );
-        for k in &dep.spec.skills {
-            let description = match (&k.description, k.source.as_str()) {
-                (Some(d), _) => d.clone(),
-                (None, "file") => {
-                    match self.engine.skill_text(dep, &k.name).await.and_then(|t| crate::skills::parse(&t)) {
-                        Ok(p) => p.description,
-                        Err(e) => format!("(unavailable: {e})"),
-                    }
-                }
-                (None, _) => String::new(),
-            };
-            s.push_str(&format!("- {}: {description}\n", k.name));
-        }
-        s
     }
 
     /// Runs one tool call through its source's runner; returns its output and the records to

@@ -1,0 +1,196 @@
+//! A model step: which model and key (a configuration problem ends the run with a stable
+//! code), the request (system prompt with the skills' descriptions, the history, the tools on
+//! offer), the streamed call (tokens published live, redacted), and the response turned
+//! into records by [`records::after_model`], the first free tool call chained into the same
+//! commit.
+
+use super::{Appended, Driver, Flow};
+use crate::machine::records;
+use crate::providers::ResolvedModel;
+use crate::tools::ToolSet;
+use crate::{Error, Result};
+use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
+use herm_store::DeploymentRecord;
+use herm_store::vault::SecretValue;
+use herm_types::event::{EphemeralFrame, LiveFrame, RequestedToolCall};
+use herm_types::*;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why a run cannot call its model: a stable code and a message for the run's error.
+struct Unconfigured(&'static str, String);
+
+impl Driver<'_> {
+    pub(super) async fn call_model(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        outages: Vec<(String, String)>,
+    ) -> Result<Flow> {
+        let (model, resolved, api_key) = match self.model_for(dep).await? {
+            Ok(m) => m,
+            Err(Unconfigured(code, message)) => return self.fail(run, code, message).await,
+        };
+        let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
+        let req = self.request(run, dep, tools, &resolved).await;
+        let redactor = self.redactor(dep).await?;
+        let mut on_delta = self.token_publisher(run, dep, redactor.clone());
+        let mut on_retry =
+            |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "model call failed; retrying");
+        let started = Instant::now();
+        let key = api_key.as_ref().map(|k| k.expose());
+        let retry = &self.engine.options().retry;
+        let res = tokio::select! {
+            _ = self.work.cancelled() => return Ok(Flow::Stop),
+            r = call_with_retry(resolved.client.as_ref(), &req, key, retry, &mut on_delta, &mut on_retry) => r,
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(e) => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
+        };
+        let tool_calls: Vec<RequestedToolCall> = resp
+            .tool_calls
+            .iter()
+            .map(|c| RequestedToolCall {
+                tool_use_id: c.tool_use_id.clone(),
+                tool: c.tool.clone(),
+                arguments: redactor.redact_json(&c.arguments),
+            })
+            .collect();
+        let call = EventKind::ModelCall {
+            model,
+            input_tokens: resp.usage.input_tokens,
+            output_tokens: resp.usage.output_tokens,
+            cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
+            duration_ms: started.elapsed().as_millis() as u64,
+            tool_calls: tool_calls.clone(),
+            stop_reason: resp.stop_reason.clone(),
+            context_sequence: Some(seen),
+        };
+        let outages = outages.into_iter().map(|(server, why)| (server, redactor.redact(&why))).collect();
+        let step = records::after_model(&self.log, run, outages, redactor.redact(&resp.text), call, tools);
+        let events = step.records.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)).collect();
+        let Some(first) = step.chained else {
+            // No call, or one a person must see first: the next fold asks.
+            return self.append(run, events, vec![]).await;
+        };
+        match self.try_append(run, events, vec![]).await? {
+            Appended::Written => self.run_chain(run, dep, tools, first, tool_calls.into_iter().skip(1).collect()).await,
+            other => Ok(other.into()),
+        }
+    }
+
+    /// The deployment's model (or the default), its client and price, and the API key from
+    /// the vault or the environment.
+    async fn model_for(
+        &self,
+        dep: &DeploymentRecord,
+    ) -> Result<Result<(String, ResolvedModel, Option<SecretValue>), Unconfigured>> {
+        let engine = self.engine;
+        let Some(model) = dep.spec.model.clone().or_else(|| engine.options().default_model.clone()) else {
+            let why = "the deployment names no model and no default is configured";
+            return Ok(Err(Unconfigured("model_not_configured", why.into())));
+        };
+        let resolved = match engine.providers().resolve(&model).await {
+            Ok(r) => r,
+            Err(Error::ModelNotConfigured(m)) => return Ok(Err(Unconfigured("model_not_configured", m))),
+            Err(e) => return Err(e),
+        };
+        let api_key = match (&resolved.spec.api_key_secret, &resolved.spec.api_key_env) {
+            (Some(r), _) => {
+                let value = match SecretId::parse(r) {
+                    Ok(id) => engine.secrets().value(&id).await?,
+                    Err(_) => None,
+                };
+                if value.is_none() {
+                    let why = "the provider's API key secret does not exist";
+                    return Ok(Err(Unconfigured("invalid_secret_ref", why.into())));
+                }
+                value
+            }
+            (None, Some(var)) => std::env::var(var).ok().map(SecretValue::new),
+            (None, None) => None,
+        };
+        Ok(Ok((model, resolved, api_key)))
+    }
+
+    /// The request: system prompt, the conversation from the log, the visible tools.
+    async fn request(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        resolved: &ResolvedModel,
+    ) -> ModelRequest {
+        ModelRequest {
+            model: resolved.model.clone(),
+            system: self.system_prompt(dep).await,
+            messages: crate::history::build(&self.log, run),
+            tools: tools
+                .visible()
+                .map(|t| ToolSpec {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    input_schema: t.input_schema.clone(),
+                })
+                .collect(),
+            max_tokens: self.engine.options().max_tokens,
+        }
+    }
+
+    /// Publishes each streamed text fragment, redacted, as a live `token` frame.
+    fn token_publisher(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        redactor: Arc<crate::redact::Redactor>,
+    ) -> impl FnMut(&str) + Send + use<> {
+        let (bus, dep_id, thread, run_id) =
+            (self.engine.bus().clone(), dep.id.clone(), self.thread.clone(), run.clone());
+        move |d: &str| {
+            let frame = EphemeralFrame {
+                deployment_id: dep_id.clone(),
+                thread_id: thread.clone(),
+                run_id: Some(run_id.clone()),
+                kind: EventKind::Token { delta: redactor.redact(d) },
+            };
+            bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
+        }
+    }
+
+    /// The deployment's system prompt followed by its skills' names and descriptions; the
+    /// bodies are loaded on demand with `load_skill`. Built once per run.
+    async fn system_prompt(&self, dep: &DeploymentRecord) -> String {
+        if let Some(s) = self.system.lock().clone() {
+            return s;
+        }
+        let s = self.build_system_prompt(dep).await;
+        *self.system.lock() = Some(s.clone());
+        s
+    }
+
+    async fn build_system_prompt(&self, dep: &DeploymentRecord) -> String {
+        if dep.spec.skills.is_empty() {
+            return dep.spec.system_prompt.clone();
+        }
+        let mut s = format!(
+            "{}\n\n## Skills\nLoad a skill with `load_skill` before doing a task it covers.\n",
+            dep.spec.system_prompt
+        );
+        for k in &dep.spec.skills {
+            let description = match (&k.description, k.source.as_str()) {
+                (Some(d), _) => d.clone(),
+                (None, "file") => {
+                    match self.engine.skill_text(dep, &k.name).await.and_then(|t| crate::skills::parse(&t)) {
+                        Ok(p) => p.description,
+                        Err(e) => format!("(unavailable: {e})"),
+                    }
+                }
+                (None, _) => String::new(),
+            };
+            s.push_str(&format!("- {}: {description}\n", k.name));
+        }
+        s
+    }
+}
