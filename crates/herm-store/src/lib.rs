@@ -56,14 +56,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a herm node needs from durable storage: the four focused stores below. Held as
 /// `Arc<dyn Store>`; the SQLite and (next) PostgreSQL implementations pass the same generic
-/// suite. Bring the traits into scope with `use herm_store::prelude::*`.
+/// suite.
 pub trait Store: LogStore + ConfigStore + AccessStore + TimerStore {}
 impl<T: LogStore + ConfigStore + AccessStore + TimerStore> Store for T {}
-
-/// The traits, for callers that hold an `Arc<dyn Store>`.
-pub mod prelude {
-    pub use crate::{AccessStore, ConfigStore, LogStore, Store, TimerStore};
-}
 
 /// API keys, the secrets vault (ciphertext only) and idempotency records: who may call, with
 /// what, and what they were already answered.
