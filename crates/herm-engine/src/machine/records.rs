@@ -94,7 +94,8 @@ pub fn after_tool(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herm_types::event::{FileChange, ToolOutcome};
+    use crate::machine::tests::{Log, result};
+    use herm_types::event::FileChange;
     use serde_json::json;
 
     /// `ask_*` tools need approval, `who` is a question, the rest are free.
@@ -138,28 +139,6 @@ mod tests {
     fn down(server: &str) -> EventKind {
         EventKind::McpStatus { server: server.into(), status: McpState::Unavailable, message: "refused".into() }
     }
-    fn result(id: &str) -> EventKind {
-        EventKind::ToolResult {
-            tool_use_id: id.into(),
-            tool: "t".into(),
-            result: "ok".into(),
-            is_error: false,
-            duration_ms: 1,
-            outcome: ToolOutcome::Ok,
-        }
-    }
-    fn logged(run: &RunId, kind: EventKind) -> Event {
-        Event {
-            id: EventId::new(),
-            sequence: Sequence(1),
-            deployment_sequence: DeploymentSeq(1),
-            deployment_id: DeploymentId::new(),
-            thread_id: ThreadId::new(),
-            run_id: Some(run.clone()),
-            created_at: now(),
-            kind,
-        }
-    }
 
     #[test]
     fn model_steps() {
@@ -168,11 +147,11 @@ mod tests {
         let (a, b, q, ask) = (call("1", "read"), call("2", "read"), call("3", "who"), call("4", "ask_send"));
         let outage = || vec![("gh".to_owned(), "refused".to_owned())];
         // (name, log, outages, text, requested calls, expected step)
-        type Case = (&'static str, Vec<Event>, Vec<(String, String)>, &'static str, Vec<RequestedToolCall>, Step);
+        type Case = (&'static str, Log, Vec<(String, String)>, &'static str, Vec<RequestedToolCall>, Step);
         let cases: Vec<Case> = vec![
             (
                 "a final answer: text and the model call",
-                vec![],
+                Log::new(),
                 vec![],
                 "done",
                 vec![],
@@ -180,7 +159,7 @@ mod tests {
             ),
             (
                 "no text, a free call: chained into the same write",
-                vec![],
+                Log::new(),
                 vec![],
                 "",
                 vec![a.clone(), b.clone()],
@@ -191,7 +170,7 @@ mod tests {
             ),
             (
                 "a question first: not chained, the next fold asks",
-                vec![],
+                Log::new(),
                 vec![],
                 "hmm",
                 vec![q.clone(), a.clone()],
@@ -202,7 +181,7 @@ mod tests {
             ),
             (
                 "an approval first: not chained",
-                vec![],
+                Log::new(),
                 vec![],
                 "",
                 vec![ask.clone()],
@@ -210,7 +189,7 @@ mod tests {
             ),
             (
                 "a server down is noted once per run, before the text",
-                vec![],
+                Log::new(),
                 outage(),
                 "t",
                 vec![],
@@ -221,7 +200,7 @@ mod tests {
             ),
             (
                 "already noted in this run: not again",
-                vec![logged(&run, down("gh"))],
+                Log::new().push(&run, down("gh")),
                 outage(),
                 "",
                 vec![],
@@ -229,7 +208,7 @@ mod tests {
             ),
             (
                 "noted in another run only: noted for this one",
-                vec![logged(&other, down("gh"))],
+                Log::new().push(&other, down("gh")),
                 outage(),
                 "",
                 vec![],
@@ -237,7 +216,7 @@ mod tests {
             ),
         ];
         for (name, log, outages, text, calls, want) in cases {
-            assert_eq!(after_model(&log, &run, outages, text.into(), model(&calls), &Facts), want, "{name}");
+            assert_eq!(after_model(&log.events, &run, outages, text.into(), model(&calls), &Facts), want, "{name}");
         }
     }
 

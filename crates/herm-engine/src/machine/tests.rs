@@ -4,17 +4,18 @@ use super::*;
 use herm_types::event::{Confirmation, RequestKind, ToolOutcome};
 use serde_json::json;
 
-struct Log {
-    events: Vec<Event>,
+/// A log built event by event (shared with the record-assembly tests).
+pub(super) struct Log {
+    pub(super) events: Vec<Event>,
     dep: DeploymentId,
     thread: ThreadId,
 }
 
 impl Log {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { events: vec![], dep: DeploymentId::new(), thread: ThreadId::new() }
     }
-    fn push(mut self, run: &RunId, kind: EventKind) -> Self {
+    pub(super) fn push(mut self, run: &RunId, kind: EventKind) -> Self {
         let n = self.events.len() as i64 + 1;
         self.events.push(Event {
             id: EventId::new(),
@@ -80,7 +81,7 @@ fn model_seen(seen: i64) -> EventKind {
 fn started(id: &str) -> EventKind {
     EventKind::ToolCall { tool_use_id: id.into(), tool: "t".into(), origin: "http".into(), arguments: json!({}) }
 }
-fn result(id: &str) -> EventKind {
+pub(super) fn result(id: &str) -> EventKind {
     EventKind::ToolResult {
         tool_use_id: id.into(),
         tool: "t".into(),
