@@ -47,8 +47,21 @@ impl TimerStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ClaimedTimer>> {
         let owner = owner.to_owned();
+        let now = micros(now);
+        // Asked every scan tick: a read first, so an idle node sends no job to the writer.
+        let due: bool = self
+            .read(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM timers WHERE due_at <= ?1
+                     AND (claimed_by IS NULL OR claim_expires_at < ?1))",
+                )?
+                .query_row([now], |r| r.get(0))?)
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
         self.write(move |c| {
-            let now = micros(now);
             let mut stmt = c.prepare_cached(
                 "UPDATE timers SET epoch=epoch+1, claimed_by=?1, claim_expires_at=?2
                  WHERE key IN (SELECT key FROM timers WHERE due_at <= ?3
