@@ -4,7 +4,7 @@
 
 use crate::tools::http::secrets_used;
 use crate::{Engine, Error, Result};
-use herm_types::config::{DeploymentSpec, FieldError};
+use herm_types::config::{DeploymentSpec, FieldError, SkillSpec};
 use herm_types::*;
 use std::collections::BTreeSet;
 
@@ -91,9 +91,9 @@ impl Engine {
 
     /// Resolves every skill (ids, URL fetches, front matter); a bad one is
     /// [`Error::InvalidSkill`].
-    pub(crate) async fn resolve_skills(&self, spec: &mut DeploymentSpec) -> Result<()> {
+    pub(crate) async fn resolve_skills(&self, skills: &mut [SkillSpec]) -> Result<()> {
         let mut names = BTreeSet::new();
-        for (i, s) in spec.skills.iter_mut().enumerate() {
+        for (i, s) in skills.iter_mut().enumerate() {
             if !names.insert(s.name.clone()) {
                 return Err(Error::InvalidSkill(FieldError::new(format!("skills[{i}].name"), "duplicate skill name")));
             }

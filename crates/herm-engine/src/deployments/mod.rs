@@ -41,7 +41,7 @@ impl Engine {
     /// in the background (`ready` or `error`).
     pub async fn create_deployment(&self, mut spec: DeploymentSpec) -> Result<DeploymentRecord> {
         self.check_spec(&spec).await?;
-        self.resolve_skills(&mut spec).await?;
+        self.resolve_skills(&mut spec.skills).await?;
         let at = now();
         let rec = DeploymentRecord {
             id: DeploymentId::new(),
@@ -78,9 +78,9 @@ impl Engine {
     ) -> Result<DeploymentRecord> {
         let skills = match &patch.skills {
             Some(list) => {
-                let mut probe = DeploymentSpec { skills: list.clone(), ..self.deployment(id).await?.spec };
-                self.resolve_skills(&mut probe).await?;
-                Some(probe.skills)
+                let mut list = list.clone();
+                self.resolve_skills(&mut list).await?;
+                Some(list)
             }
             None => None,
         };
