@@ -66,7 +66,7 @@ pub fn parse_json<T: DeserializeOwned + serde::Serialize>(raw: &[u8]) -> Result<
         ApiError::validation(format!("{what}: {e}"))
     };
     let input: serde_json::Value = serde_json::from_slice(raw).map_err(invalid)?;
-    let value: T = serde_json::from_value(input.clone()).map_err(invalid)?;
+    let value = T::deserialize(&input).map_err(invalid)?;
     // serde reads a struct from an array too (`[]` as `{}`); the API's objects are objects.
     let back = serde_json::to_value(&value).map_err(|_| ApiError::internal())?;
     if let Some(path) = array_for_object(&input, &back, "body") {
