@@ -63,11 +63,10 @@ pub async fn ensure(dir: &Path) -> Result<Net> {
     let holder = detached("unshare", &["--net", "--", "sh", "-c", "while :; do sleep 3600; done", &mark])
         .map_err(|e| fail(format!("cannot start unshare: {e}")))?;
     let pid = holder.id().ok_or_else(|| fail("unshare exited at once".into()))?;
-    // Wait for unshare to have made the namespace (its exec into sh shows the marker).
-    for _ in 0..200 {
-        if cmdline(pid).contains(&mark) {
-            break;
-        }
+    // Wait for unshare to have made the namespace (its exec into sh shows the marker). The
+    // limits are generous: on a loaded machine slirp4netns took more than a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cmdline(pid).contains(&mark) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let slirp =
@@ -76,7 +75,8 @@ pub async fn ensure(dir: &Path) -> Result<Net> {
     std::fs::write(pidfile(dir), format!("{pid} {}", slirp.id().unwrap_or(0))).map_err(|e| fail(e.to_string()))?;
     std::fs::write(resolv_conf(dir), format!("nameserver {DNS}\n")).map_err(|e| fail(e.to_string()))?;
     // Configured once the namespace has a default route.
-    for _ in 0..500 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         let routes = std::fs::read_to_string(format!("/proc/{pid}/net/route")).unwrap_or_default();
         if routes.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some("00000000")) {
             return Ok(Net { holder: pid });
