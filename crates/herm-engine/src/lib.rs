@@ -27,6 +27,7 @@ pub mod mcp;
 pub mod providers;
 pub mod redact;
 mod sandboxes;
+pub mod schedule;
 pub mod secrets;
 pub mod skills;
 pub mod steering;
