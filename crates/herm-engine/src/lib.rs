@@ -17,7 +17,9 @@
 //!   [`redact::Redactor`] before anything reaches the log or the bus.
 
 pub mod access;
+pub mod automations;
 pub mod builtin;
+pub mod goals;
 mod conditional;
 pub mod deployments;
 pub mod history;
@@ -39,7 +41,7 @@ mod worker;
 pub mod workspace;
 
 pub use sandboxes::InUse;
-pub use submit::Submitted;
+pub use submit::{Origin, Submitted};
 
 use herm_llm::{HttpSettings, RetryPolicy};
 use herm_store::bus::Bus;
@@ -114,6 +116,12 @@ pub enum Error {
     InvalidInput(Vec<herm_types::config::FieldError>),
     #[error("{0}")]
     WrongReply(&'static str),
+    /// The credential given (a webhook trigger's token) is not valid.
+    #[error("invalid or missing token")]
+    Unauthorized,
+    /// A goal or automation budget is spent.
+    #[error("{0}")]
+    InsufficientCredits(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -148,6 +156,17 @@ pub struct EngineOptions {
     /// Sandbox defaults for deployments that set none.
     pub sandbox: SandboxDefaults,
     pub mcp: mcp::McpOptions,
+    /// Where the scheduler and the timers read the time.
+    pub clock: Clock,
+}
+
+/// Where the engine reads the current time for timers and schedules.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    /// Tests: the time written in this file (RFC 3339), the system time while it has none.
+    File(std::path::PathBuf),
 }
 
 /// Sandbox settings a deployment does not choose itself.
@@ -190,6 +209,7 @@ impl Default for EngineOptions {
             default_max_steps: 100,
             sandbox: SandboxDefaults::default(),
             mcp: mcp::McpOptions::default(),
+            clock: Clock::System,
         }
     }
 }
@@ -247,6 +267,8 @@ impl Engine {
                     Box::new(tools::connectors::ConnectorTools),
                     Box::new(tools::agent::AgentTools),
                     Box::new(mcp::McpTools),
+                    Box::new(automations::tools::AutomationTools),
+                    Box::new(goals::tools::GoalTools),
                 ],
                 store,
                 bus,
@@ -283,6 +305,18 @@ impl Engine {
     }
     pub fn options(&self) -> &EngineOptions {
         &self.inner.opts
+    }
+
+    /// The time timers and schedules go by (the system clock unless a test clock is set).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match &self.inner.opts.clock {
+            Clock::System => now(),
+            Clock::File(path) => std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s.trim()).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_else(now),
+        }
     }
 
     /// Resumes what the log says is unfinished and starts the background scanner.
@@ -324,6 +358,17 @@ impl Engine {
             self.wake(t);
         }
         Ok(())
+    }
+
+    /// A run of a proactive loop ended (its worker says so): the loop reacts now rather than
+    /// at its next check.
+    pub(crate) async fn run_ended(&self, run: &RunId) {
+        let Ok(Some(r)) = self.inner.store.get_run(run).await else { return };
+        match r.kind {
+            RunKind::Automation => self.automation_run_ended(&r).await,
+            RunKind::Goal => self.goal_run_ended(&r).await,
+            _ => {}
+        }
     }
 
     /// Makes sure a worker looks at the thread soon.

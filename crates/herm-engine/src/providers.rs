@@ -4,7 +4,9 @@
 
 use crate::{Error, Result};
 use herm_llm::{Anthropic, HttpSettings, ModelClient, OpenAi};
-use herm_store::Store;
+use herm_store::vault::SecretValue;
+use herm_store::{DeploymentRecord, Store};
+use herm_types::SecretId;
 use herm_types::config::{ModelPrice, ProviderKind, ProviderSpec};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -113,4 +115,44 @@ impl Providers {
             spec: e.spec.clone(),
         })
     }
+}
+
+/// Why a model cannot be called: a stable code and a message.
+pub(crate) type Unconfigured = (&'static str, String);
+
+impl crate::Engine {
+    /// The deployment's model (or the default), its client and price, and the API key from
+    /// the vault or the environment.
+    pub(crate) async fn model_access(
+        &self,
+        dep: &DeploymentRecord,
+    ) -> crate::Result<Result<(String, ResolvedModel, Option<SecretValue>), Unconfigured>> {
+        let engine = self;
+        let Some(model) = dep.spec.model.clone().or_else(|| engine.options().default_model.clone()) else {
+            let why = "the deployment names no model and no default is configured";
+            return Ok(Err(("model_not_configured", why.into())));
+        };
+        let resolved = match engine.providers().resolve(&model).await {
+            Ok(r) => r,
+            Err(Error::ModelNotConfigured(m)) => return Ok(Err(("model_not_configured", m))),
+            Err(e) => return Err(e),
+        };
+        let api_key = match (&resolved.spec.api_key_secret, &resolved.spec.api_key_env) {
+            (Some(r), _) => {
+                let value = match SecretId::parse(r) {
+                    Ok(id) => engine.secrets().value(&id).await?,
+                    Err(_) => None,
+                };
+                if value.is_none() {
+                    let why = "the provider's API key secret does not exist";
+                    return Ok(Err(("invalid_secret_ref", why.into())));
+                }
+                value
+            }
+            (None, Some(var)) => std::env::var(var).ok().map(SecretValue::new),
+            (None, None) => None,
+        };
+        Ok(Ok((model, resolved, api_key)))
+    }
+
 }

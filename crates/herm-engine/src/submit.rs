@@ -6,11 +6,18 @@
 use crate::conditional::Reads;
 use crate::interrupt::interruption;
 use crate::{Engine, Error, Result};
-use herm_store::{Append, Condition, NewRun};
+use herm_store::{Append, Condition, NewRun, Once};
 use herm_types::api::Disposition;
 use herm_types::config::BusyPolicy;
 use herm_types::event::{Attachment, Role};
 use herm_types::*;
+
+/// Who a run works for: its kind and what started it.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub kind: RunKind,
+    pub trigger: Option<RunTrigger>,
+}
 
 /// What became of a submitted message.
 #[derive(Clone, Debug)]
@@ -35,6 +42,22 @@ impl Engine {
                 serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
             )));
         }
+        self.submit(thread, policy, content, attachments, &Origin::default(), None).await
+    }
+
+    /// Accepts a message for a run of `origin`'s kind. With `once`, the append records that
+    /// mark in the same transaction (its run and thread filled in), so a second submission
+    /// with the same mark is refused with the store's `Duplicate`, whatever the busy policy
+    /// did with the first.
+    pub(crate) async fn submit(
+        &self,
+        thread: &ThreadId,
+        policy: BusyPolicy,
+        content: String,
+        attachments: Vec<Attachment>,
+        origin: &Origin,
+        once: Option<Once>,
+    ) -> Result<Submitted> {
         let interrupting = policy == BusyPolicy::Interrupt;
         let msg = |run: &RunId| {
             NewEvent::new(
@@ -45,8 +68,30 @@ impl Engine {
         let status_event = |run: &RunId, s: RunStatus| {
             NewEvent::new(
                 Some(run.clone()),
-                EventKind::RunStatus { status: s, kind: RunKind::User, trigger: None, error: None, usage: None },
+                EventKind::RunStatus {
+                    status: s,
+                    kind: origin.kind,
+                    trigger: origin.trigger.clone(),
+                    error: None,
+                    usage: None,
+                },
             )
+        };
+        let new_run = |run: &RunId, status: RunStatus| NewRun {
+            id: run.clone(),
+            status,
+            kind: origin.kind,
+            trigger: origin.trigger.clone(),
+        };
+        let mark = |a: &mut Append, run: &RunId| {
+            a.once = once.clone().map(|o| match o {
+                Once::Firing(mut f) => {
+                    f.run_id = Some(run.clone());
+                    f.thread_id = Some(thread.clone());
+                    Once::Firing(f)
+                }
+                Once::Key { key, .. } => Once::Key { key, run_id: Some(run.clone()) },
+            });
         };
         let out = self
             .append_planned(thread, if interrupting { Reads::ActiveRunAndLog } else { Reads::ActiveRun }, |seen| {
@@ -55,21 +100,24 @@ impl Engine {
                         let run = RunId::new();
                         let mut a =
                             Append::new(thread.clone(), vec![msg(&run), status_event(&run, RunStatus::Running)]);
-                        a.new_run = Some(NewRun::user(run.clone(), RunStatus::Running));
+                        a.new_run = Some(new_run(&run, RunStatus::Running));
                         a.conditions.push(Condition::ActiveRunIs(None));
+                        mark(&mut a, &run);
                         (a, Submitted { run_id: run, status: RunStatus::Running, disposition: Disposition::Started })
                     }
                     (Some(_), BusyPolicy::Reject) => return Err(Error::ThreadBusy),
                     (Some(r), BusyPolicy::Steer) => {
                         let mut a = Append::new(thread.clone(), vec![msg(&r.id)]);
                         a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
+                        mark(&mut a, &r.id);
                         (a, Submitted { run_id: r.id.clone(), status: r.status, disposition: Disposition::Steered })
                     }
                     (Some(r), BusyPolicy::Queue) => {
                         let run = RunId::new();
                         let mut a = Append::new(thread.clone(), vec![msg(&run), status_event(&run, RunStatus::Queued)]);
-                        a.new_run = Some(NewRun::user(run.clone(), RunStatus::Queued));
+                        a.new_run = Some(new_run(&run, RunStatus::Queued));
                         a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
+                        mark(&mut a, &run);
                         (a, Submitted { run_id: run, status: RunStatus::Queued, disposition: Disposition::Queued })
                     }
                     (Some(r), BusyPolicy::Interrupt) => {
@@ -80,8 +128,9 @@ impl Engine {
                         events.push(msg(&run));
                         events.push(status_event(&run, RunStatus::Running));
                         let mut a = Append::new(thread.clone(), events);
-                        a.new_run = Some(NewRun::user(run.clone(), RunStatus::Running));
+                        a.new_run = Some(new_run(&run, RunStatus::Running));
                         a.conditions.push(Condition::ActiveRunIs(Some(r.id.clone())));
+                        mark(&mut a, &run);
                         (
                             a,
                             Submitted {

@@ -24,17 +24,25 @@ pub enum TimerKind {
     /// Stop a deployment's sandbox on the node named in the key once it has been idle long
     /// enough (see `sandboxes`).
     SandboxIdle,
+    /// An automation's next slot (see `automations::fire`).
+    Automation,
+    /// A goal's next step (see `goals::driver`).
+    Goal,
 }
 
 impl TimerKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SandboxIdle => "sandbox_idle",
+            Self::Automation => "automation",
+            Self::Goal => "goal",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "sandbox_idle" => Some(Self::SandboxIdle),
+            "automation" => Some(Self::Automation),
+            "goal" => Some(Self::Goal),
             _ => None,
         }
     }
@@ -63,7 +71,7 @@ impl Engine {
 
     /// Claims the timers due now and runs their handlers, one after another.
     pub(crate) async fn fire_due_timers(&self) -> Result<usize> {
-        let due = self.store().claim_due_timers(self.owner(), herm_types::now(), CLAIM_TTL_MS, BATCH).await?;
+        let due = self.store().claim_due_timers(self.owner(), self.now(), CLAIM_TTL_MS, BATCH).await?;
         let n = due.len();
         for t in due {
             let next = self.fire(&t).await;
@@ -79,6 +87,8 @@ impl Engine {
     async fn fire(&self, t: &ClaimedTimer) -> Fired {
         match TimerKind::parse(&t.kind) {
             Some(TimerKind::SandboxIdle) => self.sandbox_idle_fired(t).await,
+            Some(TimerKind::Automation) => self.automation_due(t).await,
+            Some(TimerKind::Goal) => self.goal_due(t).await,
             None => {
                 // Written by a newer herm: leave it for a node that knows it.
                 tracing::warn!(timer = %t.key, kind = %t.kind, "a timer of an unknown kind; looking again in an hour");

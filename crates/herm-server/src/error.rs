@@ -87,6 +87,8 @@ impl From<herm_store::Error> for ApiError {
         match e {
             herm_store::Error::NotFound => Self::not_found("resource"),
             herm_store::Error::Conflict(m) => Self::conflict(m),
+            herm_store::Error::Stale => Self::precondition_failed(),
+            herm_store::Error::Duplicate => Self::conflict("this already happened"),
             other => {
                 tracing::error!(error = %other, "store error");
                 Self::internal()
@@ -150,6 +152,8 @@ impl From<herm_engine::Error> for ApiError {
             E::NoActiveRun => Self::conflict("no run is active on this thread"),
             E::NotPending => Self::conflict("the steering request is not pending (answered already, or its run ended)"),
             E::WrongReply(m) => Self::validation(m),
+            E::Unauthorized => Self::unauthorized("invalid or missing token"),
+            E::InsufficientCredits(m) => Self::new(StatusCode::PAYMENT_REQUIRED, "insufficient_credits", m),
             E::InvalidInput(errors) => with(
                 Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -39,6 +39,9 @@ pub enum Error {
     /// A conditional update found a newer revision of the record than the one it was based on.
     #[error("the record changed since it was read")]
     Stale,
+    /// An append marked [`Once`] found its mark already recorded: it happened before.
+    #[error("this already happened")]
+    Duplicate,
     /// The database refused or failed the operation (driver message, never a value).
     #[error("database error: {0}")]
     Database(String),
@@ -57,8 +60,45 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything a herm node needs from durable storage: the four focused stores below. Held as
 /// `Arc<dyn Store>`; the SQLite and (next) PostgreSQL implementations pass the same generic
 /// suite.
-pub trait Store: LogStore + ConfigStore + AccessStore + TimerStore {}
-impl<T: LogStore + ConfigStore + AccessStore + TimerStore> Store for T {}
+pub trait Store: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore {}
+impl<T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore> Store for T {}
+
+/// Automations, their firings, and goals. Changes are conditional on the record's
+/// revision ([`Error::Stale`] when another write came first).
+#[async_trait]
+pub trait ProactiveStore: Send + Sync + 'static {
+    async fn insert_automation(&self, a: AutomationRecord) -> Result<()>;
+    async fn get_automation(&self, id: &AutomationId) -> Result<Option<AutomationRecord>>;
+    /// A deployment's automations, newest first, after the cursor.
+    async fn list_automations(
+        &self,
+        dep: &DeploymentId,
+        before: Option<AutomationId>,
+        limit: usize,
+    ) -> Result<Vec<AutomationRecord>>;
+    /// Writes `a` if the stored record is still at `expected_revision`; the new revision.
+    async fn update_automation(&self, a: &AutomationRecord, expected_revision: i64) -> Result<i64>;
+    /// Deletes the automation (and its history) if still at `expected_revision` when given.
+    async fn delete_automation(&self, id: &AutomationId, expected_revision: Option<i64>) -> Result<()>;
+    /// Records a firing that started nothing (a skipped slot); false if the key was recorded.
+    async fn insert_firing(&self, f: NewFiring) -> Result<bool>;
+    async fn get_firing(&self, automation: &AutomationId, key: &str) -> Result<Option<FiringRecord>>;
+    /// Newest first.
+    async fn list_firings(&self, automation: &AutomationId, limit: usize) -> Result<Vec<FiringRecord>>;
+    /// The run recorded with a [`Once::Key`], if that key was recorded.
+    async fn once_run(&self, key: &str) -> Result<Option<Option<RunId>>>;
+
+    async fn insert_goal(&self, g: GoalRecord) -> Result<()>;
+    async fn get_goal(&self, id: &GoalId) -> Result<Option<GoalRecord>>;
+    /// A deployment's goals, newest first, after the cursor.
+    async fn list_goals(&self, dep: &DeploymentId, before: Option<GoalId>, limit: usize) -> Result<Vec<GoalRecord>>;
+    /// Writes `g` if the stored record is still at `expected_revision`; the new revision.
+    async fn update_goal(&self, g: &GoalRecord, expected_revision: i64) -> Result<i64>;
+    /// Runs started for the goal, oldest first.
+    async fn goal_runs(&self, goal: &GoalId) -> Result<Vec<RunRecord>>;
+    /// Whether the deployment has a goal that is not finished.
+    async fn has_open_goal(&self, dep: &DeploymentId) -> Result<bool>;
+}
 
 /// API keys, the secrets vault (ciphertext only) and idempotency records: who may call, with
 /// what, and what they were already answered.

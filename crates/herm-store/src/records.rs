@@ -125,12 +125,76 @@ pub struct Append {
     /// Creates this run in the same transaction.
     pub new_run: Option<NewRun>,
     pub events: Vec<NewEvent>,
+    /// Records, in the same transaction, that this append happened once: a second append
+    /// with the same mark is refused with [`crate::Error::Duplicate`].
+    pub once: Option<Once>,
 }
 
 impl Append {
     pub fn new(thread_id: ThreadId, events: Vec<NewEvent>) -> Self {
-        Self { thread_id, lease: None, conditions: Vec::new(), new_run: None, events }
+        Self { thread_id, lease: None, conditions: Vec::new(), new_run: None, events, once: None }
     }
+}
+
+/// What makes an append happen at most once.
+#[derive(Clone, Debug)]
+pub enum Once {
+    /// An automation's firing (a schedule slot, a webhook delivery, a run-now).
+    Firing(NewFiring),
+    /// Any other single event of the proactive loops (a goal's n-th run, a verdict).
+    Key { key: String, run_id: Option<RunId> },
+}
+
+/// An automation as stored.
+#[derive(Clone, Debug)]
+pub struct AutomationRecord {
+    pub id: AutomationId,
+    pub deployment_id: DeploymentId,
+    pub spec: herm_types::proactive::AutomationSpec,
+    pub enabled: bool,
+    pub paused_reason: Option<String>,
+    /// Hex SHA-256 of the webhook trigger's token (the token is never stored).
+    pub token_hash: Option<String>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A firing to record: `key` is unique per automation (the slot, `webhook:<delivery>`,
+/// `manual:<run>`).
+#[derive(Clone, Debug)]
+pub struct NewFiring {
+    pub automation_id: AutomationId,
+    pub key: String,
+    pub slot_at: Option<DateTime<Utc>>,
+    pub source: herm_types::proactive::FiringSource,
+    /// `Fired` or `Skipped` (a failure is read from the run).
+    pub skipped: bool,
+    pub run_id: Option<RunId>,
+    pub thread_id: Option<ThreadId>,
+    pub reason: Option<String>,
+}
+
+/// A recorded firing with its run's current status.
+#[derive(Clone, Debug)]
+pub struct FiringRecord {
+    pub firing: NewFiring,
+    pub run_status: Option<RunStatus>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A goal as stored.
+#[derive(Clone, Debug)]
+pub struct GoalRecord {
+    pub id: GoalId,
+    pub deployment_id: DeploymentId,
+    pub thread_id: ThreadId,
+    pub spec: herm_types::proactive::GoalSpec,
+    pub status: herm_types::proactive::GoalStatus,
+    pub state: herm_types::proactive::GoalState,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -5,7 +5,7 @@
 //! beside every record and bumped (with a migration in the store) whenever a variant changes
 //! incompatibly. Adding an optional field with `#[serde(default)]` is compatible.
 
-use crate::ids::{DeploymentId, DeploymentSeq, EventId, RequestId, RunId, Sequence, ThreadId};
+use crate::ids::{AutomationId, GoalId, DeploymentId, DeploymentSeq, EventId, RequestId, RunId, Sequence, ThreadId};
 use crate::status::{RunKind, RunStatus, RunTrigger, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -215,6 +215,31 @@ pub enum EventKind {
     /// **(herm)** An MCP server could not be reached: its tools fail (or are not offered)
     /// until it answers again.
     McpStatus { server: String, status: McpState, message: String },
+    /// **(herm)** An automation was paused or resumed (by an operator, by the agent, or by
+    /// herm after consecutive failed runs).
+    AutomationStatus {
+        automation_id: AutomationId,
+        status: crate::proactive::AutomationState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// **(herm)** A goal changed status.
+    GoalStatus {
+        goal_id: GoalId,
+        status: crate::proactive::GoalStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// **(herm)** The judge's verdict on the agent's claim that a goal is done.
+    GoalVerdict {
+        goal_id: GoalId,
+        run_id: RunId,
+        result: crate::proactive::Verdict,
+        feedback: String,
+        /// What the judge's model call cost.
+        #[serde(default)]
+        cost_usd: f64,
+    },
     /// A streamed text fragment (live only, never committed).
     Token { delta: String },
     /// A streamed tool output fragment (live only, never committed).
@@ -238,6 +263,9 @@ impl EventKind {
             Self::Compaction { .. } => "compaction",
             Self::Filesystem { .. } => "filesystem",
             Self::McpStatus { .. } => "mcp_status",
+            Self::AutomationStatus { .. } => "automation_status",
+            Self::GoalStatus { .. } => "goal_status",
+            Self::GoalVerdict { .. } => "goal_verdict",
             Self::Token { .. } => "token",
             Self::ToolOutput { .. } => "tool_output",
         }

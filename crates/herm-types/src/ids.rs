@@ -103,6 +103,10 @@ typed_id!(/// An operator API key.
     ApiKeyId, "key_", "api key");
 typed_id!(/// A steering request awaiting a person.
     RequestId, "req_", "request");
+typed_id!(/// A scheduled or webhook-triggered automation.
+    AutomationId, "auto_", "automation");
+typed_id!(/// An objective pursued across runs until a judge agrees it is done.
+    GoalId, "goal_", "goal");
 
 /// Position of an event in its thread's log (1-based, gap-free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

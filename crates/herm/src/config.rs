@@ -51,6 +51,9 @@ pub struct EngineConfig {
     pub retry_max_attempts: u32,
     pub retry_base_delay_ms: u64,
     pub retry_max_delay_ms: u64,
+    /// For tests only: timers and schedules read the current time from this file (RFC 3339)
+    /// instead of the system clock.
+    pub test_clock_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -155,6 +158,7 @@ impl Default for EngineConfig {
             retry_max_attempts: 4,
             retry_base_delay_ms: 500,
             retry_max_delay_ms: 20_000,
+            test_clock_file: None,
         }
     }
 }
@@ -201,6 +205,10 @@ impl Config {
                 idle_stop: Duration::from_secs(self.sandbox.idle_stop_secs.max(1)),
             },
             mcp: self.mcp_options(),
+            clock: match &e.test_clock_file {
+                Some(p) => herm_engine::Clock::File(p.clone()),
+                None => herm_engine::Clock::System,
+            },
         }
     }
 

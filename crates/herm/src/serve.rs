@@ -126,6 +126,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cfg.server.addr))?;
     let addr = listener.local_addr()?;
     println!("herm listening on http://{addr}");
+    if let Some(p) = &cfg.engine.test_clock_file {
+        tracing::warn!(file = %p.display(), "timers and schedules follow a test clock file, not the system clock");
+    }
     tracing::info!(%addr, data_dir = %Path::new(&cfg.storage.data_dir).display(), "herm started");
     let shutdown = CancellationToken::new();
     let state = AppState { engine: opened.engine.clone(), shutdown: shutdown.clone() };

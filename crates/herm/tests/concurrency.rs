@@ -139,7 +139,6 @@ async fn fields_that_cannot_act_yet_are_refused_by_name() {
     for (extra, field) in [
         (json!({"features": {"dreaming": true}}), "features.dreaming"),
         (json!({"features": {"memory": false}}), "features.memory"),
-        (json!({"features": {"automations": false}}), "features.automations"),
         (json!({"sandbox": {"persistent_filesystem": false}}), "sandbox.persistent_filesystem"),
         // This server runs no sandbox backend (`backend = "none"`): no type is available.
         (json!({"sandbox": {"type": "docker"}}), "sandbox.type"),

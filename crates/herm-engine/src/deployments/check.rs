@@ -32,12 +32,6 @@ pub(crate) fn unsupported(spec: &DeploymentSpec, backend: Option<&str>) -> Vec<F
     if f.dreaming {
         out.push(FieldError::new("features.dreaming", "dreaming is not supported yet"));
     }
-    if !f.automations {
-        out.push(FieldError::new(
-            "features.automations",
-            "turning automations off is not supported yet (automations are not built)",
-        ));
-    }
     out
 }
 
@@ -126,7 +120,7 @@ mod tests {
             (serde_json::json!({"features": {"memory": false}}), vec!["features.memory"]),
             (
                 serde_json::json!({"features": {"automations": false, "dreaming": true}}),
-                vec!["features.dreaming", "features.automations"],
+                vec!["features.dreaming"],
             ),
             (serde_json::json!({"features": {"filesystem_webhooks": true, "steering": false}}), vec![]),
         ];

@@ -2,7 +2,7 @@
 //! stored as an exact entry of the spec's `tool_policies` (a spec edit).
 
 use super::{Checked, Revised};
-use crate::tools::{Tool, permission_for};
+use crate::tools::{Tool, policy_for};
 use crate::{Engine, Error, Result};
 use herm_types::DeploymentId;
 use herm_types::config::ToolPermission;
@@ -25,13 +25,14 @@ impl Engine {
         permission: Option<ToolPermission>,
     ) -> Result<Revised<Tool>> {
         let d = self.deployment(dep).await?;
-        if !self.tools(&d.id, &d.spec).await.all().iter().any(|t| t.name == name) {
+        let tools = self.tools(&d.id, &d.spec).await;
+        let Some(default) = tools.all().iter().find(|t| t.name == name).map(|t| t.default_permission) else {
             return Err(Error::NotFound("tool"));
-        }
+        };
         let (d, ()) = self
             .edit_spec(dep, if_match, Checked::EditOnly, |d| {
                 let mut spec = d.spec.clone();
-                let current = permission_for(&spec, name);
+                let current = policy_for(&spec, name).unwrap_or(default);
                 let new = match (enabled, permission) {
                     (Some(false), _) | (_, Some(ToolPermission::Disabled)) => ToolPermission::Disabled,
                     (_, Some(perm)) => perm,

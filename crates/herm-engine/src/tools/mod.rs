@@ -43,6 +43,8 @@ pub struct Tool {
     /// Safe to run again after a crash left its outcome unknown (read-only).
     pub repeat_safe: bool,
     pub origin: Origin,
+    /// Its permission where no policy names it (consequential tools ask by default).
+    pub default_permission: ToolPermission,
     pub permission: ToolPermission,
     /// A question for a person: the run waits for the answer instead of running a call.
     pub asks_person: bool,
@@ -67,6 +69,7 @@ impl Tool {
             input_schema,
             repeat_safe: false,
             origin,
+            default_permission: ToolPermission::AlwaysAllow,
             permission: ToolPermission::AlwaysAllow,
             asks_person: false,
             checks_own_input: false,
@@ -95,7 +98,7 @@ impl ToolSet {
     /// The tools the sources offered, each with its permission from the deployment's policies.
     pub fn new(spec: &DeploymentSpec, mut tools: Vec<Tool>) -> Self {
         for t in &mut tools {
-            t.permission = permission_for(spec, &t.name);
+            t.permission = policy_for(spec, &t.name).unwrap_or(t.default_permission);
         }
         Self { tools }
     }
@@ -134,16 +137,16 @@ impl crate::machine::records::ToolFacts for ToolSet {
 
 /// Resolves a tool's permission from the deployment's policies: an exact name wins over a
 /// glob; among globs the longest pattern wins; the default is `always_allow`.
-pub fn permission_for(spec: &DeploymentSpec, name: &str) -> ToolPermission {
+/// The policy the deployment sets for `name`: an exact entry, else the longest glob.
+pub fn policy_for(spec: &DeploymentSpec, name: &str) -> Option<ToolPermission> {
     if let Some(p) = spec.tool_policies.get(name) {
-        return *p;
+        return Some(*p);
     }
     spec.tool_policies
         .iter()
         .filter(|(pat, _)| pat.contains('*') && glob_match(pat, name))
         .max_by_key(|(pat, _)| pat.len())
         .map(|(_, p)| *p)
-        .unwrap_or(ToolPermission::AlwaysAllow)
 }
 
 /// `*` matches any run of characters.

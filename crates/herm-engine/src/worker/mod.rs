@@ -155,7 +155,9 @@ impl Driver<'_> {
                     let usage = machine::run_usage(&self.log, &run);
                     let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
                     let ev = status(&self.log, &run, RunStatus::Completed, None, Some(usage));
-                    self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?
+                    let flow = self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?;
+                    self.ended(&run).await;
+                    flow
                 }
                 Next::Fail { code, message } => self.fail(&run, code, message).await?,
             };
@@ -190,6 +192,7 @@ impl Driver<'_> {
             conditions,
             new_run: None,
             events,
+            once: None,
         };
         match self.engine.store().append(a).await {
             Ok(_) => Ok(Appended::Written),
@@ -203,7 +206,16 @@ impl Driver<'_> {
         tracing::info!(run = %run, code, "run failed");
         let usage = machine::run_usage(&self.log, run);
         let err = RunError { code: code.into(), message };
-        self.append(run, vec![status(&self.log, run, RunStatus::Error, Some(err), Some(usage))], vec![]).await
+        let flow = self.append(run, vec![status(&self.log, run, RunStatus::Error, Some(err), Some(usage))], vec![]).await?;
+        self.ended(run).await;
+        Ok(flow)
+    }
+
+    /// Tells the proactive loops that one of their runs ended (a user's run concerns none).
+    async fn ended(&self, run: &RunId) {
+        if machine::run_origin(&self.log, run).0 != RunKind::User {
+            self.engine.run_ended(run).await;
+        }
     }
 
     /// Runs a tool call the machine found not yet started: write its record, then run it.

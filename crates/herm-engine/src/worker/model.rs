@@ -8,7 +8,7 @@ use super::{Appended, Driver, Flow};
 use crate::machine::records;
 use crate::providers::ResolvedModel;
 use crate::tools::ToolSet;
-use crate::{Error, Result};
+use crate::Result;
 use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
 use herm_store::DeploymentRecord;
 use herm_store::vault::SecretValue;
@@ -81,38 +81,12 @@ impl Driver<'_> {
         }
     }
 
-    /// The deployment's model (or the default), its client and price, and the API key from
-    /// the vault or the environment.
+    /// The deployment's model, client and key (see [`crate::Engine::model_access`]).
     async fn model_for(
         &self,
         dep: &DeploymentRecord,
     ) -> Result<Result<(String, ResolvedModel, Option<SecretValue>), Unconfigured>> {
-        let engine = self.engine;
-        let Some(model) = dep.spec.model.clone().or_else(|| engine.options().default_model.clone()) else {
-            let why = "the deployment names no model and no default is configured";
-            return Ok(Err(Unconfigured("model_not_configured", why.into())));
-        };
-        let resolved = match engine.providers().resolve(&model).await {
-            Ok(r) => r,
-            Err(Error::ModelNotConfigured(m)) => return Ok(Err(Unconfigured("model_not_configured", m))),
-            Err(e) => return Err(e),
-        };
-        let api_key = match (&resolved.spec.api_key_secret, &resolved.spec.api_key_env) {
-            (Some(r), _) => {
-                let value = match SecretId::parse(r) {
-                    Ok(id) => engine.secrets().value(&id).await?,
-                    Err(_) => None,
-                };
-                if value.is_none() {
-                    let why = "the provider's API key secret does not exist";
-                    return Ok(Err(Unconfigured("invalid_secret_ref", why.into())));
-                }
-                value
-            }
-            (None, Some(var)) => std::env::var(var).ok().map(SecretValue::new),
-            (None, None) => None,
-        };
-        Ok(Ok((model, resolved, api_key)))
+        Ok(self.engine.model_access(dep).await?.map_err(|(code, why)| Unconfigured(code, why)))
     }
 
     /// The request: system prompt, the conversation from the log, the visible tools.

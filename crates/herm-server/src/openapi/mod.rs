@@ -23,6 +23,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         tools::list, tools::patch,
         files::list, files::read, files::write, files::delete,
         skills::create, skills::list, skills::get, skills::put, skills::delete,
+        automations::create, automations::list, automations::get, automations::patch, automations::delete,
+        automations::run_now, automations::pause, automations::resume, automations::firings, automations::trigger,
+        goals::create, goals::list, goals::get, goals::cancel,
     ),
     modifiers(&Security),
     security(("bearer" = []))
@@ -36,6 +39,11 @@ impl utoipa::Modify for Security {
         let c = api.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // A webhook trigger authenticates with its automation's own token, not an API key.
+        c.add_security_scheme(
+            "trigger_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

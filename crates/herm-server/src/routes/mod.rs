@@ -1,8 +1,10 @@
 //! Route table; one file per resource.
 
+pub mod automations;
 pub mod deployments;
 pub mod events;
 pub mod files;
+pub mod goals;
 pub mod health;
 pub mod keys;
 pub mod messages;
@@ -49,6 +51,19 @@ pub fn routes() -> Router<AppState> {
             "/v1/deployments/{deployment_id}/skills/{skill_id}",
             get(skills::get).put(skills::put).delete(skills::delete),
         )
+        .route("/v1/deployments/{deployment_id}/automations", post(automations::create).get(automations::list))
+        .route(
+            "/v1/deployments/{deployment_id}/automations/{automation_id}",
+            get(automations::get).patch(automations::patch).delete(automations::delete),
+        )
+        .route("/v1/deployments/{deployment_id}/automations/{automation_id}/run", post(automations::run_now))
+        .route("/v1/deployments/{deployment_id}/automations/{automation_id}/pause", post(automations::pause))
+        .route("/v1/deployments/{deployment_id}/automations/{automation_id}/resume", post(automations::resume))
+        .route("/v1/deployments/{deployment_id}/automations/{automation_id}/firings", get(automations::firings))
+        .route("/v1/triggers/{automation_id}", post(automations::trigger))
+        .route("/v1/deployments/{deployment_id}/goals", post(goals::create).get(goals::list))
+        .route("/v1/deployments/{deployment_id}/goals/{goal_id}", get(goals::get))
+        .route("/v1/deployments/{deployment_id}/goals/{goal_id}/cancel", post(goals::cancel))
         .route("/v1/deployments/{deployment_id}/tools", get(tools::list))
         .route("/v1/deployments/{deployment_id}/tools/{name}", patch(tools::patch))
         .nest("/v1/threads", thread_routes.clone())

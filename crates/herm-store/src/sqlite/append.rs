@@ -92,6 +92,9 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
         }
     }
     let deployment_id = DeploymentId::parse(&dep).map_err(|e| Error::Corrupt(e.to_string()))?;
+    if let Some(once) = &a.once {
+        record_once(conn, once, now)?;
+    }
     if let Some(r) = &a.new_run {
         let trigger =
             r.trigger.as_ref().map(serde_json::to_string).transpose().map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -174,4 +177,15 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
             .execute(params![tid, thread_status_str(st)])?;
     }
     Ok(out)
+}
+
+/// Records the append's [`crate::Once`] mark; refuses with [`Error::Duplicate`] if it is there.
+fn record_once(conn: &Connection, once: &crate::Once, now: i64) -> Result<()> {
+    let n = match once {
+        crate::Once::Firing(f) => super::proactive::insert_firing_row(conn, f, now)?,
+        crate::Once::Key { key, run_id } => conn
+            .prepare_cached("INSERT INTO once_keys (key, run_id, created_at) VALUES (?1,?2,?3) ON CONFLICT DO NOTHING")?
+            .execute(params![key, run_id.as_ref().map(|r| r.as_str()), now])?,
+    };
+    if n == 0 { Err(Error::Duplicate) } else { Ok(()) }
 }

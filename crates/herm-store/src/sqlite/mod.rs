@@ -5,6 +5,7 @@ mod access;
 mod append;
 mod config;
 mod log;
+mod proactive;
 mod rows;
 mod schema;
 mod timers;

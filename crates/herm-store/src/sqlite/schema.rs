@@ -110,6 +110,51 @@ CREATE TABLE timers (
 );
 CREATE INDEX timers_due ON timers(due_at);
 "#,
+    r#"
+CREATE TABLE automations (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    paused_reason TEXT,
+    token_hash TEXT,
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX automations_deployment ON automations(deployment_id, id);
+CREATE TABLE automation_firings (
+    automation_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    slot_at INTEGER,
+    source TEXT NOT NULL,
+    skipped INTEGER NOT NULL,
+    run_id TEXT,
+    thread_id TEXT,
+    reason TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (automation_id, key)
+);
+CREATE INDEX automation_firings_recent ON automation_firings(automation_id, created_at);
+CREATE TABLE once_keys (
+    key TEXT PRIMARY KEY,
+    run_id TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE goals (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    state TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX goals_deployment ON goals(deployment_id, id);
+CREATE INDEX runs_goal ON runs(json_extract(trigger, '$.goal_id')) WHERE kind = 'goal';
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).
