@@ -80,6 +80,8 @@ pub struct Attempt {
     /// The whole response was handed to the connection.
     pub completed: Arc<AtomicBool>,
     pub status: u16,
+    /// The side script that answered it (its index), if the request matched one.
+    pub side: Option<usize>,
 }
 
 impl Attempt {
@@ -90,6 +92,7 @@ impl Attempt {
 
 struct Inner {
     script: Vec<Reply>,
+    sides: Vec<(String, Vec<Reply>)>,
     attempts: Mutex<Vec<Attempt>>,
 }
 
@@ -101,7 +104,13 @@ pub struct FakeModel {
 
 impl FakeModel {
     pub async fn start(script: Vec<Reply>) -> Self {
-        let inner = Arc::new(Inner { script, attempts: Mutex::new(Vec::new()) });
+        Self::start_with_sides(script, Vec::new()).await
+    }
+
+    /// Also answers requests whose body contains a marker (a judge's system prompt, say)
+    /// from a side script of their own, in order: `(marker, replies)`.
+    pub async fn start_with_sides(script: Vec<Reply>, sides: Vec<(String, Vec<Reply>)>) -> Self {
+        let inner = Arc::new(Inner { script, sides, attempts: Mutex::new(Vec::new()) });
         let app = Router::new()
             .route("/v1/messages", post(anthropic))
             .route("/v1/chat/completions", post(openai))
@@ -129,7 +138,7 @@ impl FakeModel {
     pub fn completed_per_step(&self) -> Vec<usize> {
         let mut v = vec![0; self.inner.script.len()];
         for a in self.attempts() {
-            if a.is_completed() && a.status == 200 && a.step < v.len() {
+            if a.is_completed() && a.status == 200 && a.side.is_none() && a.step < v.len() {
                 v[a.step] += 1;
             }
         }
@@ -147,10 +156,16 @@ fn step_of(body: &Value) -> usize {
 }
 
 fn record(inner: &Inner, wire: Wire, headers: &axum::http::HeaderMap, body: &Value) -> (Reply, usize, Attempt) {
-    let step = step_of(body);
+    let text = body.to_string();
+    let side = inner.sides.iter().position(|(marker, _)| text.contains(marker.as_str()));
     let mut attempts = inner.attempts.lock();
-    let prior = attempts.iter().filter(|a| a.step == step && a.wire == wire).count() as u32;
-    let reply = inner.script.get(step).cloned().unwrap_or_else(|| Reply::text(&["(script exhausted)"]));
+    let (step, script) = match side {
+        // A side script answers in order of its requests.
+        Some(i) => (attempts.iter().filter(|a| a.side == Some(i)).count(), &inner.sides[i].1),
+        None => (step_of(body), &inner.script),
+    };
+    let prior = attempts.iter().filter(|a| a.step == step && a.wire == wire && a.side == side).count() as u32;
+    let reply = script.get(step).cloned().unwrap_or_else(|| Reply::text(&["(script exhausted)"]));
     let mut status = 200;
     if let Some((s, n)) = reply.fail_first
         && prior < n
@@ -164,6 +179,7 @@ fn record(inner: &Inner, wire: Wire, headers: &axum::http::HeaderMap, body: &Val
         headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned())).collect(),
         completed: Arc::new(AtomicBool::new(false)),
         status,
+        side,
     };
     attempts.push(a.clone());
     let first = prior == 0;

@@ -185,6 +185,30 @@ impl Herm {
         (status, h, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// A request with exactly these headers (no API key unless given) and a raw body.
+    pub async fn request_raw_body(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.http.request(m, format!("{}{path}", self.url)).body(body.to_owned());
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let resp = rb.send().await.expect("request");
+        let (status, h) = (resp.status().as_u16(), resp.headers().clone());
+        let text = resp.text().await.unwrap_or_default();
+        if status >= 400 {
+            assert_eq!(h.get("content-type").unwrap(), "application/problem+json", "{status} {text}");
+        }
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// [`Self::request_raw_body`] with a JSON body.
+    pub async fn request_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> (u16, Value) {
+        let mut h = headers.to_vec();
+        h.push(("content-type", "application/json"));
+        let text = body.map(Value::to_string).unwrap_or_default();
+        self.request_raw_body(method, path, &h, &text).await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.request("GET", path, Some(&self.admin_key.clone()), None).await
     }

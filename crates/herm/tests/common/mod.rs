@@ -59,7 +59,11 @@ pub async fn setup(script: Vec<Reply>, wire: Wire, extra: Value) -> Env {
 }
 
 pub async fn setup_with(script: Vec<Reply>, wire: Wire, extra: Value, config: &str) -> Env {
-    let model = FakeModel::start(script).await;
+    setup_model(FakeModel::start(script).await, wire, extra, config).await
+}
+
+/// [`setup_with`] for a fake model built by the caller (with side scripts, say).
+pub async fn setup_model(model: FakeModel, wire: Wire, extra: Value, config: &str) -> Env {
     let connector = Connector::start().await;
     let (herm, dir) = start_herm_with(config).await;
     let tok = herm.ok("POST", "/v1/secrets", &json!({"name": "API_TOKEN", "value": TOKEN}), 201).await;
