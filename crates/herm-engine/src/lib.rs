@@ -19,9 +19,9 @@
 pub mod access;
 pub mod automations;
 pub mod builtin;
-pub mod goals;
 mod conditional;
 pub mod deployments;
+pub mod goals;
 pub mod history;
 pub mod interrupt;
 pub mod machine;
@@ -360,13 +360,13 @@ impl Engine {
         Ok(())
     }
 
-    /// A run of a proactive loop ended (its worker says so): the loop reacts now rather than
-    /// at its next check.
-    pub(crate) async fn run_ended(&self, run: &RunId) {
+    /// A run of a proactive loop ended or waits for a person (its worker says so): the loop
+    /// reacts now rather than at its next check.
+    pub(crate) async fn run_status_changed(&self, run: &RunId) {
         let Ok(Some(r)) = self.inner.store.get_run(run).await else { return };
         match r.kind {
             RunKind::Automation => self.automation_run_ended(&r).await,
-            RunKind::Goal => self.goal_run_ended(&r).await,
+            RunKind::Goal => self.goal_run_changed(&r).await,
             _ => {}
         }
     }

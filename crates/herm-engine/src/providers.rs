@@ -154,5 +154,4 @@ impl crate::Engine {
         };
         Ok(Ok((model, resolved, api_key)))
     }
-
 }

@@ -34,6 +34,7 @@ suite_tests!(
     spec_updates_are_conditional_on_the_revision,
     timers_fire_once_per_claim,
     run_kinds_and_costs,
+    proactive_records_fire_once_and_change_conditionally,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,5 +88,5 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
 }

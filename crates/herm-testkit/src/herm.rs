@@ -186,7 +186,13 @@ impl Herm {
     }
 
     /// A request with exactly these headers (no API key unless given) and a raw body.
-    pub async fn request_raw_body(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    pub async fn request_raw_body(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut rb = self.http.request(m, format!("{}{path}", self.url)).body(body.to_owned());
         for (k, v) in headers {
@@ -202,7 +208,13 @@ impl Herm {
     }
 
     /// [`Self::request_raw_body`] with a JSON body.
-    pub async fn request_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> (u16, Value) {
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut h = headers.to_vec();
         h.push(("content-type", "application/json"));
         let text = body.map(Value::to_string).unwrap_or_default();

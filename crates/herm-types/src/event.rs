@@ -5,7 +5,7 @@
 //! beside every record and bumped (with a migration in the store) whenever a variant changes
 //! incompatibly. Adding an optional field with `#[serde(default)]` is compatible.
 
-use crate::ids::{AutomationId, GoalId, DeploymentId, DeploymentSeq, EventId, RequestId, RunId, Sequence, ThreadId};
+use crate::ids::{AutomationId, DeploymentId, DeploymentSeq, EventId, GoalId, RequestId, RunId, Sequence, ThreadId};
 use crate::status::{RunKind, RunStatus, RunTrigger, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

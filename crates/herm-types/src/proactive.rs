@@ -379,7 +379,7 @@ pub fn parse_duration_secs(s: &str) -> Option<u64> {
 /// Seconds as the shortest of `Ns`, `Nm`, `Nh`, `Nd`.
 pub fn format_duration_secs(secs: u64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs % size == 0 {
+        if secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

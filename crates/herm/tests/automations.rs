@@ -38,7 +38,10 @@ async fn schedules_are_read_echoed_and_edited_and_bad_ones_are_refused() {
     assert!(id.starts_with("auto_"));
 
     for (body, says) in [
-        (json!({"name": "n", "schedule": "every Monday at nine-ish", "instructions": "i"}), "understood `every monday at` but not `nine-ish`"),
+        (
+            json!({"name": "n", "schedule": "every Monday at nine-ish", "instructions": "i"}),
+            "understood `every monday at` but not `nine-ish`",
+        ),
         (json!({"name": "n", "schedule": "every 7 minutes", "instructions": "i"}), "understood `every`"),
         (json!({"name": "n", "schedule": "0 9 * * 1", "timezone": "Mars/Olympus", "instructions": "i"}), "time zone"),
         (json!({"name": "n", "instructions": "i"}), "needs a `schedule`"),
@@ -49,7 +52,8 @@ async fn schedules_are_read_echoed_and_edited_and_bad_ones_are_refused() {
         assert_eq!((s, v["code"].as_str()), (400, Some("validation_error")), "{body}: {v}");
         assert!(v["detail"].as_str().unwrap().contains(says), "{body}: {v}");
     }
-    let (s, v) = env.herm.post(&autos(&env), &json!({"name": "n", "schedule": "hourly", "instructions": "i", "bogus": 1})).await;
+    let (s, v) =
+        env.herm.post(&autos(&env), &json!({"name": "n", "schedule": "hourly", "instructions": "i", "bogus": 1})).await;
     assert_eq!(s, 400, "{v}");
 
     // Edits are conditional: a stale If-Match is refused; the schedule is read again.
@@ -60,7 +64,10 @@ async fn schedules_are_read_echoed_and_edited_and_bad_ones_are_refused() {
         .await;
     assert_eq!((s, v["code"].as_str()), (412, Some("precondition_failed")), "{v}");
     let p = env.herm.ok("PATCH", &url, &json!({"schedule": "every weekday at 17:30", "timezone": "UTC"}), 200).await;
-    assert_eq!((p["cron"].as_str(), p["description"].as_str()), (Some("30 17 * * 1-5"), Some("every weekday (Monday to Friday) at 17:30 (UTC)")));
+    assert_eq!(
+        (p["cron"].as_str(), p["description"].as_str()),
+        (Some("30 17 * * 1-5"), Some("every weekday (Monday to Friday) at 17:30 (UTC)"))
+    );
     let p = env.herm.ok("POST", &format!("{url}/pause"), &json!({}), 200).await;
     assert_eq!((p["enabled"].as_bool(), p["next_run_at"].as_str()), (Some(false), None), "{p}");
     let p = env.herm.ok("POST", &format!("{url}/resume"), &json!({}), 200).await;
@@ -68,7 +75,8 @@ async fn schedules_are_read_echoed_and_edited_and_bad_ones_are_refused() {
     let list = env.herm.ok("GET", &autos(&env), &Value::Null, 200).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     let log = env.herm.thread_log(&env.thread).await;
-    let states: Vec<&str> = log.iter().filter(|e| e["type"] == "automation_status").map(|e| e["status"].as_str().unwrap()).collect();
+    let states: Vec<&str> =
+        log.iter().filter(|e| e["type"] == "automation_status").map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(states, ["paused", "resumed"]);
 
     let (s, _) = env.herm.request("DELETE", &url, Some(&env.herm.admin_key.clone()), None).await;
@@ -88,7 +96,8 @@ async fn every_slot_fires_exactly_once_across_kill_9_and_restarts() {
     let clock = clock_dir.path().join("clock");
     let t0 = chrono::DateTime::parse_from_rfc3339("2030-01-07T08:00:30Z").unwrap().with_timezone(&chrono::Utc);
     set_clock(&clock, t0);
-    let config = CONFIG.replace("[engine]\n", &format!("[engine]\ntest_clock_file = {:?}\n", clock.display().to_string()));
+    let config =
+        CONFIG.replace("[engine]\n", &format!("[engine]\ntest_clock_file = {:?}\n", clock.display().to_string()));
     let script = (0..40).map(|i| Reply::text(&[&format!("done {i}")])).collect();
     let mut env = setup_with(script, Wire::OpenAi, json!({}), &config).await;
     let a = env
@@ -106,7 +115,8 @@ async fn every_slot_fires_exactly_once_across_kill_9_and_restarts() {
         tokio::time::sleep(Duration::from_millis(*wait)).await;
         env.herm.kill9().await;
         env.herm.restart().await;
-        let slot = (t0 + chrono::Duration::seconds(minute * 60 - 30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let slot =
+            (t0 + chrono::Duration::seconds(minute * 60 - 30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         wait_for_slot(&env, &id, &slot).await;
     }
     // Down for five slots: the latest one runs (it is on time), the four before are skipped.
@@ -155,7 +165,11 @@ async fn wait_for_slot(env: &Env, id: &str, slot: &str) -> Value {
             let run = f["run_id"].as_str().unwrap();
             let r = env.herm.wait_run(&env.dep, run, Duration::from_secs(20)).await;
             assert_eq!(r["status"], "completed", "{r}");
-            assert_eq!((r["kind"].as_str(), r["trigger"]["automation_id"].as_str()), (Some("automation"), Some(id)), "{r}");
+            assert_eq!(
+                (r["kind"].as_str(), r["trigger"]["automation_id"].as_str()),
+                (Some("automation"), Some(id)),
+                "{r}"
+            );
             return f.clone();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -169,7 +183,12 @@ async fn an_automation_run_waits_for_approval_like_any_run_and_new_threads_are_i
     let env = setup(script, Wire::Anthropic, json!({"tool_policies": {"record": "always_ask"}})).await;
     let a = env
         .herm
-        .ok("POST", &autos(&env), &json!({"name": "nightly", "schedule": "daily at 3am", "instructions": "Record one entry."}), 201)
+        .ok(
+            "POST",
+            &autos(&env),
+            &json!({"name": "nightly", "schedule": "daily at 3am", "instructions": "Record one entry."}),
+            201,
+        )
         .await;
     let url = format!("{}/{}", autos(&env), a["automation_id"].as_str().unwrap());
     let fired = env.herm.ok("POST", &format!("{url}/run"), &json!({}), 202).await;
@@ -199,15 +218,29 @@ async fn an_automation_run_waits_for_approval_like_any_run_and_new_threads_are_i
     assert_eq!(env.connector.calls(), 1);
     let got = env.herm.ok("GET", &url, &Value::Null, 200).await;
     assert_eq!(got["recent_runs"][0]["run_id"], run, "{got}");
-    assert_eq!((got["recent_runs"][0]["source"].as_str(), got["recent_runs"][0]["status"].as_str()), (Some("manual"), Some("fired")));
+    assert_eq!(
+        (got["recent_runs"][0]["source"].as_str(), got["recent_runs"][0]["status"].as_str()),
+        (Some("manual"), Some("fired"))
+    );
 
     // `thread_id: "new"`: a fresh thread per firing.
     env.herm.ok("PATCH", &url, &json!({"thread_id": "new"}), 200).await;
     let one = env.herm.ok("POST", &format!("{url}/run"), &json!({}), 202).await;
     assert_ne!(one["thread_id"], env.thread.as_str());
-    let r = env.herm.ok("GET", &format!("/v1/deployments/{}/runs/{}", env.dep, one["run_id"].as_str().unwrap()), &Value::Null, 200).await;
+    let r = env
+        .herm
+        .ok("GET", &format!("/v1/deployments/{}/runs/{}", env.dep, one["run_id"].as_str().unwrap()), &Value::Null, 200)
+        .await;
     assert_eq!(r["thread_id"], one["thread_id"]);
-    let thread = env.herm.ok("GET", &format!("/v1/deployments/{}/threads/{}", env.dep, one["thread_id"].as_str().unwrap()), &Value::Null, 200).await;
+    let thread = env
+        .herm
+        .ok(
+            "GET",
+            &format!("/v1/deployments/{}/threads/{}", env.dep, one["thread_id"].as_str().unwrap()),
+            &Value::Null,
+            200,
+        )
+        .await;
     assert_eq!(thread["title"], "nightly");
 }
 
@@ -216,7 +249,12 @@ async fn a_webhook_trigger_needs_its_token_and_fires_once_per_delivery() {
     let env = setup(vec![Reply::text(&["Order handled."])], Wire::Anthropic, json!({})).await;
     let a = env
         .herm
-        .ok("POST", &autos(&env), &json!({"name": "orders", "trigger": {"type": "webhook"}, "instructions": "Handle the new order."}), 201)
+        .ok(
+            "POST",
+            &autos(&env),
+            &json!({"name": "orders", "trigger": {"type": "webhook"}, "instructions": "Handle the new order."}),
+            201,
+        )
         .await;
     let token = a["trigger"]["token"].as_str().unwrap().to_owned();
     let url = a["trigger"]["url"].as_str().unwrap().to_owned();
@@ -242,7 +280,10 @@ async fn a_webhook_trigger_needs_its_token_and_fires_once_per_delivery() {
     assert_eq!(fs.len(), 1);
     assert_eq!(fs[0]["source"], "webhook");
     // The token is a secret: never echoed again, never logged.
-    let got = env.herm.ok("GET", &format!("{}/{}", autos(&env), a["automation_id"].as_str().unwrap()), &Value::Null, 200).await;
+    let got = env
+        .herm
+        .ok("GET", &format!("{}/{}", autos(&env), a["automation_id"].as_str().unwrap()), &Value::Null, 200)
+        .await;
     assert!(got["trigger"]["token"].is_null() && !got.to_string().contains(&token), "{got}");
     assert!(!env.herm.log_text().contains(&token));
     // Not JSON: 400.
@@ -256,7 +297,12 @@ async fn an_automation_whose_runs_keep_failing_pauses_itself() {
     let env = setup(vec![Reply::text(&["never"]).fail_first(400, 1000)], Wire::Anthropic, json!({})).await;
     let a = env
         .herm
-        .ok("POST", &autos(&env), &json!({"name": "doomed", "schedule": "hourly", "instructions": "Try.", "max_consecutive_failures": 2}), 201)
+        .ok(
+            "POST",
+            &autos(&env),
+            &json!({"name": "doomed", "schedule": "hourly", "instructions": "Try.", "max_consecutive_failures": 2}),
+            201,
+        )
         .await;
     let url = format!("{}/{}", autos(&env), a["automation_id"].as_str().unwrap());
     for _ in 0..2 {
@@ -294,10 +340,14 @@ async fn the_agent_creates_an_automation_in_chat_after_approval() {
     ];
     let env = setup(script, Wire::OpenAi, json!({})).await;
     let tools = env.herm.ok("GET", &format!("/v1/deployments/{}/tools", env.dep), &Value::Null, 200).await;
-    let perm = |n: &str| tools["data"].as_array().unwrap().iter().find(|t| t["name"] == n).map(|t| t["permission"].clone());
+    let perm =
+        |n: &str| tools["data"].as_array().unwrap().iter().find(|t| t["name"] == n).map(|t| t["permission"].clone());
     assert_eq!(perm("create_automation"), Some(json!("always_ask")), "{tools}");
     assert_eq!(perm("list_automations"), Some(json!("always_allow")));
-    let run = env.send("Every weekday at 5:30pm New York time, send me the report.").await["run_id"].as_str().unwrap().to_owned();
+    let run = env.send("Every weekday at 5:30pm New York time, send me the report.").await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut pending = Value::Null;
     for _ in 0..200 {
         let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{}", env.dep, env.thread)).await;

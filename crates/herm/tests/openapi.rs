@@ -29,6 +29,16 @@ async fn openapi_document_covers_the_api() {
         "/v1/deployments/{deployment_id}/events",
         "/v1/threads/{thread_id}/events",
         "/v1/threads/{thread_id}/events/stream",
+        "/v1/deployments/{deployment_id}/automations",
+        "/v1/deployments/{deployment_id}/automations/{automation_id}",
+        "/v1/deployments/{deployment_id}/automations/{automation_id}/run",
+        "/v1/deployments/{deployment_id}/automations/{automation_id}/pause",
+        "/v1/deployments/{deployment_id}/automations/{automation_id}/resume",
+        "/v1/deployments/{deployment_id}/automations/{automation_id}/firings",
+        "/v1/triggers/{automation_id}",
+        "/v1/deployments/{deployment_id}/goals",
+        "/v1/deployments/{deployment_id}/goals/{goal_id}",
+        "/v1/deployments/{deployment_id}/goals/{goal_id}/cancel",
     ] {
         assert!(paths.contains_key(p), "missing path {p}");
     }
@@ -43,10 +53,17 @@ async fn openapi_document_covers_the_api() {
         "UserEvent",
         "RunResponse",
         "SecretCreate",
+        "AutomationCreate",
+        "Automation",
+        "Firing",
+        "GoalCreate",
+        "Goal",
     ] {
         assert!(schemas.contains_key(s), "missing schema {s}: {:?}", schemas.keys().collect::<Vec<_>>());
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // A webhook trigger authenticates with its automation's token, not an API key.
+    assert_eq!(doc["paths"]["/v1/triggers/{automation_id}"]["post"]["security"], json!([{"trigger_token": []}]));
     // Every `{name}` of every path is a defined path parameter; every operation id is unique;
     // every error response is problem+json; query parameters are in the query.
     let mut ids = std::collections::HashSet::new();

@@ -49,8 +49,12 @@ pub(crate) fn plan_slots(
                 match policy {
                     MissedPolicy::All => SlotPlan::Fire,
                     MissedPolicy::Latest if !any_on_time && Some(*s) == latest_missed => SlotPlan::Fire,
-                    MissedPolicy::Latest => SlotPlan::Skip("missed; a later slot ran instead (missed_policy: latest)".into()),
-                    MissedPolicy::Skip => SlotPlan::Skip("missed while herm was not running (missed_policy: skip)".into()),
+                    MissedPolicy::Latest => {
+                        SlotPlan::Skip("missed; a later slot ran instead (missed_policy: latest)".into())
+                    }
+                    MissedPolicy::Skip => {
+                        SlotPlan::Skip("missed while herm was not running (missed_policy: skip)".into())
+                    }
                 }
             };
             (*s, plan)
@@ -97,7 +101,9 @@ impl Engine {
         for (slot, plan) in plan_slots(&slots, total, now, rec.spec.missed_policy) {
             let key = slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let result = match plan {
-                SlotPlan::Fire => self.fire_automation(&rec, FiringSource::Schedule, key, Some(slot), None).await.map(|_| ()),
+                SlotPlan::Fire => {
+                    self.fire_automation(&rec, FiringSource::Schedule, key, Some(slot), None).await.map(|_| ())
+                }
                 SlotPlan::Skip(reason) => self.skip(&rec, FiringSource::Schedule, key, Some(slot), reason).await,
             };
             match result {
@@ -206,7 +212,8 @@ impl Engine {
             thread_id: None,
             reason: None,
         };
-        match self.submit(&thread, dep.spec.busy_policy, content, Vec::new(), &origin, Some(Once::Firing(firing))).await {
+        match self.submit(&thread, dep.spec.busy_policy, content, Vec::new(), &origin, Some(Once::Firing(firing))).await
+        {
             Ok(s) => Ok(FiredRun { run_id: s.run_id, thread_id: thread }),
             Err(Error::Store(herm_store::Error::Duplicate)) => {
                 self.fired_before(&rec.id, &key).await?.ok_or(Error::Conflict("the firing was skipped".into()))
@@ -262,10 +269,15 @@ impl Engine {
         let Some(id) = run.trigger.as_ref().and_then(|t| t.automation_id.as_deref()) else { return };
         let Ok(id) = AutomationId::parse(id) else { return };
         let Ok(Some(rec)) = self.store().get_automation(&id).await else { return };
-        if rec.enabled && run.status == RunStatus::Error && matches!(self.consecutive_failures_reached(&rec).await, Ok(true)) {
+        if rec.enabled
+            && run.status == RunStatus::Error
+            && matches!(self.consecutive_failures_reached(&rec).await, Ok(true))
+        {
             let code = run.error.as_ref().map(|e| e.code.clone()).unwrap_or_default();
-            let reason =
-                format!("paused after {} consecutive failed runs (last error: {code})", rec.spec.max_consecutive_failures);
+            let reason = format!(
+                "paused after {} consecutive failed runs (last error: {code})",
+                rec.spec.max_consecutive_failures
+            );
             self.pause_for(&rec, reason).await;
         }
     }
@@ -288,12 +300,7 @@ impl Engine {
     ) {
         let Ok(rec) = self.automation_record(dep, id).await else { return };
         let Ok(d) = self.deployment(dep).await else { return };
-        let thread = rec
-            .spec
-            .thread_id
-            .as_deref()
-            .and_then(|t| ThreadId::parse(t).ok())
-            .unwrap_or(d.default_thread_id);
+        let thread = rec.spec.thread_id.as_deref().and_then(|t| ThreadId::parse(t).ok()).unwrap_or(d.default_thread_id);
         let ev = NewEvent::new(None, EventKind::AutomationStatus { automation_id: id.clone(), status, reason });
         if let Err(e) = self.store().append(herm_store::Append::new(thread, vec![ev])).await {
             tracing::warn!(automation = %id, error = %e, "could not record the automation's status");

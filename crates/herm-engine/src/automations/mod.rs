@@ -38,7 +38,9 @@ impl Engine {
     pub async fn create_automation(&self, dep: &DeploymentId, body: AutomationCreate) -> Result<Created> {
         let d = self.deployment(dep).await?;
         if !d.spec.features.automations {
-            return Err(Error::Conflict("automations are turned off for this deployment (features.automations)".into()));
+            return Err(Error::Conflict(
+                "automations are turned off for this deployment (features.automations)".into(),
+            ));
         }
         let timezone = body.timezone.clone().unwrap_or_else(|| "UTC".into());
         let schedule = read_schedule(body.schedule.as_deref(), &timezone)?;
@@ -188,11 +190,8 @@ impl Engine {
 
     /// An automation of the deployment (another deployment's is not found).
     pub(crate) async fn automation_record(&self, dep: &DeploymentId, id: &AutomationId) -> Result<AutomationRecord> {
-        self.store()
-            .get_automation(id)
-            .await?
-            .filter(|a| &a.deployment_id == dep)
-            .ok_or(Error::NotFound("automation"))
+        self.deployment(dep).await?;
+        self.store().get_automation(id).await?.filter(|a| &a.deployment_id == dep).ok_or(Error::NotFound("automation"))
     }
 
     /// Computes a change from the current record and writes it at that record's revision,
@@ -286,7 +285,10 @@ impl Engine {
 }
 
 /// The next slot of an automation's schedule after `t`, if it has one.
-pub(crate) fn next_slot(rec: &AutomationRecord, t: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn next_slot(
+    rec: &AutomationRecord,
+    t: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     let cron = rec.spec.cron.as_deref()?;
     Schedule::parse(cron, &rec.spec.timezone).ok()?.next_after(t)
 }
@@ -294,7 +296,9 @@ pub(crate) fn next_slot(rec: &AutomationRecord, t: chrono::DateTime<chrono::Utc>
 fn read_schedule(text: Option<&str>, timezone: &str) -> Result<Option<Schedule>> {
     match text {
         None => {
-            timezone.trim().parse::<chrono_tz::Tz>()
+            timezone
+                .trim()
+                .parse::<chrono_tz::Tz>()
                 .map_err(|_| Error::Validation(format!("unknown time zone `{timezone}`")))?;
             Ok(None)
         }

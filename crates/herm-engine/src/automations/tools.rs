@@ -56,8 +56,20 @@ impl ToolSource for AutomationTools {
             Arc::new(Runner(Op::List)),
         );
         list.repeat_safe = true;
-        let pause = Tool::new("pause_automation", "Pause an automation (it stops firing until resumed).", id_schema.clone(), Origin::Builtin, Arc::new(Runner(Op::Pause)));
-        let mut delete = Tool::new("delete_automation", "Delete an automation and its history.", id_schema, Origin::Builtin, Arc::new(Runner(Op::Delete)));
+        let pause = Tool::new(
+            "pause_automation",
+            "Pause an automation (it stops firing until resumed).",
+            id_schema.clone(),
+            Origin::Builtin,
+            Arc::new(Runner(Op::Pause)),
+        );
+        let mut delete = Tool::new(
+            "delete_automation",
+            "Delete an automation and its history.",
+            id_schema,
+            Origin::Builtin,
+            Arc::new(Runner(Op::Delete)),
+        );
         delete.default_permission = ToolPermission::AlwaysAsk;
         Offer { tools: vec![create, list, pause, delete], unavailable: Vec::new() }
     }
@@ -89,8 +101,10 @@ impl ToolRunner for Runner {
             Op::List => engine.list_automations(dep, None, 100).await.map(|all| {
                 let rows: Vec<Value> = all
                     .into_iter()
-                    .map(|a| json!({"automation_id": a.automation_id, "name": a.name, "schedule": a.schedule, "cron": a.cron,
-                                    "description": a.description, "enabled": a.enabled, "next_run_at": a.next_run_at}))
+                    .map(|a| {
+                        json!({"automation_id": a.automation_id, "name": a.name, "schedule": a.schedule, "cron": a.cron,
+                                    "description": a.description, "enabled": a.enabled, "next_run_at": a.next_run_at})
+                    })
                     .collect();
                 json!(rows)
             }),

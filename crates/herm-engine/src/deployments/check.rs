@@ -118,10 +118,7 @@ mod tests {
             (serde_json::json!({"features": {"memory": true, "dreaming": false, "automations": true}}), vec![]),
             (serde_json::json!({"features": {"dreaming": true}}), vec!["features.dreaming"]),
             (serde_json::json!({"features": {"memory": false}}), vec!["features.memory"]),
-            (
-                serde_json::json!({"features": {"automations": false, "dreaming": true}}),
-                vec!["features.dreaming"],
-            ),
+            (serde_json::json!({"features": {"automations": false, "dreaming": true}}), vec!["features.dreaming"]),
             (serde_json::json!({"features": {"filesystem_webhooks": true, "steering": false}}), vec![]),
         ];
         for (v, want) in cases {

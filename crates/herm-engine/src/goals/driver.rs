@@ -13,6 +13,9 @@ use herm_types::config::BusyPolicy;
 use herm_types::proactive::*;
 use herm_types::*;
 
+/// Failed runs in a row after which a goal stops as `failed` (its model is not configured, its
+/// budget is spent: something a person must fix).
+const MAX_FAILED_RUNS: usize = 3;
 /// How often a goal with an active run is looked at, in case its end was not reported.
 const WATCH_SECS: i64 = 60;
 /// How long a goal waits for a busy thread (a person's run goes first).
@@ -27,6 +30,8 @@ pub(crate) enum Step {
     Judge { run: RunId, summary: String },
     /// The budget or the deadline is spent.
     Exhaust(String),
+    /// Its runs keep failing.
+    Fail(String),
     /// The agent asked to wait until then.
     WaitUntil(DateTime<Utc>),
     /// Pause between runs until then.
@@ -44,6 +49,11 @@ pub(crate) fn decide(g: &GoalRecord, runs: &[RunRecord], now: DateTime<Utc>) -> 
     }
     if let Some((run, summary)) = &g.state.claim {
         return Step::Judge { run: run.clone(), summary: summary.clone() };
+    }
+    let failed = runs.iter().rev().take_while(|r| r.status == RunStatus::Error).count();
+    if failed >= MAX_FAILED_RUNS {
+        let code = runs.last().and_then(|r| r.error.as_ref()).map(|e| e.code.as_str()).unwrap_or_default();
+        return Step::Fail(format!("{failed} runs in a row failed (last error: {code})"));
     }
     let cost = runs.iter().map(|r| r.usage.cost_usd).sum::<f64>() + g.state.judge_cost_usd;
     if g.spec.deadline_at.is_some_and(|d| d <= now) {
@@ -109,6 +119,10 @@ impl Engine {
                 self.set_goal_status(&g, GoalStatus::Exhausted, Some(reason)).await?;
                 Fired::Done
             }
+            Step::Fail(reason) => {
+                self.set_goal_status(&g, GoalStatus::Failed, Some(reason)).await?;
+                Fired::Done
+            }
             Step::WaitUntil(at) => {
                 self.set_goal_status(&g, GoalStatus::Waiting, Some(format!("waiting until {}", at.to_rfc3339())))
                     .await?;
@@ -150,7 +164,12 @@ impl Engine {
     }
 
     /// Moves the goal to `status` (with an event) if it is not there already.
-    pub(crate) async fn set_goal_status(&self, g: &GoalRecord, status: GoalStatus, reason: Option<String>) -> Result<()> {
+    pub(crate) async fn set_goal_status(
+        &self,
+        g: &GoalRecord,
+        status: GoalStatus,
+        reason: Option<String>,
+    ) -> Result<()> {
         if g.status == status && g.state.reason == reason {
             return Ok(());
         }
@@ -171,8 +190,8 @@ impl Engine {
         Ok(())
     }
 
-    /// A goal's run ended: look at the goal now.
-    pub(crate) async fn goal_run_ended(&self, run: &RunRecord) {
+    /// A goal's run ended or waits for a person: look at the goal now.
+    pub(crate) async fn goal_run_changed(&self, run: &RunRecord) {
         let Some(id) = run.trigger.as_ref().and_then(|t| t.goal_id.as_deref()) else { return };
         let Ok(id) = GoalId::parse(id) else { return };
         if let Err(e) = self.poke_goal(&id).await {

@@ -35,7 +35,9 @@ impl Engine {
                     Ok(_) | Err(herm_store::Error::Duplicate) => {}
                     Err(e) => return Err(e.into()),
                 }
-                self.recorded_verdict(g, run, &key).await?.ok_or(Error::Conflict("the verdict was not recorded".into()))?
+                self.recorded_verdict(g, run, &key)
+                    .await?
+                    .ok_or(Error::Conflict("the verdict was not recorded".into()))?
             }
         };
         let (result, feedback, cost) = verdict;
@@ -82,7 +84,8 @@ impl Engine {
     /// One model call with the deployment's model: the verdict, its feedback and cost.
     async fn ask_judge(&self, g: &GoalRecord, summary: &str) -> Result<(Verdict, String, f64)> {
         let dep = self.deployment(&g.deployment_id).await?;
-        let (_, resolved, key) = self.model_access(&dep).await?.map_err(|(code, why)| Error::Conflict(format!("{code}: {why}")))?;
+        let (_, resolved, key) =
+            self.model_access(&dep).await?.map_err(|(code, why)| Error::Conflict(format!("{code}: {why}")))?;
         let log = self.store().run_log(&g.thread_id).await?;
         let req = ModelRequest {
             model: resolved.model.clone(),
@@ -93,7 +96,8 @@ impl Engine {
         };
         let redactor = self.secrets().redactor(&dep.spec).await?;
         let mut on_delta = |_: &str| {};
-        let mut on_retry = |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "judge call failed; retrying");
+        let mut on_retry =
+            |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "judge call failed; retrying");
         let resp = call_with_retry(
             resolved.client.as_ref(),
             &req,
@@ -114,7 +118,11 @@ impl Engine {
 /// words and tool results on the goal's thread.
 fn judge_prompt(g: &GoalRecord, summary: &str, log: &[Event]) -> String {
     let mut p = format!("Objective: {}\n", g.spec.objective);
-    let _ = writeln!(p, "Done criteria: {}", g.spec.done_criteria.as_deref().unwrap_or("(none given: judge by the objective)"));
+    let _ = writeln!(
+        p,
+        "Done criteria: {}",
+        g.spec.done_criteria.as_deref().unwrap_or("(none given: judge by the objective)")
+    );
     let _ = writeln!(p, "\nThe agent's claim: {summary}");
     if !g.state.progress_notes.is_empty() {
         p.push_str("\nProgress notes:\n");
@@ -149,7 +157,13 @@ fn read_verdict(text: &str) -> (Verdict, String) {
     match result {
         Some("pass") => (Verdict::Pass, feedback.to_owned()),
         Some("needs_revision") => (Verdict::NeedsRevision, feedback.to_owned()),
-        _ => (Verdict::NeedsRevision, format!("the judge's answer could not be read as a verdict: {}", text.chars().take(500).collect::<String>())),
+        _ => (
+            Verdict::NeedsRevision,
+            format!(
+                "the judge's answer could not be read as a verdict: {}",
+                text.chars().take(500).collect::<String>()
+            ),
+        ),
     }
 }
 
@@ -161,7 +175,11 @@ mod tests {
     fn verdicts_are_read_strictly() {
         let cases = [
             (r#"{"result": "pass", "feedback": "all criteria met"}"#, Verdict::Pass, "all criteria met"),
-            ("Sure! ```json\n{\"result\":\"needs_revision\",\"feedback\":\"no approval\"}\n```", Verdict::NeedsRevision, "no approval"),
+            (
+                "Sure! ```json\n{\"result\":\"needs_revision\",\"feedback\":\"no approval\"}\n```",
+                Verdict::NeedsRevision,
+                "no approval",
+            ),
             (r#"{"result": "PASS"}"#, Verdict::NeedsRevision, "the judge's answer could not be read"),
             ("looks good to me", Verdict::NeedsRevision, "the judge's answer could not be read"),
         ];

@@ -45,9 +45,9 @@ impl Engine {
         }
         let check_every_secs = match body.check_every.as_deref() {
             None => DEFAULT_CHECK_EVERY_SECS,
-            Some(s) => parse_duration_secs(s)
-                .filter(|v| *v <= 30 * 86_400)
-                .ok_or_else(|| Error::Validation("`check_every` is a duration such as `30s`, `15m`, `1h` (at most 30d)".into()))?,
+            Some(s) => parse_duration_secs(s).filter(|v| *v <= 30 * 86_400).ok_or_else(|| {
+                Error::Validation("`check_every` is a duration such as `30s`, `15m`, `1h` (at most 30d)".into())
+            })?,
         };
         if body.deadline_at.is_some_and(|t| t <= self.now()) {
             return Err(Error::Validation("`deadline_at` is in the past".into()));
@@ -124,6 +124,7 @@ impl Engine {
     }
 
     pub(crate) async fn goal_record(&self, dep: &DeploymentId, id: &GoalId) -> Result<GoalRecord> {
+        self.deployment(dep).await?;
         self.store().get_goal(id).await?.filter(|g| &g.deployment_id == dep).ok_or(Error::NotFound("goal"))
     }
 

@@ -37,7 +37,12 @@ impl ToolSource for GoalTools {
         let text = |k: &str| json!({"type": "object", "properties": {k: {"type": "string"}}, "required": [k]});
         Offer {
             tools: vec![
-                tool("goal_progress", "Record progress on the goal you are working on (the next runs and the judge see it).", text("note"), Op::Progress),
+                tool(
+                    "goal_progress",
+                    "Record progress on the goal you are working on (the next runs and the judge see it).",
+                    text("note"),
+                    Op::Progress,
+                ),
                 tool(
                     "goal_wait",
                     "Nothing more can be done on the goal until later: no run starts before `until` (RFC 3339) or \
@@ -45,7 +50,12 @@ impl ToolSource for GoalTools {
                     json!({"type": "object", "properties": {"until": {"type": "string"}, "for": {"type": "string"}, "reason": {"type": "string"}}}),
                     Op::Wait,
                 ),
-                tool("goal_done", "Claim the goal is done, with a summary of the evidence; a judge checks it against the done criteria.", text("summary"), Op::Done),
+                tool(
+                    "goal_done",
+                    "Claim the goal is done, with a summary of the evidence; a judge checks it against the done criteria.",
+                    text("summary"),
+                    Op::Done,
+                ),
             ],
             unavailable: Vec::new(),
         }
@@ -87,10 +97,15 @@ impl Runner {
         let now = engine.now();
         match self.0 {
             Op::Progress => {
-                let note = text("note").ok_or_else(|| Error::Validation(format!("`note` is 1 to {MAX_TEXT} characters")))?;
+                let note =
+                    text("note").ok_or_else(|| Error::Validation(format!("`note` is 1 to {MAX_TEXT} characters")))?;
                 engine
                     .edit_goal(&cx.dep.id, &goal, None, |g| {
-                        g.state.progress_notes.push(ProgressNote { note: note.clone(), run_id: Some(run.clone()), created_at: now });
+                        g.state.progress_notes.push(ProgressNote {
+                            note: note.clone(),
+                            run_id: Some(run.clone()),
+                            created_at: now,
+                        });
                         let excess = g.state.progress_notes.len().saturating_sub(MAX_NOTES);
                         g.state.progress_notes.drain(..excess);
                         Ok(())
@@ -104,7 +119,8 @@ impl Runner {
                         .map(|t| t.with_timezone(&chrono::Utc))
                         .map_err(|_| Error::Validation("`until` is an RFC 3339 time".into()))?,
                     (None, Some(f)) => {
-                        let secs = parse_duration_secs(&f).ok_or_else(|| Error::Validation("`for` is a duration such as `2h`".into()))?;
+                        let secs = parse_duration_secs(&f)
+                            .ok_or_else(|| Error::Validation("`for` is a duration such as `2h`".into()))?;
                         now + chrono::Duration::seconds(secs.min(365 * 86_400) as i64)
                     }
                     (None, None) => return Err(Error::Validation("give `until` or `for`".into())),
@@ -118,7 +134,8 @@ impl Runner {
                 Ok(format!("no run of this goal starts before {}; end this run now", until.to_rfc3339()))
             }
             Op::Done => {
-                let summary = text("summary").ok_or_else(|| Error::Validation(format!("`summary` is 1 to {MAX_TEXT} characters")))?;
+                let summary = text("summary")
+                    .ok_or_else(|| Error::Validation(format!("`summary` is 1 to {MAX_TEXT} characters")))?;
                 engine
                     .edit_goal(&cx.dep.id, &goal, None, |g| {
                         g.state.claim = Some((run.clone(), summary.clone()));

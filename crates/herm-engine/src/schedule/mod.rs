@@ -37,7 +37,8 @@ impl Schedule {
             return Err(Refused("a schedule is 1 to 200 characters".into()));
         }
         let (cron, what) = if looks_like_cron(text) {
-            let pattern = Cron::from_str(text).map_err(|e| Refused(format!("invalid cron expression `{text}`: {e}")))?;
+            let pattern =
+                Cron::from_str(text).map_err(|e| Refused(format!("invalid cron expression `{text}`: {e}")))?;
             (text.to_owned(), pattern.describe())
         } else {
             let read = grammar::read(text).map_err(|e| Refused(e.to_string()))?;

@@ -156,7 +156,7 @@ impl Driver<'_> {
                     let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
                     let ev = status(&self.log, &run, RunStatus::Completed, None, Some(usage));
                     let flow = self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?;
-                    self.ended(&run).await;
+                    self.status_changed(&run).await;
                     flow
                 }
                 Next::Fail { code, message } => self.fail(&run, code, message).await?,
@@ -206,15 +206,17 @@ impl Driver<'_> {
         tracing::info!(run = %run, code, "run failed");
         let usage = machine::run_usage(&self.log, run);
         let err = RunError { code: code.into(), message };
-        let flow = self.append(run, vec![status(&self.log, run, RunStatus::Error, Some(err), Some(usage))], vec![]).await?;
-        self.ended(run).await;
+        let flow =
+            self.append(run, vec![status(&self.log, run, RunStatus::Error, Some(err), Some(usage))], vec![]).await?;
+        self.status_changed(run).await;
         Ok(flow)
     }
 
-    /// Tells the proactive loops that one of their runs ended (a user's run concerns none).
-    async fn ended(&self, run: &RunId) {
+    /// Tells the proactive loops that one of their runs ended or waits for a person (a
+    /// user's run concerns none).
+    async fn status_changed(&self, run: &RunId) {
         if machine::run_origin(&self.log, run).0 != RunKind::User {
-            self.engine.run_ended(run).await;
+            self.engine.run_status_changed(run).await;
         }
     }
 

@@ -5,10 +5,10 @@
 //! commit.
 
 use super::{Appended, Driver, Flow};
+use crate::Result;
 use crate::machine::records;
 use crate::providers::ResolvedModel;
 use crate::tools::ToolSet;
-use crate::Result;
 use herm_llm::{ModelRequest, ToolSpec, call_with_retry};
 use herm_store::DeploymentRecord;
 use herm_store::vault::SecretValue;

@@ -88,7 +88,11 @@ impl Driver<'_> {
         if waiting {
             events.push(status(&self.log, run, RunStatus::WaitingOnHuman, None, None));
         }
-        self.append(run, events, vec![]).await
+        let flow = self.append(run, events, vec![]).await?;
+        if waiting {
+            self.status_changed(run).await;
+        }
+        Ok(flow)
     }
 
     /// A denied call: the model is told, in the user's words if they gave any.

@@ -171,7 +171,7 @@ fn links(doc: &mut Value) {
     let link = |method: &str, path: &str, params: Value| json!({"operationId": operation_id(method, path), "parameters": params});
     let d = "/v1/deployments/{deployment_id}";
     let dep = json!({"deployment_id": "$response.body#/deployment_id"});
-    let sets: [(&str, &str, &str, Value); 6] = [
+    let sets: [(&str, &str, &str, Value); 8] = [
         (
             "/v1/deployments",
             "post",
@@ -186,6 +186,8 @@ fn links(doc: &mut Value) {
                 "CreateThread": link("post", &format!("{d}/threads"), dep.clone()),
                 "ListFiles": link("get", &format!("{d}/files"), dep.clone()),
                 "ListTools": link("get", &format!("{d}/tools"), dep.clone()),
+                "CreateAutomation": link("post", &format!("{d}/automations"), dep.clone()),
+                "CreateGoal": link("post", &format!("{d}/goals"), dep.clone()),
                 "DeleteDeployment": link("delete", d, dep),
             }),
         ),
@@ -213,6 +215,26 @@ fn links(doc: &mut Value) {
                 "GetSkill": link("get", &format!("{d}/skills/{{skill_id}}"), skill.clone()),
                 "ReplaceSkill": link("put", &format!("{d}/skills/{{skill_id}}"), skill.clone()),
                 "DeleteSkill": link("delete", &format!("{d}/skills/{{skill_id}}"), skill),
+            })
+        }),
+        ("/v1/deployments/{deployment_id}/automations", "post", "201", {
+            let a = json!({"deployment_id": "$request.path.deployment_id", "automation_id": "$response.body#/automation_id"});
+            let at = |suffix: &str| format!("{d}/automations/{{automation_id}}{suffix}");
+            json!({
+                "GetAutomation": link("get", &at(""), a.clone()),
+                "PatchAutomation": link("patch", &at(""), a.clone()),
+                "RunAutomation": link("post", &at("/run"), a.clone()),
+                "PauseAutomation": link("post", &at("/pause"), a.clone()),
+                "ResumeAutomation": link("post", &at("/resume"), a.clone()),
+                "ListFirings": link("get", &at("/firings"), a.clone()),
+                "DeleteAutomation": link("delete", &at(""), a),
+            })
+        }),
+        ("/v1/deployments/{deployment_id}/goals", "post", "201", {
+            let g = json!({"deployment_id": "$request.path.deployment_id", "goal_id": "$response.body#/goal_id"});
+            json!({
+                "GetGoal": link("get", &format!("{d}/goals/{{goal_id}}"), g.clone()),
+                "CancelGoal": link("post", &format!("{d}/goals/{{goal_id}}/cancel"), g),
             })
         }),
         (

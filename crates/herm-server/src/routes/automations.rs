@@ -193,7 +193,12 @@ pub async fn firings(
 #[utoipa::path(post, path = "/v1/triggers/{automation_id}", tag = "automations", request_body = Object,
     responses((status = 202, body = FiredRun), (status = 400, body = herm_types::api::Problem), (status = 401, body = herm_types::api::Problem), (status = 409, body = herm_types::api::Problem)),
     security(("trigger_token" = [])))]
-pub async fn trigger(State(st): State<AppState>, Path(auto): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<FiredRun>)> {
+pub async fn trigger(
+    State(st): State<AppState>,
+    Path(auto): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<FiredRun>)> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -124,8 +124,10 @@ impl ProactiveStore for SqliteStore {
 
     async fn get_automation(&self, id: &AutomationId) -> Result<Option<AutomationRecord>> {
         let id = id.to_string();
-        self.read(move |c| one(c, &format!("SELECT {AUTO_COLS} FROM automations WHERE id=?1"), [id], auto_row, auto_rec))
-            .await
+        self.read(move |c| {
+            one(c, &format!("SELECT {AUTO_COLS} FROM automations WHERE id=?1"), [id], auto_row, auto_rec)
+        })
+        .await
     }
 
     async fn list_automations(
@@ -257,7 +259,8 @@ impl ProactiveStore for SqliteStore {
 
     async fn get_goal(&self, id: &GoalId) -> Result<Option<GoalRecord>> {
         let id = id.to_string();
-        self.read(move |c| one(c, &format!("SELECT {GOAL_COLS} FROM goals WHERE id=?1"), [id], goal_row, goal_rec)).await
+        self.read(move |c| one(c, &format!("SELECT {GOAL_COLS} FROM goals WHERE id=?1"), [id], goal_row, goal_rec))
+            .await
     }
 
     async fn list_goals(&self, dep: &DeploymentId, before: Option<GoalId>, limit: usize) -> Result<Vec<GoalRecord>> {

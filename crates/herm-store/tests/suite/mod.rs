@@ -375,3 +375,118 @@ pub async fn run_kinds_and_costs(f: Fixture) {
     let later = now() + chrono::Duration::hours(1);
     assert_eq!(f.store.deployment_cost_since(&d.id, later).await.unwrap(), 0.0);
 }
+
+/// A firing is recorded with the append that starts its run, once: the same key again is
+/// refused as a duplicate and nothing of that second append is written. Automations and
+/// goals change only at the revision they were read at.
+pub async fn proactive_records_fire_once_and_change_conditionally(f: Fixture) {
+    use herm_types::proactive::*;
+    let d = deployment(f.store.as_ref()).await;
+    let at = now();
+    let auto = AutomationRecord {
+        id: AutomationId::new(),
+        deployment_id: d.id.clone(),
+        spec: AutomationSpec {
+            name: "n".into(),
+            instructions: "i".into(),
+            schedule: Some("hourly".into()),
+            cron: Some("0 * * * *".into()),
+            timezone: "UTC".into(),
+            thread_id: None,
+            missed_policy: MissedPolicy::Latest,
+            webhook: false,
+            max_consecutive_failures: 3,
+        },
+        enabled: true,
+        paused_reason: None,
+        token_hash: None,
+        revision: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    f.store.insert_automation(auto.clone()).await.unwrap();
+    let firing = |skipped: bool| NewFiring {
+        automation_id: auto.id.clone(),
+        key: "2030-01-01T00:00:00Z".into(),
+        slot_at: Some(at),
+        source: FiringSource::Schedule,
+        skipped,
+        run_id: None,
+        thread_id: None,
+        reason: None,
+    };
+    let thread = d.default_thread_id.clone();
+    let start = |run: &RunId| {
+        let mut a = Append::new(thread.clone(), vec![user(run, "tick"), status(run, RunStatus::Running)]);
+        a.new_run =
+            Some(NewRun { id: run.clone(), status: RunStatus::Running, kind: RunKind::Automation, trigger: None });
+        let mut fr = firing(false);
+        fr.run_id = Some(run.clone());
+        a.once = Some(Once::Firing(fr));
+        a
+    };
+    let (r1, r2) = (RunId::new(), RunId::new());
+    f.store.append(start(&r1)).await.unwrap();
+    assert!(matches!(f.store.append(start(&r2)).await, Err(Error::Duplicate)));
+    assert!(f.store.get_run(&r2).await.unwrap().is_none(), "the duplicate wrote nothing");
+    assert_eq!(f.store.thread_events(&thread, 0, 100).await.unwrap().len(), 2);
+    assert!(!f.store.insert_firing(firing(true)).await.unwrap(), "a skip cannot overwrite a firing");
+    let got = f.store.get_firing(&auto.id, "2030-01-01T00:00:00Z").await.unwrap().unwrap();
+    assert_eq!((got.firing.run_id, got.run_status), (Some(r1.clone()), Some(RunStatus::Running)));
+    assert_eq!(f.store.list_firings(&auto.id, 10).await.unwrap().len(), 1);
+
+    let mut paused = auto.clone();
+    paused.enabled = false;
+    assert_eq!(f.store.update_automation(&paused, 1).await.unwrap(), 2);
+    assert!(matches!(f.store.update_automation(&paused, 1).await, Err(Error::Stale)));
+    assert!(!f.store.get_automation(&auto.id).await.unwrap().unwrap().enabled);
+    assert!(matches!(f.store.delete_automation(&auto.id, Some(1)).await, Err(Error::Stale)));
+    f.store.delete_automation(&auto.id, Some(2)).await.unwrap();
+    assert!(matches!(f.store.delete_automation(&auto.id, None).await, Err(Error::NotFound)));
+    assert!(f.store.list_firings(&auto.id, 10).await.unwrap().is_empty());
+
+    let goal = GoalRecord {
+        id: GoalId::new(),
+        deployment_id: d.id.clone(),
+        thread_id: thread.clone(),
+        spec: GoalSpec {
+            objective: "o".into(),
+            done_criteria: None,
+            max_runs: 3,
+            max_cost_usd: None,
+            check_every_secs: 60,
+            deadline_at: None,
+        },
+        status: GoalStatus::Active,
+        state: GoalState::default(),
+        revision: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    f.store.insert_goal(goal.clone()).await.unwrap();
+    assert!(f.store.has_open_goal(&d.id).await.unwrap());
+    let mut done = goal.clone();
+    done.status = GoalStatus::Done;
+    assert_eq!(f.store.update_goal(&done, 1).await.unwrap(), 2);
+    assert!(matches!(f.store.update_goal(&done, 1).await, Err(Error::Stale)));
+    assert!(!f.store.has_open_goal(&d.id).await.unwrap());
+    // A goal's runs are found by their trigger; a Once::Key is recorded once.
+    let g_run = RunId::new();
+    f.store.append(Append::new(thread.clone(), vec![status(&r1, RunStatus::Completed)])).await.unwrap();
+    let mut a = Append::new(thread.clone(), vec![user(&g_run, "work"), status(&g_run, RunStatus::Running)]);
+    a.new_run = Some(NewRun {
+        id: g_run.clone(),
+        status: RunStatus::Running,
+        kind: RunKind::Goal,
+        trigger: Some(RunTrigger { goal_id: Some(goal.id.to_string()), ..Default::default() }),
+    });
+    a.once = Some(Once::Key { key: format!("goal:{}:run:1", goal.id), run_id: Some(g_run.clone()) });
+    f.store.append(a.clone()).await.unwrap();
+    assert!(matches!(f.store.append(a).await, Err(Error::Duplicate)));
+    assert_eq!(
+        f.store.goal_runs(&goal.id).await.unwrap().iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        vec![g_run.clone()]
+    );
+    assert_eq!(f.store.once_run(&format!("goal:{}:run:1", goal.id)).await.unwrap(), Some(Some(g_run)));
+    assert_eq!(f.store.once_run("goal:none").await.unwrap(), None);
+}

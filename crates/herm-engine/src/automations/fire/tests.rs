@@ -16,8 +16,18 @@ fn plans(slots: &[&str], total: usize, now: &str, policy: MissedPolicy) -> Vec<(
 fn slots_follow_the_missed_policy() {
     let three = ["2026-12-07T09:00:00Z", "2026-12-07T10:00:00Z", "2026-12-07T11:00:00Z"];
     let cases: [(&str, MissedPolicy, &str, [bool; 3]); 7] = [
-        ("on time: the last slot fires, the missed ones follow latest", MissedPolicy::Latest, "2026-12-07T11:00:30Z", [false, false, true]),
-        ("none on time: only the latest missed fires", MissedPolicy::Latest, "2026-12-07T12:30:00Z", [false, false, true]),
+        (
+            "on time: the last slot fires, the missed ones follow latest",
+            MissedPolicy::Latest,
+            "2026-12-07T11:00:30Z",
+            [false, false, true],
+        ),
+        (
+            "none on time: only the latest missed fires",
+            MissedPolicy::Latest,
+            "2026-12-07T12:30:00Z",
+            [false, false, true],
+        ),
         ("skip: missed ones never fire", MissedPolicy::Skip, "2026-12-07T12:30:00Z", [false, false, false]),
         ("skip: the on-time one still fires", MissedPolicy::Skip, "2026-12-07T11:00:59Z", [false, false, true]),
         ("all: everything fires", MissedPolicy::All, "2026-12-07T12:30:00Z", [true, true, true]),
@@ -60,10 +70,22 @@ fn failures_are_counted_in_a_row_from_the_newest() {
     use RunStatus::*;
     let cases: [(&str, Vec<FiringRecord>, u32); 5] = [
         ("none", vec![], 0),
-        ("two errors then a success", vec![firing(false, Some(Error)), firing(false, Some(Error)), firing(false, Some(Completed))], 2),
+        (
+            "two errors then a success",
+            vec![firing(false, Some(Error)), firing(false, Some(Error)), firing(false, Some(Completed))],
+            2,
+        ),
         ("a success first", vec![firing(false, Some(Completed)), firing(false, Some(Error))], 0),
-        ("skipped and running firings are passed over", vec![firing(false, Some(Running)), firing(true, None), firing(false, Some(Error))], 1),
-        ("an interrupted run breaks the row", vec![firing(false, Some(Error)), firing(false, Some(Interrupted)), firing(false, Some(Error))], 1),
+        (
+            "skipped and running firings are passed over",
+            vec![firing(false, Some(Running)), firing(true, None), firing(false, Some(Error))],
+            1,
+        ),
+        (
+            "an interrupted run breaks the row",
+            vec![firing(false, Some(Error)), firing(false, Some(Interrupted)), firing(false, Some(Error))],
+            1,
+        ),
     ];
     for (what, firings, want) in cases {
         assert_eq!(consecutive_failures(&firings), want, "{what}");
