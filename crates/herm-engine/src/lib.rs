@@ -243,6 +243,10 @@ struct Inner {
     usage: Arc<sandboxes::Usage>,
     shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
+    /// Wakes the timer loop when a timer is set (it may be due before the loop's next look).
+    timer_wake: tokio::sync::Notify,
+    /// Threads given runs by timer handlers, woken when their batch is fired.
+    deferred_wakes: Mutex<Vec<ThreadId>>,
 }
 
 impl Engine {
@@ -281,6 +285,8 @@ impl Engine {
                 usage: Arc::default(),
                 shutdown: CancellationToken::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
+                timer_wake: tokio::sync::Notify::new(),
+                deferred_wakes: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -319,7 +325,8 @@ impl Engine {
         }
     }
 
-    /// Resumes what the log says is unfinished and starts the background scanner.
+    /// Resumes what the log says is unfinished and starts the background scanner and the
+    /// timer loop.
     pub async fn start(&self) -> Result<()> {
         if self.inner.opts.reclaim_own_leases {
             let n = self.inner.store.release_leases_with_prefix(&format!("{}:", self.inner.opts.node_id)).await?;
@@ -332,6 +339,8 @@ impl Engine {
             self.provision(dep);
         }
         self.scan().await?;
+        let timers = self.clone();
+        self.inner.tasks.spawn(async move { timers.timer_loop().await });
         let me = self.clone();
         self.inner.tasks.spawn(async move {
             let mut tick = tokio::time::interval(me.inner.opts.scan_interval);
@@ -341,9 +350,6 @@ impl Engine {
                     _ = tick.tick() => {
                         if let Err(e) = me.scan().await {
                             tracing::warn!(error = %e, "scan for runnable threads failed");
-                        }
-                        if let Err(e) = me.fire_due_timers().await {
-                            tracing::warn!(error = %e, "firing due timers failed");
                         }
                         me.inner.mcp.close_idle();
                     }

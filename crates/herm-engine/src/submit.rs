@@ -17,6 +17,9 @@ use herm_types::*;
 pub struct Origin {
     pub kind: RunKind,
     pub trigger: Option<RunTrigger>,
+    /// Submitted by a timer handler: the worker is started when the timer loop's batch is
+    /// fired (a thousand slots due at once are all started first, then worked on).
+    pub from_timer: bool,
 }
 
 /// What became of a submitted message.
@@ -146,7 +149,12 @@ impl Engine {
         if out.disposition == Disposition::Interrupted {
             self.cancel_worker(thread);
         }
-        self.wake(thread.clone());
+        if origin.from_timer {
+            // The timer loop starts the workers once its batch is fired.
+            self.inner.deferred_wakes.lock().push(thread.clone());
+        } else {
+            self.wake(thread.clone());
+        }
         Ok(out)
     }
 

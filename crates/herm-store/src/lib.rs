@@ -222,4 +222,6 @@ pub trait TimerStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// The timer, if set.
     async fn get_timer(&self, key: &str) -> Result<Option<ClaimedTimer>>;
+    /// The earliest due time of a timer nobody holds (so the scheduler can sleep until it).
+    async fn next_due_at(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
 }

@@ -35,6 +35,13 @@ pub struct BenchArgs {
     /// scripts/mcp-peers.sh), with this many calls per side and transport.
     #[arg(long)]
     mcp: Option<usize>,
+    /// Instead: the scheduler — the trigger jitter of this many automations due in the same
+    /// minute, then its idle cost with `--idle-automations` enabled automations.
+    #[arg(long)]
+    schedules: Option<usize>,
+    /// With `--schedules`: enabled automations (not due) for the idle-cost measurement.
+    #[arg(long, default_value_t = 100_000)]
+    idle_automations: usize,
 }
 
 /// A model that answers instantly: a tool call until the run has `steps - 1` results, then
@@ -204,6 +211,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.mcp {
         return crate::bench_mcp::run(n.max(10)).await;
+    }
+    if let Some(n) = args.schedules {
+        return crate::bench_schedule::run(n.max(1), args.idle_automations).await;
     }
     let model =
         Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()), finals: Default::default() });

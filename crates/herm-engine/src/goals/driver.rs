@@ -147,6 +147,7 @@ impl Engine {
         let origin = Origin {
             kind: RunKind::Goal,
             trigger: Some(RunTrigger { goal_id: Some(g.id.to_string()), ..Default::default() }),
+            from_timer: true,
         };
         let once = Once::Key { key: format!("goal:{}:run:{n}", g.id), run_id: None };
         match self.submit(&g.thread_id, BusyPolicy::Reject, content, Vec::new(), &origin, Some(once)).await {

@@ -95,6 +95,16 @@ impl TimerStore for SqliteStore {
         .await
     }
 
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.read(move |c| {
+            let at: Option<i64> = c
+                .prepare_cached("SELECT MIN(due_at) FROM timers WHERE claimed_by IS NULL")?
+                .query_row([], |r| r.get(0))?;
+            Ok(at.map(from_micros))
+        })
+        .await
+    }
+
     async fn get_timer(&self, key: &str) -> Result<Option<ClaimedTimer>> {
         let key = key.to_owned();
         self.read(move |c| {

@@ -110,6 +110,18 @@ fn the_loop_takes_one_step_at_a_time() {
             Step::PauseUntil(at("2026-12-02T12:05:00Z")),
         ),
         (
+            "three failed runs in a row fail the goal",
+            goal(9, None, None, GoalState::default()),
+            vec![done(0.0), failed(), failed(), failed()],
+            Step::Fail("3 runs in a row failed (last error: model_not_configured)".into()),
+        ),
+        (
+            "two failed runs do not",
+            goal(9, None, None, GoalState::default()),
+            vec![failed(), done(0.0), failed(), failed()],
+            Step::Start { n: 5 },
+        ),
+        (
             "after the pause the next run starts",
             goal(9, None, None, GoalState::default()),
             vec![done(0.0), done(0.0)],
