@@ -333,6 +333,10 @@ impl Engine {
             if n > 0 {
                 tracing::info!(leases = n, "reclaimed leases of an earlier incarnation of this node");
             }
+            let n = self.inner.store.release_timer_claims_with_prefix(&format!("{}:", self.inner.opts.node_id)).await?;
+            if n > 0 {
+                tracing::info!(timers = n, "released timer claims of an earlier incarnation of this node");
+            }
         }
         self.reconcile_sandboxes().await;
         for dep in self.inner.store.provisioning_deployments().await? {

@@ -222,6 +222,10 @@ pub trait TimerStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// The timer, if set.
     async fn get_timer(&self, key: &str) -> Result<Option<ClaimedTimer>>;
+    /// Drops the claims held by owners whose name starts with `owner_prefix` (a node's
+    /// earlier incarnations, at its start), so their timers fire now instead of after the
+    /// claim's time-to-live. Returns how many were dropped.
+    async fn release_timer_claims_with_prefix(&self, owner_prefix: &str) -> Result<u64>;
     /// The earliest due time of a timer nobody holds (so the scheduler can sleep until it).
     async fn next_due_at(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
 }

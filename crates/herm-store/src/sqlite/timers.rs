@@ -95,6 +95,18 @@ impl TimerStore for SqliteStore {
         .await
     }
 
+    async fn release_timer_claims_with_prefix(&self, owner_prefix: &str) -> Result<u64> {
+        let pat = format!("{}%", owner_prefix.replace('%', "").replace('_', "\\_"));
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE timers SET claimed_by=NULL, claim_expires_at=0, epoch=epoch+1
+                 WHERE claimed_by LIKE ?1 ESCAPE '\\'",
+                [pat],
+            )? as u64)
+        })
+        .await
+    }
+
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
         self.read(move |c| {
             let at: Option<i64> = c

@@ -336,6 +336,20 @@ pub async fn timers_fire_once_per_claim(f: Fixture) {
     assert!(matches!(f.store.finish_timer(&l, None).await, Err(Error::Stale)));
     assert!(f.store.cancel_timer("later").await.unwrap());
     assert!(!f.store.cancel_timer("later").await.unwrap());
+    // A node that restarts drops the claims of its earlier incarnation: the timer is
+    // claimable at once, and the dead incarnation's finish is refused.
+    f.store.set_timer(t("crashed", -1)).await.unwrap();
+    let held = f.store.claim_due_timers("node_a:1", after_expiry, 60_000, 10).await.unwrap();
+    let held = held.iter().find(|t| t.key == "crashed").unwrap().clone();
+    assert!(f.store.claim_due_timers("node_a:2", after_expiry, 60_000, 10).await.unwrap().is_empty());
+    assert_eq!(f.store.release_timer_claims_with_prefix("nodeXa:").await.unwrap(), 0, "`_` is not a wildcard");
+    assert_eq!(f.store.release_timer_claims_with_prefix("node_a:").await.unwrap(), 1);
+    assert_eq!(f.store.next_due_at().await.unwrap(), Some(held.due_at));
+    let again = f.store.claim_due_timers("node_a:2", after_expiry, 60_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(matches!(f.store.finish_timer(&held, None).await, Err(Error::Stale)));
+    f.store.finish_timer(&again[0], None).await.unwrap();
+    assert_eq!(f.store.next_due_at().await.unwrap(), None);
 }
 
 pub async fn run_kinds_and_costs(f: Fixture) {
