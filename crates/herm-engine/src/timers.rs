@@ -16,7 +16,7 @@ use serde_json::Value;
 /// How long a node holds a claimed timer before another may take it.
 const CLAIM_TTL_MS: i64 = 60_000;
 /// Timers claimed at once; a full batch is followed by another at once.
-const BATCH: usize = 200;
+const BATCH: usize = 1000;
 /// Timers are claimed this long before they are due, so the claim's durable write is not on
 /// the path from the due time to the handler's effect; the handler waits for the due time.
 const LEAD_MS: i64 = 50;

@@ -113,7 +113,7 @@ pub(crate) fn ms(d: Duration) -> String {
 }
 
 /// Baseline: one durable commit of a small row, as the store makes it.
-fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
+pub(crate) fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
     let c = rusqlite::Connection::open(dir.join("baseline.db"))?;
     c.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",

@@ -7,7 +7,7 @@
 //!    automation, then with `--idle-automations` enabled automations not due (the same
 //!    process, so the ratio holds on a noisy machine).
 
-use crate::bench::{BenchEngine, bench_engine, ms, pct};
+use crate::bench::{BenchEngine, baseline, bench_engine, ms, pct};
 use async_trait::async_trait;
 use futures::StreamExt;
 use herm_llm::{DeltaSink, ModelClient, ModelRequest, ModelResponse, TokenUsage};
@@ -71,6 +71,9 @@ pub async fn run(n: usize, idle: usize) -> anyhow::Result<()> {
     let BenchEngine { opened, dep, dir } = bench_engine("bench-schedule", Arc::new(Done), spec).await?;
     let engine = opened.engine.clone();
     println!("herm bench --schedules {n}: SQLite synchronous=FULL, data in {}", dir.display());
+    let base = baseline(&dir, 300)?;
+    let commit = pct(&base, 0.5);
+    println!("baseline: one durable SQLite commit p50 {} p99 {}", ms(commit), ms(pct(&base, 0.99)));
 
     // 1. Jitter.
     let mut threads = Vec::with_capacity(n);
@@ -115,12 +118,15 @@ pub async fn run(n: usize, idle: usize) -> anyhow::Result<()> {
         }
     }
     jitter.sort();
+    let per_commit = |d: Duration| d.as_secs_f64() / commit.as_secs_f64().max(1e-9);
     println!(
-        "jitter (run start − due time): p50 {} p99 {} max {} over {} slots",
+        "jitter (run start − due time): p50 {} p99 {} max {} over {} slots ({:.1}x / {:.1}x the baseline commit)",
         ms(pct(&jitter, 0.5)),
         ms(pct(&jitter, 0.99)),
         ms(jitter.last().copied().unwrap_or_default()),
-        jitter.len()
+        jitter.len(),
+        per_commit(pct(&jitter, 0.5)),
+        per_commit(pct(&jitter, 0.99)),
     );
     for a in &autos {
         engine.delete_automation(&dep.id, &a.automation.automation_id, None).await?;
