@@ -119,9 +119,9 @@ pub enum Error {
     /// The credential given (a webhook trigger's token) is not valid.
     #[error("invalid or missing token")]
     Unauthorized,
-    /// A goal or automation budget is spent.
+    /// A goal's judge could not be asked (no model, or the provider refused).
     #[error("{0}")]
-    InsufficientCredits(String),
+    Unjudged(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -153,7 +153,7 @@ impl From<herm_engine::Error> for ApiError {
             E::NotPending => Self::conflict("the steering request is not pending (answered already, or its run ended)"),
             E::WrongReply(m) => Self::validation(m),
             E::Unauthorized => Self::unauthorized("invalid or missing token"),
-            E::InsufficientCredits(m) => Self::new(StatusCode::PAYMENT_REQUIRED, "insufficient_credits", m),
+            E::Unjudged(m) => Self::conflict(m),
             E::InvalidInput(errors) => with(
                 Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -38,15 +38,14 @@ impl ModelClient for Done {
     }
 }
 
-/// User and system CPU time of this process so far.
+/// User and system CPU time of this process so far (getrusage: microsecond resolution).
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime is the 14th, stime the 15th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
-    // SAFETY: sysconf only reads a system constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(f.iter().sum::<u64>() * 1000 / hz)
+    // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 fn rss_kib() -> u64 {
@@ -134,7 +133,7 @@ pub async fn run(n: usize, idle: usize) -> anyhow::Result<()> {
 
     // 2. Idle cost, without and then with `idle` enabled automations.
     let (base_cpu, base_rss) = idle_cost().await;
-    println!("idle, no automation: CPU {base_cpu:.2} ms/s, RSS {} MiB", base_rss / 1024);
+    println!("idle, no automation: CPU {base_cpu:.3} ms/s, RSS {} MiB", base_rss / 1024);
     let t = Instant::now();
     let made = futures::stream::iter(0..idle)
         .map(|i| {
@@ -156,8 +155,8 @@ pub async fn run(n: usize, idle: usize) -> anyhow::Result<()> {
     println!("created {made} enabled automations in {:.1} s", t.elapsed().as_secs_f64());
     let (cpu, rss) = idle_cost().await;
     println!(
-        "idle, {made} automations: CPU {cpu:.2} ms/s ({:.1}x the idle baseline), RSS {} MiB (+{} MiB)",
-        cpu / base_cpu.max(0.01),
+        "idle, {made} automations: CPU {cpu:.3} ms/s ({:+.2} ms/s over the idle baseline), RSS {} MiB (+{} MiB)",
+        cpu - base_cpu,
         rss / 1024,
         rss.saturating_sub(base_rss) / 1024
     );

@@ -158,3 +158,14 @@ async fn bad_goals_are_refused() {
     let (s, _) = env.herm.get(&format!("/v1/deployments/{}/goals/goal_0000000000000000000000", env.dep)).await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goal_whose_judge_cannot_be_asked_fails_and_says_why() {
+    let script = vec![Reply::tool("goal_done", json!({"summary": "done"})), Reply::text(&["Claimed."])];
+    let env = goal_env(script, vec![Reply::text(&["-"]).fail_first(400, 1)], json!({})).await;
+    let g = create(&env, json!({"objective": "Finish", "check_every": "1s"})).await;
+    let g = wait_goal(&env, g["goal_id"].as_str().unwrap(), "failed").await;
+    assert!(g["reason"].as_str().unwrap().starts_with("the judge could not be asked"), "{g}");
+    let log = env.herm.thread_log(g["thread_id"].as_str().unwrap()).await;
+    assert!(events_of(&log, "goal_verdict").is_empty());
+}

@@ -111,10 +111,16 @@ impl Engine {
                 self.set_goal_status(&g, status, why).await?;
                 Fired::Again(now + Duration::seconds(WATCH_SECS))
             }
-            Step::Judge { run, summary } => {
-                self.judge_claim(&g, &run, &summary).await?;
-                Fired::Again(self.now())
-            }
+            Step::Judge { run, summary } => match self.judge_claim(&g, &run, &summary).await {
+                Ok(()) => Fired::Again(self.now()),
+                // The judge cannot be asked (no model configured, the provider refuses after
+                // its retries): a person must fix that, so the goal stops and says why.
+                Err(Error::Unjudged(why)) => {
+                    self.set_goal_status(&g, GoalStatus::Failed, Some(why)).await?;
+                    Fired::Done
+                }
+                Err(e) => return Err(e),
+            },
             Step::Exhaust(reason) => {
                 self.set_goal_status(&g, GoalStatus::Exhausted, Some(reason)).await?;
                 Fired::Done

@@ -107,7 +107,9 @@ impl Engine {
             &mut on_retry,
         )
         .await
-        .map_err(|e| Error::Conflict(format!("the judge could not be asked: {}", redactor.redact(&e.message))))?;
+        .map_err(|e| {
+            Error::Unjudged(format!("the judge could not be asked ({}): {}", e.code(), redactor.redact(&e.message)))
+        })?;
         let cost = resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens);
         let (result, feedback) = read_verdict(&resp.text);
         Ok((result, redactor.redact(&feedback), cost))

@@ -39,20 +39,21 @@ impl ToolSource for GoalTools {
             tools: vec![
                 tool(
                     "goal_progress",
-                    "Record progress on the goal you are working on (the next runs and the judge see it).",
+                    "Record progress on the goal this run works on (the next runs and the judge see it). Only in a goal's runs.",
                     text("note"),
                     Op::Progress,
                 ),
                 tool(
                     "goal_wait",
-                    "Nothing more can be done on the goal until later: no run starts before `until` (RFC 3339) or \
-                     before `for` has passed (`30m`, `2h`, `1d`).",
+                    "Nothing more can be done on the goal this run works on until later: no run of it starts before \
+                     `until` (RFC 3339) or before `for` has passed (`30m`, `2h`, `1d`). Only in a goal's runs.",
                     json!({"type": "object", "properties": {"until": {"type": "string"}, "for": {"type": "string"}, "reason": {"type": "string"}}}),
                     Op::Wait,
                 ),
                 tool(
                     "goal_done",
-                    "Claim the goal is done, with a summary of the evidence; a judge checks it against the done criteria.",
+                    "Claim the goal this run works on is done, with a summary of the evidence; a judge checks it against the \
+                     done criteria. Only in a goal's runs.",
                     text("summary"),
                     Op::Done,
                 ),
