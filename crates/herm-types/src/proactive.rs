@@ -54,8 +54,8 @@ pub struct AutomationCreate {
     #[serde(default)]
     pub schedule: Option<String>,
     pub instructions: String,
-    /// A thread of the deployment, or `"new"` for a fresh thread per firing (default: the
-    /// deployment's default thread).
+    /// A thread of the deployment, `"new"` for a fresh thread per firing, or `"default"` (the
+    /// deployment's default thread, also when omitted).
     #[serde(default)]
     pub thread_id: Option<String>,
     #[serde(default)]

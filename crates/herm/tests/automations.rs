@@ -242,6 +242,9 @@ async fn an_automation_run_waits_for_approval_like_any_run_and_new_threads_are_i
         )
         .await;
     assert_eq!(thread["title"], "nightly");
+    // And back to the default thread.
+    let back = env.herm.ok("PATCH", &url, &json!({"thread_id": "default"}), 200).await;
+    assert!(back["thread_id"].is_null(), "{back}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,8 +41,10 @@ async fn deployment_a_cannot_reach_b_or_the_host() {
     let data_dir = b.dir.path().display().to_string();
     // herm's own API listens on the host's loopback: a sandbox must not reach it.
     let herm_addr = b.herm.url.trim_start_matches("http://").to_owned();
+    // `find` skips /proc, /sys and the host's read-only /usr (nothing of B's can be there, and
+    // walking it took longer than the shell timeout on a loaded machine).
     let attack = format!(
-        "echo PROCS; ps -eo comm= | sort -u; echo FIND; find / -name 'b-private*' -not -path '/proc/*' 2>/dev/null; echo NET; \
+        "echo PROCS; ps -eo comm= | sort -u; echo FIND; find / \\( -path /proc -o -path /sys -o -path /usr \\) -prune -o -name 'b-private*' -print 2>/dev/null; echo NET; \
          curl -s -m 3 http://{herm_addr}/healthz || echo unreachable; echo DATA; ls {data_dir} 2>&1; \
          echo SHADOW; cat /etc/shadow 2>&1 | head -c 200; echo; echo ENV; env; echo END"
     );

@@ -49,13 +49,14 @@ impl Engine {
             return Err(Error::Validation("an automation needs a `schedule`, a webhook `trigger`, or both".into()));
         }
         self.check_thread_target(dep, body.thread_id.as_deref()).await?;
+        let thread_id = body.thread_id.filter(|t| t != "default");
         let spec = AutomationSpec {
             name: check_text("name", &body.name, 200)?,
             instructions: check_text("instructions", &body.instructions, 20_000)?,
             cron: schedule.as_ref().map(|s| s.cron.clone()),
             schedule: body.schedule.map(|s| s.trim().to_owned()).filter(|_| schedule.is_some()),
             timezone,
-            thread_id: body.thread_id,
+            thread_id,
             missed_policy: body.missed_policy.unwrap_or_default(),
             webhook,
             max_consecutive_failures: check_failures(body.max_consecutive_failures)?,
@@ -140,7 +141,7 @@ impl Engine {
                 a.spec.instructions = i.clone();
             }
             if let Some(t) = &patch.thread_id {
-                a.spec.thread_id = Some(t.clone());
+                a.spec.thread_id = (t != "default").then(|| t.clone());
             }
             if let Some(p) = patch.missed_policy {
                 a.spec.missed_policy = p;
@@ -239,11 +240,11 @@ impl Engine {
     /// Refuses a thread target that is neither `new` nor a thread of the deployment.
     async fn check_thread_target(&self, dep: &DeploymentId, target: Option<&str>) -> Result<()> {
         match target {
-            None | Some("new") => Ok(()),
+            None | Some("new" | "default") => Ok(()),
             Some(t) => {
-                let id: ThreadId = t
-                    .parse()
-                    .map_err(|_| Error::Validation("`thread_id` is a thread of the deployment or \"new\"".into()))?;
+                let id: ThreadId = t.parse().map_err(|_| {
+                    Error::Validation("`thread_id` is a thread of the deployment, \"new\" or \"default\"".into())
+                })?;
                 self.deployment_thread(dep, &id).await.map(|_| ())
             }
         }
