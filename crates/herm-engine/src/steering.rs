@@ -117,15 +117,16 @@ impl Engine {
                     Reply::Deny { message } => (Some(Confirmation::Deny), None, message.clone(), None),
                     Reply::Answer(a) => (None, Some(a.clone()), None, None),
                 };
+                let (kind, trigger) = run_origin(&seen.log, &p.run_id);
                 let mut events = vec![NewEvent::new(
                     Some(p.run_id.clone()),
                     EventKind::SteeringResponse { request_id: request.clone(), result, answer, message, input },
                 )];
                 if !pending.iter().any(|q| q.run_id == p.run_id && &q.request_id != request) {
-                    events.push(NewEvent::new(Some(p.run_id.clone()), {
-                        let (kind, trigger) = run_origin(&seen.log, &p.run_id);
-                        EventKind::RunStatus { status: RunStatus::Running, kind, trigger, error: None, usage: None }
-                    }));
+                    events.push(NewEvent::new(
+                        Some(p.run_id.clone()),
+                        EventKind::RunStatus { status: RunStatus::Running, kind, trigger, error: None, usage: None },
+                    ));
                 }
                 // Lands only if the log did not move (another answer, a steer, an interrupt).
                 let mut a = Append::new(thread.clone(), events);
@@ -133,10 +134,15 @@ impl Engine {
                     Condition::LastSequenceIs(seen.last_sequence()),
                     Condition::ActiveRunIs(Some(p.run_id.clone())),
                 ];
-                Ok((a, p.run_id.clone()))
+                Ok((a, (p.run_id.clone(), kind)))
             })
             .await?;
         self.wake(thread.clone());
+        let (run, kind) = run;
+        if kind != RunKind::User {
+            // A goal waiting on this answer is active again.
+            self.run_status_changed(&run).await;
+        }
         Ok(run)
     }
 

@@ -169,3 +169,29 @@ async fn a_goal_whose_judge_cannot_be_asked_fails_and_says_why() {
     let log = env.herm.thread_log(g["thread_id"].as_str().unwrap()).await;
     assert!(events_of(&log, "goal_verdict").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goal_is_active_again_once_its_person_answers() {
+    let slow = Reply::text(&["Recording", " it", " now", " and", " then", " some", " more", "."])
+        .delayed(Duration::from_millis(400));
+    let script = vec![Reply::tool("record", record(1, 0)), slow];
+    let env = goal_env(script, vec![], json!({"tool_policies": {"record": "always_ask"}})).await;
+    let g = create(&env, json!({"objective": "Record the entry", "check_every": "1h"})).await;
+    let id = g["goal_id"].as_str().unwrap();
+    let waiting = wait_goal(&env, id, "waiting").await;
+    let thread = waiting["thread_id"].as_str().unwrap();
+    let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{thread}", env.dep)).await;
+    let request = t["pending"][0]["request_id"].clone();
+    env.herm
+        .ok(
+            "POST",
+            &format!("/v1/threads/{thread}/events"),
+            &json!({"events": [{"type": "user.tool_confirmation", "request_id": request, "result": "allow"}]}),
+            200,
+        )
+        .await;
+    let active = wait_goal(&env, id, "active").await;
+    let run = active["runs"][0]["run_id"].as_str().unwrap();
+    let (_, r) = env.herm.get(&format!("/v1/deployments/{}/runs/{run}", env.dep)).await;
+    assert_eq!(r["status"], "running", "the goal is active while its run still works: {r}");
+}
