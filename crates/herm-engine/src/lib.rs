@@ -484,19 +484,23 @@ impl Engine {
     /// The tools of a deployment on this node, from every tool source (sandbox tools only
     /// where a sandbox can run; MCP servers connected on first use, then cached).
     pub async fn tools(&self, dep: &DeploymentId, spec: &herm_types::config::DeploymentSpec) -> tools::ToolSet {
-        self.tools_and_outages(dep, spec).await.0
+        self.tools_and_outages(dep, spec, None).await.0
     }
 
-    /// [`Self::tools`], and the parts of sources that offer nothing right now, with the reason.
+    /// [`Self::tools`] as a run of `kind` sees them (all of them for `None`), and the parts
+    /// of sources that offer nothing right now, with the reason.
     pub async fn tools_and_outages(
         &self,
         dep: &DeploymentId,
         spec: &herm_types::config::DeploymentSpec,
+        kind: Option<RunKind>,
     ) -> (tools::ToolSet, Vec<(String, String)>) {
         let (mut all, mut down) = (Vec::new(), Vec::new());
         for source in &self.inner.sources {
             let offer = source.offer(self, dep, spec).await;
-            all.extend(offer.tools);
+            all.extend(
+                offer.tools.into_iter().filter(|t| kind.is_none() || t.only_for.is_none_or(|k| Some(k) == kind)),
+            );
             down.extend(offer.unavailable);
         }
         (tools::ToolSet::new(spec, all), down)

@@ -96,8 +96,6 @@ pub trait ProactiveStore: Send + Sync + 'static {
     async fn update_goal(&self, g: &GoalRecord, expected_revision: i64) -> Result<i64>;
     /// Runs started for the goal, oldest first.
     async fn goal_runs(&self, goal: &GoalId) -> Result<Vec<RunRecord>>;
-    /// Whether the deployment has a goal that is not finished.
-    async fn has_open_goal(&self, dep: &DeploymentId) -> Result<bool>;
 }
 
 /// API keys, the secrets vault (ciphertext only) and idempotency records: who may call, with

@@ -96,6 +96,17 @@ async fn a_goal_stops_when_its_run_budget_is_spent() {
     assert_eq!(g["runs"].as_array().unwrap().len(), 2);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(env.model.request_count(), 2, "no run starts after the budget is spent");
+    // Goal tools are offered to a goal's runs only.
+    let tools = |a: &Attempt| -> Vec<String> {
+        a.body["tools"]
+            .as_array()
+            .map(|t| t.iter().map(|x| x["name"].as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    assert!(tools(&env.model.attempts()[0]).contains(&"goal_done".to_owned()));
+    run_to_end(&env, "hello").await;
+    let user = env.model.attempts().last().unwrap().clone();
+    assert!(!tools(&user).iter().any(|t| t.starts_with("goal_")), "{:?}", tools(&user));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
-//! The agent's goal tools, offered while the deployment has an open goal and usable in a
-//! goal's runs: `goal_progress` (a note the next runs and the judge see), `goal_wait` (start
-//! no run before a time) and `goal_done` (a claim the judge checks when the run ends).
+//! The agent's goal tools, offered to a goal's runs only: `goal_progress` (a note the next
+//! runs and the judge see), `goal_wait` (start no run before a time) and `goal_done` (a claim
+//! the judge checks when the run ends).
 
 use crate::tools::source::{CallContext, Offer, Ran, ToolRunner, ToolSource};
 use crate::tools::{Origin, Tool, ToolOutput};
@@ -27,33 +27,32 @@ enum Op {
 
 #[async_trait::async_trait]
 impl ToolSource for GoalTools {
-    async fn offer(&self, engine: &Engine, dep: &DeploymentId, _: &DeploymentSpec) -> Offer {
-        if !matches!(engine.store().has_open_goal(dep).await, Ok(true)) {
-            return Offer::default();
-        }
+    async fn offer(&self, _: &Engine, _: &DeploymentId, _: &DeploymentSpec) -> Offer {
         let tool = |name: &str, description: &str, schema: Value, op: Op| {
-            Tool::new(name, description, schema, Origin::Builtin, Arc::new(Runner(op)))
+            let mut t = Tool::new(name, description, schema, Origin::Builtin, Arc::new(Runner(op)));
+            t.only_for = Some(herm_types::RunKind::Goal);
+            t
         };
         let text = |k: &str| json!({"type": "object", "properties": {k: {"type": "string"}}, "required": [k]});
         Offer {
             tools: vec![
                 tool(
                     "goal_progress",
-                    "Record progress on the goal this run works on (the next runs and the judge see it). Only in a goal's runs.",
+                    "Record progress on the goal this run works on (the next runs and the judge see it).",
                     text("note"),
                     Op::Progress,
                 ),
                 tool(
                     "goal_wait",
                     "Nothing more can be done on the goal this run works on until later: no run of it starts before \
-                     `until` (RFC 3339) or before `for` has passed (`30m`, `2h`, `1d`). Only in a goal's runs.",
+                     `until` (RFC 3339) or before `for` has passed (`30m`, `2h`, `1d`).",
                     json!({"type": "object", "properties": {"until": {"type": "string"}, "for": {"type": "string"}, "reason": {"type": "string"}}}),
                     Op::Wait,
                 ),
                 tool(
                     "goal_done",
                     "Claim the goal this run works on is done, with a summary of the evidence; a judge checks it against the \
-                     done criteria. Only in a goal's runs.",
+                     done criteria.",
                     text("summary"),
                     Op::Done,
                 ),

@@ -51,6 +51,8 @@ pub struct Tool {
     /// The runner checks arguments itself (against a cached validator); otherwise they are
     /// checked against `input_schema` before the call.
     pub checks_own_input: bool,
+    /// Offered only to runs of this kind (the goal tools to a goal's runs); `None`: to all.
+    pub only_for: Option<herm_types::RunKind>,
     pub runner: Arc<dyn ToolRunner>,
 }
 
@@ -73,6 +75,7 @@ impl Tool {
             permission: ToolPermission::AlwaysAllow,
             asks_person: false,
             checks_own_input: false,
+            only_for: None,
             runner,
         }
     }

@@ -139,7 +139,8 @@ impl Driver<'_> {
             let Some((_, dep)) = self.dep.clone() else { return Ok(()) };
             let limits = self.limits(&dep).await?;
             // One look at the tools per fold: the gate, the model's offer and the call agree.
-            let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec).await;
+            let kind = machine::run_origin(&self.log, &run).0;
+            let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(kind)).await;
             let flow = match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
                 Next::Idle => return Ok(()),
                 Next::AskPerson(asks) => self.ask(&run, asks).await?,

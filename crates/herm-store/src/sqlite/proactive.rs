@@ -311,15 +311,4 @@ impl ProactiveStore for SqliteStore {
         })
         .await
     }
-
-    async fn has_open_goal(&self, dep: &DeploymentId) -> Result<bool> {
-        let dep = dep.to_string();
-        self.read(move |c| {
-            Ok(c.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM goals WHERE deployment_id=?1 AND status IN ('active','waiting'))",
-            )?
-            .query_row([dep], |r| r.get(0))?)
-        })
-        .await
-    }
 }
