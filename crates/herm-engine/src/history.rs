@@ -143,6 +143,10 @@ mod tests {
         }
     }
 
+    fn status(status: RunStatus) -> EventKind {
+        EventKind::RunStatus { status, kind: RunKind::User, trigger: None, error: None, usage: None }
+    }
+
     fn ev(seq: i64, run: &RunId, kind: EventKind) -> Event {
         Event {
             id: EventId::new(),
@@ -162,31 +166,11 @@ mod tests {
         let call = RequestedToolCall { tool_use_id: "t1".into(), tool: "x".into(), arguments: json!({}) };
         let log = vec![
             ev(1, &a, EventKind::Message { role: Role::User, content: "first".into(), attachments: vec![] }),
-            ev(
-                2,
-                &a,
-                EventKind::RunStatus {
-                    status: RunStatus::Running,
-                    kind: RunKind::User,
-                    trigger: None,
-                    error: None,
-                    usage: None,
-                },
-            ),
+            ev(2, &a, status(RunStatus::Running)),
             ev(3, &a, EventKind::AgentMessage { content: "calling".into() }),
             ev(4, &a, model_call(vec![call.clone()], None)),
             ev(5, &b, EventKind::Message { role: Role::User, content: "queued".into(), attachments: vec![] }),
-            ev(
-                6,
-                &b,
-                EventKind::RunStatus {
-                    status: RunStatus::Queued,
-                    kind: RunKind::User,
-                    trigger: None,
-                    error: None,
-                    usage: None,
-                },
-            ),
+            ev(6, &b, status(RunStatus::Queued)),
             ev(7, &a, EventKind::Message { role: Role::User, content: "steered".into(), attachments: vec![] }),
             ev(
                 8,
@@ -212,28 +196,8 @@ mod tests {
 
         let mut log2 = log.clone();
         log2.push(ev(11, &a, model_call(vec![], None)));
-        log2.push(ev(
-            12,
-            &a,
-            EventKind::RunStatus {
-                status: RunStatus::Completed,
-                kind: RunKind::User,
-                trigger: None,
-                error: None,
-                usage: None,
-            },
-        ));
-        log2.push(ev(
-            13,
-            &b,
-            EventKind::RunStatus {
-                status: RunStatus::Running,
-                kind: RunKind::User,
-                trigger: None,
-                error: None,
-                usage: None,
-            },
-        ));
+        log2.push(ev(12, &a, status(RunStatus::Completed)));
+        log2.push(ev(13, &b, status(RunStatus::Running)));
         let h2 = build(&log2, &b);
         assert_eq!(h2.last(), Some(&Message::User("queued".into())));
     }
@@ -243,17 +207,7 @@ mod tests {
         let a = RunId::new();
         let log = vec![
             ev(1, &a, EventKind::Message { role: Role::User, content: "q".into(), attachments: vec![] }),
-            ev(
-                2,
-                &a,
-                EventKind::RunStatus {
-                    status: RunStatus::Running,
-                    kind: RunKind::User,
-                    trigger: None,
-                    error: None,
-                    usage: None,
-                },
-            ),
+            ev(2, &a, status(RunStatus::Running)),
             ev(3, &a, EventKind::Steer { message: "shorter".into() }),
             ev(4, &a, EventKind::AgentMessage { content: "long answer".into() }),
             ev(5, &a, model_call(vec![], Some(2))),
@@ -269,29 +223,9 @@ mod tests {
         let a = RunId::new();
         let call = RequestedToolCall { tool_use_id: "t1".into(), tool: "x".into(), arguments: json!({}) };
         let log = vec![
-            ev(
-                1,
-                &a,
-                EventKind::RunStatus {
-                    status: RunStatus::Running,
-                    kind: RunKind::User,
-                    trigger: None,
-                    error: None,
-                    usage: None,
-                },
-            ),
+            ev(1, &a, status(RunStatus::Running)),
             ev(2, &a, model_call(vec![call], None)),
-            ev(
-                3,
-                &a,
-                EventKind::RunStatus {
-                    status: RunStatus::Interrupted,
-                    kind: RunKind::User,
-                    trigger: None,
-                    error: None,
-                    usage: None,
-                },
-            ),
+            ev(3, &a, status(RunStatus::Interrupted)),
         ];
         let h = build(&log, &RunId::new());
         assert!(matches!(&h[1], Message::ToolResults(r) if r[0].is_error && r[0].content == NO_RESULT));

@@ -28,6 +28,7 @@ pub mod machine;
 pub mod mcp;
 pub mod providers;
 pub mod redact;
+mod revise;
 mod sandboxes;
 pub mod schedule;
 pub mod secrets;

@@ -108,6 +108,33 @@ pub fn id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
     s.parse::<T>().map_err(|_| ApiError::not_found(what))
 }
 
+/// `?limit=&cursor=` of a list of records newest first, paged by id.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The page size, and the id the page starts after.
+    pub fn page<T: std::str::FromStr>(&self) -> Result<(usize, Option<T>), ApiError> {
+        let before = match self.cursor.as_deref() {
+            Some(c) => Some(c.parse::<T>().map_err(|_| ApiError::validation("invalid cursor"))?),
+            None => None,
+        };
+        Ok((limit(self.limit)?, before))
+    }
+}
+
+/// The cursor of the next page: the last row's id, when the page is full.
+pub fn next_cursor<T>(rows: &[T], limit: usize, id: impl Fn(&T) -> String) -> Option<String> {
+    rows.last().filter(|_| rows.len() == limit).map(id)
+}
+
 /// `limit` (1–100, default 20).
 pub fn limit(l: Option<usize>) -> Result<usize, ApiError> {
     match l {

@@ -46,11 +46,18 @@ pub struct BenchArgs {
 
 /// A model that answers instantly: a tool call until the run has `steps - 1` results, then
 /// a final answer. It records when each thread's calls arrive.
-struct Instant0 {
+pub(crate) struct Instant0 {
     steps: u32,
     calls: Mutex<HashMap<String, Vec<Instant>>>,
     /// Final answers given so far.
     finals: std::sync::atomic::AtomicUsize,
+}
+
+impl Instant0 {
+    /// A model whose runs take `steps` model calls.
+    pub(crate) fn new(steps: u32) -> Self {
+        Self { steps, calls: Mutex::new(HashMap::new()), finals: Default::default() }
+    }
 }
 
 #[async_trait]
@@ -215,8 +222,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.schedules {
         return crate::bench_schedule::run(n.max(1), args.idle_automations).await;
     }
-    let model =
-        Arc::new(Instant0 { steps: args.steps_per_run, calls: Mutex::new(HashMap::new()), finals: Default::default() });
+    let model = Arc::new(Instant0::new(args.steps_per_run));
     let spec = json!({
         "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
         "limits": {"max_run_steps": args.steps_per_run + 1}

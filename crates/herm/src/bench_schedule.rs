@@ -7,10 +7,8 @@
 //!    automation, then with `--idle-automations` enabled automations not due (the same
 //!    process, so the ratio holds on a noisy machine).
 
-use crate::bench::{BenchEngine, baseline, bench_engine, ms, pct};
-use async_trait::async_trait;
+use crate::bench::{BenchEngine, Instant0, baseline, bench_engine, ms, pct};
 use futures::StreamExt;
-use herm_llm::{DeltaSink, ModelClient, ModelRequest, ModelResponse, TokenUsage};
 use herm_types::proactive::AutomationCreate;
 use herm_types::*;
 use serde_json::json;
@@ -22,22 +20,6 @@ const PARALLEL: usize = 64;
 /// How long each idle measurement lasts.
 const IDLE: Duration = Duration::from_secs(10);
 
-/// Answers at once with a short text.
-struct Done;
-
-#[async_trait]
-impl ModelClient for Done {
-    async fn stream(
-        &self,
-        _: &ModelRequest,
-        _: Option<&str>,
-        _: &mut DeltaSink<'_>,
-    ) -> Result<ModelResponse, herm_llm::Error> {
-        let usage = TokenUsage { input_tokens: 10, output_tokens: 5 };
-        Ok(ModelResponse { text: "done".into(), tool_calls: vec![], usage, stop_reason: None })
-    }
-}
-
 /// User and system CPU time of this process so far (getrusage: microsecond resolution).
 fn cpu_time() -> Duration {
     // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
@@ -48,26 +30,17 @@ fn cpu_time() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU used per second of wall time while idle, and RSS at the end.
 async fn idle_cost() -> (f64, u64) {
     let (c0, t0) = (cpu_time(), Instant::now());
     tokio::time::sleep(IDLE).await;
     let cpu = (cpu_time() - c0).as_secs_f64() * 1000.0 / t0.elapsed().as_secs_f64();
-    (cpu, rss_kib())
+    (cpu, crate::bench_waiting::rss().0)
 }
 
 pub async fn run(n: usize, idle: usize) -> anyhow::Result<()> {
     let spec = json!({"customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant"});
-    let BenchEngine { opened, dep, dir } = bench_engine("bench-schedule", Arc::new(Done), spec).await?;
+    let BenchEngine { opened, dep, dir } = bench_engine("bench-schedule", Arc::new(Instant0::new(1)), spec).await?;
     let engine = opened.engine.clone();
     println!("herm bench --schedules {n}: SQLite synchronous=FULL, data in {}", dir.display());
     let base = baseline(&dir, 300)?;
@@ -97,14 +70,14 @@ pub async fn run(n: usize, idle: usize) -> anyhow::Result<()> {
         .collect()
         .await;
     let autos = created.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let due = autos.iter().filter_map(|a| a.automation.next_run_at).max().unwrap_or_else(now);
+    let due = autos.iter().filter_map(|a| a.value.next_run_at).max().unwrap_or_else(now);
     println!("jitter: {n} automations due at {due} (waiting for it)");
     let until_due = (due - now()).to_std().unwrap_or_default();
     tokio::time::sleep(until_due + Duration::from_secs(2)).await;
     let mut jitter = Vec::with_capacity(n);
     let deadline = Instant::now() + Duration::from_secs(60);
     for a in &autos {
-        let id = &a.automation.automation_id;
+        let id = &a.value.automation_id;
         loop {
             let fired = engine.automation_firings(&dep.id, id, 1).await?;
             if let Some(run) = fired.first().and_then(|f| f.run_id.clone()) {
@@ -128,7 +101,7 @@ pub async fn run(n: usize, idle: usize) -> anyhow::Result<()> {
         per_commit(pct(&jitter, 0.99)),
     );
     for a in &autos {
-        engine.delete_automation(&dep.id, &a.automation.automation_id, None).await?;
+        engine.delete_automation(&dep.id, &a.value.automation_id, None).await?;
     }
 
     // 2. Idle cost, without and then with `idle` enabled automations.

@@ -42,7 +42,7 @@ impl ModelClient for AskOnce {
 }
 
 /// (VmRSS, RssAnon) in KiB.
-fn rss() -> (u64, u64) {
+pub(crate) fn rss() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         s.lines()

@@ -295,18 +295,23 @@ impl Engine {
         }
     }
 
-    /// Appends an `automation_status` event to the automation's thread (the default thread
-    /// when it starts a fresh one per firing).
+    /// Appends an `automation_status` event to the automation's thread (`thread_id` as its
+    /// spec names it; the default thread when it names none or a fresh one per firing).
     pub(crate) async fn automation_event(
         &self,
         dep: &DeploymentId,
         id: &AutomationId,
+        thread_id: Option<&str>,
         status: AutomationState,
         reason: Option<String>,
     ) {
-        let Ok(rec) = self.automation_record(dep, id).await else { return };
-        let Ok(d) = self.deployment(dep).await else { return };
-        let thread = rec.spec.thread_id.as_deref().and_then(|t| ThreadId::parse(t).ok()).unwrap_or(d.default_thread_id);
+        let thread = match thread_id.and_then(|t| ThreadId::parse(t).ok()) {
+            Some(t) => t,
+            None => match self.deployment(dep).await {
+                Ok(d) => d.default_thread_id,
+                Err(_) => return,
+            },
+        };
         let ev = NewEvent::new(None, EventKind::AutomationStatus { automation_id: id.clone(), status, reason });
         if let Err(e) = self.store().append(herm_store::Append::new(thread, vec![ev])).await {
             tracing::warn!(automation = %id, error = %e, "could not record the automation's status");

@@ -9,6 +9,7 @@ pub(crate) mod fire;
 pub mod tools;
 
 use crate::deployments::Revised;
+use crate::revise::{Attempt, Retries, check_if_match, stale_is_precondition, written};
 use crate::schedule::Schedule;
 use crate::timers::TimerKind;
 use crate::{Engine, Error, Result};
@@ -18,24 +19,17 @@ use herm_types::*;
 
 /// Firings shown with `GET …/automations/{id}`.
 const RECENT: usize = 10;
-/// Attempts of one edit under contention (each lost attempt means another edit landed).
-const EDIT_ATTEMPTS: usize = 50;
 /// Consecutive failed runs before an automation pauses itself, unless it says otherwise.
 const DEFAULT_MAX_FAILURES: u32 = 3;
-
-/// A created automation, with its webhook token when it has one (shown once).
-pub struct Created {
-    pub automation: Automation,
-    pub revision: i64,
-}
 
 pub(crate) fn timer_key(id: &AutomationId) -> String {
     format!("automation:{id}")
 }
 
 impl Engine {
-    /// Creates an automation of a live deployment and sets its timer at the first slot.
-    pub async fn create_automation(&self, dep: &DeploymentId, body: AutomationCreate) -> Result<Created> {
+    /// Creates an automation of a live deployment and sets its timer at the first slot; the
+    /// answer carries its webhook token when it has one (shown this once).
+    pub async fn create_automation(&self, dep: &DeploymentId, body: AutomationCreate) -> Result<Revised<Automation>> {
         let d = self.deployment(dep).await?;
         if !d.spec.features.automations {
             return Err(Error::Conflict(
@@ -80,7 +74,7 @@ impl Engine {
         if let (Some(t), Some(info)) = (token, automation.trigger.as_mut()) {
             info.token = Some(t);
         }
-        Ok(Created { automation, revision: rec.revision })
+        Ok(Revised { value: automation, revision: rec.revision })
     }
 
     /// An automation of the deployment with its recent firings.
@@ -177,7 +171,7 @@ impl Engine {
             })
             .await?;
         let state = if enabled { AutomationState::Resumed } else { AutomationState::Paused };
-        self.automation_event(dep, id, state, reason).await;
+        self.automation_event(dep, id, out.value.thread_id.as_deref(), state, reason).await;
         Ok(out)
     }
 
@@ -204,25 +198,20 @@ impl Engine {
         if_match: Option<i64>,
         mut change: impl FnMut(&mut AutomationRecord) -> Result<()>,
     ) -> Result<Revised<Automation>> {
-        for _ in 0..EDIT_ATTEMPTS {
+        let mut retries = Retries::default();
+        let rec = loop {
             let mut rec = self.automation_record(dep, id).await?;
-            if if_match.is_some_and(|r| r != rec.revision) {
-                return Err(Error::PreconditionFailed);
-            }
+            check_if_match(if_match, rec.revision)?;
             let seen = rec.revision;
             change(&mut rec)?;
-            match self.store().update_automation(&rec, seen).await {
-                Ok(revision) => {
-                    rec.revision = revision;
-                    self.arm(&rec).await?;
-                    let recent = self.store().list_firings(id, RECENT).await?;
-                    return Ok(Revised { revision, value: self.automation_view(&rec, recent) });
-                }
-                Err(herm_store::Error::Stale) if if_match.is_none() => continue,
-                Err(e) => return Err(stale_is_precondition(e)),
+            match written(self.store().update_automation(&rec, seen).await, if_match)? {
+                Attempt::Landed(revision) => break AutomationRecord { revision, ..rec },
+                Attempt::Lost => retries.lost().await?,
             }
-        }
-        Err(Error::Contended)
+        };
+        self.arm(&rec).await?;
+        let recent = self.store().list_firings(id, RECENT).await?;
+        Ok(Revised { revision: rec.revision, value: self.automation_view(&rec, recent) })
     }
 
     /// Sets the timer at the next slot after now, or removes it (paused, webhook only).
@@ -251,13 +240,8 @@ impl Engine {
     }
 
     pub(crate) fn automation_view(&self, rec: &AutomationRecord, recent: Vec<FiringRecord>) -> Automation {
-        let schedule = rec.spec.cron.as_deref().and_then(|c| Schedule::parse(c, &rec.spec.timezone).ok());
-        let description = rec
-            .spec
-            .schedule
-            .as_deref()
-            .and_then(|s| Schedule::parse(s, &rec.spec.timezone).ok())
-            .map(|s| s.description);
+        // The schedule as written gives both the description and the slots (it reads as `cron`).
+        let schedule = rec.spec.schedule.as_deref().and_then(|s| Schedule::parse(s, &rec.spec.timezone).ok());
         Automation {
             automation_id: rec.id.clone(),
             deployment_id: rec.deployment_id.clone(),
@@ -265,7 +249,7 @@ impl Engine {
             instructions: rec.spec.instructions.clone(),
             schedule: rec.spec.schedule.clone(),
             cron: rec.spec.cron.clone(),
-            description,
+            description: schedule.as_ref().map(|s| s.description.clone()),
             timezone: rec.spec.timezone.clone(),
             thread_id: rec.spec.thread_id.clone(),
             enabled: rec.enabled,
@@ -320,13 +304,6 @@ fn check_failures(n: Option<u32>) -> Result<u32> {
         None => Ok(DEFAULT_MAX_FAILURES),
         Some(n @ 1..=100) => Ok(n),
         Some(_) => Err(Error::Validation("`max_consecutive_failures` is 1 to 100".into())),
-    }
-}
-
-pub(crate) fn stale_is_precondition(e: herm_store::Error) -> Error {
-    match e {
-        herm_store::Error::Stale => Error::PreconditionFailed,
-        other => other.into(),
     }
 }
 

@@ -94,7 +94,7 @@ impl ToolRunner for Runner {
                     ..Default::default()
                 };
                 engine.create_automation(dep, body).await.map(|c| {
-                    let a = c.automation;
+                    let a = c.value;
                     json!({"automation_id": a.automation_id, "cron": a.cron, "description": a.description, "next_run_at": a.next_run_at})
                 })
             }

@@ -10,15 +10,11 @@ mod check;
 pub mod skills;
 pub mod tools;
 
+use crate::revise::{Attempt, Retries, check_if_match, stale_is_precondition, written};
 use crate::{Engine, Error, Result};
 use herm_store::{DeploymentQuery, DeploymentRecord};
 use herm_types::config::{DeploymentPatch, DeploymentSpec};
 use herm_types::*;
-use std::time::Duration;
-
-/// Attempts of one edit under contention. Each lost attempt means another edit landed, so
-/// this bounds how many edits can overtake one request, not how long it waits.
-const EDIT_ATTEMPTS: usize = 100;
 
 /// Whether a spec edit is checked as a whole (a PATCH, which may change references) or only
 /// by the edit itself (a skill or a tool policy, which cannot break a reference; a spec that
@@ -108,31 +104,21 @@ impl Engine {
         checked: Checked,
         mut edit: impl FnMut(&DeploymentRecord) -> Result<(DeploymentSpec, T)>,
     ) -> Result<(DeploymentRecord, T)> {
-        for attempt in 0..EDIT_ATTEMPTS {
+        let mut retries = Retries::default();
+        loop {
             let d = self.deployment(id).await?;
-            if if_match.is_some_and(|r| r != d.revision) {
-                return Err(Error::PreconditionFailed);
-            }
+            check_if_match(if_match, d.revision)?;
             let (spec, out) = edit(&d)?;
             if checked == Checked::Yes {
                 self.check_spec(&spec).await?;
             }
-            match self.store().update_deployment_spec(id, &spec, d.revision).await {
-                Ok(revision) => {
-                    let rec = DeploymentRecord { spec, revision, updated_at: now(), ..d };
-                    return Ok((rec, out));
+            match written(self.store().update_deployment_spec(id, &spec, d.revision).await, if_match)? {
+                Attempt::Landed(revision) => {
+                    return Ok((DeploymentRecord { spec, revision, updated_at: now(), ..d }, out));
                 }
-                Err(herm_store::Error::Stale) if if_match.is_some() => return Err(Error::PreconditionFailed),
-                Err(herm_store::Error::Stale) => {
-                    // Another edit landed: back off a little (more the more we lose) so a
-                    // burst of edits spreads out instead of all re-reading at once.
-                    let spread = rand::random_range(0..=(attempt as u64 + 1).min(20));
-                    tokio::time::sleep(Duration::from_millis(spread)).await;
-                }
-                Err(e) => return Err(e.into()),
+                Attempt::Lost => retries.lost().await?,
             }
         }
-        Err(Error::Contended)
     }
 
     /// Deletes a deployment: its runs stop for good, its sandbox is removed (the workspace
@@ -143,11 +129,7 @@ impl Engine {
         if_match: Option<i64>,
         keep_workspace: bool,
     ) -> Result<()> {
-        match self.store().delete_deployment(id, if_match).await {
-            Ok(()) => {}
-            Err(herm_store::Error::Stale) => return Err(Error::PreconditionFailed),
-            Err(e) => return Err(e.into()),
-        }
+        self.store().delete_deployment(id, if_match).await.map_err(stale_is_precondition)?;
         self.destroy_sandbox(id, keep_workspace).await;
         self.mcp().forget(id);
         Ok(())

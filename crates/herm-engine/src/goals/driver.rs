@@ -160,13 +160,21 @@ impl Engine {
             Ok(_) | Err(Error::Store(herm_store::Error::Duplicate)) => {}
             Err(e) => return Err(e),
         }
-        self.set_goal_status(g, GoalStatus::Active, None).await?;
-        // The wait the agent asked for (if any) is over, and so is the last verdict's use.
-        self.edit_goal(&g.deployment_id, &g.id, None, |r| {
-            r.state.wait_until = None;
-            Ok(())
-        })
-        .await?;
+        // Active, and the wait the agent asked for (if any) is over: one write.
+        let rec = self
+            .edit_goal(&g.deployment_id, &g.id, None, |r| {
+                if r.status.is_terminal() {
+                    return Err(Error::Conflict(format!("the goal is {}", r.status.as_str())));
+                }
+                r.status = GoalStatus::Active;
+                r.state.reason = None;
+                r.state.wait_until = None;
+                Ok(())
+            })
+            .await?;
+        if g.status != GoalStatus::Active {
+            self.goal_event(&rec, GoalStatus::Active, None).await;
+        }
         Ok(())
     }
 

@@ -10,13 +10,13 @@ mod judge;
 pub mod tools;
 
 use crate::deployments::Revised;
+use crate::revise::{Attempt, Retries, check_if_match, written};
 use crate::timers::TimerKind;
 use crate::{Engine, Error, Result};
 use herm_store::GoalRecord;
 use herm_types::proactive::*;
 use herm_types::*;
 
-const EDIT_ATTEMPTS: usize = 50;
 const DEFAULT_MAX_RUNS: u32 = 10;
 const DEFAULT_CHECK_EVERY_SECS: u64 = 60;
 
@@ -137,23 +137,17 @@ impl Engine {
         if_match: Option<i64>,
         mut change: impl FnMut(&mut GoalRecord) -> Result<()>,
     ) -> Result<GoalRecord> {
-        for _ in 0..EDIT_ATTEMPTS {
+        let mut retries = Retries::default();
+        loop {
             let mut rec = self.goal_record(dep, id).await?;
-            if if_match.is_some_and(|r| r != rec.revision) {
-                return Err(Error::PreconditionFailed);
-            }
+            check_if_match(if_match, rec.revision)?;
             let seen = rec.revision;
             change(&mut rec)?;
-            match self.store().update_goal(&rec, seen).await {
-                Ok(revision) => {
-                    rec.revision = revision;
-                    return Ok(rec);
-                }
-                Err(herm_store::Error::Stale) if if_match.is_none() => continue,
-                Err(e) => return Err(crate::automations::stale_is_precondition(e)),
+            match written(self.store().update_goal(&rec, seen).await, if_match)? {
+                Attempt::Landed(revision) => return Ok(GoalRecord { revision, ..rec }),
+                Attempt::Lost => retries.lost().await?,
             }
         }
-        Err(Error::Contended)
     }
 
     /// Makes the goal's loop look at it at the next timer tick.

@@ -5,7 +5,7 @@
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query, id, limit};
+use crate::extract::{JsonBody, ListQuery, Query, id, limit, next_cursor};
 use crate::idem::{created, idempotent};
 use crate::precondition::{IfMatch, etag_headers};
 use axum::Json;
@@ -31,18 +31,9 @@ pub async fn create(
         caller.require("deployments:write")?;
         let did: DeploymentId = id(&dep, "deployment")?;
         let c = st.engine.create_automation(&did, body.value.clone()).await?;
-        created(StatusCode::CREATED, &c.automation)
+        created(StatusCode::CREATED, &c.value)
     };
     idempotent(&st, &caller, &headers, &route, &body.raw, run).await
-}
-
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<usize>,
-    cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/automations", tag = "automations", params(ListQuery),
@@ -55,14 +46,9 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Automation>>> {
     caller.require("deployments:read")?;
     let did: DeploymentId = id(&dep, "deployment")?;
-    let limit = limit(q.limit)?;
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(AutomationId::parse(c).map_err(|_| ApiError::validation("invalid cursor"))?),
-        None => None,
-    };
+    let (limit, before) = q.page::<AutomationId>()?;
     let rows = st.engine.list_automations(&did, before, limit).await?;
-    let next_cursor = (rows.len() == limit).then(|| rows.last().map(|a| a.automation_id.to_string())).flatten();
-    Ok(Json(Page { data: rows, next_cursor }))
+    Ok(Json(Page { next_cursor: next_cursor(&rows, limit, |a| a.automation_id.to_string()), data: rows }))
 }
 
 fn ids(dep: &str, auto: &str) -> ApiResult<(DeploymentId, AutomationId)> {

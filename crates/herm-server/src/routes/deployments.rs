@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query, id, limit};
+use crate::extract::{JsonBody, Query, id, limit, next_cursor};
 use crate::idem::{created, idempotent};
 use crate::precondition::{IfMatch, etag_headers};
 use axum::Json;
@@ -99,7 +99,7 @@ pub async fn list(
         .engine
         .list_deployments(DeploymentQuery { customer_id: q.customer_id, status: q.status, before, limit })
         .await?;
-    let next_cursor = (rows.len() == limit).then(|| rows.last().map(|d| d.id.to_string())).flatten();
+    let next_cursor = next_cursor(&rows, limit, |d| d.id.to_string());
     Ok(Json(Page { data: rows.into_iter().map(response).collect(), next_cursor }))
 }
 

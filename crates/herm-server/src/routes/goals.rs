@@ -3,8 +3,8 @@
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query, id, limit};
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, ListQuery, Query, id, next_cursor};
 use crate::idem::{created, idempotent};
 use crate::precondition::{IfMatch, etag_headers};
 use axum::Json;
@@ -33,15 +33,6 @@ pub async fn create(
     idempotent(&st, &caller, &headers, &route, &body.raw, run).await
 }
 
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/goals", tag = "goals", params(ListQuery),
     responses((status = 200, body = Page<Goal>)))]
 pub async fn list(
@@ -52,14 +43,9 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Goal>>> {
     caller.require("deployments:read")?;
     let did: DeploymentId = id(&dep, "deployment")?;
-    let limit = limit(q.limit)?;
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(GoalId::parse(c).map_err(|_| ApiError::validation("invalid cursor"))?),
-        None => None,
-    };
+    let (limit, before) = q.page::<GoalId>()?;
     let rows = st.engine.list_goals(&did, before, limit).await?;
-    let next_cursor = (rows.len() == limit).then(|| rows.last().map(|g| g.goal_id.to_string())).flatten();
-    Ok(Json(Page { data: rows, next_cursor }))
+    Ok(Json(Page { next_cursor: next_cursor(&rows, limit, |g| g.goal_id.to_string()), data: rows }))
 }
 
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/goals/{goal_id}", tag = "goals",

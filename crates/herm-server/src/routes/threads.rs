@@ -4,7 +4,7 @@ use super::deployments::load;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, Query, id, limit};
+use crate::extract::{JsonBody, ListQuery, Query, id, next_cursor};
 use crate::idem::{created, idempotent};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -62,15 +62,6 @@ pub async fn create(
     idempotent(&st, &caller, &headers, &route, &body.raw, run).await
 }
 
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
-
 #[utoipa::path(get, path = "/v1/deployments/{deployment_id}/threads", tag = "threads", params(ListQuery),
     responses((status = 200, body = Page<ThreadSummary>)))]
 pub async fn list(
@@ -81,13 +72,9 @@ pub async fn list(
 ) -> ApiResult<Json<Page<ThreadSummary>>> {
     caller.require("deployments:read")?;
     let d = load(&st, &dep).await?;
-    let limit = limit(q.limit)?;
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(ThreadId::parse(c).map_err(|_| ApiError::validation("invalid cursor"))?),
-        None => None,
-    };
+    let (limit, before) = q.page::<ThreadId>()?;
     let rows = st.engine.list_threads(ThreadQuery { deployment_id: d.id, before, limit }).await?;
-    let next_cursor = (rows.len() == limit).then(|| rows.last().map(|t| t.id.to_string())).flatten();
+    let next_cursor = next_cursor(&rows, limit, |t| t.id.to_string());
     Ok(Json(Page { data: rows.into_iter().map(summary).collect(), next_cursor }))
 }
 
