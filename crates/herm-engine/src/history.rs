@@ -12,27 +12,44 @@ use herm_types::*;
 
 const NO_RESULT: &str = "The tool call was interrupted before it reported a result; its outcome is unknown.";
 
+/// The opening of the message that stands for a compacted part of the conversation.
+pub const SUMMARY_HEADING: &str = "[Summary of the earlier conversation, written when it grew too long to send whole]";
+
+/// One message of the conversation and the log sequences it was built from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Turn {
+    pub message: Message,
+    pub first: i64,
+    pub last: i64,
+}
+
 struct Builder {
-    out: Vec<Message>,
-    /// Text of the agent message waiting for its model_call record.
+    out: Vec<Turn>,
+    /// Text of the agent message waiting for its model_call record, and where it began.
     pending_text: String,
+    pending_from: Option<i64>,
     /// Outstanding tool calls of the last assistant turn and the results seen so far.
     open: Vec<RequestedToolCall>,
     results: Vec<ToolResultMsg>,
-    deferred: Vec<String>,
+    results_from: Option<i64>,
+    deferred: Vec<(String, i64)>,
 }
 
 impl Builder {
-    fn user(&mut self, text: String) {
+    fn push(&mut self, message: Message, first: i64, last: i64) {
+        self.out.push(Turn { message, first, last });
+    }
+
+    fn user(&mut self, text: String, seq: i64) {
         if self.open.is_empty() {
-            self.out.push(Message::User(text));
+            self.push(Message::User(text), seq, seq);
         } else {
-            self.deferred.push(text);
+            self.deferred.push((text, seq));
         }
     }
 
-    /// Closes the open tool batch, answering any call that has no result.
-    fn flush(&mut self) {
+    /// Closes the open tool batch at sequence `at`, answering any call that has no result.
+    fn flush(&mut self, at: i64) {
         if self.open.is_empty() {
             return;
         }
@@ -45,15 +62,49 @@ impl Builder {
                 });
             }
         }
-        self.out.push(Message::ToolResults(std::mem::take(&mut self.results)));
-        for d in std::mem::take(&mut self.deferred) {
-            self.out.push(Message::User(d));
+        let first = self.results_from.take().unwrap_or(at);
+        let results = std::mem::take(&mut self.results);
+        self.push(Message::ToolResults(results), first, at);
+        for (d, seq) in std::mem::take(&mut self.deferred) {
+            self.push(Message::User(d), seq, seq);
         }
     }
 }
 
-/// The conversation as the model should see it before the next call of `run`.
+/// The conversation as the model should see it before the next call of `run`: the
+/// thread's latest compaction summary stands for what it replaced.
 pub fn build(log: &[Event], run: &RunId) -> Vec<Message> {
+    compacted(turns(log, run), latest_compaction(log)).into_iter().map(|t| t.message).collect()
+}
+
+/// The thread's latest compaction: its summary and the last sequence it replaced.
+pub fn latest_compaction(log: &[Event]) -> Option<(&str, i64)> {
+    log.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Compaction { summary, replaced_through_sequence, .. } => {
+            Some((summary.as_str(), *replaced_through_sequence))
+        }
+        _ => None,
+    })
+}
+
+/// `turns` with every turn built only from events up to `through` replaced by one message
+/// holding the summary.
+pub fn compacted(turns: Vec<Turn>, compaction: Option<(&str, i64)>) -> Vec<Turn> {
+    let Some((summary, through)) = compaction else { return turns };
+    let mut rest: Vec<Turn> = turns.into_iter().skip_while(|t| t.last <= through).collect();
+    // A compaction cuts only between whole exchanges; a tool result never loses its call.
+    while matches!(rest.first(), Some(Turn { message: Message::ToolResults(_), .. })) {
+        rest.remove(0);
+    }
+    let mut out =
+        vec![Turn { message: Message::User(format!("{SUMMARY_HEADING}\n{summary}")), first: 0, last: through }];
+    out.extend(rest);
+    out
+}
+
+/// The whole conversation of the thread before the next call of `run`, each message with
+/// the sequences it came from (no compaction applied).
+pub fn turns(log: &[Event], run: &RunId) -> Vec<Turn> {
     let starts = run_starts(log);
     // For each model call, the last sequence its request included: a message written after
     // that (while it streamed) joins the conversation after the call, not before it.
@@ -66,61 +117,76 @@ pub fn build(log: &[Event], run: &RunId) -> Vec<Message> {
         .collect();
     let unseen_until =
         |seq: i64| calls.iter().find(|(at, _)| *at > seq).filter(|(_, c)| *c < seq).map(|(at, _)| at + 1);
-    let mut b = Builder { out: vec![], pending_text: String::new(), open: vec![], results: vec![], deferred: vec![] };
-    // Messages that join later than where they were written: (sequence to join at, text).
-    let mut waiting: Vec<(i64, String)> = Vec::new();
+    let mut b = Builder {
+        out: vec![],
+        pending_text: String::new(),
+        pending_from: None,
+        open: vec![],
+        results: vec![],
+        results_from: None,
+        deferred: vec![],
+    };
+    // Messages that join later than where they were written: (sequence to join at, text, written at).
+    let mut waiting: Vec<(i64, String, i64)> = Vec::new();
     for e in log {
-        while let Some(pos) = waiting.iter().position(|(s, _)| *s <= e.sequence.0) {
-            let (_, t) = waiting.remove(pos);
-            b.user(t);
+        let seq = e.sequence.0;
+        while let Some(pos) = waiting.iter().position(|(s, _, _)| *s <= seq) {
+            let (_, t, at) = waiting.remove(pos);
+            b.user(t, at);
         }
         match &e.kind {
             EventKind::Message { role: Role::User, content, .. } => {
                 let start = e.run_id.as_ref().and_then(|r| starts.get(r)).copied();
-                match (start, unseen_until(e.sequence.0)) {
-                    (Some(s), _) if s > e.sequence.0 => waiting.push((s, content.clone())),
+                match (start, unseen_until(seq)) {
+                    (Some(s), _) if s > seq => waiting.push((s, content.clone(), seq)),
                     // A run that never started (still queued) is not part of the conversation,
                     // unless it is the run being built.
                     (None, _) if e.run_id.as_ref() != Some(run) => {}
-                    (_, Some(at)) => waiting.push((at, content.clone())),
-                    _ => b.user(content.clone()),
+                    (_, Some(at)) => waiting.push((at, content.clone(), seq)),
+                    _ => b.user(content.clone(), seq),
                 }
             }
-            EventKind::Steer { message } => match unseen_until(e.sequence.0) {
-                Some(at) => waiting.push((at, format!("[steering from the user] {message}"))),
-                None => b.user(format!("[steering from the user] {message}")),
+            EventKind::Steer { message } => match unseen_until(seq) {
+                Some(at) => waiting.push((at, format!("[steering from the user] {message}"), seq)),
+                None => b.user(format!("[steering from the user] {message}"), seq),
             },
-            EventKind::AgentMessage { content } => b.pending_text.push_str(content),
+            EventKind::AgentMessage { content } => {
+                b.pending_from.get_or_insert(seq);
+                b.pending_text.push_str(content)
+            }
             EventKind::ModelCall { tool_calls, .. } => {
-                b.flush();
+                b.flush(seq);
                 let text = std::mem::take(&mut b.pending_text);
+                let first = b.pending_from.take().unwrap_or(seq);
                 if !text.is_empty() || !tool_calls.is_empty() {
-                    b.out.push(Message::Assistant { text, tool_calls: tool_calls.clone() });
+                    b.push(Message::Assistant { text, tool_calls: tool_calls.clone() }, first, seq);
                 }
                 b.open = tool_calls.clone();
             }
             EventKind::ToolResult { tool_use_id, result, is_error, .. }
                 if b.open.iter().any(|c| &c.tool_use_id == tool_use_id) =>
             {
+                b.results_from.get_or_insert(seq);
                 b.results.push(ToolResultMsg {
                     tool_use_id: tool_use_id.clone(),
                     content: result.clone(),
                     is_error: *is_error,
                 });
                 if b.results.len() == b.open.len() {
-                    b.flush();
+                    b.flush(seq);
                 }
             }
-            EventKind::RunStatus { status, .. } if status.is_terminal() => b.flush(),
+            EventKind::RunStatus { status, .. } if status.is_terminal() => b.flush(seq),
             _ => {}
         }
     }
-    for (_, t) in waiting {
-        b.user(t);
+    let end = log.last().map(|e| e.sequence.0).unwrap_or(0);
+    for (_, t, at) in waiting {
+        b.user(t, at);
     }
     // Tool calls still open belong to the run being built: the machine runs them before the
     // next model call, so they are never open here in practice.
-    b.flush();
+    b.flush(end);
     b.out
 }
 

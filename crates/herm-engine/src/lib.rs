@@ -19,6 +19,7 @@
 pub mod access;
 pub mod automations;
 pub mod builtin;
+pub mod compaction;
 mod conditional;
 pub mod deployments;
 pub mod goals;
@@ -26,6 +27,7 @@ pub mod history;
 pub mod interrupt;
 pub mod machine;
 pub mod mcp;
+pub mod memory;
 pub mod providers;
 pub mod redact;
 mod revise;
@@ -159,6 +161,9 @@ pub struct EngineOptions {
     pub mcp: mcp::McpOptions,
     /// Where the scheduler and the timers read the time.
     pub clock: Clock,
+    /// Memory: what a run is shown, when threads are observed and deployments dream, when
+    /// conversations are compacted.
+    pub memory: memory::load::MemoryOptions,
 }
 
 /// Where the engine reads the current time for timers and schedules.
@@ -211,6 +216,7 @@ impl Default for EngineOptions {
             sandbox: SandboxDefaults::default(),
             mcp: mcp::McpOptions::default(),
             clock: Clock::System,
+            memory: Default::default(),
         }
     }
 }
@@ -248,6 +254,8 @@ struct Inner {
     timer_wake: tokio::sync::Notify,
     /// Threads given runs by timer handlers, woken when their batch is fired.
     deferred_wakes: Mutex<Vec<ThreadId>>,
+    /// One memory file sync at a time per deployment.
+    memory_sync: Mutex<HashMap<DeploymentId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Engine {
@@ -274,6 +282,7 @@ impl Engine {
                     Box::new(mcp::McpTools),
                     Box::new(automations::tools::AutomationTools),
                     Box::new(goals::tools::GoalTools),
+                    Box::new(memory::tools::MemoryTools),
                 ],
                 store,
                 bus,
@@ -288,6 +297,7 @@ impl Engine {
                 tasks: tokio_util::task::TaskTracker::new(),
                 timer_wake: tokio::sync::Notify::new(),
                 deferred_wakes: Mutex::new(Vec::new()),
+                memory_sync: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -499,9 +509,7 @@ impl Engine {
         let (mut all, mut down) = (Vec::new(), Vec::new());
         for source in &self.inner.sources {
             let offer = source.offer(self, dep, spec).await;
-            all.extend(
-                offer.tools.into_iter().filter(|t| kind.is_none() || t.only_for.is_none_or(|k| Some(k) == kind)),
-            );
+            all.extend(offer.tools.into_iter().filter(|t| kind.is_none_or(|k| t.serves(k))));
             down.extend(offer.unavailable);
         }
         (tools::ToolSet::new(spec, all), down)

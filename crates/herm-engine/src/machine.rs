@@ -105,6 +105,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
                 requests.clear();
                 seen = context_sequence.unwrap_or(e.sequence.0);
             }
+            EventKind::Compaction { cost_usd, .. } => cost += cost_usd,
             EventKind::ToolCall { tool_use_id, .. } => {
                 started.insert(tool_use_id, e.sequence.0);
             }
@@ -208,8 +209,12 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
 pub fn run_usage(log: &[Event], run: &RunId) -> Usage {
     let mut u = Usage::default();
     for e in log.iter().filter(|e| e.run_id.as_ref() == Some(run)) {
-        if let EventKind::ModelCall { input_tokens, output_tokens, cost_usd, .. } = &e.kind {
-            u.add(&Usage { input_tokens: *input_tokens, output_tokens: *output_tokens, cost_usd: *cost_usd });
+        match &e.kind {
+            EventKind::ModelCall { input_tokens, output_tokens, cost_usd, .. }
+            | EventKind::Compaction { input_tokens, output_tokens, cost_usd, .. } => {
+                u.add(&Usage { input_tokens: *input_tokens, output_tokens: *output_tokens, cost_usd: *cost_usd })
+            }
+            _ => {}
         }
     }
     u

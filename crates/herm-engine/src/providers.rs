@@ -23,6 +23,11 @@ pub struct ResolvedModel {
 }
 
 impl ResolvedModel {
+    /// The model's context window: as configured, else the known size for its family.
+    pub fn context_window(&self) -> u64 {
+        self.price.context_window.unwrap_or_else(|| known_window(&self.model))
+    }
+
     pub fn cost(&self, input: u64, output: u64) -> f64 {
         (input as f64 * self.price.input_per_mtok + output as f64 * self.price.output_per_mtok) / 1_000_000.0
     }
@@ -153,5 +158,38 @@ impl crate::Engine {
             (None, None) => None,
         };
         Ok(Ok((model, resolved, api_key)))
+    }
+}
+
+/// Context windows of known model families (tokens); 128k for a model herm does not know.
+pub fn known_window(model: &str) -> u64 {
+    let m = model.to_ascii_lowercase();
+    let table: [(&str, u64); 9] = [
+        ("claude", 200_000),
+        ("gpt-4.1", 1_047_576),
+        ("gpt-5", 400_000),
+        ("gpt-4o", 128_000),
+        ("gpt-4-turbo", 128_000),
+        ("gpt-3.5", 16_385),
+        ("o1", 200_000),
+        ("o3", 200_000),
+        ("o4", 200_000),
+    ];
+    table.iter().find(|(p, _)| m.starts_with(p)).map(|(_, w)| *w).unwrap_or(128_000)
+}
+
+#[cfg(test)]
+mod window_tests {
+    #[test]
+    fn known_models_have_their_window() {
+        for (m, w) in [
+            ("claude-sonnet-4-5", 200_000),
+            ("gpt-4.1-mini", 1_047_576),
+            ("gpt-4o", 128_000),
+            ("o3-mini", 200_000),
+            ("llama3", 128_000),
+        ] {
+            assert_eq!(super::known_window(m), w, "{m}");
+        }
     }
 }

@@ -46,6 +46,16 @@ impl Secrets {
         Ok(out)
     }
 
+    /// A redactor for every secret the vault holds (for what is kept beyond a run: memories
+    /// and summaries must hold no secret, whoever's it is).
+    pub async fn vault_redactor(&self) -> Result<Redactor> {
+        let mut vals = Vec::new();
+        for rec in self.store.list_secrets().await? {
+            vals.push((rec.name.clone(), self.vault.open(&rec.id, &rec.nonce, &rec.ciphertext)?));
+        }
+        Ok(Redactor::new(vals.iter().map(|(k, v)| (k.as_str(), v))))
+    }
+
     /// A redactor for every secret the deployment references.
     pub async fn redactor(&self, spec: &DeploymentSpec) -> Result<Redactor> {
         let names: Vec<String> = spec.secrets.keys().cloned().collect();

@@ -1,7 +1,8 @@
 //! The one durable timer facility: a due time per key, kept in the store, claimed by exactly
 //! one node when due (a claim that outlives its node expires and is taken again), and
 //! finished only by the claim that took it. Everything that must happen later without a
-//! person asking (stopping an idle sandbox today; dreaming, automations and goals next) sets a
+//! person asking (stopping an idle sandbox, automation slots, goal steps, observing an idle
+//! thread, dreaming) sets a
 //! timer here instead of keeping a loop of its own, so it survives restarts and, with a shared
 //! store, runs once across nodes.
 //!
@@ -33,6 +34,10 @@ pub enum TimerKind {
     Automation,
     /// A goal's next step (see `goals::driver`).
     Goal,
+    /// Observe a thread that went idle (see `memory::observer`).
+    Observe,
+    /// Dream if the deployment is idle with new material (see `memory::dream`).
+    Dream,
 }
 
 impl TimerKind {
@@ -41,6 +46,8 @@ impl TimerKind {
             Self::SandboxIdle => "sandbox_idle",
             Self::Automation => "automation",
             Self::Goal => "goal",
+            Self::Observe => "observe",
+            Self::Dream => "dream",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -48,6 +55,8 @@ impl TimerKind {
             "sandbox_idle" => Some(Self::SandboxIdle),
             "automation" => Some(Self::Automation),
             "goal" => Some(Self::Goal),
+            "observe" => Some(Self::Observe),
+            "dream" => Some(Self::Dream),
             _ => None,
         }
     }
@@ -138,6 +147,8 @@ impl Engine {
             Some(TimerKind::SandboxIdle) => self.sandbox_idle_fired(t).await,
             Some(TimerKind::Automation) => self.automation_due(t).await,
             Some(TimerKind::Goal) => self.goal_due(t).await,
+            Some(TimerKind::Observe) => self.observe_due(t).await,
+            Some(TimerKind::Dream) => self.dream_due(t).await,
             None => {
                 // Written by a newer herm: leave it for a node that knows it.
                 tracing::warn!(timer = %t.key, kind = %t.kind, "a timer of an unknown kind; looking again in an hour");

@@ -85,6 +85,9 @@ pub enum ErrorKind {
     Rejected,
     /// The stream did not parse or ended early.
     BadResponse,
+    /// The request is longer than the model's context window (the conversation must be
+    /// compacted before it is sent again).
+    ContextTooLong,
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -122,6 +125,7 @@ impl Error {
             ErrorKind::Auth => "model_auth_failed",
             ErrorKind::Rejected => "model_request_rejected",
             ErrorKind::BadResponse => "model_bad_response",
+            ErrorKind::ContextTooLong => "model_context_exceeded",
         }
     }
 
@@ -130,6 +134,7 @@ impl Error {
             429 => ErrorKind::RateLimited,
             401 | 403 => ErrorKind::Auth,
             s if s >= 500 => ErrorKind::Server,
+            400 | 413 if context_too_long(body) => ErrorKind::ContextTooLong,
             _ => ErrorKind::Rejected,
         };
         // Provider error bodies describe our request, never the key; keep them short.
@@ -145,6 +150,15 @@ impl Error {
             Self::new(ErrorKind::Network, format!("cannot reach the provider: {}", strip_url(e)))
         }
     }
+}
+
+/// Whether a refusal says the prompt exceeds the context window (Anthropic: "prompt is too
+/// long"; OpenAI: `context_length_exceeded`, "maximum context length").
+fn context_too_long(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    ["prompt is too long", "context_length_exceeded", "maximum context length", "context window"]
+        .iter()
+        .any(|p| b.contains(p))
 }
 
 fn strip_url(e: &reqwest::Error) -> String {

@@ -131,6 +131,25 @@ pub async fn snapshot(sb: &dyn Sandbox, dep: &DeploymentId, limit: usize) -> Res
     Ok((map.len() <= limit).then_some(map))
 }
 
+/// The regular files under the workspace directory `dir` of at most `max_size` bytes, with
+/// their SHA-256 (hex), by path relative to `dir`; empty if `dir` does not exist. Symbolic
+/// links are not followed, so nothing outside the directory is read.
+pub async fn hashes(sb: &dyn Sandbox, dep: &DeploymentId, dir: &str, max_size: u64) -> Result<HashMap<String, String>> {
+    let rel = relative(dir)?;
+    let script = format!(
+        "{}[ -d \"$p\" ] || exit 0; cd -- \"$p\" && find . -type f -size -{}c -printf '%P\\0' | xargs -0 -r sha256sum --",
+        resolve(&rel),
+        max_size + 1
+    );
+    let out = run(sb, dep, script, None, dir).await?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        // A name sha256sum had to escape (a backslash or a newline in it) is no memory path.
+        .filter(|l| !l.starts_with('\\'))
+        .filter_map(|l| l.split_once("  ").map(|(h, p)| (p.to_owned(), h.to_owned())))
+        .collect())
+}
+
 /// What changed between two snapshots: (`created` | `modified` | `deleted`, path), sorted.
 pub fn diff(before: &HashMap<String, String>, after: &HashMap<String, String>) -> Vec<(FileChange, String)> {
     let mut out: Vec<(FileChange, String)> = Vec::new();

@@ -60,8 +60,51 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything a herm node needs from durable storage: the four focused stores below. Held as
 /// `Arc<dyn Store>`; the SQLite and (next) PostgreSQL implementations pass the same generic
 /// suite.
-pub trait Store: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore {}
-impl<T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore> Store for T {}
+pub trait Store: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore {}
+impl<T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore> Store for T {}
+
+/// Memories (every change a version), dreams, and small marks (how far a thread was
+/// observed, what a deployment's last dream saw).
+#[async_trait]
+pub trait MemoryStore: Send + Sync + 'static {
+    /// Writes a new version if the memory is as `w.expected` says ([`Error::Stale`] if it
+    /// moved on, [`Error::NotFound`] if it is gone, [`Error::Conflict`] if the path is taken
+    /// by another live memory of the deployment).
+    async fn write_memory(&self, w: MemoryWrite) -> Result<MemoryRecord>;
+    async fn get_memory(&self, id: &MemoryId) -> Result<Option<MemoryRecord>>;
+    /// The live memory at `path`.
+    async fn memory_at(&self, dep: &DeploymentId, path: &str) -> Result<Option<MemoryRecord>>;
+    /// Live memories, newest first.
+    async fn list_memories(&self, dep: &DeploymentId, q: MemoryQuery) -> Result<Vec<MemoryRecord>>;
+    /// Every memory of the deployment, deleted ones included (the file sync needs both).
+    async fn all_memories(&self, dep: &DeploymentId) -> Result<Vec<MemoryRecord>>;
+    /// Oldest first.
+    async fn memory_versions(&self, id: &MemoryId) -> Result<Vec<MemoryVersionRecord>>;
+    /// Versions a run wrote, in order.
+    async fn memory_versions_by_run(&self, run: &RunId) -> Result<Vec<MemoryVersionRecord>>;
+    /// Clears a version's content; false if there is no such version.
+    async fn redact_memory_version(&self, id: &MemoryId, version: i64) -> Result<bool>;
+    /// Removes the memory and every version of it, overwriting the freed pages, and
+    /// checkpoints the journal so no copy of its text stays in the data directory.
+    async fn purge_memory(&self, id: &MemoryId) -> Result<bool>;
+    /// Records what the workspace file holds, if the memory is still at `version`.
+    async fn set_memory_file(&self, id: &MemoryId, version: i64, sha: Option<String>) -> Result<bool>;
+    /// The highest version sequence of the deployment written by runs other than dreams
+    /// (new material for the next dream).
+    async fn memory_material(&self, dep: &DeploymentId) -> Result<i64>;
+
+    async fn insert_dream(&self, d: DreamRecord) -> Result<()>;
+    async fn get_dream(&self, id: &DreamId) -> Result<Option<DreamRecord>>;
+    /// Newest first.
+    async fn list_dreams(&self, dep: &DeploymentId, before: Option<DreamId>, limit: usize) -> Result<Vec<DreamRecord>>;
+
+    async fn get_mark(&self, key: &str) -> Result<Option<String>>;
+    async fn set_mark(&self, key: &str, value: &str) -> Result<()>;
+    /// Sets the mark unless it is set; the value it holds afterwards (the first writer's).
+    async fn mark_once(&self, key: &str, value: &str) -> Result<String>;
+    /// Whether a run other than a memory run (observer, dream) is unfinished in the deployment.
+    async fn work_active(&self, dep: &DeploymentId) -> Result<bool>;
+}
 
 /// Automations, their firings, and goals. Changes are conditional on the record's
 /// revision ([`Error::Stale`] when another write came first).

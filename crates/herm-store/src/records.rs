@@ -261,3 +261,72 @@ pub struct ClaimedTimer {
     /// Increases with every claim and every reset: a finish names the claim it ends.
     pub epoch: i64,
 }
+
+/// A memory as stored: its current version (a deleted one keeps its history until purged).
+#[derive(Clone, Debug)]
+pub struct MemoryRecord {
+    pub id: MemoryId,
+    pub deployment_id: DeploymentId,
+    pub path: String,
+    /// `None` once deleted.
+    pub content: Option<String>,
+    pub source: herm_types::memory::MemorySource,
+    pub version: i64,
+    /// What the workspace file held (SHA-256, hex) when the two last agreed.
+    pub file_sha: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a memory write expects to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// No memory with this id (a create; the path must be free too).
+    Absent,
+    /// The memory at exactly this version.
+    Version(i64),
+}
+
+/// One change of a memory: a new version.
+#[derive(Clone, Debug)]
+pub struct MemoryWrite {
+    pub deployment_id: DeploymentId,
+    pub memory_id: MemoryId,
+    pub path: String,
+    /// `None` deletes (the history stays, as a `deleted` version).
+    pub content: Option<String>,
+    pub source: herm_types::memory::MemorySource,
+    pub run_id: Option<RunId>,
+    pub expected: Expected,
+    /// The workspace file now holds this (set when the write comes from the file).
+    pub file_sha: Option<String>,
+}
+
+/// A memory version as stored.
+#[derive(Clone, Debug)]
+pub struct MemoryVersionRecord {
+    pub memory_id: MemoryId,
+    pub version: herm_types::memory::MemoryVersion,
+}
+
+/// Which of a deployment's memories to list.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryQuery {
+    /// Case-insensitive substring of the path or the content.
+    pub q: Option<String>,
+    /// Path prefix.
+    pub prefix: Option<String>,
+    pub before: Option<MemoryId>,
+    pub limit: usize,
+}
+
+/// A dream as stored (its status comes from its run).
+#[derive(Clone, Debug)]
+pub struct DreamRecord {
+    pub id: DreamId,
+    pub deployment_id: DeploymentId,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    /// The dream's run, once started, and its status.
+    pub run: Option<(RunId, RunStatus)>,
+}

@@ -94,7 +94,13 @@ struct Inner {
     script: Vec<Reply>,
     sides: Vec<(String, Vec<Reply>)>,
     attempts: Mutex<Vec<Attempt>>,
+    /// Requests whose body is longer than this many bytes are refused as the provider
+    /// refuses a prompt longer than the model's window (status 413 is recorded for them).
+    context_limit: Mutex<Option<usize>>,
 }
+
+/// The status recorded for a request refused as too long (the response itself is a 400).
+pub const TOO_LONG: u16 = 413;
 
 #[derive(Clone)]
 pub struct FakeModel {
@@ -110,7 +116,8 @@ impl FakeModel {
     /// Also answers requests whose body contains a marker (a judge's system prompt, say)
     /// from a side script of their own, in order: `(marker, replies)`.
     pub async fn start_with_sides(script: Vec<Reply>, sides: Vec<(String, Vec<Reply>)>) -> Self {
-        let inner = Arc::new(Inner { script, sides, attempts: Mutex::new(Vec::new()) });
+        let inner =
+            Arc::new(Inner { script, sides, attempts: Mutex::new(Vec::new()), context_limit: Mutex::new(None) });
         let app = Router::new()
             .route("/v1/messages", post(anthropic))
             .route("/v1/chat/completions", post(openai))
@@ -128,6 +135,12 @@ impl FakeModel {
     /// `base_url` for an `openai-compatible` provider.
     pub fn openai_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// From now on, refuse requests longer than `bytes` with the provider's "prompt is too
+    /// long" error (a model with a small context window).
+    pub fn refuse_longer_than(&self, bytes: usize) {
+        *self.inner.context_limit.lock() = Some(bytes);
     }
 
     pub fn attempts(&self) -> Vec<Attempt> {
@@ -172,6 +185,9 @@ fn record(inner: &Inner, wire: Wire, headers: &axum::http::HeaderMap, body: &Val
     {
         status = s;
     }
+    if inner.context_limit.lock().is_some_and(|max| text.len() > max) {
+        status = TOO_LONG;
+    }
     let a = Attempt {
         wire,
         step,
@@ -212,6 +228,15 @@ fn sse_body(frames: Vec<String>, reply: &Reply, stall_after: Option<usize>, done
 }
 
 fn error_response(status: u16, wire: Wire) -> Response {
+    if status == TOO_LONG {
+        let body = match wire {
+            Wire::Anthropic => json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": "prompt is too long: 210000 tokens > 200000 maximum"}}),
+            Wire::OpenAi => json!({"error": {"message": "This model's maximum context length is 128000 tokens.",
+                "type": "invalid_request_error", "code": "context_length_exceeded"}}),
+        };
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let body = match wire {
         Wire::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": "scripted failure"}}),
         Wire::OpenAi => json!({"error": {"message": "scripted failure", "type": "server_error"}}),

@@ -436,6 +436,9 @@ pub struct ModelPrice {
     pub input_per_mtok: f64,
     #[serde(default)]
     pub output_per_mtok: f64,
+    /// The model's context window in tokens (known models have a default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
 }
 
 /// Provider wire format.

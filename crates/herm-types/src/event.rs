@@ -208,8 +208,26 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
-    /// Older turns replaced by a summary.
-    Compaction { summary: String, replaced_through_sequence: i64 },
+    /// Older turns replaced by a summary: the conversation up to and including
+    /// `replaced_through_sequence` is this summary from now on (resume and later runs too).
+    Compaction {
+        summary: String,
+        replaced_through_sequence: i64,
+        /// The estimated size of the next request before and after (tokens).
+        #[serde(default)]
+        tokens_before: u64,
+        #[serde(default)]
+        tokens_after: u64,
+        /// The summarising model call.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        model: String,
+        #[serde(default)]
+        input_tokens: u64,
+        #[serde(default)]
+        output_tokens: u64,
+        #[serde(default)]
+        cost_usd: f64,
+    },
     /// A workspace file changed.
     Filesystem { change: FileChange, path: String },
     /// **(herm)** An MCP server could not be reached: its tools fail (or are not offered)

@@ -107,6 +107,10 @@ typed_id!(/// A scheduled or webhook-triggered automation.
     AutomationId, "auto_", "automation");
 typed_id!(/// An objective pursued across runs until a judge agrees it is done.
     GoalId, "goal_", "goal");
+typed_id!(/// A memory of a deployment: one path-addressed document.
+    MemoryId, "mem_", "memory");
+typed_id!(/// One consolidation of a deployment's memory.
+    DreamId, "drm_", "dream");
 
 /// Position of an event in its thread's log (1-based, gap-free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

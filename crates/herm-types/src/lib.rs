@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod event;
 pub mod ids;
+pub mod memory;
 pub mod proactive;
 pub mod status;
 

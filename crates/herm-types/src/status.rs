@@ -80,6 +80,11 @@ pub struct RunTrigger {
     pub goal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dream_id: Option<String>,
+    /// The thread an observer run observed, and the last sequence it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through_sequence: Option<i64>,
 }
 
 /// Status of a thread (derived from its active run).

@@ -16,6 +16,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub sandbox: SandboxConfig,
     pub mcp: McpConfig,
+    pub memory: MemoryConfig,
     /// Providers by name; models are then named `{name}/{model}`.
     pub providers: BTreeMap<String, ProviderSpec>,
 }
@@ -34,6 +35,36 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// Master key file; default `<data_dir>/master.key`. `HERM_MASTER_KEY` (64 hex) wins.
     pub master_key_file: Option<PathBuf>,
+}
+
+/// `[memory]`: what a run is shown of its deployment's memory, when idle threads are
+/// observed and idle deployments dream, and when conversations are compacted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Tokens of memory placed in a run's system prompt at most.
+    pub prompt_tokens: u64,
+    /// A thread idle this long after a run is observed.
+    pub observe_after_secs: u64,
+    /// A deployment idle this long with new memory material dreams (`features.dreaming`).
+    pub dream_after_secs: u64,
+    /// Compact when the next request would pass this share of the model's window (0.1–0.95).
+    pub compact_at: f64,
+    /// Share of the window kept verbatim by a compaction (0.05–0.8).
+    pub keep_recent: f64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        let d = herm_engine::memory::load::MemoryOptions::default();
+        Self {
+            prompt_tokens: d.prompt_tokens,
+            observe_after_secs: d.observe_after.as_secs(),
+            dream_after_secs: d.dream_after.as_secs(),
+            compact_at: d.compact_at,
+            keep_recent: d.keep_recent,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -127,6 +158,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             sandbox: SandboxConfig::default(),
             mcp: McpConfig::default(),
+            memory: MemoryConfig::default(),
             providers: BTreeMap::new(),
         }
     }
@@ -208,6 +240,13 @@ impl Config {
             clock: match &e.test_clock_file {
                 Some(p) => herm_engine::Clock::File(p.clone()),
                 None => herm_engine::Clock::System,
+            },
+            memory: herm_engine::memory::load::MemoryOptions {
+                prompt_tokens: self.memory.prompt_tokens,
+                observe_after: Duration::from_secs(self.memory.observe_after_secs.max(1)),
+                dream_after: Duration::from_secs(self.memory.dream_after_secs.max(1)),
+                compact_at: self.memory.compact_at.clamp(0.1, 0.95),
+                keep_recent: self.memory.keep_recent.clamp(0.05, 0.8),
             },
         }
     }

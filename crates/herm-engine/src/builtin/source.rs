@@ -66,6 +66,26 @@ impl ToolRunner for Builtin {
         let (output, changes) =
             super::run(sb.as_ref(), &dep.id, *self, args, cx.tool_use_id, timeout, track, &mut on_output).await;
         let records = changes.into_iter().map(|(change, path)| EventKind::Filesystem { change, path }).collect();
+        if touches_memory(*self, args)
+            && let Err(e) = engine.sync_memory_files(&dep.id, cx.run).await
+        {
+            tracing::warn!(deployment = %dep.id, error = %e, "memory file sync after a tool call failed");
+        }
         Ok(Ran { output, records })
+    }
+}
+
+/// Whether a call may have changed the memory files (they are synced with the store after
+/// it; anything this misses is synced when the next run starts).
+fn touches_memory(tool: Builtin, args: &Value) -> bool {
+    let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
+    match tool {
+        Builtin::Shell => s("command").contains(herm_types::memory::MEMORY_DIR),
+        Builtin::WriteFile | Builtin::EditFile => {
+            let p = s("path");
+            let p = p.strip_prefix("/workspace/").unwrap_or(p);
+            p.trim_start_matches("./").starts_with("memory/")
+        }
+        _ => false,
     }
 }

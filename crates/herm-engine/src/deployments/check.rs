@@ -26,11 +26,8 @@ pub(crate) fn unsupported(spec: &DeploymentSpec, backend: Option<&str>) -> Vec<F
         ));
     }
     let f = &spec.features;
-    if !f.memory {
-        out.push(FieldError::new("features.memory", "turning memory off is not supported yet (memory is not built)"));
-    }
-    if f.dreaming {
-        out.push(FieldError::new("features.dreaming", "dreaming is not supported yet"));
+    if f.dreaming && !f.memory {
+        out.push(FieldError::new("features.dreaming", "dreaming consolidates memory: it needs `features.memory`"));
     }
     out
 }
@@ -116,9 +113,9 @@ mod tests {
         let cases = [
             (serde_json::json!({}), vec![]),
             (serde_json::json!({"features": {"memory": true, "dreaming": false, "automations": true}}), vec![]),
-            (serde_json::json!({"features": {"dreaming": true}}), vec!["features.dreaming"]),
-            (serde_json::json!({"features": {"memory": false}}), vec!["features.memory"]),
-            (serde_json::json!({"features": {"automations": false, "dreaming": true}}), vec!["features.dreaming"]),
+            (serde_json::json!({"features": {"dreaming": true}}), vec![]),
+            (serde_json::json!({"features": {"memory": false}}), vec![]),
+            (serde_json::json!({"features": {"memory": false, "dreaming": true}}), vec!["features.dreaming"]),
             (serde_json::json!({"features": {"filesystem_webhooks": true, "steering": false}}), vec![]),
         ];
         for (v, want) in cases {

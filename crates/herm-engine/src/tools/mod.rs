@@ -53,7 +53,20 @@ pub struct Tool {
     pub checks_own_input: bool,
     /// Offered only to runs of this kind (the goal tools to a goal's runs); `None`: to all.
     pub only_for: Option<herm_types::RunKind>,
+    /// Offered to memory runs (observer, dream) too; those runs are offered no other tool.
+    pub memory_work: bool,
     pub runner: Arc<dyn ToolRunner>,
+}
+
+impl Tool {
+    /// Whether a run of `kind` is offered this tool.
+    pub fn serves(&self, kind: herm_types::RunKind) -> bool {
+        use herm_types::RunKind;
+        match kind {
+            RunKind::Observer | RunKind::Dream => self.memory_work,
+            k => self.only_for.is_none_or(|o| o == k),
+        }
+    }
 }
 
 impl Tool {
@@ -76,6 +89,7 @@ impl Tool {
             asks_person: false,
             checks_own_input: false,
             only_for: None,
+            memory_work: false,
             runner,
         }
     }

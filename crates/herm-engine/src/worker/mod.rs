@@ -2,6 +2,7 @@
 //! machine what to do, performs that one action, and appends its result. A lost lease, a
 //! cancelled token or a refused append ends the step; the fold tells the next one what is left.
 
+mod compact;
 mod limits;
 mod model;
 mod person;
@@ -157,7 +158,7 @@ impl Driver<'_> {
                     let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
                     let ev = status(&self.log, &run, RunStatus::Completed, None, Some(usage));
                     let flow = self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?;
-                    self.status_changed(&run).await;
+                    self.ended(&run).await;
                     flow
                 }
                 Next::Fail { code, message } => self.fail(&run, code, message).await?,
@@ -209,7 +210,7 @@ impl Driver<'_> {
         let err = RunError { code: code.into(), message };
         let flow =
             self.append(run, vec![status(&self.log, run, RunStatus::Error, Some(err), Some(usage))], vec![]).await?;
-        self.status_changed(run).await;
+        self.ended(run).await;
         Ok(flow)
     }
 
@@ -218,6 +219,17 @@ impl Driver<'_> {
     async fn status_changed(&self, run: &RunId) {
         if machine::run_origin(&self.log, run).0 != RunKind::User {
             self.engine.run_status_changed(run).await;
+        }
+    }
+
+    /// A run ended: its proactive loop hears of it, and the thread (unless it is the
+    /// memory thread) is observed once it stays idle.
+    async fn ended(&self, run: &RunId) {
+        self.status_changed(run).await;
+        if !matches!(machine::run_origin(&self.log, run).0, RunKind::Observer | RunKind::Dream)
+            && let Some((_, dep)) = &self.dep
+        {
+            self.engine.work_ended(dep, self.thread).await;
         }
     }
 

@@ -4,6 +4,7 @@
 //! into records by [`records::after_model`], the first free tool call chained into the same
 //! commit.
 
+use super::compact::Why;
 use super::{Appended, Driver, Flow};
 use crate::Result;
 use crate::machine::records;
@@ -32,14 +33,21 @@ impl Driver<'_> {
             Ok(m) => m,
             Err(Unconfigured(code, message)) => return self.fail(run, code, message).await,
         };
+        let kind = crate::machine::run_origin(&self.log, run).0;
+        if kind == RunKind::Dream && self.engine.dream_must_yield(&dep.id).await {
+            return self.yield_dream(run, dep).await;
+        }
         let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
         let req = self.request(run, dep, tools, &resolved).await;
+        let key = api_key.as_ref().map(|k| k.expose());
+        if let Some(flow) = self.compact(run, &resolved, key, &req, Why::Threshold).await? {
+            return Ok(flow);
+        }
         let redactor = self.redactor(dep).await?;
         let mut on_delta = self.token_publisher(run, dep, redactor.clone());
         let mut on_retry =
             |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "model call failed; retrying");
         let started = Instant::now();
-        let key = api_key.as_ref().map(|k| k.expose());
         let retry = &self.engine.options().retry;
         let res = tokio::select! {
             _ = self.work.cancelled() => return Ok(Flow::Stop),
@@ -47,6 +55,13 @@ impl Driver<'_> {
         };
         let resp = match res {
             Ok(r) => r,
+            // Too long for the model: compact and try once more.
+            Err(e) if e.kind == herm_llm::ErrorKind::ContextTooLong && !self.compacted_since_last_call(run) => {
+                match self.compact(run, &resolved, key, &req, Why::Refused).await? {
+                    Some(flow) => return Ok(flow),
+                    None => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
+                }
+            }
             Err(e) => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
         };
         let tool_calls: Vec<RequestedToolCall> = resp
@@ -99,8 +114,8 @@ impl Driver<'_> {
     ) -> ModelRequest {
         ModelRequest {
             model: resolved.model.clone(),
-            system: self.system_prompt(dep).await,
-            messages: crate::history::build(&self.log, run),
+            system: self.system_prompt(run, dep).await,
+            messages: crate::history::build(&self.conversation_log(run), run),
             tools: tools
                 .visible()
                 .map(|t| ToolSpec {
@@ -135,13 +150,61 @@ impl Driver<'_> {
 
     /// The deployment's system prompt followed by its skills' names and descriptions; the
     /// bodies are loaded on demand with `load_skill`. Built once per run.
-    async fn system_prompt(&self, dep: &DeploymentRecord) -> String {
+    async fn system_prompt(&self, run: &RunId, dep: &DeploymentRecord) -> String {
         if let Some(s) = self.system.lock().clone() {
             return s;
         }
-        let s = self.build_system_prompt(dep).await;
+        let mut s = self.build_system_prompt(dep).await;
+        s.push_str(&self.memory_section(run, dep).await);
         *self.system.lock() = Some(s.clone());
         s
+    }
+
+    /// The deployment's memory for this run (none for memory runs, which are given theirs
+    /// in their message): the files are synced first if the sandbox is up, then the most
+    /// relevant memories to the run's message are loaded within the budget.
+    async fn memory_section(&self, run: &RunId, dep: &DeploymentRecord) -> String {
+        if matches!(crate::machine::run_origin(&self.log, run).0, RunKind::Observer | RunKind::Dream)
+            || !dep.spec.features.memory
+        {
+            return String::new();
+        }
+        if let Some(sb) = self.engine.sandbox()
+            && dep.spec.sandbox.enabled
+            && matches!(sb.status(&dep.id).await, Ok(herm_sandbox::Status::Running))
+            && let Err(e) = self.engine.sync_memory_files(&dep.id, Some(run)).await
+        {
+            tracing::warn!(deployment = %dep.id, error = %e, "memory file sync at run start failed");
+        }
+        let query = self
+            .log
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Message { content, .. } if e.run_id.as_ref() == Some(run) => Some(content.as_str()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        match self.engine.memory_prompt(dep, query).await {
+            Ok(l) => l.section,
+            Err(e) => {
+                tracing::warn!(deployment = %dep.id, error = %e, "memory could not be loaded for a run");
+                String::new()
+            }
+        }
+    }
+
+    /// Other work started in the deployment: the dream ends (`interrupted`, `yielded`) and
+    /// its timer looks again later. What it changed so far stays, as versions.
+    async fn yield_dream(&self, run: &RunId, dep: &DeploymentRecord) -> Result<Flow> {
+        let usage = crate::machine::run_usage(&self.log, run);
+        let err = herm_types::event::RunError {
+            code: "yielded".into(),
+            message: "other work started in the deployment; the dream yields and runs again later".into(),
+        };
+        let ev = super::status(&self.log, run, RunStatus::Interrupted, Some(err), Some(usage));
+        let flow = self.append(run, vec![ev], vec![]).await?;
+        self.engine.dream_yielded(&dep.id).await;
+        Ok(flow)
     }
 
     async fn build_system_prompt(&self, dep: &DeploymentRecord) -> String {

@@ -171,7 +171,7 @@ fn links(doc: &mut Value) {
     let link = |method: &str, path: &str, params: Value| json!({"operationId": operation_id(method, path), "parameters": params});
     let d = "/v1/deployments/{deployment_id}";
     let dep = json!({"deployment_id": "$response.body#/deployment_id"});
-    let sets: [(&str, &str, &str, Value); 8] = [
+    let sets: [(&str, &str, &str, Value); 10] = [
         (
             "/v1/deployments",
             "post",
@@ -229,6 +229,20 @@ fn links(doc: &mut Value) {
                 "ListFirings": link("get", &at("/firings"), a.clone()),
                 "DeleteAutomation": link("delete", &at(""), a),
             })
+        }),
+        ("/v1/deployments/{deployment_id}/memories", "post", "201", {
+            let m = json!({"deployment_id": "$request.path.deployment_id", "memory_id": "$response.body#/memory_id"});
+            let at = |s: &str| format!("{d}/memories/{{memory_id}}{s}");
+            json!({
+                "GetMemory": link("get", &at(""), m.clone()),
+                "PatchMemory": link("patch", &at(""), m.clone()),
+                "ListMemoryVersions": link("get", &at("/versions"), m.clone()),
+                "DeleteMemory": link("delete", &at(""), m),
+            })
+        }),
+        ("/v1/deployments/{deployment_id}/dreams", "post", "202", {
+            let m = json!({"deployment_id": "$request.path.deployment_id", "dream_id": "$response.body#/dream_id"});
+            json!({"GetDream": link("get", &format!("{d}/dreams/{{dream_id}}"), m)})
         }),
         ("/v1/deployments/{deployment_id}/goals", "post", "201", {
             let g = json!({"deployment_id": "$request.path.deployment_id", "goal_id": "$response.body#/goal_id"});

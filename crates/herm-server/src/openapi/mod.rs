@@ -26,6 +26,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         automations::create, automations::list, automations::get, automations::patch, automations::delete,
         automations::run_now, automations::pause, automations::resume, automations::firings, automations::trigger,
         goals::create, goals::list, goals::get, goals::cancel,
+        memories::list, memories::create, memories::get, memories::patch, memories::delete,
+        memories::versions, memories::redact,
+        dreams::create, dreams::list, dreams::get,
     ),
     modifiers(&Security),
     security(("bearer" = []))

@@ -2,11 +2,13 @@
 
 pub mod automations;
 pub mod deployments;
+pub mod dreams;
 pub mod events;
 pub mod files;
 pub mod goals;
 pub mod health;
 pub mod keys;
+pub mod memories;
 pub mod messages;
 pub mod providers;
 pub mod secrets;
@@ -64,6 +66,15 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/deployments/{deployment_id}/goals", post(goals::create).get(goals::list))
         .route("/v1/deployments/{deployment_id}/goals/{goal_id}", get(goals::get))
         .route("/v1/deployments/{deployment_id}/goals/{goal_id}/cancel", post(goals::cancel))
+        .route("/v1/deployments/{deployment_id}/memories", post(memories::create).get(memories::list))
+        .route(
+            "/v1/deployments/{deployment_id}/memories/{memory_id}",
+            get(memories::get).patch(memories::patch).delete(memories::delete),
+        )
+        .route("/v1/deployments/{deployment_id}/memories/{memory_id}/versions", get(memories::versions))
+        .route("/v1/deployments/{deployment_id}/memories/{memory_id}/versions/{version}/redact", post(memories::redact))
+        .route("/v1/deployments/{deployment_id}/dreams", post(dreams::create).get(dreams::list))
+        .route("/v1/deployments/{deployment_id}/dreams/{dream_id}", get(dreams::get))
         .route("/v1/deployments/{deployment_id}/tools", get(tools::list))
         .route("/v1/deployments/{deployment_id}/tools/{name}", patch(tools::patch))
         .nest("/v1/threads", thread_routes.clone())

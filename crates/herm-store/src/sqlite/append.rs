@@ -141,6 +141,14 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
                 )?
                 .execute(params![run, *input_tokens as i64, *output_tokens as i64, cost_usd])?;
             }
+            // A summarising call costs like any other, but is not a step of the run.
+            EventKind::Compaction { input_tokens, output_tokens, cost_usd, .. } => {
+                conn.prepare_cached(
+                    "UPDATE runs SET input_tokens=input_tokens+?2, output_tokens=output_tokens+?3,
+                     cost_usd=cost_usd+?4 WHERE id=?1",
+                )?
+                .execute(params![run, *input_tokens as i64, *output_tokens as i64, cost_usd])?;
+            }
             EventKind::RunStatus { status, error, .. } => {
                 let err = match error {
                     Some(e) => Some(serde_json::to_string(e).map_err(|e| Error::Corrupt(e.to_string()))?),

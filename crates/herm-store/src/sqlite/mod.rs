@@ -5,6 +5,7 @@ mod access;
 mod append;
 mod config;
 mod log;
+mod memory;
 mod proactive;
 mod rows;
 mod schema;
@@ -107,6 +108,23 @@ impl SqliteStore {
             let out = f(&conn);
             inner.readers.lock().push(conn);
             out
+        })
+        .await
+        .map_err(|_| Error::Closed)?
+    }
+
+    /// Copies the journal into the database and truncates it, so a page the journal held
+    /// (a purged memory's text) is nowhere in the data directory afterwards.
+    pub(crate) async fn checkpoint(&self) -> Result<()> {
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let c = Connection::open(&path)?;
+            c.execute_batch("PRAGMA busy_timeout=5000;")?;
+            let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy != 0 {
+                return Err(Error::Database("the journal could not be checkpointed (busy)".into()));
+            }
+            Ok(())
         })
         .await
         .map_err(|_| Error::Closed)?

@@ -155,6 +155,50 @@ CREATE TABLE goals (
 CREATE INDEX goals_deployment ON goals(deployment_id, id);
 CREATE INDEX runs_goal ON runs(json_extract(trigger, '$.goal_id')) WHERE kind = 'goal';
 "#,
+    // 4: memories and their versions, dreams, marks.
+    r#"
+CREATE TABLE memories (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content TEXT,
+    source TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    file_sha TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX memories_path ON memories(deployment_id, path) WHERE content IS NOT NULL;
+CREATE INDEX memories_deployment ON memories(deployment_id, id);
+CREATE TABLE memory_versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content TEXT,
+    source TEXT NOT NULL,
+    run_id TEXT,
+    created_at INTEGER NOT NULL,
+    redacted_at INTEGER,
+    UNIQUE (memory_id, version)
+);
+CREATE INDEX memory_versions_run ON memory_versions(run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX memory_versions_deployment ON memory_versions(deployment_id, seq);
+CREATE TABLE dreams (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX dreams_deployment ON dreams(deployment_id, id);
+CREATE INDEX runs_dream ON runs(json_extract(trigger, '$.dream_id')) WHERE kind = 'dream';
+CREATE TABLE marks (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).
@@ -163,7 +207,8 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
         "PRAGMA journal_mode=WAL;
          PRAGMA synchronous=FULL;
          PRAGMA foreign_keys=ON;
-         PRAGMA busy_timeout=5000;",
+         PRAGMA busy_timeout=5000;
+         PRAGMA secure_delete=ON;",
     )?;
     tune(conn)
 }

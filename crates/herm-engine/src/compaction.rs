@@ -1,0 +1,194 @@
+//! Compaction planning: how large the next request is, where the conversation may be cut
+//! (between whole exchanges: never between a tool call and its result, never inside
+//! interleaved input), how much stays verbatim, and the stages in which the older part is
+//! summarised so that no summarising request is itself too long. Pure; the worker performs
+//! the calls (`worker/compact.rs`).
+
+use crate::history::Turn;
+use crate::memory::rank::tokens;
+use herm_llm::Message;
+
+/// The system prompt of a summarising call (the fake model in tests keys on its opening).
+pub const SUMMARY_SYSTEM: &str = "You compact conversations between a user and an AI agent. Write a faithful, \
+dense summary that lets the agent continue the work without the original: the user's goals and requests, \
+decisions and preferences stated, facts learned, files and tools used with their important results, what is \
+done and what remains. Keep names, numbers, paths and identifiers exactly. Write in plain prose and lists, no \
+preamble.";
+
+/// Tokens reserved for the summarising call's instructions.
+const SUMMARY_OVERHEAD: u64 = 600;
+
+/// Estimated tokens of one message.
+pub fn message_tokens(m: &Message) -> u64 {
+    tokens(&render(m)) + 4
+}
+
+/// A message as transcript text (what a summarising call reads).
+pub fn render(m: &Message) -> String {
+    match m {
+        Message::User(t) => format!("User: {t}\n"),
+        Message::Assistant { text, tool_calls } => {
+            let mut s = if text.is_empty() { String::new() } else { format!("Agent: {text}\n") };
+            for c in tool_calls {
+                s.push_str(&format!("Agent called `{}` with {}\n", c.tool, c.arguments));
+            }
+            s
+        }
+        Message::ToolResults(rs) => rs
+            .iter()
+            .map(|r| format!("Tool result{}: {}\n", if r.is_error { " (error)" } else { "" }, r.content))
+            .collect(),
+    }
+}
+
+/// Whether the conversation may be cut before `turns[i]`: everything before comes from
+/// earlier log entries than everything after, and a tool result is not separated from its call.
+pub fn valid_cut(turns: &[Turn], i: usize) -> bool {
+    if i == 0 || i >= turns.len() || matches!(turns[i].message, Message::ToolResults(_)) {
+        return false;
+    }
+    let before = turns[..i].iter().map(|t| t.last).max().unwrap_or(0);
+    let after = turns[i..].iter().map(|t| t.first).min().unwrap_or(i64::MAX);
+    before < after
+}
+
+/// Where to cut: the first kept turn and the last sequence replaced. Keeps the most recent
+/// turns that fit `keep_recent` tokens (at least the last exchange); `None` when no cut
+/// would replace anything.
+pub fn choose_cut(turns: &[Turn], keep_recent: u64) -> Option<(usize, i64)> {
+    let mut kept = 0;
+    let mut start = turns.len();
+    while start > 0 && kept + message_tokens(&turns[start - 1].message) <= keep_recent {
+        start -= 1;
+        kept += message_tokens(&turns[start].message);
+    }
+    // Keep fewer, never more: the first valid cut at or after `start`; else the last valid
+    // cut before it.
+    let i = (start.max(1)..turns.len())
+        .find(|&i| valid_cut(turns, i))
+        .or_else(|| (1..start).rev().find(|&i| valid_cut(turns, i)))?;
+    let through = turns[..i].iter().map(|t| t.last).max()?;
+    Some((i, through))
+}
+
+/// One summarising call: the transcript of `turns[from..to]` and the last sequence it covers.
+#[derive(Debug, PartialEq)]
+pub struct Stage {
+    pub to: usize,
+    pub through: i64,
+    pub text: String,
+}
+
+/// Splits `turns[..cut]` into stages whose transcripts fit `stage_tokens` each. A stage ends
+/// at a valid cut when it can (so a crash after it loses nothing), and a single turn too long
+/// for any stage is shortened in the middle.
+pub fn stages(turns: &[Turn], cut: usize, stage_tokens: u64) -> Vec<Stage> {
+    let limit = stage_tokens.saturating_sub(SUMMARY_OVERHEAD).max(256);
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for (i, t) in turns[..cut].iter().enumerate() {
+        let piece = shorten(&render(&t.message), limit);
+        let full = tokens(&text) + tokens(&piece) > limit;
+        if full && !text.is_empty() && valid_cut(turns, i) {
+            out.push(Stage {
+                to: i,
+                through: turns[..i].iter().map(|t| t.last).max().unwrap_or(0),
+                text: std::mem::take(&mut text),
+            });
+        }
+        text.push_str(&piece);
+        if tokens(&text) > limit {
+            text = shorten(&text, limit);
+        }
+    }
+    if !text.is_empty() {
+        out.push(Stage { to: cut, through: turns[..cut].iter().map(|t| t.last).max().unwrap_or(0), text });
+    }
+    out
+}
+
+/// `s` cut to about `limit` tokens, keeping its beginning and end.
+pub fn shorten(s: &str, limit: u64) -> String {
+    let max = (limit as usize) * 4;
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let keep = max.saturating_sub(80) / 2;
+    let head_end = (0..=keep).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    let tail_start = (s.len() - keep..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+    format!("{}\n[… {} characters left out …]\n{}", &s[..head_end], tail_start - head_end, &s[tail_start..])
+}
+
+/// The request a stage sends: what was summarised so far and the next part.
+pub fn stage_prompt(previous: Option<&str>, text: &str) -> String {
+    match previous {
+        Some(p) => format!(
+            "The summary so far:\n{p}\n\nThe conversation continued:\n{text}\nWrite the updated summary of everything."
+        ),
+        None => format!("The conversation:\n{text}\nWrite the summary."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herm_llm::ToolResultMsg;
+    use herm_types::event::RequestedToolCall;
+
+    fn user(t: &str, seq: i64) -> Turn {
+        Turn { message: Message::User(t.into()), first: seq, last: seq }
+    }
+    fn call(seq: i64) -> Turn {
+        let c = RequestedToolCall { tool_use_id: "t".into(), tool: "x".into(), arguments: serde_json::json!({}) };
+        Turn { message: Message::Assistant { text: String::new(), tool_calls: vec![c] }, first: seq, last: seq }
+    }
+    fn result(seq: i64) -> Turn {
+        let r = ToolResultMsg { tool_use_id: "t".into(), content: "r".repeat(400), is_error: false };
+        Turn { message: Message::ToolResults(vec![r]), first: seq, last: seq }
+    }
+    fn said(t: &str, seq: i64) -> Turn {
+        Turn { message: Message::Assistant { text: t.into(), tool_calls: vec![] }, first: seq, last: seq }
+    }
+
+    #[test]
+    fn cuts_never_split_a_call_from_its_result_or_interleaved_input() {
+        let turns = vec![user("a", 1), call(2), result(3), said("b", 4), user("c", 5)];
+        let valid: Vec<usize> = (0..=turns.len()).filter(|&i| valid_cut(&turns, i)).collect();
+        assert_eq!(valid, vec![1, 3, 4]);
+        // A deferred message written before the result it follows.
+        let interleaved = vec![user("a", 1), call(2), result(4), user("late", 3), said("b", 5)];
+        let valid: Vec<usize> = (0..=interleaved.len()).filter(|&i| valid_cut(&interleaved, i)).collect();
+        assert_eq!(valid, vec![1, 4]);
+    }
+
+    #[test]
+    fn the_cut_keeps_recent_turns_verbatim() {
+        let turns: Vec<Turn> =
+            (0..20).map(|i| if i % 2 == 0 { user(&"u".repeat(400), i) } else { said(&"a".repeat(400), i) }).collect();
+        // Each turn is about 100 tokens: 300 keeps the last two or three.
+        let (i, through) = choose_cut(&turns, 300).unwrap();
+        assert!((17..=18).contains(&i), "{i}");
+        assert_eq!(through, turns[i - 1].last);
+        // Keeping everything replaces nothing but the first turn at most.
+        assert_eq!(choose_cut(&turns, 1_000_000).map(|c| c.0), Some(1));
+        assert_eq!(choose_cut(&[user("only", 1)], 10), None);
+    }
+
+    #[test]
+    fn stages_fit_their_budget_and_end_at_cuts() {
+        let turns: Vec<Turn> =
+            (0..40).map(|i| if i % 2 == 0 { user(&"u".repeat(2000), i) } else { said(&"a".repeat(2000), i) }).collect();
+        let s = stages(&turns, 36, 2000);
+        assert!(s.len() > 1);
+        for st in &s {
+            assert!(tokens(&st.text) <= 2000, "{}", tokens(&st.text));
+            assert!(st.to == 36 || valid_cut(&turns, st.to));
+        }
+        assert_eq!(s.last().map(|x| x.through), Some(35));
+        // One huge turn is shortened, not sent whole.
+        let huge = vec![user(&"x".repeat(100_000), 1), said("ok", 2)];
+        let s = stages(&huge, 1, 2000);
+        assert_eq!(s.len(), 1);
+        assert!(tokens(&s[0].text) <= 2000 && s[0].text.contains("characters left out"));
+    }
+}
