@@ -13,6 +13,6 @@ pub mod mcp_peers;
 mod sse;
 
 pub use connector::Connector;
-pub use fake_model::{Attempt, FakeModel, Reply, Wire};
+pub use fake_model::{Attempt, FakeModel, Reply, TOO_LONG, Wire};
 pub use herm::{Herm, HermOptions};
 pub use sse::{Frame, SseReader};

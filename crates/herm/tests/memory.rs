@@ -345,3 +345,67 @@ async fn dreaming_starts_by_itself_when_the_deployment_is_idle_with_new_material
     let dreams = env.herm.ok("GET", &format!("/v1/deployments/{}/dreams", env.dep), &Value::Null, 200).await;
     assert_eq!(dreams["data"].as_array().unwrap().len(), 1, "{dreams}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memories_are_workspace_files_and_a_deleted_one_leaves_no_copy() {
+    let script = vec![
+        Reply::tool(
+            "write_file",
+            json!({"path": "memory/facts/pet.md", "content": "The customer's dog is named Biscuit."}),
+        ),
+        Reply::text(&["Saved."]),
+        shell("grep -r OKAPI /workspace || echo no-okapi"),
+        Reply::text(&["Checked."]),
+    ];
+    let config = format!("{}\n[memory]\nobserve_after_secs = 3600\n", sandbox_config());
+    let env = setup_with(script, Wire::Anthropic, json!({}), &config).await;
+    let m = mem(
+        &env,
+        "POST",
+        "",
+        &json!({"path": "preferences/colour.md", "content": "Favourite colour: UNIQUE-PURPLE-OKAPI-42"}),
+        201,
+    )
+    .await;
+    let id = m["memory_id"].as_str().unwrap().to_owned();
+    // The operator's memory appears as a file the agent can read.
+    let mut file = (0, Vec::new());
+    for _ in 0..200 {
+        file = env.file("memory/preferences/colour.md").await;
+        if file.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (file.0, String::from_utf8_lossy(&file.1).into_owned()),
+        (200, "Favourite colour: UNIQUE-PURPLE-OKAPI-42".to_owned())
+    );
+    // A file the agent writes under memory/ becomes the agent's memory.
+    run_to_end(&env, "Remember my dog's name is Biscuit.").await;
+    let pet = mem(&env, "GET", "?prefix=facts/", &Value::Null, 200).await;
+    assert_eq!(
+        (pet["data"][0]["path"].as_str(), pet["data"][0]["source"].as_str()),
+        (Some("facts/pet.md"), Some("agent")),
+        "{pet}"
+    );
+
+    // Rewritten, then deleted on a data-deletion request.
+    mem(&env, "PATCH", &format!("/{id}"), &json!({"content": "Favourite colour: UNIQUE-PURPLE-OKAPI-43"}), 200).await;
+    env.herm.ok("DELETE", &format!("/v1/deployments/{}/memories/{id}", env.dep), &Value::Null, 204).await;
+    let (s, _) = env.herm.get(&format!("/v1/deployments/{}/memories/{id}", env.dep)).await;
+    assert_eq!(s, 404);
+    let (s, _) = env.herm.get(&format!("/v1/deployments/{}/memories/{id}/versions", env.dep)).await;
+    assert_eq!(s, 404);
+    assert_eq!(env.file("memory/preferences/colour.md").await.0, 404);
+    let needles = vec!["UNIQUE-PURPLE-OKAPI-42".to_owned(), "UNIQUE-PURPLE-OKAPI-43".to_owned()];
+    let hits = scan_dir(&env.dir.path().join("data"), &needles);
+    assert!(hits.is_empty(), "the deleted memory is still in the data directory: {hits:?}");
+    // Not in the workspace, and not in the next prompt.
+    run_to_end(&env, "Check the workspace.").await;
+    let out = results(&env, &env.thread).await;
+    assert!(out.last().unwrap()["result"].as_str().unwrap().contains("no-okapi"), "{out:?}");
+    let last = env.model.attempts().last().unwrap().body.to_string();
+    assert!(!last.contains("PURPLE-OKAPI"), "a later prompt carries the deleted memory");
+    assert!(last.contains("Biscuit"), "the agent's own memory is loaded");
+}

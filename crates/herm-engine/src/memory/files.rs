@@ -67,6 +67,11 @@ fn step(live: Option<(&MemoryRecord, &str)>, file: Option<&str>, deleted: Option
     }
 }
 
+/// The mark of a purged memory's path whose file could not be removed yet.
+fn purged_mark(dep: &DeploymentId, path: &str) -> String {
+    format!("purged:{dep}:{path}")
+}
+
 impl Engine {
     /// Syncs the deployment's memory files in the background if its sandbox is already up
     /// (a stopped sandbox is synced when a run next starts).
@@ -83,14 +88,14 @@ impl Engine {
         });
     }
 
-    /// Removes a purged memory's file now, starting the sandbox if it must.
-    pub(crate) async fn remove_memory_file(&self, dep: &DeploymentId, path: &str) {
-        let Ok(d) = self.deployment(dep).await else { return };
+    /// Removes a purged memory's file now, starting the sandbox if it must (the caller
+    /// holds the deployment's sync lock). If it cannot, the path is marked so the next sync
+    /// removes the file instead of taking it for a new memory.
+    pub(crate) async fn remove_memory_file(&self, dep: &DeploymentId, path: &str) -> Result<()> {
+        let d = self.deployment(dep).await?;
         if self.sandbox().is_none() || !d.spec.sandbox.enabled {
-            return;
+            return Ok(());
         }
-        let lock = self.memory_sync_lock(dep);
-        let _one = lock.lock().await;
         let rel = format!("{MEMORY_DIR}/{path}");
         let out = match self.use_sandbox(dep, &d.spec).await {
             Ok((sb, _in_use)) => match files::delete(sb.as_ref(), dep, &rel).await {
@@ -100,11 +105,13 @@ impl Engine {
             Err(e) => Err(e),
         };
         if let Err(e) = out {
-            tracing::warn!(deployment = %dep, error = %e, "could not remove a deleted memory's file");
+            tracing::warn!(deployment = %dep, error = %e, "a deleted memory's file is removed at the next sync");
+            self.store().set_mark(&purged_mark(dep, path), "1").await?;
         }
+        Ok(())
     }
 
-    fn memory_sync_lock(&self, dep: &DeploymentId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn memory_sync_lock(&self, dep: &DeploymentId) -> Arc<tokio::sync::Mutex<()>> {
         self.inner.memory_sync.lock().entry(dep.clone()).or_default().clone()
     }
 
@@ -172,6 +179,11 @@ impl Engine {
                     if self.put_memory_quiet(dep, path, None, agent, Some(r.version)).await {
                         done.pulled += 1;
                     }
+                }
+                Step::TakeNew if self.store().get_mark(&purged_mark(dep, path)).await?.is_some_and(|v| v == "1") => {
+                    files::delete(sb.as_ref(), dep, &rel).await?;
+                    self.store().set_mark(&purged_mark(dep, path), "0").await?;
+                    done.pushed += 1;
                 }
                 Step::TakeEdit | Step::TakeNew => {
                     if m::check_path(path).is_err() {

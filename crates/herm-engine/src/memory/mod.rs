@@ -134,9 +134,12 @@ impl Engine {
             _ => return Err(Error::NotFound("memory")),
         };
         crate::revise::check_if_match(if_match, cur.version)?;
+        // No file sync may run between the purge and the file's removal: it would take the
+        // file for a new memory the agent wrote.
+        let lock = self.memory_sync_lock(dep);
+        let _one = lock.lock().await;
         self.store().purge_memory(id).await?;
-        self.remove_memory_file(dep, &cur.path).await;
-        Ok(())
+        self.remove_memory_file(dep, &cur.path).await
     }
 
     /// Every version of a memory of the deployment (a deleted one's too, until it is purged).

@@ -113,8 +113,9 @@ impl SqliteStore {
         .map_err(|_| Error::Closed)?
     }
 
-    /// Copies the journal into the database and truncates it, so a page the journal held
-    /// (a purged memory's text) is nowhere in the data directory afterwards.
+    /// Copies the journal into the database and truncates it, so an older page image that
+    /// held a purged memory's text is nowhere in the data directory afterwards (the writer
+    /// runs with `secure_delete`, so the freed cells themselves are zeroed).
     pub(crate) async fn checkpoint(&self) -> Result<()> {
         let path = self.inner.path.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
