@@ -50,6 +50,8 @@ fn the_pure_core_performs_no_io() {
         ("history.rs", include_str!("../src/history.rs")),
         ("schedule/mod.rs", include_str!("../src/schedule/mod.rs")),
         ("schedule/grammar.rs", include_str!("../src/schedule/grammar.rs")),
+        ("compaction.rs", include_str!("../src/compaction.rs")),
+        ("memory/rank.rs", include_str!("../src/memory/rank.rs")),
     ];
     for (file, text) in pure {
         // Tests may build events with timestamps; the code under test may not read a clock.

@@ -242,7 +242,8 @@ mod tests {
     #[test]
     fn each_side_that_moved_wins() {
         let (a, b, c) = ("aaa", "bbb", "ccc");
-        let cases: Vec<(Option<MemoryRecord>, Option<&str>, Option<MemoryRecord>, Step)> = vec![
+        type Case<'a> = (Option<MemoryRecord>, Option<&'a str>, Option<MemoryRecord>, Step);
+        let cases: Vec<Case<'_>> = vec![
             (Some(rec(Some("x"), None)), Some(a), None, Step::Agree),
             (Some(rec(Some("x"), None)), None, None, Step::Push),
             (Some(rec(Some("x"), Some(a))), None, None, Step::TakeDeletion),

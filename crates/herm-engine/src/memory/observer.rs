@@ -127,7 +127,7 @@ impl Engine {
     pub(crate) async fn memory_listing(&self, dep: &DeploymentId, max: usize) -> Result<String> {
         let mut all: Vec<_> =
             self.store().all_memories(dep).await?.into_iter().filter(|m| m.content.is_some()).collect();
-        all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        all.sort_by_key(|m| std::cmp::Reverse(m.updated_at));
         let mut out = String::new();
         for m in &all {
             let entry = format!("### {} (version {})\n{}\n\n", m.path, m.version, m.content.as_deref().unwrap_or(""));
