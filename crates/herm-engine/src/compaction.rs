@@ -18,9 +18,16 @@ preamble.";
 /// Tokens reserved for the summarising call's instructions.
 const SUMMARY_OVERHEAD: u64 = 600;
 
-/// Estimated tokens of one message.
+/// Estimated tokens of one message (from its lengths: nothing is rendered).
 pub fn message_tokens(m: &Message) -> u64 {
-    tokens(&render(m)) + 4
+    let bytes: usize = match m {
+        Message::User(t) => t.len(),
+        Message::Assistant { text, tool_calls } => {
+            text.len() + tool_calls.iter().map(|c| c.tool.len() + c.arguments.to_string().len()).sum::<usize>()
+        }
+        Message::ToolResults(rs) => rs.iter().map(|r| r.content.len()).sum(),
+    };
+    (bytes as u64).div_ceil(4) + 4
 }
 
 /// A message as transcript text (what a summarising call reads).

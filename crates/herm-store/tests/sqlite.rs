@@ -33,6 +33,7 @@ suite_tests!(
     secrets_keys_and_providers,
     spec_updates_are_conditional_on_the_revision,
     timers_fire_once_per_claim,
+    memories_change_conditionally_and_purge_completely,
     run_kinds_and_costs,
     proactive_records_fire_once_and_change_conditionally,
 );
@@ -84,9 +85,25 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .set_timer(NewTimer { key: "k".into(), kind: "t".into(), due_at: now(), payload: serde_json::json!({}) })
         .await
         .unwrap();
+    // Memories (migration 4) work on the migrated database.
+    let m = f
+        .store
+        .write_memory(MemoryWrite {
+            deployment_id: dep.clone(),
+            memory_id: MemoryId::new(),
+            path: "facts/a.md".into(),
+            content: Some("a".into()),
+            source: herm_types::memory::MemorySource::Api,
+            run_id: None,
+            expected: Expected::Absent,
+            file_sha: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(m.version, 1);
     let v: i64 = rusqlite::Connection::open(dir.path().join("herm.db"))
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4);
 }

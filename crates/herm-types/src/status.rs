@@ -66,6 +66,11 @@ impl RunKind {
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
     }
+    /// A run of the deployment's memory (observer, dream): it sees only its own run and is
+    /// offered only the memory tools.
+    pub fn is_memory(self) -> bool {
+        matches!(self, Self::Observer | Self::Dream)
+    }
 }
 
 /// What started a run that no person started.

@@ -197,15 +197,7 @@ async fn an_automation_run_waits_for_approval_like_any_run_and_new_threads_are_i
     let fired = env.herm.ok("POST", &format!("{url}/run"), &json!({}), 202).await;
     let run = fired["run_id"].as_str().unwrap();
     assert_eq!(fired["thread_id"], env.thread.as_str(), "the default thread");
-    let mut pending = Value::Null;
-    for _ in 0..200 {
-        let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{}", env.dep, env.thread)).await;
-        if let Some(p) = t["pending"].as_array().and_then(|p| p.first()) {
-            pending = p.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let pending = first_pending(&env).await;
     assert_eq!(pending["tool"], "record", "{pending}");
     assert_eq!(env.connector.calls(), 0);
     let (s, v) = env
@@ -354,15 +346,7 @@ async fn the_agent_creates_an_automation_in_chat_after_approval() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut pending = Value::Null;
-    for _ in 0..200 {
-        let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{}", env.dep, env.thread)).await;
-        if let Some(p) = t["pending"].as_array().and_then(|p| p.first()) {
-            pending = p.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let pending = first_pending(&env).await;
     assert_eq!(pending["tool"], "create_automation", "{pending}");
     let list = env.herm.ok("GET", &autos(&env), &Value::Null, 200).await;
     assert!(list["data"].as_array().unwrap().is_empty(), "nothing is created before approval");
@@ -376,4 +360,17 @@ async fn the_agent_creates_an_automation_in_chat_after_approval() {
     assert_eq!(a["thread_id"], env.thread.as_str(), "it fires into the conversation it was made in");
     let result = results(&env, &env.thread).await;
     assert!(result[0]["result"].as_str().unwrap().contains("30 17 * * 1-5"), "{result:?}");
+}
+
+/// The first request waiting for a person on the deployment's default thread (`null` if
+/// none appears within five seconds).
+async fn first_pending(env: &Env) -> Value {
+    for _ in 0..200 {
+        let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{}", env.dep, env.thread)).await;
+        if let Some(p) = t["pending"].as_array().and_then(|p| p.first()) {
+            return p.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Value::Null
 }

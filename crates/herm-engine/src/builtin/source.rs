@@ -67,7 +67,7 @@ impl ToolRunner for Builtin {
             super::run(sb.as_ref(), &dep.id, *self, args, cx.tool_use_id, timeout, track, &mut on_output).await;
         let records = changes.into_iter().map(|(change, path)| EventKind::Filesystem { change, path }).collect();
         if touches_memory(*self, args)
-            && let Err(e) = engine.sync_memory_files(&dep.id, cx.run).await
+            && let Err(e) = engine.sync_memory_files(dep, cx.run).await
         {
             tracing::warn!(deployment = %dep.id, error = %e, "memory file sync after a tool call failed");
         }

@@ -6,6 +6,7 @@
 //! `interrupted`, `yielded`) at its next step if some starts; the timer then looks again.
 //! Operators start one with `POST …/dreams`.
 
+use crate::submit::Origin;
 use crate::timers::{Fired, TimerKind};
 use crate::{Engine, Error, Result};
 use chrono::Duration;
@@ -60,9 +61,7 @@ impl Engine {
                 "a run is active in this deployment; a dream runs only when it is idle".into(),
             ));
         }
-        let rec = self.dream(dep, "api").await?;
-        self.wake_deferred();
-        Ok(view(rec, None))
+        Ok(view(self.dream(dep, "api", false).await?, None))
     }
 
     pub async fn list_dreams(&self, dep: &DeploymentId, before: Option<DreamId>, limit: usize) -> Result<Vec<Dream>> {
@@ -96,8 +95,8 @@ impl Engine {
         Ok(view(d, Some(changes)))
     }
 
-    /// Records a dream and starts its run.
-    async fn dream(&self, dep: &DeploymentId, reason: &str) -> Result<DreamRecord> {
+    /// Records a dream and starts its run (its worker after the timer batch `from_timer`).
+    async fn dream(&self, dep: &DeploymentId, reason: &str, from_timer: bool) -> Result<DreamRecord> {
         let rec = DreamRecord {
             id: DreamId::new(),
             deployment_id: dep.clone(),
@@ -109,18 +108,11 @@ impl Engine {
         let material = self.store().memory_material(dep).await?;
         let content = dream_message(&self.memory_listing(dep, MAX_MEMORY).await?);
         let trigger = RunTrigger { dream_id: Some(rec.id.to_string()), ..Default::default() };
-        let run = self.start_memory_run(dep, RunKind::Dream, trigger, content, format!("dream:{}", rec.id)).await?;
+        let origin = Origin { kind: RunKind::Dream, trigger: Some(trigger), from_timer };
+        let run = self.start_memory_run(dep, &origin, content, format!("dream:{}", rec.id)).await?;
         self.store().set_mark(&format!("dreamed:{dep}"), &material.to_string()).await?;
         let status = run.map(|r| (r, RunStatus::Queued));
         Ok(DreamRecord { run: status, ..rec })
-    }
-
-    /// Starts the workers of runs submitted outside the timer loop's batches.
-    fn wake_deferred(&self) {
-        let woken = std::mem::take(&mut *self.inner.deferred_wakes.lock());
-        for t in woken {
-            self.wake(t);
-        }
     }
 
     /// The dream timer: dream if the deployment is idle and has new material.
@@ -152,7 +144,7 @@ impl Engine {
         let dreamed: i64 =
             self.store().get_mark(&format!("dreamed:{dep}")).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
         if material > dreamed {
-            self.dream(dep, "idle").await?;
+            self.dream(dep, "idle", true).await?;
         }
         Ok(Fired::Done)
     }

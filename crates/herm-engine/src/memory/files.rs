@@ -18,7 +18,7 @@
 use super::{Writer, sha};
 use crate::{Engine, Result};
 use herm_sandbox::files;
-use herm_store::MemoryRecord;
+use herm_store::{DeploymentRecord, MemoryRecord};
 use herm_types::memory::{self as m, MAX_CONTENT, MEMORY_DIR};
 use herm_types::*;
 use std::collections::HashMap;
@@ -73,19 +73,27 @@ fn purged_mark(dep: &DeploymentId, path: &str) -> String {
 }
 
 impl Engine {
-    /// Syncs the deployment's memory files in the background if its sandbox is already up
-    /// (a stopped sandbox is synced when a run next starts).
+    /// Syncs the deployment's memory files in the background (see
+    /// [`Self::sync_memory_files_if_up`]).
     pub(crate) fn push_memory_files_soon(&self, dep: &DeploymentId) {
         let (me, dep) = (self.clone(), dep.clone());
         self.inner.tasks.spawn(async move {
-            let up = match me.sandbox() {
-                Some(sb) => matches!(sb.status(&dep).await, Ok(herm_sandbox::Status::Running)),
-                None => false,
-            };
-            if up && let Err(e) = me.sync_memory_files(&dep, None).await {
-                tracing::warn!(deployment = %dep, error = %e, "memory file sync failed");
+            if let Ok(d) = me.deployment(&dep).await {
+                me.sync_memory_files_if_up(&d, None).await;
             }
         });
+    }
+
+    /// Syncs the memory files if the deployment's sandbox is already up (a stopped one is
+    /// synced when a run next starts it); a failure is logged, the next sync repairs it.
+    pub(crate) async fn sync_memory_files_if_up(&self, d: &DeploymentRecord, run: Option<&RunId>) {
+        let Some(sb) = self.sandbox() else { return };
+        if !d.spec.sandbox.enabled || !matches!(sb.status(&d.id).await, Ok(herm_sandbox::Status::Running)) {
+            return;
+        }
+        if let Err(e) = self.sync_memory_files(d, run).await {
+            tracing::warn!(deployment = %d.id, error = %e, "memory file sync failed");
+        }
     }
 
     /// Removes a purged memory's file now, starting the sandbox if it must (the caller
@@ -117,8 +125,8 @@ impl Engine {
 
     /// Brings the workspace files and the store into agreement (see the module docs); changes
     /// taken from files are the agent's, for `run`.
-    pub(crate) async fn sync_memory_files(&self, dep: &DeploymentId, run: Option<&RunId>) -> Result<Synced> {
-        let d = self.deployment(dep).await?;
+    pub(crate) async fn sync_memory_files(&self, d: &DeploymentRecord, run: Option<&RunId>) -> Result<Synced> {
+        let dep = &d.id;
         if self.sandbox().is_none() || !d.spec.sandbox.enabled || !d.spec.features.memory {
             return Ok(Synced::default());
         }
@@ -176,9 +184,7 @@ impl Engine {
                 }
                 Step::TakeDeletion => {
                     let Some((r, _)) = l else { continue };
-                    if self.put_memory_quiet(dep, path, None, agent, Some(r.version)).await {
-                        done.pulled += 1;
-                    }
+                    done.pulled += taken(self.put_memory(d, path, None, agent, Some(r.version)).await, path);
                 }
                 Step::TakeNew if self.store().get_mark(&purged_mark(dep, path)).await?.is_some_and(|v| v == "1") => {
                     files::delete(sb.as_ref(), dep, &rel).await?;
@@ -189,33 +195,25 @@ impl Engine {
                     if m::check_path(path).is_err() {
                         continue;
                     }
-                    let Ok(text) = files::read(sb.as_ref(), dep, &rel).await.map(String::from_utf8) else { continue };
-                    let Ok(text) = text else { continue };
+                    let Ok(Ok(text)) = files::read(sb.as_ref(), dep, &rel).await.map(String::from_utf8) else {
+                        continue;
+                    };
                     let expected = l.map(|(r, _)| r.version).or(Some(0));
-                    if self.put_memory_quiet(dep, path, Some(text), agent, expected).await {
-                        done.pulled += 1;
-                    }
+                    done.pulled += taken(self.put_memory(d, path, Some(text), agent, expected).await, path);
                 }
             }
         }
         Ok(done)
     }
+}
 
-    /// A write taken from a file; a race lost to another write is left for the next sync.
-    async fn put_memory_quiet(
-        &self,
-        dep: &DeploymentId,
-        path: &str,
-        content: Option<String>,
-        who: Writer,
-        expected: Option<i64>,
-    ) -> bool {
-        match self.put_memory_inner(dep, path, content, who, expected).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::info!(deployment = %dep, path, error = %e, "memory file change not taken now");
-                false
-            }
+/// 1 for a change taken from a file; a race lost to another write is left for the next sync.
+fn taken(r: Result<MemoryRecord>, path: &str) -> usize {
+    match r {
+        Ok(_) => 1,
+        Err(e) => {
+            tracing::info!(path, error = %e, "memory file change not taken now");
+            0
         }
     }
 }

@@ -48,12 +48,8 @@ impl Engine {
         if !dep.spec.features.memory {
             return Ok(Loaded::default());
         }
-        let all: Vec<_> =
-            self.store().all_memories(&dep.id).await?.into_iter().filter(|m| m.content.is_some()).collect();
-        let docs: Vec<Doc<'_>> = all
-            .iter()
-            .map(|m| Doc { path: &m.path, content: m.content.as_deref().unwrap_or(""), updated_at: m.updated_at })
-            .collect();
+        let all = self.store().all_memories(&dep.id).await?;
+        let docs: Vec<Doc<'_>> = all.iter().filter_map(super::doc).collect();
         Ok(section(&docs, query, self.options().memory.prompt_tokens, self.memory_files_on(dep)))
     }
 

@@ -16,7 +16,7 @@ pub use herm_store::MemoryQuery;
 
 use crate::revise::Retries;
 use crate::{Engine, Error, Result};
-use herm_store::{Expected, MemoryRecord, MemoryWrite};
+use herm_store::{DeploymentRecord, Expected, MemoryRecord, MemoryWrite};
 use herm_types::memory::{self as m, Memory, MemoryCreate, MemorySource, MemoryUpdate, MemoryVersion};
 use herm_types::*;
 
@@ -51,6 +51,11 @@ pub(crate) fn view(r: MemoryRecord) -> Option<Memory> {
     })
 }
 
+/// A live memory as ranking sees it (`None` for a deleted one).
+pub(crate) fn doc(m: &MemoryRecord) -> Option<rank::Doc<'_>> {
+    Some(rank::Doc { path: &m.path, content: m.content.as_deref()?, updated_at: m.updated_at })
+}
+
 /// SHA-256 of a memory's text, hex (what the file sync compares).
 pub(crate) fn sha(content: &str) -> String {
     use sha2::Digest;
@@ -79,7 +84,7 @@ impl Engine {
 
     /// `POST …/memories`: a new memory written by an operator.
     pub async fn create_memory(&self, dep: &DeploymentId, body: MemoryCreate) -> Result<Memory> {
-        self.deployment(dep).await?;
+        let d = self.deployment(dep).await?;
         let id = MemoryId::new();
         let path = match body.path {
             Some(p) => m::check_path(&p).map_err(Error::Validation)?,
@@ -89,7 +94,7 @@ impl Engine {
             return Err(Error::Conflict(format!("a memory already lives at `{path}`")));
         }
         let r = self.write_version(dep, id, path, Some(body.content), Writer::api(), Expected::Absent).await?;
-        self.memory_changed(dep).await;
+        self.memory_changed(&d, false).await;
         view(r).ok_or(Error::NotFound("memory"))
     }
 
@@ -106,6 +111,7 @@ impl Engine {
             return Err(Error::Validation("give `content`, `path` or both".into()));
         }
         let path = body.path.as_deref().map(m::check_path).transpose().map_err(Error::Validation)?;
+        let d = self.deployment(dep).await?;
         let mut retries = Retries::default();
         loop {
             let cur = self.live_memory(dep, id).await?;
@@ -117,7 +123,7 @@ impl Engine {
                 .await
             {
                 Ok(r) => {
-                    self.memory_changed(dep).await;
+                    self.memory_changed(&d, false).await;
                     return view(r).ok_or(Error::NotFound("memory"));
                 }
                 Err(Error::PreconditionFailed) if if_match.is_none() => retries.lost().await?,
@@ -185,27 +191,15 @@ impl Engine {
     /// is then [`Error::PreconditionFailed`]) or at whatever version is current.
     pub(crate) async fn put_memory(
         &self,
-        dep: &DeploymentId,
+        d: &DeploymentRecord,
         path: &str,
         content: Option<String>,
         who: Writer,
         expected: Option<i64>,
     ) -> Result<MemoryRecord> {
-        let r = self.put_memory_inner(dep, path, content, who, expected).await?;
-        self.memory_changed(dep).await;
-        Ok(r)
-    }
-
-    /// [`Self::put_memory`] without telling the file mirror (the sync itself writes so).
-    pub(crate) async fn put_memory_inner(
-        &self,
-        dep: &DeploymentId,
-        path: &str,
-        content: Option<String>,
-        who: Writer,
-        expected: Option<i64>,
-    ) -> Result<MemoryRecord> {
+        let dep = &d.id;
         let path = m::check_path(path).map_err(Error::Validation)?;
+        let from_file = who.from_file;
         let mut retries = Retries::default();
         loop {
             let attempt = match (self.store().memory_at(dep, &path).await?, &content) {
@@ -232,7 +226,10 @@ impl Engine {
                 }
             };
             match attempt {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    self.memory_changed(d, from_file).await;
+                    return Ok(r);
+                }
                 // Another write landed first (or took the path): read again, unless the caller
                 // asked for one version only.
                 Err(Error::PreconditionFailed | Error::Conflict(_)) if expected.is_none() => retries.lost().await?,
@@ -276,15 +273,15 @@ impl Engine {
         })
     }
 
-    /// After any memory change: the workspace files follow (if the sandbox runs), and a
-    /// dreaming deployment dreams once it stays idle.
-    async fn memory_changed(&self, dep: &DeploymentId) {
-        self.push_memory_files_soon(dep);
-        if let Ok(d) = self.deployment(dep).await
-            && d.spec.features.dreaming
-        {
+    /// After any memory change: the workspace files follow (unless the change came from
+    /// them), and a dreaming deployment dreams once it stays idle.
+    async fn memory_changed(&self, d: &DeploymentRecord, from_file: bool) {
+        if !from_file {
+            self.push_memory_files_soon(&d.id);
+        }
+        if d.spec.features.dreaming {
             let after = chrono::Duration::from_std(self.options().memory.dream_after).unwrap_or_default();
-            self.arm_dream(dep, self.now() + after).await;
+            self.arm_dream(&d.id, self.now() + after).await;
         }
     }
 }

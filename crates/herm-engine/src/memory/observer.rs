@@ -61,19 +61,17 @@ impl Engine {
     }
 
     /// Starts a memory run (observer or dream) in the deployment's memory thread, once per
-    /// `once_key`.
+    /// `once_key`; `origin` says its kind and trigger.
     pub(crate) async fn start_memory_run(
         &self,
         dep: &DeploymentId,
-        kind: RunKind,
-        trigger: RunTrigger,
+        origin: &Origin,
         content: String,
         once_key: String,
     ) -> Result<Option<RunId>> {
         let thread = self.memory_thread(dep).await?;
-        let origin = Origin { kind, trigger: Some(trigger), from_timer: true };
         let once = Once::Key { key: once_key, run_id: None };
-        match self.submit(&thread, BusyPolicy::Queue, content, Vec::new(), &origin, Some(once)).await {
+        match self.submit(&thread, BusyPolicy::Queue, content, Vec::new(), origin, Some(once)).await {
             Ok(s) => Ok(Some(s.run_id)),
             Err(Error::Store(herm_store::Error::Duplicate)) => Ok(None),
             Err(e) => Err(e),
@@ -114,9 +112,9 @@ impl Engine {
             let existing = self.memory_listing(&dep.id, MAX_EXISTING).await?;
             let trigger =
                 RunTrigger { thread_id: Some(thread.to_string()), through_sequence: Some(last), ..Default::default() };
+            let origin = Origin { kind: RunKind::Observer, trigger: Some(trigger), from_timer: true };
             let content = observer_message(&transcript, &existing);
-            self.start_memory_run(&dep.id, RunKind::Observer, trigger, content, format!("observe:{thread}:{last}"))
-                .await?;
+            self.start_memory_run(&dep.id, &origin, content, format!("observe:{thread}:{last}")).await?;
         }
         self.store().set_mark(&mark_key, &last.to_string()).await?;
         Ok(Fired::Done)

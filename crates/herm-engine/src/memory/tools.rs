@@ -105,14 +105,7 @@ impl Runner {
                 let prefix = s("prefix");
                 let all = engine.store().all_memories(dep).await?;
                 let live: Vec<_> = all.iter().filter(|m| m.content.is_some() && m.path.starts_with(prefix)).collect();
-                let docs: Vec<Doc<'_>> = live
-                    .iter()
-                    .map(|m| Doc {
-                        path: &m.path,
-                        content: m.content.as_deref().unwrap_or(""),
-                        updated_at: m.updated_at,
-                    })
-                    .collect();
+                let docs: Vec<Doc<'_>> = live.iter().filter_map(|m| super::doc(m)).collect();
                 let terms = rank::terms(s("query"));
                 let hits: Vec<usize> = rank::rank(s("query"), &docs)
                     .into_iter()
@@ -141,11 +134,11 @@ impl Runner {
             }
             Op::Write => {
                 let expected = args.get("expected_version").and_then(Value::as_i64);
-                let m = engine.put_memory(dep, s("path"), Some(s("content").to_owned()), who, expected).await?;
+                let m = engine.put_memory(cx.dep, s("path"), Some(s("content").to_owned()), who, expected).await?;
                 Ok(format!("saved {} (version {})", m.path, m.version))
             }
             Op::Delete => {
-                let m = engine.put_memory(dep, s("path"), None, who, None).await?;
+                let m = engine.put_memory(cx.dep, s("path"), None, who, None).await?;
                 Ok(format!("deleted {} (version {})", m.path, m.version))
             }
         }

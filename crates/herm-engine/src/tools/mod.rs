@@ -61,15 +61,9 @@ pub struct Tool {
 impl Tool {
     /// Whether a run of `kind` is offered this tool.
     pub fn serves(&self, kind: herm_types::RunKind) -> bool {
-        use herm_types::RunKind;
-        match kind {
-            RunKind::Observer | RunKind::Dream => self.memory_work,
-            k => self.only_for.is_none_or(|o| o == k),
-        }
+        if kind.is_memory() { self.memory_work } else { self.only_for.is_none_or(|o| o == kind) }
     }
-}
 
-impl Tool {
     /// A tool that runs with `runner`, allowed unless a policy says otherwise.
     pub fn new(
         name: impl Into<String>,

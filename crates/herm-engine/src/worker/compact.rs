@@ -24,14 +24,12 @@ pub(super) enum Why {
 /// Longest summary asked for (tokens).
 const SUMMARY_MAX_TOKENS: u32 = 4096;
 
-/// Estimated tokens of a request.
-pub(super) fn request_tokens(req: &ModelRequest) -> u64 {
-    let tools: u64 = req
-        .tools
-        .iter()
-        .map(|t| crate::memory::rank::tokens(&format!("{} {} {}", t.name, t.description, t.input_schema)))
-        .sum();
-    crate::memory::rank::tokens(&req.system) + tools + req.messages.iter().map(compaction::message_tokens).sum::<u64>()
+/// Estimated tokens of what a request sends besides the conversation: the system prompt
+/// and the tools.
+fn fixed_tokens(req: &ModelRequest) -> u64 {
+    let tools: usize =
+        req.tools.iter().map(|t| t.name.len() + t.description.len() + t.input_schema.to_string().len()).sum();
+    ((req.system.len() + tools) as u64).div_ceil(4)
 }
 
 impl Driver<'_> {
@@ -49,11 +47,11 @@ impl Driver<'_> {
         let window = resolved.context_window();
         let usable = window.saturating_sub(req.max_tokens as u64);
         let threshold = (usable as f64 * opts.compact_at) as u64;
-        let before = request_tokens(req);
+        let fixed = fixed_tokens(req);
+        let before = fixed + req.messages.iter().map(compaction::message_tokens).sum::<u64>();
         if why == Why::Threshold && before <= threshold {
             return Ok(None);
         }
-        let fixed = before - req.messages.iter().map(compaction::message_tokens).sum::<u64>();
         let mut keep = ((window as f64) * opts.keep_recent) as u64;
         keep = keep.min(threshold.saturating_sub(fixed) / 2);
         if why == Why::Refused {
@@ -112,11 +110,10 @@ impl Driver<'_> {
     /// The log a run's conversation is built from: a memory run (observer, dream) sees only
     /// its own run; any other run, the whole thread.
     pub(super) fn conversation_log(&self, run: &RunId) -> std::borrow::Cow<'_, [Event]> {
-        match crate::machine::run_origin(&self.log, run).0 {
-            RunKind::Observer | RunKind::Dream => {
-                self.log.iter().filter(|e| e.run_id.as_ref() == Some(run)).cloned().collect::<Vec<_>>().into()
-            }
-            _ => self.log.as_slice().into(),
+        if crate::machine::run_origin(&self.log, run).0.is_memory() {
+            self.log.iter().filter(|e| e.run_id.as_ref() == Some(run)).cloned().collect::<Vec<_>>().into()
+        } else {
+            self.log.as_slice().into()
         }
     }
 

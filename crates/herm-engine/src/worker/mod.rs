@@ -226,8 +226,8 @@ impl Driver<'_> {
     /// memory thread) is observed once it stays idle.
     async fn ended(&self, run: &RunId) {
         self.status_changed(run).await;
-        if !matches!(machine::run_origin(&self.log, run).0, RunKind::Observer | RunKind::Dream)
-            && let Some((_, dep)) = &self.dep
+        if let Some((_, dep)) = &self.dep
+            && !machine::run_origin(&self.log, run).0.is_memory()
         {
             self.engine.work_ended(dep, self.thread).await;
         }

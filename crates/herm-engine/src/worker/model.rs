@@ -164,18 +164,10 @@ impl Driver<'_> {
     /// in their message): the files are synced first if the sandbox is up, then the most
     /// relevant memories to the run's message are loaded within the budget.
     async fn memory_section(&self, run: &RunId, dep: &DeploymentRecord) -> String {
-        if matches!(crate::machine::run_origin(&self.log, run).0, RunKind::Observer | RunKind::Dream)
-            || !dep.spec.features.memory
-        {
+        if crate::machine::run_origin(&self.log, run).0.is_memory() || !dep.spec.features.memory {
             return String::new();
         }
-        if let Some(sb) = self.engine.sandbox()
-            && dep.spec.sandbox.enabled
-            && matches!(sb.status(&dep.id).await, Ok(herm_sandbox::Status::Running))
-            && let Err(e) = self.engine.sync_memory_files(&dep.id, Some(run)).await
-        {
-            tracing::warn!(deployment = %dep.id, error = %e, "memory file sync at run start failed");
-        }
+        self.engine.sync_memory_files_if_up(dep, Some(run)).await;
         let query = self
             .log
             .iter()

@@ -4,13 +4,14 @@
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, Query, id, limit, next_cursor};
+use crate::extract::{JsonBody, ListQuery, Query, id, next_cursor};
 use crate::idem::{created, idempotent};
 use crate::precondition::{IfMatch, etag_headers};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use herm_engine::memory::MemoryQuery;
 use herm_types::api::Page;
 use herm_types::memory::*;
 use herm_types::*;
@@ -40,23 +41,10 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Memory>>> {
     caller.require("deployments:read")?;
     let did: DeploymentId = id(&dep, "deployment")?;
-    let limit = limit(q.limit)?;
-    let before = match q.cursor.as_deref() {
-        Some(c) => Some(c.parse::<MemoryId>().map_err(|_| crate::error::ApiError::validation("invalid cursor"))?),
-        None => None,
-    };
-    let query = herm_store_query(q.q, q.prefix, before, limit);
+    let (limit, before) = ListQuery { limit: q.limit, cursor: q.cursor }.page::<MemoryId>()?;
+    let query = MemoryQuery { q: q.q.filter(|s| !s.is_empty()), prefix: q.prefix, before, limit };
     let rows = st.engine.list_memories(&did, query).await?;
     Ok(Json(Page { next_cursor: next_cursor(&rows, limit, |m| m.memory_id.to_string()), data: rows }))
-}
-
-fn herm_store_query(
-    q: Option<String>,
-    prefix: Option<String>,
-    before: Option<MemoryId>,
-    limit: usize,
-) -> herm_engine::memory::MemoryQuery {
-    herm_engine::memory::MemoryQuery { q: q.filter(|s| !s.is_empty()), prefix, before, limit }
 }
 
 #[utoipa::path(post, path = "/v1/deployments/{deployment_id}/memories", tag = "memories", request_body = MemoryCreate,

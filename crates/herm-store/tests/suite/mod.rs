@@ -502,3 +502,68 @@ pub async fn proactive_records_fire_once_and_change_conditionally(f: Fixture) {
     assert_eq!(f.store.once_run(&format!("goal:{}:run:1", goal.id)).await.unwrap(), Some(Some(g_run)));
     assert_eq!(f.store.once_run("goal:none").await.unwrap(), None);
 }
+
+pub async fn memories_change_conditionally_and_purge_completely(f: Fixture) {
+    use herm_types::memory::{MemoryOperation, MemorySource};
+    let store = f.store.as_ref();
+    let d = deployment(store).await;
+    let write = |id: &MemoryId, path: &str, content: Option<&str>, expected: Expected| MemoryWrite {
+        deployment_id: d.id.clone(),
+        memory_id: id.clone(),
+        path: path.into(),
+        content: content.map(Into::into),
+        source: MemorySource::Api,
+        run_id: None,
+        expected,
+        file_sha: None,
+    };
+    let (a, b) = (MemoryId::new(), MemoryId::new());
+    let m = store.write_memory(write(&a, "p/a.md", Some("one"), Expected::Absent)).await.unwrap();
+    assert_eq!(m.version, 1);
+    // A second create of the same id, a stale version, a taken path: refused, nothing written.
+    assert!(matches!(store.write_memory(write(&a, "p/a.md", Some("x"), Expected::Absent)).await, Err(Error::Stale)));
+    assert!(matches!(
+        store.write_memory(write(&a, "p/a.md", Some("x"), Expected::Version(7))).await,
+        Err(Error::Stale)
+    ));
+    assert!(matches!(
+        store.write_memory(write(&b, "p/a.md", Some("x"), Expected::Absent)).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(store.write_memory(write(&b, "p/b.md", None, Expected::Version(1))).await, Err(Error::NotFound)));
+    let m = store.write_memory(write(&a, "p/a.md", Some("two"), Expected::Version(1))).await.unwrap();
+    assert_eq!((m.version, m.content.as_deref()), (2, Some("two")));
+    // A deletion keeps the history and frees the path.
+    let m = store.write_memory(write(&a, "p/a.md", None, Expected::Version(2))).await.unwrap();
+    assert_eq!((m.version, m.content), (3, None));
+    assert!(store.memory_at(&d.id, "p/a.md").await.unwrap().is_none());
+    store.write_memory(write(&b, "p/a.md", Some("new"), Expected::Absent)).await.unwrap();
+    let ops: Vec<MemoryOperation> =
+        store.memory_versions(&a).await.unwrap().into_iter().map(|v| v.version.operation).collect();
+    assert_eq!(ops, [MemoryOperation::Created, MemoryOperation::Modified, MemoryOperation::Deleted]);
+    // Filters see live memories only.
+    let q = |q: &str, prefix: &str| MemoryQuery {
+        q: Some(q.into()).filter(|s: &String| !s.is_empty()),
+        prefix: Some(prefix.into()),
+        before: None,
+        limit: 10,
+    };
+    assert_eq!(store.list_memories(&d.id, q("NEW", "p/")).await.unwrap().len(), 1);
+    assert_eq!(store.list_memories(&d.id, q("two", "")).await.unwrap().len(), 0);
+    assert_eq!(store.list_memories(&d.id, q("", "q/")).await.unwrap().len(), 0);
+    // Redaction clears one version; a purge removes the memory and its history.
+    assert!(store.redact_memory_version(&a, 1).await.unwrap());
+    assert!(store.memory_versions(&a).await.unwrap()[0].version.content.is_none());
+    assert!(store.purge_memory(&a).await.unwrap());
+    assert!(store.get_memory(&a).await.unwrap().is_none());
+    assert!(store.memory_versions(&a).await.unwrap().is_empty());
+    assert!(!store.purge_memory(&a).await.unwrap());
+    // The file agreement is recorded only at the version it was seen.
+    assert!(!store.set_memory_file(&b, 9, Some("h".into())).await.unwrap());
+    assert!(store.set_memory_file(&b, 1, Some("h".into())).await.unwrap());
+    // Marks: the first writer's value stays.
+    assert_eq!(store.mark_once("k", "first").await.unwrap(), "first");
+    assert_eq!(store.mark_once("k", "second").await.unwrap(), "first");
+    assert!(store.memory_material(&d.id).await.unwrap() > 0);
+    assert!(!store.work_active(&d.id).await.unwrap());
+}
