@@ -76,6 +76,8 @@ pub trait MemoryStore: Send + Sync + 'static {
     async fn memory_at(&self, dep: &DeploymentId, path: &str) -> Result<Option<MemoryRecord>>;
     /// Live memories, newest first.
     async fn list_memories(&self, dep: &DeploymentId, q: MemoryQuery) -> Result<Vec<MemoryRecord>>;
+    /// The deployment's live memories' texts (what runs are shown and searches read).
+    async fn memory_texts(&self, dep: &DeploymentId) -> Result<Vec<MemoryText>>;
     /// Every memory of the deployment, deleted ones included (the file sync needs both).
     async fn all_memories(&self, dep: &DeploymentId) -> Result<Vec<MemoryRecord>>;
     /// Oldest first.

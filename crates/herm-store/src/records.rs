@@ -278,6 +278,15 @@ pub struct MemoryRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A live memory's text, as a run's prompt and searches read it.
+#[derive(Clone, Debug)]
+pub struct MemoryText {
+    pub path: String,
+    pub content: String,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// What a memory write expects to find.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expected {

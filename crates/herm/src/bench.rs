@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// With `--schedules`: enabled automations (not due) for the idle-cost measurement.
     #[arg(long, default_value_t = 100_000)]
     idle_automations: usize,
+    /// Instead: memory — the run start with this many memories (in turn) against a run start
+    /// with memory off, then the compaction overhead without the model call.
+    #[arg(long, value_delimiter = ',')]
+    memories: Option<Vec<usize>>,
 }
 
 /// A model that answers instantly: a tool call until the run has `steps - 1` results, then
@@ -57,6 +61,11 @@ impl Instant0 {
     /// A model whose runs take `steps` model calls.
     pub(crate) fn new(steps: u32) -> Self {
         Self { steps, calls: Mutex::new(HashMap::new()), finals: Default::default() }
+    }
+
+    /// When the first call of the run whose message is `key` arrived.
+    pub(crate) fn first_call(&self, key: &str) -> Option<Instant> {
+        self.calls.lock().get(key).and_then(|v| v.first().copied())
     }
 }
 
@@ -140,7 +149,7 @@ pub(crate) fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Du
 /// Starts one run on each thread at once and waits until all are finished: every final
 /// answer given and every worker gone idle (cheap in-memory checks, so waiting does not
 /// load the store being measured). The runs' statuses are verified afterwards, untimed.
-async fn round(
+pub(crate) async fn round(
     engine: &Engine,
     dep: &DeploymentId,
     model: &Instant0,
@@ -218,6 +227,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.mcp {
         return crate::bench_mcp::run(n.max(10)).await;
+    }
+    if let Some(counts) = &args.memories {
+        return crate::bench_memory::run(counts).await;
     }
     if let Some(n) = args.schedules {
         return crate::bench_schedule::run(n.max(1), args.idle_automations).await;

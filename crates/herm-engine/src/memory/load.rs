@@ -48,8 +48,8 @@ impl Engine {
         if !dep.spec.features.memory {
             return Ok(Loaded::default());
         }
-        let all = self.store().all_memories(&dep.id).await?;
-        let docs: Vec<Doc<'_>> = all.iter().filter_map(super::doc).collect();
+        let all = self.store().memory_texts(&dep.id).await?;
+        let docs: Vec<Doc<'_>> = all.iter().map(super::doc).collect();
         Ok(section(&docs, query, self.options().memory.prompt_tokens, self.memory_files_on(dep)))
     }
 

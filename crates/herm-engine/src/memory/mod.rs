@@ -16,7 +16,7 @@ pub use herm_store::MemoryQuery;
 
 use crate::revise::Retries;
 use crate::{Engine, Error, Result};
-use herm_store::{DeploymentRecord, Expected, MemoryRecord, MemoryWrite};
+use herm_store::{DeploymentRecord, Expected, MemoryRecord, MemoryText, MemoryWrite};
 use herm_types::memory::{self as m, Memory, MemoryCreate, MemorySource, MemoryUpdate, MemoryVersion};
 use herm_types::*;
 
@@ -51,9 +51,9 @@ pub(crate) fn view(r: MemoryRecord) -> Option<Memory> {
     })
 }
 
-/// A live memory as ranking sees it (`None` for a deleted one).
-pub(crate) fn doc(m: &MemoryRecord) -> Option<rank::Doc<'_>> {
-    Some(rank::Doc { path: &m.path, content: m.content.as_deref()?, updated_at: m.updated_at })
+/// A live memory as ranking sees it.
+pub(crate) fn doc(m: &MemoryText) -> rank::Doc<'_> {
+    rank::Doc { path: &m.path, content: &m.content, updated_at: m.updated_at }
 }
 
 /// SHA-256 of a memory's text, hex (what the file sync compares).

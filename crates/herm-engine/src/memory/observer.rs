@@ -123,14 +123,13 @@ impl Engine {
     /// The deployment's live memories as text (path, version, content), newest first, cut
     /// at `max` characters.
     pub(crate) async fn memory_listing(&self, dep: &DeploymentId, max: usize) -> Result<String> {
-        let mut all: Vec<_> =
-            self.store().all_memories(dep).await?.into_iter().filter(|m| m.content.is_some()).collect();
+        let mut all = self.store().memory_texts(dep).await?;
         all.sort_by_key(|m| std::cmp::Reverse(m.updated_at));
         let mut out = String::new();
-        for m in &all {
-            let entry = format!("### {} (version {})\n{}\n\n", m.path, m.version, m.content.as_deref().unwrap_or(""));
+        for (i, m) in all.iter().enumerate() {
+            let entry = format!("### {} (version {})\n{}\n\n", m.path, m.version, m.content);
             if out.len() + entry.len() > max {
-                out.push_str(&format!("({} more memories not shown: use memory_search)\n", all.len()));
+                out.push_str(&format!("({} more memories not shown: use memory_search)\n", all.len() - i));
                 break;
             }
             out.push_str(&entry);

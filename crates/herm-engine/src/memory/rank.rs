@@ -42,30 +42,30 @@ pub fn terms(text: &str) -> Vec<String> {
 /// Indices of `docs`, most relevant to `query` first; equally relevant ones newest first.
 pub fn rank(query: &str, docs: &[Doc<'_>]) -> Vec<usize> {
     let q = terms(query);
-    let lowered: Vec<(String, String)> =
-        docs.iter().map(|d| (d.path.to_lowercase(), d.content.to_lowercase())).collect();
-    // Document frequency of each term: a term most memories share says little.
-    let df: Vec<usize> =
-        q.iter().map(|t| lowered.iter().filter(|(p, c)| p.contains(t) || c.contains(t)).count()).collect();
+    // One look at each document per term: 2 for a match in the path, 1 in the text.
+    let mut hits = vec![0u8; docs.len() * q.len()];
+    let mut df = vec![0usize; q.len()];
+    if !q.is_empty() {
+        for (d, doc) in docs.iter().enumerate() {
+            let (path, content) = (doc.path.to_lowercase(), doc.content.to_lowercase());
+            for (t, term) in q.iter().enumerate() {
+                let hit = if path.contains(term.as_str()) {
+                    2
+                } else if content.contains(term.as_str()) {
+                    1
+                } else {
+                    0
+                };
+                hits[d * q.len() + t] = hit;
+                df[t] += usize::from(hit > 0);
+            }
+        }
+    }
+    // A term most memories share says little.
     let n = docs.len().max(1) as f64;
-    let scores: Vec<f64> = lowered
-        .iter()
-        .map(|(p, c)| {
-            q.iter()
-                .zip(&df)
-                .map(|(t, &df)| {
-                    let idf = (1.0 + n / (df.max(1) as f64)).ln();
-                    let hit = if p.contains(t.as_str()) {
-                        2.0
-                    } else if c.contains(t.as_str()) {
-                        1.0
-                    } else {
-                        0.0
-                    };
-                    hit * idf
-                })
-                .sum()
-        })
+    let idf: Vec<f64> = df.iter().map(|&df| (1.0 + n / (df.max(1) as f64)).ln()).collect();
+    let scores: Vec<f64> = (0..docs.len())
+        .map(|d| idf.iter().enumerate().map(|(t, w)| f64::from(hits[d * q.len() + t]) * w).sum())
         .collect();
     let mut idx: Vec<usize> = (0..docs.len()).collect();
     idx.sort_by(|&a, &b| {

@@ -103,9 +103,9 @@ impl Runner {
         match self.0 {
             Op::Search => {
                 let prefix = s("prefix");
-                let all = engine.store().all_memories(dep).await?;
-                let live: Vec<_> = all.iter().filter(|m| m.content.is_some() && m.path.starts_with(prefix)).collect();
-                let docs: Vec<Doc<'_>> = live.iter().filter_map(|m| super::doc(m)).collect();
+                let all = engine.store().memory_texts(dep).await?;
+                let live: Vec<_> = all.iter().filter(|m| m.path.starts_with(prefix)).collect();
+                let docs: Vec<Doc<'_>> = live.iter().map(|m| super::doc(m)).collect();
                 let terms = rank::terms(s("query"));
                 let hits: Vec<usize> = rank::rank(s("query"), &docs)
                     .into_iter()

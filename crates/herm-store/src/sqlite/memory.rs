@@ -186,6 +186,20 @@ impl MemoryStore for SqliteStore {
         .await
     }
 
+    async fn memory_texts(&self, dep: &DeploymentId) -> Result<Vec<MemoryText>> {
+        let dep = dep.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT path, content, version, updated_at FROM memories WHERE deployment_id=?1 AND content IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([dep], |r| {
+                Ok(MemoryText { path: r.get(0)?, content: r.get(1)?, version: r.get(2)?, updated_at: from_micros(r.get(3)?) })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn all_memories(&self, dep: &DeploymentId) -> Result<Vec<MemoryRecord>> {
         let dep = dep.to_string();
         self.read(move |c| {
