@@ -7,6 +7,7 @@
 
 mod common;
 use common::*;
+use std::time::Instant;
 
 const OBSERVER: &str = "memory observer";
 const DREAMER: &str = "memory, dreaming";
@@ -357,8 +358,16 @@ async fn memories_are_workspace_files_and_a_deleted_one_leaves_no_copy() {
         shell("grep -r OKAPI /workspace || echo no-okapi"),
         Reply::text(&["Checked."]),
     ];
+    // Another deployment's agent goes looking for this one's memory from its own sandbox.
+    let attack = "cat /workspace/memory/preferences/colour.md; ls -R /workspace/memory; \
+        grep -rs OKAPI / --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr; echo attack-done";
+    let model = FakeModel::start_with_sides(
+        script,
+        vec![("ATTACK".into(), vec![shell(attack), Reply::text(&["found nothing"])])],
+    )
+    .await;
     let config = format!("{}\n[memory]\nobserve_after_secs = 3600\n", sandbox_config());
-    let env = setup_with(script, Wire::Anthropic, json!({}), &config).await;
+    let env = setup_model(model, Wire::Anthropic, json!({}), &config).await;
     let m = mem(
         &env,
         "POST",
@@ -381,6 +390,25 @@ async fn memories_are_workspace_files_and_a_deleted_one_leaves_no_copy() {
         (file.0, String::from_utf8_lossy(&file.1).into_owned()),
         (200, "Favourite colour: UNIQUE-PURPLE-OKAPI-42".to_owned())
     );
+    let b = env
+        .herm
+        .deploy(&json!({"customer_id": "cust-2", "name": "b", "system_prompt": "You are B.", "model": "fake/m1"}))
+        .await;
+    let b_dep = b["deployment_id"].as_str().unwrap();
+    let sent = env
+        .herm
+        .ok(
+            "POST",
+            &format!("/v1/deployments/{b_dep}/messages"),
+            &json!({"content": "ATTACK: read the other customer's memory"}),
+            202,
+        )
+        .await;
+    let r = env.herm.wait_run(b_dep, sent["run_id"].as_str().unwrap(), Duration::from_secs(120)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    let log = env.herm.thread_log(b["thread_id"].as_str().unwrap()).await;
+    let out = log.iter().find(|e| e["type"] == "tool_result").unwrap()["result"].as_str().unwrap().to_owned();
+    assert!(out.contains("attack-done") && !out.contains("OKAPI"), "B reached A's memory: {out}");
     // A file the agent writes under memory/ becomes the agent's memory.
     run_to_end(&env, "Remember my dog's name is Biscuit.").await;
     let pet = mem(&env, "GET", "?prefix=facts/", &Value::Null, 200).await;
@@ -408,4 +436,104 @@ async fn memories_are_workspace_files_and_a_deleted_one_leaves_no_copy() {
     let last = env.model.attempts().last().unwrap().body.to_string();
     assert!(!last.contains("PURPLE-OKAPI"), "a later prompt carries the deleted memory");
     assert!(last.contains("Biscuit"), "the agent's own memory is loaded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_waits_while_a_run_is_active_on_the_thread() {
+    let observer = vec![
+        Reply::tool("memory_write", json!({"path": "facts/ledger.md", "content": "Keeps a ledger of entries."})),
+        Reply::text(&["Recorded."]),
+    ];
+    let script = vec![Reply::text(&["Hello."]), Reply::tool("record", record(7, 3000)), Reply::text(&["Recorded 7."])];
+    let model = FakeModel::start_with_sides(script, vec![(OBSERVER.into(), observer)]).await;
+    let env = setup_model(model, Wire::Anthropic, json!({}), &memory_config(1, 3600)).await;
+    run_to_end(&env, "Hi, I keep a ledger.").await;
+    // A second run starts before the thread has been idle a second, and lasts three.
+    let sent = env.send("Record entry seven in my ledger.").await;
+    let run = env.herm.wait_run(&env.dep, sent["run_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "completed");
+    let ended = Instant::now();
+    assert_eq!(env.model.attempts().iter().filter(|a| a.side == Some(0)).count(), 0, "observed while a run was active");
+    wait_for(&env, "/memories", |v| v["data"].as_array().is_some_and(|d| !d.is_empty())).await;
+    assert!(ended.elapsed() >= Duration::from_millis(500), "the observer did not wait for the thread to be idle");
+    // One observation, of both runs.
+    let asked: Vec<String> = bodies(&env).into_iter().filter(|b| b.contains(OBSERVER)).collect();
+    assert!(asked[0].contains("I keep a ledger") && asked[0].contains("entry seven"), "{}", asked[0]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(env.model.attempts().iter().filter(|a| a.side == Some(0)).count(), 2, "one observer run of two calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dream_resumes_after_kill_9() {
+    let dream = vec![
+        Reply::tool("memory_delete", json!({"path": "notes/old.md"})).stall_first(),
+        Reply::tool("memory_delete", json!({"path": "notes/old.md"})),
+        Reply::text(&["Pruned."]),
+    ];
+    let model = FakeModel::start_with_sides(vec![], vec![(DREAMER.into(), dream)]).await;
+    let mut env =
+        setup_model(model, Wire::Anthropic, json!({"features": {"dreaming": true}}), &memory_config(3600, 3600)).await;
+    mem(&env, "POST", "", &json!({"path": "notes/old.md", "content": "Old news."}), 201).await;
+    mem(&env, "POST", "", &json!({"path": "notes/keep.md", "content": "Still true."}), 201).await;
+    let d = env.herm.ok("POST", &format!("/v1/deployments/{}/dreams", env.dep), &Value::Null, 202).await;
+    let id = d["dream_id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        if env.model.attempts().iter().any(|a| a.side == Some(0)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let running = env.herm.ok("GET", &format!("/v1/deployments/{}/dreams/{id}", env.dep), &Value::Null, 200).await;
+    assert_eq!(running["status"], "running", "{running}");
+    env.herm.kill9().await;
+    env.herm.restart().await;
+    let done = wait_for(&env, &format!("/dreams/{id}"), |v| v["status"] == "completed").await;
+    let changes = done["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{done}");
+    assert_eq!(
+        (changes[0]["operation"].as_str(), changes[0]["path"].as_str()),
+        (Some("deleted"), Some("notes/old.md"))
+    );
+    let listed = mem(&env, "GET", "", &Value::Null, 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["data"][0]["path"], "notes/keep.md");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dream_yields_to_a_run_that_starts() {
+    let dream = vec![
+        Reply::tool("memory_write", json!({"path": "notes/merged.md", "content": "Merged."}))
+            .with_text(&["a", "b", "c", "d"])
+            .delayed(Duration::from_millis(300)),
+        Reply::text(&["never asked"]),
+    ];
+    let model = FakeModel::start_with_sides(
+        vec![Reply::tool("record", record(3, 6000)), Reply::text(&["ok"])],
+        vec![(DREAMER.into(), dream)],
+    )
+    .await;
+    let env =
+        setup_model(model, Wire::Anthropic, json!({"features": {"dreaming": true}}), &memory_config(3600, 3600)).await;
+    mem(&env, "POST", "", &json!({"path": "notes/a.md", "content": "A."}), 201).await;
+    let d = env.herm.ok("POST", &format!("/v1/deployments/{}/dreams", env.dep), &Value::Null, 202).await;
+    let id = d["dream_id"].as_str().unwrap().to_owned();
+    // While the dream's first model call streams, a person's run starts.
+    for _ in 0..200 {
+        if env.model.attempts().iter().any(|a| a.side == Some(0)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent = env.send("record three").await;
+    let done = wait_for(&env, &format!("/dreams/{id}"), |v| v["status"] == "cancelled").await;
+    // What it did before yielding stays, reviewable; it asked the model nothing more.
+    assert_eq!(done["changes"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(env.model.attempts().iter().filter(|a| a.side == Some(0)).count(), 1);
+    let run = env
+        .herm
+        .ok("GET", &format!("/v1/deployments/{}/runs/{}", env.dep, done["run_id"].as_str().unwrap()), &Value::Null, 200)
+        .await;
+    assert_eq!(run["error"]["code"], "yielded", "{run}");
+    let user = env.herm.wait_run(&env.dep, sent["run_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(user["status"], "completed");
 }
