@@ -137,8 +137,8 @@ async fn fields_that_cannot_act_yet_are_refused_by_name() {
     let (h, _dir) = start_herm().await;
     let base = json!({"customer_id": "c", "name": "n", "system_prompt": "s"});
     for (extra, field) in [
-        (json!({"features": {"dreaming": true}}), "features.dreaming"),
-        (json!({"features": {"memory": false}}), "features.memory"),
+        // Dreaming consolidates memory: with memory off it cannot act.
+        (json!({"features": {"dreaming": true, "memory": false}}), "features.dreaming"),
         (json!({"sandbox": {"persistent_filesystem": false}}), "sandbox.persistent_filesystem"),
         // This server runs no sandbox backend (`backend = "none"`): no type is available.
         (json!({"sandbox": {"type": "docker"}}), "sandbox.type"),
@@ -153,7 +153,7 @@ async fn fields_that_cannot_act_yet_are_refused_by_name() {
     let (s, v) = h
         .patch(
             &format!("/v1/deployments/{}", d["deployment_id"].as_str().unwrap()),
-            &json!({"features": {"dreaming": true}}),
+            &json!({"features": {"memory": false, "dreaming": true}}),
         )
         .await;
     assert_eq!((s, v["code"].as_str()), (422, Some("unsupported")), "{v}");
