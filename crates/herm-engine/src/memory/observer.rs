@@ -4,9 +4,10 @@
 //! merged into existing memories rather than appended as near-duplicates. Memory runs live
 //! in the deployment's memory thread; each sees only its own run's log.
 //!
-//! Idleness is a durable timer per thread (`observe:<thread>`), moved forward by every run
-//! that ends there; an observation is started once per (thread, last sequence) and skipped
-//! while a run is active on the thread.
+//! Idleness is a durable timer per thread (`observe:<thread>`), set when a run ends there
+//! and none is pending; when it fires it waits on until the thread's last event is
+//! `observe_after` old. An observation is started once per (thread, last sequence) and
+//! skipped while a run is active on the thread.
 
 use crate::submit::Origin;
 use crate::timers::{Fired, TimerKind};
@@ -31,12 +32,17 @@ impl Engine {
         }
         let now = self.now();
         let opts = &self.options().memory;
-        let observe_at = now + Duration::from_std(opts.observe_after).unwrap_or_default();
-        let payload = serde_json::json!({ "deployment_id": dep.id });
-        if let Err(e) =
-            self.set_timer(format!("observe:{thread}"), TimerKind::Observe, observe_at, payload.clone()).await
-        {
-            tracing::warn!(thread = %thread, error = %e, "could not arm the observer");
+        let key = format!("observe:{thread}");
+        // A timer due later than any claim could have taken it is left alone (a read, not a
+        // durable write per run): when it fires it waits on until the thread's last event is
+        // `observe_after` old.
+        let armed = matches!(self.store().get_timer(&key).await, Ok(Some(t)) if t.due_at > now + Duration::seconds(1));
+        if !armed {
+            let observe_at = now + Duration::from_std(opts.observe_after).unwrap_or_default();
+            let payload = serde_json::json!({ "deployment_id": dep.id });
+            if let Err(e) = self.set_timer(key, TimerKind::Observe, observe_at, payload).await {
+                tracing::warn!(thread = %thread, error = %e, "could not arm the observer");
+            }
         }
         if dep.spec.features.dreaming {
             self.arm_dream(&dep.id, now + Duration::from_std(opts.dream_after).unwrap_or_default()).await;
@@ -106,7 +112,14 @@ impl Engine {
         let mark_key = format!("observed:{thread}");
         let seen: i64 = self.store().get_mark(&mark_key).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
         let events = self.store().thread_events(thread, seen, 1 << 20).await?;
-        let Some(last) = events.last().map(|e| e.sequence.0) else { return Ok(Fired::Done) };
+        let Some(last_event) = events.last() else { return Ok(Fired::Done) };
+        let quiet_at =
+            last_event.created_at + Duration::from_std(self.options().memory.observe_after).unwrap_or_default();
+        if quiet_at > self.now() {
+            // Something happened since the timer was set: idle is counted from it.
+            return Ok(Fired::Again(quiet_at));
+        }
+        let last = last_event.sequence.0;
         let transcript = transcript(&events);
         if !transcript.is_empty() {
             let existing = self.memory_listing(&dep.id, MAX_EXISTING).await?;
