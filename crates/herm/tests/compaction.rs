@@ -33,8 +33,11 @@ async fn env_with_window(window: u64, summaries: Vec<Reply>) -> Env {
     env
 }
 
+/// Summaries that repeat a secret the conversation saw (it must never be kept).
 fn summaries(n: usize) -> Vec<Reply> {
-    (0..n).map(|i| Reply::text(&[&format!("Summary {i}: the user is planning a launch; colour blue.")])).collect()
+    (0..n)
+        .map(|i| Reply::text(&[&format!("Summary {i}: the user is planning a launch; colour blue; token {TOKEN}.")]))
+        .collect()
 }
 
 fn turn(i: usize) -> String {
@@ -60,6 +63,7 @@ async fn a_long_thread_is_compacted_and_stays_within_the_window() {
         assert!(after < before, "{e}");
         assert!(e["replaced_through_sequence"].as_i64().unwrap() > 0);
         assert!(e["summary"].as_str().unwrap().starts_with("Summary"), "{e}");
+        assert!(!e["summary"].as_str().unwrap().contains(TOKEN), "a secret in a summary: {e}");
         assert!(e["cost_usd"].as_f64().unwrap() > 0.0, "the summary's cost counts: {e}");
     }
     // Every request to the agent's model after the first compaction is within budget and
