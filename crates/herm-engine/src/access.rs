@@ -96,6 +96,10 @@ impl Engine {
 
     /// Stores a provider (it overrides a configured one of the same name).
     pub async fn put_provider(&self, name: &str, spec: &ProviderSpec) -> Result<()> {
+        let errors = spec.validate();
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
         if let Some(r) = &spec.api_key_secret
             && !self.secret_exists(r).await?
         {

@@ -7,6 +7,7 @@
 use crate::history::Turn;
 use crate::memory::rank::tokens;
 use herm_llm::Message;
+use herm_types::attachment::{Attachment, AttachmentKind};
 
 /// The system prompt of a summarising call (the fake model in tests keys on its opening).
 pub const SUMMARY_SYSTEM: &str = "You compact conversations between a user and an AI agent. Write a faithful, \
@@ -20,20 +21,42 @@ const SUMMARY_OVERHEAD: u64 = 600;
 
 /// Estimated tokens of one message (from its lengths: nothing is rendered).
 pub fn message_tokens(m: &Message) -> u64 {
-    let bytes: usize = match m {
-        Message::User(t) => t.len(),
+    let (bytes, media): (usize, u64) = match m {
+        Message::User { text, media } => (text.len(), media.iter().map(|x| media_tokens(&x.attachment)).sum()),
         Message::Assistant { text, tool_calls } => {
-            text.len() + tool_calls.iter().map(|c| c.tool.len() + c.arguments.to_string().len()).sum::<usize>()
+            (text.len() + tool_calls.iter().map(|c| c.tool.len() + c.arguments.to_string().len()).sum::<usize>(), 0)
         }
-        Message::ToolResults(rs) => rs.iter().map(|r| r.content.len()).sum(),
+        Message::ToolResults(rs) => (
+            rs.iter().map(|r| r.content.len()).sum(),
+            rs.iter().flat_map(|r| &r.media).map(|x| media_tokens(&x.attachment)).sum(),
+        ),
     };
-    (bytes as u64).div_ceil(4) + 4
+    (bytes as u64).div_ceil(4) + 4 + media
+}
+
+/// Estimated tokens of an image or document: an image costs about its pixels / 750, up to
+/// the ~1,600 of the largest image a provider keeps unscaled; a PDF about one token per 8
+/// bytes, at least a page's worth.
+pub fn media_tokens(a: &Attachment) -> u64 {
+    match (a.kind, a.width, a.height) {
+        (AttachmentKind::Image, Some(w), Some(h)) => (u64::from(w) * u64::from(h) / 750).clamp(85, 1_600),
+        (AttachmentKind::Image, _, _) => 1_600,
+        _ => a.size.div_ceil(8).max(1_500),
+    }
 }
 
 /// A message as transcript text (what a summarising call reads).
 pub fn render(m: &Message) -> String {
     match m {
-        Message::User(t) => format!("User: {t}\n"),
+        Message::User { text, media } => {
+            let mut s = format!("User: {text}");
+            for m in media {
+                s.push(' ');
+                s.push_str(&m.attachment.describe());
+            }
+            s.push('\n');
+            s
+        }
         Message::Assistant { text, tool_calls } => {
             let mut s = if text.is_empty() { String::new() } else { format!("Agent: {text}\n") };
             for c in tool_calls {
@@ -43,7 +66,10 @@ pub fn render(m: &Message) -> String {
         }
         Message::ToolResults(rs) => rs
             .iter()
-            .map(|r| format!("Tool result{}: {}\n", if r.is_error { " (error)" } else { "" }, r.content))
+            .map(|r| {
+                let media: String = r.media.iter().map(|m| format!(" {}", m.attachment.describe())).collect();
+                format!("Tool result{}: {}{media}\n", if r.is_error { " (error)" } else { "" }, r.content)
+            })
             .collect(),
     }
 }
@@ -143,14 +169,14 @@ mod tests {
     use herm_types::event::RequestedToolCall;
 
     fn user(t: &str, seq: i64) -> Turn {
-        Turn { message: Message::User(t.into()), first: seq, last: seq }
+        Turn { message: Message::user(t), first: seq, last: seq }
     }
     fn call(seq: i64) -> Turn {
         let c = RequestedToolCall { tool_use_id: "t".into(), tool: "x".into(), arguments: serde_json::json!({}) };
         Turn { message: Message::Assistant { text: String::new(), tool_calls: vec![c] }, first: seq, last: seq }
     }
     fn result(seq: i64) -> Turn {
-        let r = ToolResultMsg { tool_use_id: "t".into(), content: "r".repeat(400), is_error: false };
+        let r = ToolResultMsg { tool_use_id: "t".into(), content: "r".repeat(400), is_error: false, media: vec![] };
         Turn { message: Message::ToolResults(vec![r]), first: seq, last: seq }
     }
     fn said(t: &str, seq: i64) -> Turn {

@@ -6,7 +6,7 @@
 //! stopped) is answered with an "interrupted" result so the conversation stays well formed.
 
 use crate::machine::run_starts;
-use herm_llm::{Message, ToolResultMsg};
+use herm_llm::{Media, Message, ToolResultMsg};
 use herm_types::event::{RequestedToolCall, Role};
 use herm_types::*;
 
@@ -32,7 +32,7 @@ struct Builder {
     open: Vec<RequestedToolCall>,
     results: Vec<ToolResultMsg>,
     results_from: Option<i64>,
-    deferred: Vec<(String, i64)>,
+    deferred: Vec<(String, Vec<Media>, i64)>,
 }
 
 impl Builder {
@@ -40,11 +40,11 @@ impl Builder {
         self.out.push(Turn { message, first, last });
     }
 
-    fn user(&mut self, text: String, seq: i64) {
+    fn user(&mut self, text: String, media: Vec<Media>, seq: i64) {
         if self.open.is_empty() {
-            self.push(Message::User(text), seq, seq);
+            self.push(Message::User { text, media }, seq, seq);
         } else {
-            self.deferred.push((text, seq));
+            self.deferred.push((text, media, seq));
         }
     }
 
@@ -59,14 +59,15 @@ impl Builder {
                     tool_use_id: c.tool_use_id,
                     content: NO_RESULT.into(),
                     is_error: true,
+                    media: Vec::new(),
                 });
             }
         }
         let first = self.results_from.take().unwrap_or(at);
         let results = std::mem::take(&mut self.results);
         self.push(Message::ToolResults(results), first, at);
-        for (d, seq) in std::mem::take(&mut self.deferred) {
-            self.push(Message::User(d), seq, seq);
+        for (text, media, seq) in std::mem::take(&mut self.deferred) {
+            self.push(Message::User { text, media }, seq, seq);
         }
     }
 }
@@ -97,9 +98,14 @@ pub fn compacted(turns: Vec<Turn>, compaction: Option<(&str, i64)>) -> Vec<Turn>
         rest.remove(0);
     }
     let mut out =
-        vec![Turn { message: Message::User(format!("{SUMMARY_HEADING}\n{summary}")), first: 0, last: through }];
+        vec![Turn { message: Message::user(format!("{SUMMARY_HEADING}\n{summary}")), first: 0, last: through }];
     out.extend(rest);
     out
+}
+
+/// A medium of the conversation; its bytes are loaded before the call (history does no I/O).
+fn stored(a: &herm_types::attachment::Attachment) -> Media {
+    Media { attachment: a.clone(), source: herm_llm::MediaSource::Stored }
 }
 
 /// The whole conversation of the thread before the next call of `run`, each message with
@@ -126,29 +132,31 @@ pub fn turns(log: &[Event], run: &RunId) -> Vec<Turn> {
         results_from: None,
         deferred: vec![],
     };
-    // Messages that join later than where they were written: (sequence to join at, text, written at).
-    let mut waiting: Vec<(i64, String, i64)> = Vec::new();
+    // Messages that join later than where they were written:
+    // (sequence to join at, text, media, written at).
+    let mut waiting: Vec<(i64, String, Vec<Media>, i64)> = Vec::new();
     for e in log {
         let seq = e.sequence.0;
-        while let Some(pos) = waiting.iter().position(|(s, _, _)| *s <= seq) {
-            let (_, t, at) = waiting.remove(pos);
-            b.user(t, at);
+        while let Some(pos) = waiting.iter().position(|(s, ..)| *s <= seq) {
+            let (_, t, m, at) = waiting.remove(pos);
+            b.user(t, m, at);
         }
         match &e.kind {
-            EventKind::Message { role: Role::User, content, .. } => {
+            EventKind::Message { role: Role::User, content, attachments } => {
                 let start = e.run_id.as_ref().and_then(|r| starts.get(r)).copied();
+                let media = || attachments.iter().map(stored).collect::<Vec<_>>();
                 match (start, unseen_until(seq)) {
-                    (Some(s), _) if s > seq => waiting.push((s, content.clone(), seq)),
+                    (Some(s), _) if s > seq => waiting.push((s, content.clone(), media(), seq)),
                     // A run that never started (still queued) is not part of the conversation,
                     // unless it is the run being built.
                     (None, _) if e.run_id.as_ref() != Some(run) => {}
-                    (_, Some(at)) => waiting.push((at, content.clone(), seq)),
-                    _ => b.user(content.clone(), seq),
+                    (_, Some(at)) => waiting.push((at, content.clone(), media(), seq)),
+                    _ => b.user(content.clone(), media(), seq),
                 }
             }
             EventKind::Steer { message } => match unseen_until(seq) {
-                Some(at) => waiting.push((at, format!("[steering from the user] {message}"), seq)),
-                None => b.user(format!("[steering from the user] {message}"), seq),
+                Some(at) => waiting.push((at, format!("[steering from the user] {message}"), Vec::new(), seq)),
+                None => b.user(format!("[steering from the user] {message}"), Vec::new(), seq),
             },
             EventKind::AgentMessage { content } => {
                 b.pending_from.get_or_insert(seq);
@@ -163,7 +171,7 @@ pub fn turns(log: &[Event], run: &RunId) -> Vec<Turn> {
                 }
                 b.open = tool_calls.clone();
             }
-            EventKind::ToolResult { tool_use_id, result, is_error, .. }
+            EventKind::ToolResult { tool_use_id, result, is_error, attachments, .. }
                 if b.open.iter().any(|c| &c.tool_use_id == tool_use_id) =>
             {
                 b.results_from.get_or_insert(seq);
@@ -171,6 +179,7 @@ pub fn turns(log: &[Event], run: &RunId) -> Vec<Turn> {
                     tool_use_id: tool_use_id.clone(),
                     content: result.clone(),
                     is_error: *is_error,
+                    media: attachments.iter().map(stored).collect(),
                 });
                 if b.results.len() == b.open.len() {
                     b.flush(seq);
@@ -181,8 +190,8 @@ pub fn turns(log: &[Event], run: &RunId) -> Vec<Turn> {
         }
     }
     let end = log.last().map(|e| e.sequence.0).unwrap_or(0);
-    for (_, t, at) in waiting {
-        b.user(t, at);
+    for (_, t, m, at) in waiting {
+        b.user(t, m, at);
     }
     // Tool calls still open belong to the run being built: the machine runs them before the
     // next model call, so they are never open here in practice.
@@ -247,6 +256,7 @@ mod tests {
                     result: "r".into(),
                     is_error: false,
                     duration_ms: 1,
+                    attachments: Vec::new(),
                     outcome: ToolOutcome::Ok,
                 },
             ),
@@ -254,10 +264,10 @@ mod tests {
             ev(10, &a, EventKind::AgentMessage { content: "done".into() }),
         ];
         let h = build(&log, &a);
-        assert_eq!(h[0], Message::User("first".into()));
+        assert_eq!(h[0], Message::user("first"));
         assert_eq!(h[1], Message::Assistant { text: "calling".into(), tool_calls: vec![call] });
         assert!(matches!(&h[2], Message::ToolResults(r) if r[0].content == "r"));
-        assert_eq!(h[3], Message::User("steered".into()));
+        assert_eq!(h[3], Message::user("steered"));
         assert_eq!(h.len(), 4, "queued message must not appear before its run starts: {h:?}");
 
         let mut log2 = log.clone();
@@ -265,7 +275,7 @@ mod tests {
         log2.push(ev(12, &a, status(RunStatus::Completed)));
         log2.push(ev(13, &b, status(RunStatus::Running)));
         let h2 = build(&log2, &b);
-        assert_eq!(h2.last(), Some(&Message::User("queued".into())));
+        assert_eq!(h2.last(), Some(&Message::user("queued")));
     }
 
     #[test]
@@ -279,9 +289,9 @@ mod tests {
             ev(5, &a, model_call(vec![], Some(2))),
         ];
         let h = build(&log, &a);
-        assert_eq!(h[0], Message::User("q".into()));
+        assert_eq!(h[0], Message::user("q"));
         assert!(matches!(&h[1], Message::Assistant { text, .. } if text == "long answer"));
-        assert_eq!(h[2], Message::User("[steering from the user] shorter".into()));
+        assert_eq!(h[2], Message::user("[steering from the user] shorter"));
     }
 
     #[test]

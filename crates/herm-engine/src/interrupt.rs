@@ -44,6 +44,7 @@ pub fn interruption(log: &[Event], run: &RunId, message: Option<String>) -> Vec<
             result: (if running { WAS_RUNNING } else { NOT_RUN }).into(),
             is_error: true,
             duration_ms: 0,
+            attachments: Vec::new(),
             outcome: if running { ToolOutcome::InterruptedUnknown } else { ToolOutcome::Error },
         }));
     }

@@ -17,6 +17,7 @@
 //!   [`redact::Redactor`] before anything reaches the log or the bus.
 
 pub mod access;
+pub mod attachments;
 pub mod automations;
 pub mod builtin;
 pub mod compaction;
@@ -90,6 +91,9 @@ pub enum Error {
     /// An attachment the model cannot take.
     #[error("{0}")]
     UnsupportedAttachment(String),
+    /// An attachment whose bytes could not be had or are not what they must be.
+    #[error("{0}")]
+    InvalidAttachment(String),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -164,6 +168,8 @@ pub struct EngineOptions {
     /// Memory: what a run is shown, when threads are observed and deployments dream, when
     /// conversations are compacted.
     pub memory: memory::load::MemoryOptions,
+    /// How attachments sent as URLs are fetched.
+    pub fetch: attachments::fetch::FetchOptions,
 }
 
 /// Where the engine reads the current time for timers and schedules.
@@ -217,9 +223,13 @@ impl Default for EngineOptions {
             mcp: mcp::McpOptions::default(),
             clock: Clock::System,
             memory: Default::default(),
+            fetch: Default::default(),
         }
     }
 }
+
+/// Base64 of recently shown attachments kept in memory, across deployments.
+const MEDIA_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A running worker for one thread.
 struct Slot {
@@ -256,6 +266,8 @@ struct Inner {
     deferred_wakes: Mutex<Vec<ThreadId>>,
     /// One memory file sync at a time per deployment.
     memory_sync: Mutex<HashMap<DeploymentId, Arc<tokio::sync::Mutex<()>>>>,
+    fetcher: attachments::fetch::Fetcher,
+    media: attachments::MediaCache,
 }
 
 impl Engine {
@@ -271,6 +283,7 @@ impl Engine {
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap_or_default();
         let secrets = Secrets::new(store.clone(), vault);
         let mcp = mcp::McpHub::new(opts.mcp.clone(), secrets.clone(), http.clone());
+        let opts_fetch = opts.fetch.clone();
         Self {
             inner: Arc::new(Inner {
                 secrets,
@@ -298,6 +311,8 @@ impl Engine {
                 timer_wake: tokio::sync::Notify::new(),
                 deferred_wakes: Mutex::new(Vec::new()),
                 memory_sync: Mutex::new(HashMap::new()),
+                fetcher: attachments::fetch::Fetcher::new(opts_fetch),
+                media: attachments::MediaCache::new(MEDIA_CACHE_BYTES),
             }),
         }
     }
@@ -322,6 +337,12 @@ impl Engine {
     }
     pub fn options(&self) -> &EngineOptions {
         &self.inner.opts
+    }
+    pub(crate) fn inner_fetcher(&self) -> &attachments::fetch::Fetcher {
+        &self.inner.fetcher
+    }
+    pub(crate) fn media_cache(&self) -> &attachments::MediaCache {
+        &self.inner.media
     }
 
     /// The time timers and schedules go by (the system clock unless a test clock is set).

@@ -7,6 +7,7 @@ use herm_llm::{Anthropic, HttpSettings, ModelClient, OpenAi};
 use herm_store::vault::SecretValue;
 use herm_store::{DeploymentRecord, Store};
 use herm_types::SecretId;
+use herm_types::attachment::AttachmentKind;
 use herm_types::config::{ModelPrice, ProviderKind, ProviderSpec};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +27,11 @@ impl ResolvedModel {
     /// The model's context window: as configured, else the known size for its family.
     pub fn context_window(&self) -> u64 {
         self.price.context_window.unwrap_or_else(|| known_window(&self.model))
+    }
+
+    /// Kinds of attachment the model takes: as configured, else what its family takes.
+    pub fn attachments(&self) -> Vec<AttachmentKind> {
+        self.price.attachments.clone().unwrap_or_else(|| known_attachments(self.spec.kind, &self.model))
     }
 
     pub fn cost(&self, input: u64, output: u64) -> f64 {
@@ -116,7 +122,7 @@ impl Providers {
         Ok(ResolvedModel {
             client: e.client.clone(),
             model: name.to_owned(),
-            price: e.spec.models.get(name).copied().unwrap_or_default(),
+            price: e.spec.models.get(name).cloned().unwrap_or_default(),
             spec: e.spec.clone(),
         })
     }
@@ -178,8 +184,48 @@ pub fn known_window(model: &str) -> u64 {
     table.iter().find(|(p, _)| m.starts_with(p)).map(|(_, w)| *w).unwrap_or(128_000)
 }
 
+/// What known model families take besides text: Claude 3 and later, and OpenAI's vision
+/// models, take images and PDFs. A model herm does not know (any OpenAI-compatible server's)
+/// takes none unless its provider settings say so.
+pub fn known_attachments(kind: ProviderKind, model: &str) -> Vec<AttachmentKind> {
+    let m = model.to_ascii_lowercase();
+    let both = vec![AttachmentKind::Image, AttachmentKind::Document];
+    match kind {
+        ProviderKind::Anthropic if m.starts_with("claude-") && !m.starts_with("claude-2") && !m.contains("instant") => both,
+        ProviderKind::Openai
+            if ["gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o"]
+                .iter()
+                .any(|p| m.starts_with(p))
+                && !m.starts_with("o1-mini")
+                && !m.starts_with("o3-mini") =>
+        {
+            both
+        }
+        ProviderKind::Openai if m.starts_with("gpt-4-turbo") => vec![AttachmentKind::Image],
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod window_tests {
+    use super::*;
+
+    #[test]
+    fn known_models_take_their_attachments() {
+        use AttachmentKind::*;
+        for (k, m, want) in [
+            (ProviderKind::Anthropic, "claude-sonnet-4-5", vec![Image, Document]),
+            (ProviderKind::Anthropic, "claude-2.1", vec![]),
+            (ProviderKind::Openai, "gpt-4o-mini", vec![Image, Document]),
+            (ProviderKind::Openai, "o3-mini", vec![]),
+            (ProviderKind::Openai, "gpt-4-turbo", vec![Image]),
+            (ProviderKind::Openai, "gpt-3.5-turbo", vec![]),
+            (ProviderKind::OpenaiCompatible, "gpt-4o", vec![]),
+        ] {
+            assert_eq!(known_attachments(k, m), want, "{m}");
+        }
+    }
+
     #[test]
     fn known_models_have_their_window() {
         for (m, w) in [

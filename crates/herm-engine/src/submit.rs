@@ -9,6 +9,8 @@ use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition, NewRun, Once};
 use herm_types::api::Disposition;
 use herm_types::config::BusyPolicy;
+use herm_store::DeploymentRecord;
+use herm_types::attachment::AttachmentInput;
 use herm_types::event::{Attachment, Role};
 use herm_types::*;
 
@@ -31,21 +33,26 @@ pub struct Submitted {
 }
 
 impl Engine {
+    /// Accepts a user's message with its attachments (checked against the deployment's
+    /// model, obtained and stored first; removed again if the message is refused).
     pub async fn submit_message(
         &self,
+        dep: &DeploymentRecord,
         thread: &ThreadId,
-        policy: BusyPolicy,
         content: String,
-        attachments: Vec<Attachment>,
+        attachments: Vec<AttachmentInput>,
     ) -> Result<Submitted> {
-        // Nothing passes attachments to a model yet: refused rather than silently dropped.
-        if let Some(a) = attachments.first() {
-            return Err(Error::UnsupportedAttachment(format!(
-                "attachments do not reach the model yet (got a `{}`)",
-                serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-            )));
+        let refs = self.take_attachments(dep, thread, attachments).await?;
+        let out = self.submit(thread, dep.spec.busy_policy, content, refs.clone(), &Origin::default(), None).await;
+        if out.is_err() {
+            self.forget_attachments(dep, &refs).await;
         }
-        self.submit(thread, policy, content, attachments, &Origin::default(), None).await
+        out
+    }
+
+    /// Accepts a text-only message under `policy` (benchmarks, which hold no deployment record).
+    pub async fn submit_text(&self, thread: &ThreadId, policy: BusyPolicy, content: String) -> Result<Submitted> {
+        self.submit(thread, policy, content, Vec::new(), &Origin::default(), None).await
     }
 
     /// Accepts a message for a run of `origin`'s kind. With `once`, the append records that

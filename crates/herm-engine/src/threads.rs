@@ -63,6 +63,7 @@ impl Engine {
             return Err(Error::Conflict("the default thread of a deployment cannot be deleted".into()));
         }
         self.store().delete_thread(&t.id).await?;
+        self.media_cache().forget(&t.deployment_id);
         self.cancel_worker(&t.id);
         Ok(())
     }

@@ -26,7 +26,12 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
     let mut msgs: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for m in &req.messages {
         let (role, blocks) = match m {
-            Message::User(t) => ("user", vec![json!({"type": "text", "text": t})]),
+            Message::User { text, media } => {
+                // Images and documents first, as Anthropic advises, then the text.
+                let mut b: Vec<Value> = media.iter().map(block).collect();
+                b.push(json!({"type": "text", "text": text}));
+                ("user", b)
+            }
             Message::Assistant { text, tool_calls } => {
                 let mut b = Vec::new();
                 if !text.is_empty() {
@@ -40,7 +45,16 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
             Message::ToolResults(rs) => (
                 "user",
                 rs.iter()
-                    .map(|r| json!({"type": "tool_result", "tool_use_id": r.tool_use_id, "content": r.content, "is_error": r.is_error}))
+                    .map(|r| {
+                        let content = if r.media.is_empty() {
+                            json!(r.content)
+                        } else {
+                            let mut c = vec![json!({"type": "text", "text": r.content})];
+                            c.extend(r.media.iter().map(block));
+                            Value::Array(c)
+                        };
+                        json!({"type": "tool_result", "tool_use_id": r.tool_use_id, "content": content, "is_error": r.is_error})
+                    })
                     .collect(),
             ),
         };
@@ -68,6 +82,26 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
             .iter()
             .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
             .collect();
+    }
+    b
+}
+
+/// An image or document block: `{type: image|document, source: {type: base64|url, …}}`.
+fn block(m: &Media) -> Value {
+    let a = &m.attachment;
+    let ty = match a.kind {
+        AttachmentKind::Image => "image",
+        AttachmentKind::Document => "document",
+        AttachmentKind::Audio | AttachmentKind::Video => return json!({"type": "text", "text": m.placeholder()}),
+    };
+    let source = match &m.source {
+        MediaSource::Base64(data) => json!({"type": "base64", "media_type": a.media_type, "data": data.as_ref()}),
+        MediaSource::Url(url) => json!({"type": "url", "url": url}),
+        MediaSource::Stored | MediaSource::Omitted(_) => return json!({"type": "text", "text": m.placeholder()}),
+    };
+    let mut b = json!({"type": ty, "source": source});
+    if let (AttachmentKind::Document, Some(name)) = (a.kind, &a.name) {
+        b["title"] = json!(name);
     }
     b
 }
@@ -260,13 +294,80 @@ mod tests {
         assert_eq!(f.finish().unwrap_err().kind, ErrorKind::BadResponse);
     }
 
+
+    fn media(kind: AttachmentKind, media_type: &str, source: MediaSource) -> Media {
+        Media {
+            attachment: Attachment {
+                kind,
+                media_type: media_type.into(),
+                size: 3,
+                sha256: "ab".into(),
+                name: Some("brief.pdf".into()),
+                attachment_id: None,
+                url: None,
+                width: None,
+                height: None,
+            },
+            source,
+        }
+    }
+
+    fn with_media() -> ModelRequest {
+        let img = |s| media(AttachmentKind::Image, "image/png", s);
+        ModelRequest {
+            model: "m".into(),
+            system: String::new(),
+            messages: vec![
+                Message::User {
+                    text: "look".into(),
+                    media: vec![
+                        img(MediaSource::Base64("QUJD".into())),
+                        img(MediaSource::Url("https://example.test/a.png".into())),
+                        media(AttachmentKind::Document, "application/pdf", MediaSource::Base64("JVBE".into())),
+                        img(MediaSource::Omitted("no longer available".into())),
+                    ],
+                },
+                Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![RequestedToolCall { tool_use_id: "t".into(), tool: "view".into(), arguments: json!({}) }],
+                },
+                Message::ToolResults(vec![ToolResultMsg {
+                    tool_use_id: "t".into(),
+                    content: "the image".into(),
+                    is_error: false,
+                    media: vec![img(MediaSource::Base64("REVG".into()))],
+                }]),
+            ],
+            tools: vec![],
+            max_tokens: 10,
+        }
+    }
+
+    #[test]
+    fn media_in_the_anthropic_wire_shape() {
+        let b = body(&with_media());
+        let user = &b["messages"][0]["content"];
+        assert_eq!(user[0], json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "QUJD"}}));
+        assert_eq!(user[1], json!({"type": "image", "source": {"type": "url", "url": "https://example.test/a.png"}}));
+        assert_eq!(
+            user[2],
+            json!({"type": "document", "title": "brief.pdf", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}})
+        );
+        assert_eq!(user[3]["type"], "text");
+        assert!(user[3]["text"].as_str().unwrap().contains("no longer available"));
+        assert_eq!(user[4], json!({"type": "text", "text": "look"}));
+        let result = &b["messages"][2]["content"][0];
+        assert_eq!(result["content"][0], json!({"type": "text", "text": "the image"}));
+        assert_eq!(result["content"][1]["source"]["data"], "REVG");
+    }
+
     #[test]
     fn body_merges_tool_results_and_user_turns() {
         let req = ModelRequest {
             model: "m".into(),
             system: "sys".into(),
             messages: vec![
-                Message::User("hi".into()),
+                Message::user("hi"),
                 Message::Assistant {
                     text: String::new(),
                     tool_calls: vec![RequestedToolCall {
@@ -279,8 +380,9 @@ mod tests {
                     tool_use_id: "t".into(),
                     content: "ok".into(),
                     is_error: false,
+                    media: vec![],
                 }]),
-                Message::User("more".into()),
+                Message::user("more"),
             ],
             tools: vec![],
             max_tokens: 10,

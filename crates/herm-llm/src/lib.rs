@@ -16,8 +16,10 @@ pub use openai::OpenAi;
 pub use retry::{RetryPolicy, call_with_retry};
 
 use async_trait::async_trait;
+use herm_types::attachment::{Attachment, AttachmentKind};
 use herm_types::event::RequestedToolCall;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A tool as offered to the model.
@@ -34,14 +36,65 @@ pub struct ToolResultMsg {
     pub tool_use_id: String,
     pub content: String,
     pub is_error: bool,
+    /// Images the tool returned.
+    pub media: Vec<Media>,
+}
+
+/// An image or a document shown to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Media {
+    /// The log's reference: kind, media type, name, hash.
+    pub attachment: Attachment,
+    pub source: MediaSource,
+}
+
+/// Where the adapter takes a medium's bytes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaSource {
+    /// Not loaded yet: the caller fills it in from its store before sending.
+    Stored,
+    /// Base64 of the bytes.
+    Base64(Arc<str>),
+    /// A URL the provider fetches itself.
+    Url(String),
+    /// Not shown, for this reason (the bytes are gone, the model takes no such kind); the
+    /// model reads a description and the reason instead.
+    Omitted(String),
+}
+
+impl Media {
+    /// What the model reads in place of a medium it is not shown.
+    pub fn placeholder(&self) -> String {
+        let why = match &self.source {
+            MediaSource::Omitted(why) => why.as_str(),
+            _ => "not loaded",
+        };
+        format!("{} ({why})", self.attachment.describe())
+    }
 }
 
 /// A provider-neutral conversation turn.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {
-    User(String),
+    User { text: String, media: Vec<Media> },
     Assistant { text: String, tool_calls: Vec<RequestedToolCall> },
     ToolResults(Vec<ToolResultMsg>),
+}
+
+impl Message {
+    /// A user turn of text only.
+    pub fn user(text: impl Into<String>) -> Self {
+        Self::User { text: text.into(), media: Vec::new() }
+    }
+
+    /// The media of this turn, to load or inspect.
+    pub fn media_mut(&mut self) -> Vec<&mut Media> {
+        match self {
+            Self::User { media, .. } => media.iter_mut().collect(),
+            Self::ToolResults(rs) => rs.iter_mut().flat_map(|r| r.media.iter_mut()).collect(),
+            Self::Assistant { .. } => Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -29,7 +29,14 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
     }
     for m in &req.messages {
         match m {
-            Message::User(t) => messages.push(json!({"role": "user", "content": t})),
+            Message::User { text, media } if media.is_empty() => {
+                messages.push(json!({"role": "user", "content": text}))
+            }
+            Message::User { text, media } => {
+                let mut parts = vec![json!({"type": "text", "text": text})];
+                parts.extend(media.iter().map(part));
+                messages.push(json!({"role": "user", "content": parts}));
+            }
             Message::Assistant { text, tool_calls } => {
                 let mut msg =
                     json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
@@ -44,6 +51,13 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
             Message::ToolResults(rs) => {
                 for r in rs {
                     messages.push(json!({"role": "tool", "tool_call_id": r.tool_use_id, "content": r.content}));
+                }
+                // A tool message holds text only: images a tool returned follow in a user turn.
+                let media: Vec<&Media> = rs.iter().flat_map(|r| &r.media).collect();
+                if !media.is_empty() {
+                    let mut parts = vec![json!({"type": "text", "text": "The tool results above returned these images."})];
+                    parts.extend(media.into_iter().map(part));
+                    messages.push(json!({"role": "user", "content": parts}));
                 }
             }
         }
@@ -63,6 +77,23 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
             .collect();
     }
     b
+}
+
+/// A content part: `image_url` (a data URL or a web URL) or a PDF as a `file` with base64 data.
+fn part(m: &Media) -> Value {
+    let a = &m.attachment;
+    let text = || json!({"type": "text", "text": m.placeholder()});
+    match (a.kind, &m.source) {
+        (AttachmentKind::Image, MediaSource::Base64(d)) => {
+            json!({"type": "image_url", "image_url": {"url": format!("data:{};base64,{}", a.media_type, d)}})
+        }
+        (AttachmentKind::Image, MediaSource::Url(u)) => json!({"type": "image_url", "image_url": {"url": u}}),
+        (AttachmentKind::Document, MediaSource::Base64(d)) => json!({"type": "file", "file": {
+            "filename": a.name.clone().unwrap_or_else(|| "document.pdf".into()),
+            "file_data": format!("data:{};base64,{}", a.media_type, d),
+        }}),
+        _ => text(),
+    }
 }
 
 #[derive(Default)]
@@ -188,6 +219,74 @@ mod tests {
         assert_eq!(r.tool_calls[0].tool_use_id, "call_1");
         assert_eq!(r.tool_calls[0].arguments, json!({"id": 7}));
         assert_eq!(r.usage, TokenUsage { input_tokens: 5, output_tokens: 9 });
+    }
+
+
+    fn media(kind: AttachmentKind, media_type: &str, source: MediaSource) -> Media {
+        Media {
+            attachment: Attachment {
+                kind,
+                media_type: media_type.into(),
+                size: 3,
+                sha256: "ab".into(),
+                name: Some("brief.pdf".into()),
+                attachment_id: None,
+                url: None,
+                width: None,
+                height: None,
+            },
+            source,
+        }
+    }
+
+    fn with_media() -> ModelRequest {
+        let img = |s| media(AttachmentKind::Image, "image/png", s);
+        ModelRequest {
+            model: "m".into(),
+            system: String::new(),
+            messages: vec![
+                Message::User {
+                    text: "look".into(),
+                    media: vec![
+                        img(MediaSource::Base64("QUJD".into())),
+                        img(MediaSource::Url("https://example.test/a.png".into())),
+                        media(AttachmentKind::Document, "application/pdf", MediaSource::Base64("JVBE".into())),
+                        img(MediaSource::Omitted("no longer available".into())),
+                    ],
+                },
+                Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![RequestedToolCall { tool_use_id: "t".into(), tool: "view".into(), arguments: json!({}) }],
+                },
+                Message::ToolResults(vec![ToolResultMsg {
+                    tool_use_id: "t".into(),
+                    content: "the image".into(),
+                    is_error: false,
+                    media: vec![img(MediaSource::Base64("REVG".into()))],
+                }]),
+            ],
+            tools: vec![],
+            max_tokens: 10,
+        }
+    }
+
+    #[test]
+    fn media_in_the_openai_wire_shape() {
+        let b = body(&with_media());
+        let m = b["messages"].as_array().unwrap();
+        let user = &m[0]["content"];
+        assert_eq!(user[0], json!({"type": "text", "text": "look"}));
+        assert_eq!(user[1], json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJD"}}));
+        assert_eq!(user[2], json!({"type": "image_url", "image_url": {"url": "https://example.test/a.png"}}));
+        assert_eq!(
+            user[3],
+            json!({"type": "file", "file": {"filename": "brief.pdf", "file_data": "data:application/pdf;base64,JVBE"}})
+        );
+        assert_eq!(user[4]["type"], "text");
+        // The tool message is text; its image follows in a user turn.
+        assert_eq!(m[2], json!({"role": "tool", "tool_call_id": "t", "content": "the image"}));
+        assert_eq!(m[3]["role"], "user");
+        assert_eq!(m[3]["content"][1]["image_url"]["url"], "data:image/png;base64,REVG");
     }
 
     #[test]

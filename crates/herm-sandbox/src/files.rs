@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 /// Largest file the file operations move in one piece.
 pub const MAX_FILE: usize = 16 * 1024 * 1024;
-const ESCAPE: i64 = 90;
-const MISSING: i64 = 91;
-const WRONG_KIND: i64 = 92;
+pub(crate) const ESCAPE: i64 = 90;
+pub(crate) const MISSING: i64 = 91;
+pub(crate) const WRONG_KIND: i64 = 92;
 
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,14 +62,14 @@ pub fn relative(path: &str) -> Result<String> {
 }
 
 /// A script prefix that resolves `rel` inside the sandbox into `$p`, refusing escapes.
-fn resolve(rel: &str) -> String {
+pub(crate) fn resolve(rel: &str) -> String {
     format!(
         "p=$(realpath -m -- {}) || exit {MISSING}; case \"$p\" in {WORKSPACE}|{WORKSPACE}/*) ;; *) exit {ESCAPE};; esac; ",
         sh_quote(&format!("{WORKSPACE}/{rel}"))
     )
 }
 
-async fn run(
+pub(crate) async fn run(
     sb: &dyn Sandbox,
     dep: &DeploymentId,
     script: String,

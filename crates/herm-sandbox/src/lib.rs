@@ -17,6 +17,7 @@ pub mod docker;
 pub mod files;
 mod helper;
 pub mod host;
+pub mod media;
 pub mod jail;
 pub mod namespaces;
 mod netns;

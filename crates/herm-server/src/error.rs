@@ -121,6 +121,7 @@ impl From<herm_engine::Error> for ApiError {
                 errors,
             ),
             E::UnsupportedAttachment(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_attachment", m),
+            E::InvalidAttachment(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_attachment", m),
             E::Conflict(m) => Self::conflict(m),
             E::PreconditionFailed => Self::precondition_failed(),
             E::LastAdminKey => Self::new(

@@ -14,19 +14,23 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 /// receives the 413 instead of a reset connection; past it the connection is dropped.
 const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
 
-/// A JSON body, at most [`MAX_JSON_BODY`] bytes. The raw bytes are kept for idempotency.
-pub struct JsonBody<T> {
+/// Largest body of a message with attachments: their 32 MiB as base64, and the text.
+pub const MAX_MESSAGE_BODY: usize = 48 * 1024 * 1024;
+
+/// A JSON body, at most `MAX` bytes ([`MAX_JSON_BODY`] unless a route says otherwise). The
+/// raw bytes are kept for idempotency.
+pub struct JsonBody<T, const MAX: usize = MAX_JSON_BODY> {
     pub value: T,
     pub raw: bytes::Bytes,
 }
 
-impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + serde::Serialize, const MAX: usize> FromRequest<S> for JsonBody<T, MAX> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         // The body is parsed as JSON whatever its declared type: `curl -d` sends a form type
         // by default, and a clear JSON error beats a 415 for that.
-        let raw = read_bounded(req.into_body(), MAX_JSON_BODY).await?;
+        let raw = read_bounded(req.into_body(), MAX).await?;
         let value = parse_json(&raw)?;
         Ok(Self { value, raw })
     }

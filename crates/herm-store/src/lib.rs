@@ -60,8 +60,30 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything a herm node needs from durable storage: the four focused stores below. Held as
 /// `Arc<dyn Store>`; the SQLite and (next) PostgreSQL implementations pass the same generic
 /// suite.
-pub trait Store: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore {}
-impl<T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore> Store for T {}
+pub trait Store:
+    LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore
+{
+}
+impl<T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore> Store
+    for T
+{
+}
+
+/// Attachments: their records, and their bytes stored once per deployment and content.
+/// Deleting a thread removes the attachments it carried; deleting a deployment removes all
+/// of its attachments; bytes go when no attachment of the deployment holds them.
+#[async_trait]
+pub trait AttachmentStore: Send + Sync + 'static {
+    /// Stores the bytes (durably, before this returns) unless the deployment holds them,
+    /// and records the attachment.
+    async fn put_attachment(&self, rec: AttachmentRecord, bytes: Vec<u8>) -> Result<()>;
+    async fn get_attachment(&self, dep: &DeploymentId, id: &AttachmentId) -> Result<Option<AttachmentRecord>>;
+    /// The deployment's stored bytes with this SHA-256 (hex).
+    async fn blob(&self, dep: &DeploymentId, sha256: &str) -> Result<Option<Vec<u8>>>;
+    /// Removes attachments (of a message that was refused after they were stored) and the
+    /// bytes no other attachment holds.
+    async fn remove_attachments(&self, dep: &DeploymentId, ids: &[AttachmentId]) -> Result<()>;
+}
 
 /// Memories (every change a version), dreams, and small marks (how far a thread was
 /// observed, what a deployment's last dream saw).

@@ -339,3 +339,14 @@ pub struct DreamRecord {
     /// The dream's run, once started, and its status.
     pub run: Option<(RunId, RunStatus)>,
 }
+
+/// A stored attachment: the reference the log carries, and where it was first used.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachmentRecord {
+    pub deployment_id: DeploymentId,
+    /// The thread whose message or tool result carries it; its bytes go with the thread.
+    pub thread_id: Option<ThreadId>,
+    /// With `attachment_id` set.
+    pub reference: herm_types::attachment::Attachment,
+    pub created_at: DateTime<Utc>,
+}

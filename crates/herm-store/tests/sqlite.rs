@@ -36,6 +36,7 @@ suite_tests!(
     memories_change_conditionally_and_purge_completely,
     run_kinds_and_costs,
     proactive_records_fire_once_and_change_conditionally,
+    attachments_are_stored_once_and_leave_with_their_thread,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,5 +106,5 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
 }

@@ -2,7 +2,7 @@
 //! Domain configuration that is also a request body lives in [`crate::config`].
 
 use crate::config::{DeploymentSpec, FieldError, ProviderSpec};
-use crate::event::Attachment;
+use crate::attachment::AttachmentInput;
 use crate::ids::*;
 use crate::status::*;
 use chrono::{DateTime, Utc};
@@ -73,8 +73,10 @@ pub struct MessageRequest {
     /// An existing `thr_…`, or `"new"`; the default thread when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// Images and documents for the model (at most 10): a URL herm fetches once, or base64
+    /// `data`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<Attachment>,
+    pub attachments: Vec<AttachmentInput>,
 }
 
 /// What happened to a sent message.
@@ -210,7 +212,7 @@ pub enum UserEvent {
     Message {
         content: String,
         #[serde(default)]
-        attachments: Vec<Attachment>,
+        attachments: Vec<AttachmentInput>,
     },
     #[serde(rename = "user.steer")]
     Steer { message: String },

@@ -428,8 +428,9 @@ fn is_http_url(s: &str) -> bool {
     (s.starts_with("http://") || s.starts_with("https://")) && s.len() > 8 && s.len() <= 4096
 }
 
-/// Price of one model, in US dollars per million tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+/// Settings of one model: its price in US dollars per million tokens, its context window and
+/// what it can take besides text.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPrice {
     #[serde(default)]
@@ -439,6 +440,10 @@ pub struct ModelPrice {
     /// The model's context window in tokens (known models have a default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
+    /// Kinds of attachment the model takes (`image`, `document`); known models have a default,
+    /// other models take none. Audio and video are refused until an adapter sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<crate::attachment::AttachmentKind>>,
 }
 
 /// Provider wire format.
@@ -466,6 +471,30 @@ pub struct ProviderSpec {
     /// Model name → price.
     #[serde(default)]
     pub models: BTreeMap<String, ModelPrice>,
+    /// Attachments that came as URLs go to the provider as those URLs (it fetches them)
+    /// instead of as the bytes herm stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_urls: bool,
+}
+
+impl ProviderSpec {
+    /// What the settings ask that herm cannot do: a model said to take audio or video (no
+    /// adapter sends them yet).
+    pub fn validate(&self) -> Vec<FieldError> {
+        use crate::attachment::AttachmentKind;
+        let mut errors = Vec::new();
+        for (name, m) in &self.models {
+            for k in m.attachments.iter().flatten() {
+                if matches!(k, AttachmentKind::Audio | AttachmentKind::Video) {
+                    errors.push(FieldError::new(
+                        format!("models.{name}.attachments"),
+                        format!("herm does not send `{}` attachments to models yet", k.as_str()),
+                    ));
+                }
+            }
+        }
+        errors
+    }
 }
 
 #[cfg(test)]

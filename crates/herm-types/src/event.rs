@@ -65,22 +65,7 @@ pub enum Role {
     Agent,
 }
 
-/// A media attachment on a user message.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Attachment {
-    #[serde(rename = "type")]
-    pub kind: AttachmentKind,
-    pub url: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AttachmentKind {
-    Image,
-    Video,
-    Audio,
-}
+pub use crate::attachment::{Attachment, AttachmentKind};
 
 /// How a tool call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -138,6 +123,9 @@ pub enum EventKind {
         result: String,
         is_error: bool,
         duration_ms: u64,
+        /// Images the tool returned to the model (references to stored bytes).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Attachment>,
         outcome: ToolOutcome,
     },
     /// One completed model call: usage plus what the model asked for next.

@@ -111,6 +111,8 @@ typed_id!(/// A memory of a deployment: one path-addressed document.
     MemoryId, "mem_", "memory");
 typed_id!(/// One consolidation of a deployment's memory.
     DreamId, "drm_", "dream");
+typed_id!(/// Stored bytes a message or a tool result carries to the model (an image, a document).
+    AttachmentId, "att_", "attachment");
 
 /// Position of an event in its thread's log (1-based, gap-free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

@@ -2,6 +2,7 @@
 //! configuration and the public wire types. This crate performs no I/O.
 
 pub mod api;
+pub mod attachment;
 pub mod config;
 pub mod event;
 pub mod ids;

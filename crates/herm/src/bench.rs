@@ -79,9 +79,9 @@ impl ModelClient for Instant0 {
     ) -> Result<ModelResponse, herm_llm::Error> {
         let at = Instant::now();
         // The last user message names the run; tool results after it count the steps.
-        let pos = req.messages.iter().rposition(|m| matches!(m, Message::User(_))).unwrap_or(0);
+        let pos = req.messages.iter().rposition(|m| matches!(m, Message::User { .. })).unwrap_or(0);
         let key = match &req.messages.get(pos) {
-            Some(Message::User(t)) => t.clone(),
+            Some(Message::User { text, .. }) => text.clone(),
             _ => String::new(),
         };
         let done = req.messages[pos..].iter().filter(|m| matches!(m, Message::ToolResults(_))).count() as u32;
@@ -162,7 +162,7 @@ pub(crate) async fn round(
     let mut handles = Vec::new();
     for (i, t) in threads.iter().enumerate() {
         let (e, t, msg) = (engine.clone(), t.clone(), format!("{tag} {i}"));
-        handles.push(tokio::spawn(async move { e.submit_message(&t, Default::default(), msg, vec![]).await }));
+        handles.push(tokio::spawn(async move { e.submit_text(&t, Default::default(), msg).await }));
     }
     let mut runs = Vec::with_capacity(threads.len());
     for h in handles {
@@ -205,6 +205,7 @@ pub(crate) async fn bench_engine(
         api_key_secret: None,
         api_key_env: None,
         models: Default::default(),
+        forward_urls: false,
     };
     cfg.providers.insert("bench".into(), provider);
     let opened =

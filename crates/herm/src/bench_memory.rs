@@ -229,6 +229,7 @@ fn long_log(turns: usize) -> (Vec<Event>, RunId) {
             result: text(i + 1, 80),
             is_error: false,
             duration_ms: 1,
+            attachments: Vec::new(),
             outcome: ToolOutcome::Ok,
         });
         push(EventKind::AgentMessage { content: text(i + 2, 40) });

@@ -17,6 +17,7 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub mcp: McpConfig,
     pub memory: MemoryConfig,
+    pub attachments: AttachmentsConfig,
     /// Providers by name; models are then named `{name}/{model}`.
     pub providers: BTreeMap<String, ProviderSpec>,
 }
@@ -64,6 +65,24 @@ impl Default for MemoryConfig {
             compact_at: d.compact_at,
             keep_recent: d.keep_recent,
         }
+    }
+}
+
+/// `[attachments]`: how attachments sent as URLs are fetched.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// Fetch from loopback and private addresses too (local development only: it lets a
+    /// message make herm read its own network).
+    pub allow_private_urls: bool,
+    /// Longest a fetch may take, headers and body.
+    pub fetch_timeout_secs: u64,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        let d = herm_engine::attachments::fetch::FetchOptions::default();
+        Self { allow_private_urls: d.allow_private, fetch_timeout_secs: d.timeout.as_secs() }
     }
 }
 
@@ -159,6 +178,7 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             mcp: McpConfig::default(),
             memory: MemoryConfig::default(),
+            attachments: AttachmentsConfig::default(),
             providers: BTreeMap::new(),
         }
     }
@@ -205,7 +225,13 @@ impl Config {
         // Only nested keys (`HERM_SERVER__ADDR`) belong to the tree; flat variables such as
         // HERM_ADMIN_KEY or HERM_URL are read elsewhere.
         let env = Env::prefixed("HERM_").filter(|k| k.as_str().contains("__")).split("__");
-        Ok(f.merge(env).extract()?)
+        let config: Self = f.merge(env).extract()?;
+        for (name, p) in &config.providers {
+            if let Some(e) = p.validate().first() {
+                anyhow::bail!("providers.{name}.{}: {}", e.path, e.message);
+            }
+        }
+        Ok(config)
     }
 
     pub fn engine_options(&self) -> herm_engine::EngineOptions {
@@ -247,6 +273,10 @@ impl Config {
                 dream_after: Duration::from_secs(self.memory.dream_after_secs.max(1)),
                 compact_at: self.memory.compact_at.clamp(0.1, 0.95),
                 keep_recent: self.memory.keep_recent.clamp(0.05, 0.8),
+            },
+            fetch: herm_engine::attachments::fetch::FetchOptions {
+                allow_private: self.attachments.allow_private_urls,
+                timeout: Duration::from_secs(self.attachments.fetch_timeout_secs.max(1)),
             },
         }
     }

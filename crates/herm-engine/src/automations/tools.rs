@@ -121,7 +121,7 @@ impl ToolRunner for Runner {
             },
         };
         Ok(Ran::output(match out {
-            Ok(v) => ToolOutput { content: v.to_string(), is_error: false },
+            Ok(v) => ToolOutput { content: v.to_string(), is_error: false, attachments: Vec::new() },
             Err(e) => ToolOutput::error(e.to_string()),
         }))
     }

@@ -1,9 +1,10 @@
 //! The built-in sandbox tools: `shell`, `read_file`, `write_file`, `edit_file`, `list_files`,
-//! `search_files`. They run inside the deployment's sandbox; file paths are confined to
+//! `search_files`, and `view_image` (see [`view`]). They run inside the deployment's sandbox; file paths are confined to
 //! `/workspace` by [`herm_sandbox::files`]. Shell output streams live as `tool_output`
 //! frames; what the model gets is capped, and the full output is kept in a workspace file.
 
 mod source;
+mod view;
 
 pub use source::SandboxTools;
 
@@ -172,7 +173,7 @@ async fn execute(
     changes: &mut Vec<Change>,
     on_output: &mut (dyn FnMut(Stream, &[u8]) + Send),
 ) -> Result<ToolOutput, ToolOutput> {
-    let ok = |content: String| Ok(ToolOutput { content, is_error: false });
+    let ok = |content: String| Ok(ToolOutput::ok(content));
     match tool {
         Builtin::Shell => {
             let command = arg(args, "command")?;
@@ -197,7 +198,7 @@ async fn execute(
             };
             let failed = out.exit_code != Some(0);
             let body = spill(Some(sb), dep, call_id, text).await;
-            Ok(ToolOutput { content: format!("{status}\n{body}"), is_error: failed })
+            Ok(ToolOutput { content: format!("{status}\n{body}"), is_error: failed, attachments: Vec::new() })
         }
         Builtin::ReadFile => {
             let path = arg(args, "path")?;

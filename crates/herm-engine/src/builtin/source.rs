@@ -2,7 +2,8 @@
 //! can run on this node; each runs in that sandbox, started on demand and held in use for the
 //! call, with shell output streamed live as redacted `tool_output` frames.
 
-use super::Builtin;
+use super::{Builtin, view};
+use herm_types::attachment::AttachmentKind;
 use crate::tools::source::{CallContext, Offer, Ran, ToolRunner, ToolSource};
 use crate::tools::{Origin, Tool, ToolOutput};
 use crate::{Engine, Result};
@@ -22,7 +23,7 @@ impl ToolSource for SandboxTools {
         if engine.sandbox().is_none() || !spec.sandbox.enabled {
             return Offer::default();
         }
-        let tools = Builtin::ALL
+        let mut tools: Vec<Tool> = Builtin::ALL
             .into_iter()
             .map(|b| {
                 let mut t = Tool::new(b.name(), b.description(), b.schema(), Origin::Builtin, Arc::new(b));
@@ -30,6 +31,12 @@ impl ToolSource for SandboxTools {
                 t
             })
             .collect();
+        // Offered to models that take images.
+        if engine.accepted_kinds(spec).await.is_ok_and(|(_, k)| k.contains(&AttachmentKind::Image)) {
+            let mut t = Tool::new(view::NAME, view::DESCRIPTION, view::schema(), Origin::Builtin, Arc::new(view::ViewImage));
+            t.repeat_safe = true;
+            tools.push(t);
+        }
         Offer { tools, unavailable: Vec::new() }
     }
 }

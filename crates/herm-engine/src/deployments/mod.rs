@@ -130,6 +130,7 @@ impl Engine {
         keep_workspace: bool,
     ) -> Result<()> {
         self.store().delete_deployment(id, if_match).await.map_err(stale_is_precondition)?;
+        self.media_cache().forget(id);
         self.destroy_sandbox(id, keep_workspace).await;
         self.mcp().forget(id);
         Ok(())

@@ -69,7 +69,7 @@ impl ToolRunner for Runner {
     async fn run(&self, cx: &CallContext<'_>, args: &Value) -> Result<Ran> {
         let out = self.apply(cx, args).await;
         Ok(Ran::output(match out {
-            Ok(msg) => ToolOutput { content: msg, is_error: false },
+            Ok(msg) => ToolOutput { content: msg, is_error: false, attachments: Vec::new() },
             Err(e) => ToolOutput::error(e.to_string()),
         }))
     }

@@ -88,6 +88,7 @@ pub(super) fn result(id: &str) -> EventKind {
         result: "ok".into(),
         is_error: false,
         duration_ms: 1,
+        attachments: Vec::new(),
         outcome: ToolOutcome::Ok,
     }
 }

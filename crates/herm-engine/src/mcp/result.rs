@@ -17,7 +17,7 @@ pub fn render(r: &CallToolResult) -> ToolOutput {
     {
         parts.push(s.to_string());
     }
-    ToolOutput { content: parts.join("\n"), is_error: r.is_error == Some(true) }
+    ToolOutput { content: parts.join("\n"), is_error: r.is_error == Some(true), attachments: Vec::new() }
 }
 
 fn block_text(v: &Value) -> String {

@@ -227,6 +227,7 @@ mod tests {
                     result: "lots of output".into(),
                     is_error: false,
                     duration_ms: 1,
+                    attachments: Vec::new(),
                     outcome: herm_types::event::ToolOutcome::Ok,
                 },
             ),

@@ -89,7 +89,7 @@ struct Runner(Op);
 impl ToolRunner for Runner {
     async fn run(&self, cx: &CallContext<'_>, args: &Value) -> Result<Ran> {
         Ok(Ran::output(match self.apply(cx, args).await {
-            Ok(msg) => ToolOutput { content: msg, is_error: false },
+            Ok(msg) => ToolOutput { content: msg, is_error: false, attachments: Vec::new() },
             Err(e) => ToolOutput::error(e.to_string()),
         }))
     }

@@ -76,7 +76,7 @@ impl ToolRunner for LoadSkill {
         let name = args.get("name").and_then(Value::as_str).unwrap_or_default();
         let out = match cx.engine.skill_text(cx.dep, name).await {
             Ok(text) => match crate::skills::parse(&text) {
-                Ok(s) => ToolOutput { content: s.body, is_error: false },
+                Ok(s) => ToolOutput { content: s.body, is_error: false, attachments: Vec::new() },
                 Err(e) => ToolOutput::error(format!("skill `{name}`: {e}")),
             },
             Err(e) => ToolOutput::error(e),

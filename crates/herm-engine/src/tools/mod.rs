@@ -195,11 +195,17 @@ pub fn validate_input(schema: &Value, input: &Value) -> Vec<(String, String)> {
 pub struct ToolOutput {
     pub content: String,
     pub is_error: bool,
+    /// Images for the model (stored already; the result carries their references).
+    pub attachments: Vec<herm_types::attachment::Attachment>,
 }
 
 impl ToolOutput {
+    pub fn ok(content: impl Into<String>) -> Self {
+        Self { content: content.into(), is_error: false, attachments: Vec::new() }
+    }
+
     pub fn error(msg: impl Into<String>) -> Self {
-        Self { content: msg.into(), is_error: true }
+        Self { content: msg.into(), is_error: true, attachments: Vec::new() }
     }
 }
 

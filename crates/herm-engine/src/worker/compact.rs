@@ -69,7 +69,7 @@ impl Driver<'_> {
             let ask = ModelRequest {
                 model: resolved.model.clone(),
                 system: SUMMARY_SYSTEM.into(),
-                messages: vec![Message::User(compaction::stage_prompt(previous.as_deref(), &stage.text))],
+                messages: vec![Message::user(compaction::stage_prompt(previous.as_deref(), &stage.text))],
                 tools: Vec::new(),
                 max_tokens: SUMMARY_MAX_TOKENS.min(req.max_tokens),
             };

@@ -275,6 +275,7 @@ impl Driver<'_> {
                 result: redactor.redact(&out.content),
                 is_error: out.is_error,
                 duration_ms: started.elapsed().as_millis() as u64,
+                attachments: out.attachments,
                 outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
             };
             let step = records::after_tool(result, extra, rest.next(), tools);
@@ -346,6 +347,7 @@ impl Driver<'_> {
             result: UNKNOWN_OUTCOME.into(),
             is_error: true,
             duration_ms: 0,
+            attachments: Vec::new(),
             outcome: ToolOutcome::InterruptedUnknown,
         };
         self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await

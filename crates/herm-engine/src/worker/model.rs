@@ -104,7 +104,8 @@ impl Driver<'_> {
         Ok(self.engine.model_access(dep).await?.map_err(|(code, why)| Unconfigured(code, why)))
     }
 
-    /// The request: system prompt, the conversation from the log, the visible tools.
+    /// The request: system prompt, the conversation from the log (its media loaded), the
+    /// visible tools.
     async fn request(
         &self,
         run: &RunId,
@@ -112,10 +113,12 @@ impl Driver<'_> {
         tools: &ToolSet,
         resolved: &ResolvedModel,
     ) -> ModelRequest {
+        let mut messages = crate::history::build(&self.conversation_log(run), run);
+        self.engine.load_media(&dep.id, &mut messages, resolved).await;
         ModelRequest {
             model: resolved.model.clone(),
             system: self.system_prompt(run, dep).await,
-            messages: crate::history::build(&self.conversation_log(run), run),
+            messages,
             tools: tools
                 .visible()
                 .map(|t| ToolSpec {

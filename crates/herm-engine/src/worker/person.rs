@@ -33,6 +33,7 @@ fn result(run: &RunId, call: RequestedToolCall, text: String, outcome: ToolOutco
             tool_use_id: call.tool_use_id,
             tool: call.tool,
             result: text,
+            attachments: Vec::new(),
             is_error: outcome != ToolOutcome::Ok,
             duration_ms: 0,
             outcome,

@@ -5,7 +5,7 @@ use super::threads::load_thread;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, id};
+use crate::extract::{JsonBody, MAX_MESSAGE_BODY, id};
 use crate::idem::{created, idempotent};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +14,7 @@ use herm_engine::steering::Reply;
 use herm_store::{DeploymentRecord, ThreadRecord};
 use herm_types::api::*;
 use herm_types::config::limits;
-use herm_types::event::Attachment;
+use herm_types::attachment::{self, AttachmentInput};
 use herm_types::*;
 
 fn check_content(field: &str, s: &str) -> ApiResult<()> {
@@ -27,12 +27,12 @@ fn check_content(field: &str, s: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_attachments(a: &[Attachment]) -> ApiResult<()> {
-    if a.len() > 10 {
-        return Err(ApiError::validation("at most 10 attachments"));
+fn check_attachments(a: &[AttachmentInput]) -> ApiResult<()> {
+    if a.len() > attachment::limits::MAX_PER_MESSAGE {
+        return Err(ApiError::validation(format!("at most {} attachments", attachment::limits::MAX_PER_MESSAGE)));
     }
-    if a.iter().any(|x| !(x.url.starts_with("http://") || x.url.starts_with("https://")) || x.url.len() > 4096) {
-        return Err(ApiError::validation("attachment urls must be http(s) URLs"));
+    for (i, x) in a.iter().enumerate() {
+        x.check().map_err(|m| ApiError::validation(format!("attachment {i}: {m}")))?;
     }
     Ok(())
 }
@@ -52,7 +52,7 @@ pub async fn send(
     caller: Caller,
     Path(dep): Path<String>,
     headers: HeaderMap,
-    body: JsonBody<MessageRequest>,
+    body: JsonBody<MessageRequest, MAX_MESSAGE_BODY>,
 ) -> Response {
     let route = format!("messages:{dep}");
     let run = async {
@@ -67,7 +67,7 @@ pub async fn send(
             Some("new") => st.engine.create_thread(&d.id, None).await?.id,
             Some(t) => load_thread(&st, &d.id, t).await?.id,
         };
-        let s = st.engine.submit_message(&thread, d.spec.busy_policy, req.content, req.attachments).await?;
+        let s = st.engine.submit_message(&d, &thread, req.content, req.attachments).await?;
         created(
             StatusCode::ACCEPTED,
             &MessageResponse {
@@ -89,7 +89,7 @@ pub async fn user_events(
     caller: Caller,
     Path(tid): Path<String>,
     headers: HeaderMap,
-    body: JsonBody<UserEventsRequest>,
+    body: JsonBody<UserEventsRequest, MAX_MESSAGE_BODY>,
 ) -> Response {
     let route = format!("events:{tid}");
     let run = async {
@@ -150,7 +150,7 @@ async fn apply(
     match ev {
         UserEvent::Message { content, attachments } => {
             ready(d)?;
-            let s = st.engine.submit_message(&thread.id, d.spec.busy_policy, content, attachments).await?;
+            let s = st.engine.submit_message(d, &thread.id, content, attachments).await?;
             let name = serde_json::to_value(s.disposition)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))

@@ -4,6 +4,7 @@ pub mod automations;
 pub mod deployments;
 pub mod dreams;
 pub mod events;
+pub mod attachments;
 pub mod files;
 pub mod goals;
 pub mod health;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
             get(deployments::get).patch(deployments::patch).delete(deployments::delete),
         )
         .route("/v1/deployments/{deployment_id}/messages", post(messages::send))
+        .route("/v1/deployments/{deployment_id}/attachments/{attachment_id}", get(attachments::content))
         .route("/v1/deployments/{deployment_id}/threads", post(threads::create).get(threads::list))
         .route(
             "/v1/deployments/{deployment_id}/threads/{thread_id}",

@@ -140,6 +140,7 @@ impl ConfigStore for SqliteStore {
     }
 
     async fn delete_deployment(&self, id: &DeploymentId, expected_revision: Option<i64>) -> Result<()> {
+        let dep = id.clone();
         let id = id.to_string();
         self.write(move |c| {
             let n = c.execute(
@@ -164,7 +165,8 @@ impl ConfigStore for SqliteStore {
             c.execute("UPDATE threads SET deleted_at=?2 WHERE deployment_id=?1", params![id, now_micros()])?;
             Ok(())
         })
-        .await
+        .await?;
+        self.drop_blobs(&dep).await
     }
 
     async fn provisioning_deployments(&self) -> Result<Vec<DeploymentId>> {

@@ -62,8 +62,9 @@ impl LogStore for SqliteStore {
     }
 
     async fn delete_thread(&self, id: &ThreadId) -> Result<bool> {
+        let thread = id.clone();
         let id = id.to_string();
-        self.write(move |c| {
+        let deleted = self.write(move |c| {
             let now = now_micros();
             let n =
                 c.execute("UPDATE threads SET deleted_at=?2 WHERE id=?1 AND deleted_at IS NULL", params![id, now])?;
@@ -74,7 +75,10 @@ impl LogStore for SqliteStore {
             )?;
             Ok(n > 0)
         })
-        .await
+        .await?;
+        // Its attachments' bytes go with it.
+        self.drop_thread_blobs(&thread).await?;
+        Ok(deleted)
     }
 
     async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>> {

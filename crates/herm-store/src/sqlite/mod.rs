@@ -3,6 +3,7 @@
 
 mod access;
 mod append;
+mod attachments;
 mod config;
 mod log;
 mod memory;
@@ -58,6 +59,10 @@ struct Inner {
     /// One permit per read connection.
     read_permits: tokio::sync::Semaphore,
     bus: Bus,
+    /// Where attachments' bytes live: `blobs/` beside the database.
+    blobs: PathBuf,
+    /// Held while bytes are written or removed (see `attachments`).
+    blob_lock: tokio::sync::Mutex<()>,
 }
 
 impl SqliteStore {
@@ -74,6 +79,8 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(READERS),
                 bus,
+                blobs: path.parent().unwrap_or(Path::new(".")).join("blobs"),
+                blob_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }

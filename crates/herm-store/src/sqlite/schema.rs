@@ -199,6 +199,19 @@ CREATE TABLE marks (
     value TEXT NOT NULL
 );
 "#,
+    // 5: attachments; their bytes are files under the data directory's `blobs/`.
+    r#"
+CREATE TABLE attachments (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    thread_id TEXT,
+    reference TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX attachments_blob ON attachments(deployment_id, sha256);
+CREATE INDEX attachments_thread ON attachments(thread_id) WHERE thread_id IS NOT NULL;
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).

@@ -567,3 +567,65 @@ pub async fn memories_change_conditionally_and_purge_completely(f: Fixture) {
     assert!(store.memory_material(&d.id).await.unwrap() > 0);
     assert!(!store.work_active(&d.id).await.unwrap());
 }
+
+fn attachment(d: &DeploymentRecord, thread: Option<&ThreadId>, bytes: &[u8]) -> AttachmentRecord {
+    use sha2::Digest;
+    AttachmentRecord {
+        deployment_id: d.id.clone(),
+        thread_id: thread.cloned(),
+        reference: herm_types::attachment::Attachment {
+            kind: herm_types::attachment::AttachmentKind::Image,
+            media_type: "image/png".into(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            name: Some("a.png".into()),
+            attachment_id: Some(AttachmentId::new()),
+            url: None,
+            width: None,
+            height: None,
+        },
+        created_at: now(),
+    }
+}
+
+pub async fn attachments_are_stored_once_and_leave_with_their_thread(f: Fixture) {
+    let s = f.store.as_ref();
+    let d = deployment(s).await;
+    let other = deployment(s).await;
+    let t2 = ThreadId::new();
+    s.create_thread(NewThread { id: t2.clone(), deployment_id: d.id.clone(), title: None }).await.unwrap();
+    let bytes = b"\x89PNG\r\n\x1a\n same picture".to_vec();
+    let a1 = attachment(&d, Some(&d.default_thread_id), &bytes);
+    let a2 = attachment(&d, Some(&t2), &bytes);
+    let sha = a1.reference.sha256.clone();
+    s.put_attachment(a1.clone(), bytes.clone()).await.unwrap();
+    s.put_attachment(a2.clone(), bytes.clone()).await.unwrap();
+    let id1 = a1.reference.attachment_id.clone().unwrap();
+    assert_eq!(s.get_attachment(&d.id, &id1).await.unwrap(), Some(a1.clone()));
+    assert_eq!(s.blob(&d.id, &sha).await.unwrap().as_deref(), Some(&bytes[..]));
+    // Another deployment reaches neither the record nor the bytes.
+    assert_eq!(s.get_attachment(&other.id, &id1).await.unwrap(), None);
+    assert_eq!(s.blob(&other.id, &sha).await.unwrap(), None);
+    // A name that is not a hash reads nothing.
+    assert_eq!(s.blob(&d.id, "../herm.db").await.unwrap(), None);
+
+    // Both threads hold the bytes: deleting one keeps them, deleting the other removes them.
+    assert!(s.delete_thread(&d.default_thread_id).await.unwrap());
+    assert_eq!(s.get_attachment(&d.id, &id1).await.unwrap(), None);
+    assert!(s.blob(&d.id, &sha).await.unwrap().is_some());
+    assert!(s.delete_thread(&t2).await.unwrap());
+    assert_eq!(s.blob(&d.id, &sha).await.unwrap(), None);
+
+    // A refused message's attachments are removed with their bytes.
+    let a3 = attachment(&d, None, b"%PDF-1.4 other");
+    s.put_attachment(a3.clone(), b"%PDF-1.4 other".to_vec()).await.unwrap();
+    s.remove_attachments(&d.id, &[a3.reference.attachment_id.clone().unwrap()]).await.unwrap();
+    assert_eq!(s.blob(&d.id, &a3.reference.sha256).await.unwrap(), None);
+
+    // A deleted deployment keeps no attachment.
+    let a4 = attachment(&other, None, b"GIF89a kept until the end");
+    s.put_attachment(a4.clone(), b"GIF89a kept until the end".to_vec()).await.unwrap();
+    s.delete_deployment(&other.id, None).await.unwrap();
+    assert_eq!(s.blob(&other.id, &a4.reference.sha256).await.unwrap(), None);
+    assert_eq!(s.get_attachment(&other.id, &a4.reference.attachment_id.clone().unwrap()).await.unwrap(), None);
+}

@@ -1,0 +1,238 @@
+//! Attachments in and out of the log. A message's attachments are checked against what the
+//! deployment's model takes before anything else happens; their bytes are obtained (base64
+//! decoded, or a URL fetched once, see [`fetch`]), inspected (the real type from the bytes,
+//! the size, an image's sides) and stored by content before the message is appended, so the
+//! log, the stream, history, resume and compaction carry references only. Before each model
+//! call, [`Engine::load_media`] fills in the bytes of every medium the conversation shows,
+//! from a small in-process cache or the store, never from the network again.
+
+pub mod fetch;
+mod cache;
+
+pub use cache::MediaCache;
+
+use crate::providers::ResolvedModel;
+use crate::{Engine, Error, Result};
+use base64::Engine as _;
+use herm_llm::{MediaSource, Message};
+use herm_store::{AttachmentRecord, DeploymentRecord};
+use herm_types::attachment::{self, Attachment, AttachmentInput, AttachmentKind, limits};
+use herm_types::config::{DeploymentSpec, ProviderKind};
+use herm_types::*;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+impl Engine {
+    /// The kinds of attachment the deployment's model takes, and its name.
+    pub(crate) async fn accepted_kinds(&self, spec: &DeploymentSpec) -> Result<(String, Vec<AttachmentKind>)> {
+        let Some(model) = spec.model.clone().or_else(|| self.options().default_model.clone()) else {
+            return Err(Error::ModelNotConfigured("the deployment names no model and no default is configured".into()));
+        };
+        let resolved = self.providers().resolve(&model).await?;
+        Ok((model, resolved.attachments()))
+    }
+
+    /// Checks, obtains, inspects and stores a message's attachments; returns the references
+    /// the message carries. Nothing is stored when any of them is refused.
+    pub(crate) async fn take_attachments(
+        &self,
+        dep: &DeploymentRecord,
+        thread: &ThreadId,
+        inputs: Vec<AttachmentInput>,
+    ) -> Result<Vec<Attachment>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if inputs.len() > limits::MAX_PER_MESSAGE {
+            return Err(Error::Validation(format!("at most {} attachments", limits::MAX_PER_MESSAGE)));
+        }
+        for a in &inputs {
+            a.check().map_err(Error::Validation)?;
+        }
+        // Before any download: can the model take these at all?
+        let (model, kinds) = self.accepted_kinds(&dep.spec).await?;
+        if let Some(a) = inputs.iter().find(|a| !kinds.contains(&a.kind)) {
+            return Err(Error::UnsupportedAttachment(format!(
+                "model `{model}` does not take `{}` attachments (it takes: {})",
+                a.kind.as_str(),
+                if kinds.is_empty() { "text only".to_owned() } else { names(&kinds) },
+            )));
+        }
+        let mut taken: Vec<(Attachment, Vec<u8>)> = Vec::new();
+        let mut total = 0usize;
+        for (i, a) in inputs.into_iter().enumerate() {
+            let bytes = self.attachment_bytes(&a).await.map_err(|m| invalid(i, m))?;
+            total += bytes.len();
+            if total > limits::MAX_TOTAL {
+                return Err(invalid(i, format!("a message's attachments hold at most {} bytes", limits::MAX_TOTAL)));
+            }
+            let seen = attachment::inspect(a.kind, a.media_type.as_deref(), &bytes).map_err(|m| invalid(i, m))?;
+            let name = a.name.or_else(|| a.url.as_deref().and_then(file_name));
+            taken.push((reference(a.kind, &seen, &bytes, name, a.url), bytes));
+        }
+        let mut out = Vec::new();
+        for (r, bytes) in taken {
+            if let Err(e) = self.keep(dep, Some(thread), r.clone(), bytes).await {
+                self.forget_attachments(dep, &out).await;
+                return Err(e);
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Stores one attachment's bytes and record.
+    pub(crate) async fn keep(
+        &self,
+        dep: &DeploymentRecord,
+        thread: Option<&ThreadId>,
+        reference: Attachment,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let rec = AttachmentRecord {
+            deployment_id: dep.id.clone(),
+            thread_id: thread.cloned(),
+            reference,
+            created_at: now(),
+        };
+        Ok(self.store().put_attachment(rec, bytes).await?)
+    }
+
+    /// Removes attachments stored for a message that was then refused.
+    pub(crate) async fn forget_attachments(&self, dep: &DeploymentRecord, refs: &[Attachment]) {
+        let ids: Vec<AttachmentId> = refs.iter().filter_map(|r| r.attachment_id.clone()).collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store().remove_attachments(&dep.id, &ids).await {
+            tracing::warn!(error = %e, "could not remove the attachments of a refused message");
+        }
+    }
+
+    async fn attachment_bytes(&self, a: &AttachmentInput) -> std::result::Result<Vec<u8>, String> {
+        let max = a.kind.max_size();
+        match (&a.data, &a.url) {
+            (Some(d), _) => {
+                // Base64 is 4 characters per 3 bytes: refuse what cannot fit before decoding.
+                if d.len() / 4 * 3 > max + 3 {
+                    return Err(format!("the {} is larger than {max} bytes", a.kind.as_str()));
+                }
+                base64::engine::general_purpose::STANDARD
+                    .decode(d.trim())
+                    .map_err(|e| format!("`data` is not valid base64: {e}"))
+            }
+            (None, Some(u)) => {
+                let (bytes, _) = self.inner_fetcher().get(u, max).await.map_err(|e| format!("fetching its URL failed: {e}"))?;
+                Ok(bytes)
+            }
+            (None, None) => Err("an attachment needs `url` or `data`".into()),
+        }
+    }
+
+    /// An attachment's reference and bytes, for a client downloading it.
+    pub async fn attachment_content(&self, dep: &DeploymentId, id: &AttachmentId) -> Result<(Attachment, Vec<u8>)> {
+        let rec = self.store().get_attachment(dep, id).await?.ok_or(Error::NotFound("attachment"))?;
+        let bytes =
+            self.store().blob(dep, &rec.reference.sha256).await?.ok_or(Error::NotFound("attachment"))?;
+        Ok((rec.reference, bytes))
+    }
+
+    /// Fills in every medium of `messages`: the bytes herm stored (base64, cached), the URL
+    /// for a provider that fetches URLs itself, or a note where the model is not shown it.
+    pub(crate) async fn load_media(&self, dep: &DeploymentId, messages: &mut [Message], model: &ResolvedModel) {
+        let kinds = model.attachments();
+        for m in messages.iter_mut() {
+            for media in m.media_mut() {
+                if media.source == MediaSource::Stored {
+                    media.source = self.media_source(dep, &media.attachment, &kinds, model).await;
+                }
+            }
+        }
+    }
+
+    async fn media_source(
+        &self,
+        dep: &DeploymentId,
+        a: &Attachment,
+        kinds: &[AttachmentKind],
+        model: &ResolvedModel,
+    ) -> MediaSource {
+        if !kinds.contains(&a.kind) {
+            return MediaSource::Omitted(format!("not shown: model `{}` does not take {}s", model.model, a.kind.as_str()));
+        }
+        let forwardable = a.kind == AttachmentKind::Image || model.spec.kind == ProviderKind::Anthropic;
+        if let Some(url) = a.url.as_ref().filter(|_| model.spec.forward_urls && forwardable) {
+            return MediaSource::Url(url.clone());
+        }
+        if a.sha256.is_empty() {
+            return MediaSource::Omitted("never stored".into());
+        }
+        if let Some(b64) = self.media_cache().get(dep, &a.sha256) {
+            return MediaSource::Base64(b64);
+        }
+        match self.store().blob(dep, &a.sha256).await {
+            Ok(Some(bytes)) => {
+                let b64: Arc<str> = base64::engine::general_purpose::STANDARD.encode(&bytes).into();
+                self.media_cache().put(dep, &a.sha256, b64.clone());
+                MediaSource::Base64(b64)
+            }
+            Ok(None) => MediaSource::Omitted("no longer available: it was deleted".into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "an attachment could not be read");
+                MediaSource::Omitted("could not be read".into())
+            }
+        }
+    }
+}
+
+/// A stored medium's reference, with a fresh id.
+pub(crate) fn reference(
+    kind: AttachmentKind,
+    seen: &attachment::Inspected,
+    bytes: &[u8],
+    name: Option<String>,
+    url: Option<String>,
+) -> Attachment {
+    Attachment {
+        kind,
+        media_type: seen.media_type.to_owned(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
+        name,
+        attachment_id: Some(AttachmentId::new()),
+        url,
+        width: seen.size.0,
+        height: seen.size.1,
+    }
+}
+
+fn invalid(i: usize, m: String) -> Error {
+    Error::InvalidAttachment(format!("attachment {i}: {m}"))
+}
+
+fn names(kinds: &[AttachmentKind]) -> String {
+    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// The last path segment of a URL, as the attachment's name.
+fn file_name(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let (_, path) = rest.split(['?', '#']).next()?.split_once('/')?;
+    let last = path.rsplit('/').next()?;
+    (!last.is_empty() && last.len() <= limits::MAX_NAME && !last.chars().any(char::is_control)).then(|| last.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_from_urls() {
+        for (u, want) in [
+            ("https://x.test/a/thumb.png?sig=1", Some("thumb.png")),
+            ("https://x.test/", None),
+            ("https://x.test", None),
+            ("http://x.test/brief.pdf#page=2", Some("brief.pdf")),
+        ] {
+            assert_eq!(super::file_name(u).as_deref(), want, "{u}");
+        }
+    }
+}
