@@ -98,7 +98,7 @@ impl Engine {
     pub async fn put_provider(&self, name: &str, spec: &ProviderSpec) -> Result<()> {
         let errors = spec.validate();
         if !errors.is_empty() {
-            return Err(Error::Invalid(errors));
+            return Err(Error::Unsupported(errors));
         }
         if let Some(r) = &spec.api_key_secret
             && !self.secret_exists(r).await?

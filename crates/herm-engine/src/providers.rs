@@ -191,7 +191,9 @@ pub fn known_attachments(kind: ProviderKind, model: &str) -> Vec<AttachmentKind>
     let m = model.to_ascii_lowercase();
     let both = vec![AttachmentKind::Image, AttachmentKind::Document];
     match kind {
-        ProviderKind::Anthropic if m.starts_with("claude-") && !m.starts_with("claude-2") && !m.contains("instant") => both,
+        ProviderKind::Anthropic if m.starts_with("claude-") && !m.starts_with("claude-2") && !m.contains("instant") => {
+            both
+        }
         ProviderKind::Openai
             if ["gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o"]
                 .iter()

@@ -6,11 +6,11 @@
 use crate::conditional::Reads;
 use crate::interrupt::interruption;
 use crate::{Engine, Error, Result};
+use herm_store::DeploymentRecord;
 use herm_store::{Append, Condition, NewRun, Once};
 use herm_types::api::Disposition;
-use herm_types::config::BusyPolicy;
-use herm_store::DeploymentRecord;
 use herm_types::attachment::AttachmentInput;
+use herm_types::config::BusyPolicy;
 use herm_types::event::{Attachment, Role};
 use herm_types::*;
 

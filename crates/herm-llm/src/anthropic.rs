@@ -294,7 +294,6 @@ mod tests {
         assert_eq!(f.finish().unwrap_err().kind, ErrorKind::BadResponse);
     }
 
-
     fn media(kind: AttachmentKind, media_type: &str, source: MediaSource) -> Media {
         Media {
             attachment: Attachment {
@@ -329,7 +328,11 @@ mod tests {
                 },
                 Message::Assistant {
                     text: String::new(),
-                    tool_calls: vec![RequestedToolCall { tool_use_id: "t".into(), tool: "view".into(), arguments: json!({}) }],
+                    tool_calls: vec![RequestedToolCall {
+                        tool_use_id: "t".into(),
+                        tool: "view".into(),
+                        arguments: json!({}),
+                    }],
                 },
                 Message::ToolResults(vec![ToolResultMsg {
                     tool_use_id: "t".into(),
@@ -347,7 +350,10 @@ mod tests {
     fn media_in_the_anthropic_wire_shape() {
         let b = body(&with_media());
         let user = &b["messages"][0]["content"];
-        assert_eq!(user[0], json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "QUJD"}}));
+        assert_eq!(
+            user[0],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "QUJD"}})
+        );
         assert_eq!(user[1], json!({"type": "image", "source": {"type": "url", "url": "https://example.test/a.png"}}));
         assert_eq!(
             user[2],

@@ -55,7 +55,8 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
                 // A tool message holds text only: images a tool returned follow in a user turn.
                 let media: Vec<&Media> = rs.iter().flat_map(|r| &r.media).collect();
                 if !media.is_empty() {
-                    let mut parts = vec![json!({"type": "text", "text": "The tool results above returned these images."})];
+                    let mut parts =
+                        vec![json!({"type": "text", "text": "The tool results above returned these images."})];
                     parts.extend(media.into_iter().map(part));
                     messages.push(json!({"role": "user", "content": parts}));
                 }
@@ -221,7 +222,6 @@ mod tests {
         assert_eq!(r.usage, TokenUsage { input_tokens: 5, output_tokens: 9 });
     }
 
-
     fn media(kind: AttachmentKind, media_type: &str, source: MediaSource) -> Media {
         Media {
             attachment: Attachment {
@@ -256,7 +256,11 @@ mod tests {
                 },
                 Message::Assistant {
                     text: String::new(),
-                    tool_calls: vec![RequestedToolCall { tool_use_id: "t".into(), tool: "view".into(), arguments: json!({}) }],
+                    tool_calls: vec![RequestedToolCall {
+                        tool_use_id: "t".into(),
+                        tool: "view".into(),
+                        arguments: json!({}),
+                    }],
                 },
                 Message::ToolResults(vec![ToolResultMsg {
                     tool_use_id: "t".into(),

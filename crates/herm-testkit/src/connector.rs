@@ -21,8 +21,9 @@ pub struct Call {
 }
 
 struct Inner {
-    /// Fixed text served at a path (for skills fetched by URL).
-    files: Mutex<std::collections::HashMap<String, String>>,
+    /// Fixed content served at a path (skills and attachments fetched by URL): its type and
+    /// bytes, and how often it was fetched.
+    files: Mutex<std::collections::HashMap<String, (String, Vec<u8>, usize)>>,
     started: AtomicUsize,
     finished: AtomicUsize,
     calls: Mutex<Vec<Call>>,
@@ -55,7 +56,17 @@ impl Connector {
 
     /// Serves `body` as text at `path` (not counted as a call).
     pub fn serve(&self, path: &str, body: &str) {
-        self.inner.files.lock().insert(path.to_owned(), body.to_owned());
+        self.serve_bytes(path, "text/plain; charset=utf-8", body.as_bytes().to_vec());
+    }
+
+    /// Serves `bytes` with `content_type` at `path` (not counted as a call; see [`Self::fetches`]).
+    pub fn serve_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) {
+        self.inner.files.lock().insert(path.to_owned(), (content_type.to_owned(), bytes, 0));
+    }
+
+    /// How often the content at `path` was fetched.
+    pub fn fetches(&self, path: &str) -> usize {
+        self.inner.files.lock().get(path).map(|f| f.2).unwrap_or(0)
     }
 
     /// Calls received (including ones still being answered).
@@ -73,8 +84,12 @@ impl Connector {
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> axum::response::Response {
-    if let Some(text) = inner.files.lock().get(req.uri().path()).cloned() {
-        return text.into_response();
+    let served = inner.files.lock().get_mut(req.uri().path()).map(|f| {
+        f.2 += 1;
+        (f.0.clone(), f.1.clone())
+    });
+    if let Some((content_type, bytes)) = served {
+        return ([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response();
     }
     inner.started.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = req.into_parts();

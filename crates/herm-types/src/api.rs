@@ -1,8 +1,8 @@
 //! Public wire types of the REST API: requests, responses and problem documents.
 //! Domain configuration that is also a request body lives in [`crate::config`].
 
-use crate::config::{DeploymentSpec, FieldError, ProviderSpec};
 use crate::attachment::AttachmentInput;
+use crate::config::{DeploymentSpec, FieldError, ProviderSpec};
 use crate::ids::*;
 use crate::status::*;
 use chrono::{DateTime, Utc};

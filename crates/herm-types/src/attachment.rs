@@ -89,7 +89,9 @@ impl AttachmentInput {
         }
         if let Some(m) = &self.media_type {
             match kind_of(m) {
-                None => return Err(format!("media type `{}` is not supported (use {})", short(m), SUPPORTED.join(", "))),
+                None => {
+                    return Err(format!("media type `{}` is not supported (use {})", short(m), SUPPORTED.join(", ")));
+                }
                 Some(k) if k != self.kind => {
                     return Err(format!("media type `{m}` is not a `{}` attachment", self.kind.as_str()));
                 }

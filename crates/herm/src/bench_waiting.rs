@@ -86,8 +86,7 @@ pub async fn run(n: usize) -> anyhow::Result<()> {
             .into_iter()
             .map(|t| t.id)
             .collect();
-        try_join_all(ids.iter().map(|t| engine.submit_text(t, Default::default(), "send it".into())))
-            .await?;
+        try_join_all(ids.iter().map(|t| engine.submit_text(t, Default::default(), "send it".into()))).await?;
         threads.extend(ids);
         // Let this chunk reach its wait before starting the next, so memory is not a queue.
         while engine.active_workers() > CHUNK {

@@ -6,8 +6,8 @@
 //! call, [`Engine::load_media`] fills in the bytes of every medium the conversation shows,
 //! from a small in-process cache or the store, never from the network again.
 
-pub mod fetch;
 mod cache;
+pub mod fetch;
 
 pub use cache::MediaCache;
 
@@ -122,7 +122,8 @@ impl Engine {
                     .map_err(|e| format!("`data` is not valid base64: {e}"))
             }
             (None, Some(u)) => {
-                let (bytes, _) = self.inner_fetcher().get(u, max).await.map_err(|e| format!("fetching its URL failed: {e}"))?;
+                let (bytes, _) =
+                    self.inner_fetcher().get(u, max).await.map_err(|e| format!("fetching its URL failed: {e}"))?;
                 Ok(bytes)
             }
             (None, None) => Err("an attachment needs `url` or `data`".into()),
@@ -132,8 +133,7 @@ impl Engine {
     /// An attachment's reference and bytes, for a client downloading it.
     pub async fn attachment_content(&self, dep: &DeploymentId, id: &AttachmentId) -> Result<(Attachment, Vec<u8>)> {
         let rec = self.store().get_attachment(dep, id).await?.ok_or(Error::NotFound("attachment"))?;
-        let bytes =
-            self.store().blob(dep, &rec.reference.sha256).await?.ok_or(Error::NotFound("attachment"))?;
+        let bytes = self.store().blob(dep, &rec.reference.sha256).await?.ok_or(Error::NotFound("attachment"))?;
         Ok((rec.reference, bytes))
     }
 
@@ -158,7 +158,11 @@ impl Engine {
         model: &ResolvedModel,
     ) -> MediaSource {
         if !kinds.contains(&a.kind) {
-            return MediaSource::Omitted(format!("not shown: model `{}` does not take {}s", model.model, a.kind.as_str()));
+            return MediaSource::Omitted(format!(
+                "not shown: model `{}` does not take {}s",
+                model.model,
+                a.kind.as_str()
+            ));
         }
         let forwardable = a.kind == AttachmentKind::Image || model.spec.kind == ProviderKind::Anthropic;
         if let Some(url) = a.url.as_ref().filter(|_| model.spec.forward_urls && forwardable) {

@@ -3,10 +3,10 @@
 //! result is stored like a message attachment and returned to the model as an image, while
 //! the log keeps only its reference.
 
+use crate::Result;
 use crate::attachments::reference;
 use crate::tools::ToolOutput;
 use crate::tools::source::{CallContext, Ran, ToolRunner};
-use crate::Result;
 use herm_types::attachment::{self, AttachmentKind};
 use serde_json::{Value, json};
 
@@ -52,8 +52,10 @@ impl ToolRunner for ViewImage {
             (Some(w), Some(h)) => format!("{w}x{h} "),
             _ => String::new(),
         };
-        let mut out =
-            ToolOutput::ok(format!("{path}: {dims}{} ({}, {size} bytes); the image follows.", r.media_type, viewed.note));
+        let mut out = ToolOutput::ok(format!(
+            "{path}: {dims}{} ({}, {size} bytes); the image follows.",
+            r.media_type, viewed.note
+        ));
         out.attachments.push(r);
         Ok(Ran::output(out))
     }

@@ -77,5 +77,9 @@ async fn send(rb: reqwest::RequestBuilder, spec: &HttpToolSpec) -> ToolOutput {
     if body.len() > MAX_RESPONSE {
         text.push_str(&format!("\n[response truncated: {} of {} bytes shown]", MAX_RESPONSE, body.len()));
     }
-    ToolOutput { content: format!("HTTP {}\n{}", status.as_u16(), text), is_error: !status.is_success(), attachments: Vec::new() }
+    ToolOutput {
+        content: format!("HTTP {}\n{}", status.as_u16(), text),
+        is_error: !status.is_success(),
+        attachments: Vec::new(),
+    }
 }

@@ -26,7 +26,10 @@ pub async fn content(
     let mut r = Body::from(bytes).into_response();
     let h = r.headers_mut();
     // Only the types herm stores are ever stored, so the header is one of a known few.
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(&a.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&a.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", a.sha256)) {

@@ -13,8 +13,8 @@ use axum::response::Response;
 use herm_engine::steering::Reply;
 use herm_store::{DeploymentRecord, ThreadRecord};
 use herm_types::api::*;
-use herm_types::config::limits;
 use herm_types::attachment::{self, AttachmentInput};
+use herm_types::config::limits;
 use herm_types::*;
 
 fn check_content(field: &str, s: &str) -> ApiResult<()> {

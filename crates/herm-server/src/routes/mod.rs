@@ -1,10 +1,10 @@
 //! Route table; one file per resource.
 
+pub mod attachments;
 pub mod automations;
 pub mod deployments;
 pub mod dreams;
 pub mod events;
-pub mod attachments;
 pub mod files;
 pub mod goals;
 pub mod health;

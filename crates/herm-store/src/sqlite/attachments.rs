@@ -127,17 +127,15 @@ fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
 impl AttachmentStore for SqliteStore {
     async fn put_attachment(&self, rec: AttachmentRecord, bytes: Vec<u8>) -> Result<()> {
         let sha = rec.reference.sha256.clone();
-        let id = rec.reference.attachment_id.clone().ok_or_else(|| Error::Corrupt("an attachment needs its id".into()))?;
+        let id =
+            rec.reference.attachment_id.clone().ok_or_else(|| Error::Corrupt("an attachment needs its id".into()))?;
         if !is_sha(&sha) {
             return Err(Error::Corrupt("an attachment's sha256 must be 64 lowercase hex digits".into()));
         }
         let _held = self.inner.blob_lock.lock().await;
         let dir = self.blob_dir(&rec.deployment_id);
         let name = sha.clone();
-        tokio::task::spawn_blocking(move || write_once(&dir, &name, &bytes))
-            .await
-            .map_err(|_| Error::Closed)?
-            ?;
+        tokio::task::spawn_blocking(move || write_once(&dir, &name, &bytes)).await.map_err(|_| Error::Closed)??;
         let reference = serde_json::to_string(&rec.reference).map_err(|e| Error::Corrupt(e.to_string()))?;
         self.write(move |c| {
             c.execute(
@@ -203,5 +201,3 @@ impl AttachmentStore for SqliteStore {
         self.sweep_blobs(dep.clone(), shas).await
     }
 }
-
-

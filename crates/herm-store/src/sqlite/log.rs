@@ -64,18 +64,19 @@ impl LogStore for SqliteStore {
     async fn delete_thread(&self, id: &ThreadId) -> Result<bool> {
         let thread = id.clone();
         let id = id.to_string();
-        let deleted = self.write(move |c| {
-            let now = now_micros();
-            let n =
-                c.execute("UPDATE threads SET deleted_at=?2 WHERE id=?1 AND deleted_at IS NULL", params![id, now])?;
-            c.execute(
-                "UPDATE runs SET status='interrupted', ended_at=?2 WHERE thread_id=?1
+        let deleted = self
+            .write(move |c| {
+                let now = now_micros();
+                let n =
+                    c.execute("UPDATE threads SET deleted_at=?2 WHERE id=?1 AND deleted_at IS NULL", params![id, now])?;
+                c.execute(
+                    "UPDATE runs SET status='interrupted', ended_at=?2 WHERE thread_id=?1
                  AND status IN ('queued','running','waiting_on_human')",
-                params![id, now],
-            )?;
-            Ok(n > 0)
-        })
-        .await?;
+                    params![id, now],
+                )?;
+                Ok(n > 0)
+            })
+            .await?;
         // Its attachments' bytes go with it.
         self.drop_thread_blobs(&thread).await?;
         Ok(deleted)
