@@ -20,10 +20,13 @@ pub struct Call {
     pub body: String,
 }
 
+/// Content served at a path: its type, its bytes, and how often it was fetched.
+type Served = (String, Vec<u8>, usize);
+
 struct Inner {
     /// Fixed content served at a path (skills and attachments fetched by URL): its type and
     /// bytes, and how often it was fetched.
-    files: Mutex<std::collections::HashMap<String, (String, Vec<u8>, usize)>>,
+    files: Mutex<std::collections::HashMap<String, Served>>,
     started: AtomicUsize,
     finished: AtomicUsize,
     calls: Mutex<Vec<Call>>,

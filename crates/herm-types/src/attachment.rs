@@ -284,6 +284,11 @@ fn jpeg_size(b: &[u8]) -> Option<(u32, u32)> {
 mod tests {
     use super::*;
 
+    /// (name, bytes, size read from them).
+    type SizeCase = (&'static str, Vec<u8>, Option<(u32, u32)>);
+    /// (kind, declared type, bytes, the type found or a part of the refusal).
+    type InspectCase = (AttachmentKind, Option<&'static str>, Vec<u8>, Result<&'static str, &'static str>);
+
     fn png(w: u32, h: u32) -> Vec<u8> {
         let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
         v.extend(w.to_be_bytes());
@@ -320,7 +325,7 @@ mod tests {
         let bits = w | (h << 14);
         let vp8l = webp(b"VP8L", &[0x2f, bits as u8, (bits >> 8) as u8, (bits >> 16) as u8, (bits >> 24) as u8]);
         let vp8x = webp(b"VP8X", &[0, 0, 0, 0, 0x1F, 0x03, 0, 0x57, 0x02, 0]);
-        let cases: Vec<(&str, Vec<u8>, Option<(u32, u32)>)> = vec![
+        let cases: Vec<SizeCase> = vec![
             ("png", png(1920, 1080), Some((1920, 1080))),
             ("jpeg past other segments", jpeg(4000, 3000), Some((4000, 3000))),
             ("gif", gif, Some((640, 480))),
@@ -386,7 +391,7 @@ mod tests {
             v.resize(limits::MAX_IMAGE + 1, 0);
             v
         };
-        let cases: Vec<(AttachmentKind, Option<&str>, Vec<u8>, Result<&str, &str>)> = vec![
+        let cases: Vec<InspectCase> = vec![
             (Image, None, png(640, 480), Ok("image/png")),
             (Image, Some("image/png"), png(640, 480), Ok("image/png")),
             (Image, Some("image/jpg"), jpeg(10, 10), Ok("image/jpeg")),
