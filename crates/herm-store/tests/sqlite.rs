@@ -108,3 +108,43 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap();
     assert_eq!(v, 5);
 }
+
+/// Bytes a crash left without a committed record, and temporary files, are removed when the
+/// store opens; bytes a record holds stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_files_no_record_holds_are_removed_at_open() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = b"\x89PNG\r\n\x1a\n kept".to_vec();
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let d = {
+        let f = fixture(&dir);
+        let d = suite::deployment(f.store.as_ref()).await;
+        let rec = herm_store::AttachmentRecord {
+            deployment_id: d.id.clone(),
+            thread_id: Some(d.default_thread_id.clone()),
+            reference: herm_types::attachment::Attachment {
+                kind: herm_types::attachment::AttachmentKind::Image,
+                media_type: "image/png".into(),
+                size: bytes.len() as u64,
+                sha256: sha.clone(),
+                name: None,
+                attachment_id: Some(herm_types::AttachmentId::new()),
+                url: None,
+                width: None,
+                height: None,
+            },
+            created_at: herm_types::now(),
+        };
+        f.store.put_attachment(rec, bytes.clone()).await.unwrap();
+        d
+    };
+    let blobs = dir.path().join("blobs").join(d.id.to_string());
+    let orphan = blobs.join("ab".repeat(32));
+    std::fs::write(&orphan, b"never committed").unwrap();
+    std::fs::write(blobs.join(format!(".{sha}.123.tmp")), b"half written").unwrap();
+    let f = fixture(&dir);
+    assert!(!orphan.exists());
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 1);
+    assert_eq!(f.store.blob(&d.id, &sha).await.unwrap(), Some(bytes));
+}

@@ -157,7 +157,7 @@ async fn fields_that_cannot_act_yet_are_refused_by_name() {
         )
         .await;
     assert_eq!((s, v["code"].as_str()), (422, Some("unsupported")), "{v}");
-    // Attachments do not reach a model yet: refused, not silently dropped.
+    // An attachment no model of the deployment can take (it names none): refused, not dropped.
     let (s, v) = h
         .post(
             &format!("/v1/deployments/{}/messages", d["deployment_id"].as_str().unwrap()),

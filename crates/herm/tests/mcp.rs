@@ -95,6 +95,44 @@ async fn reference_servers_over_stdio_and_http() {
     }
 }
 
+/// An image an MCP tool returns reaches a model that takes images as an image; the log keeps
+/// its reference only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_from_an_mcp_tool_reaches_the_model() {
+    let script = vec![Reply::tool("everything__get-tiny-image", json!({})), Reply::text(&["a logo"])];
+    let mut everything = mcp_peers::everything_stdio("everything");
+    everything["tools"] = json!(["get-tiny-image"]);
+    let env = setup_mcp(script, json!([everything]), CONFIG).await;
+    let pk = env.herm.ok("GET", "/v1/secrets", &Value::Null, 200).await;
+    let pk = pk["data"].as_array().unwrap().iter().find(|s| s["name"] == "PROVIDER_KEY").unwrap()["secret_id"].clone();
+    env.herm
+        .ok(
+            "PUT",
+            "/v1/providers/fake",
+            &json!({"kind": "anthropic", "base_url": env.model.anthropic_url(), "api_key_secret": pk,
+                    "models": {"m1": {"attachments": ["image"]}}}),
+            200,
+        )
+        .await;
+    run_to_end(&env, "show me the logo").await;
+    let attempts = env.model.attempts();
+    let last = &attempts.last().unwrap().body;
+    let result = last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+        .find(|b| b["type"] == "tool_result")
+        .expect("no tool result");
+    let image = result["content"].as_array().unwrap().iter().find(|b| b["type"] == "image").cloned();
+    let image = image.unwrap_or_else(|| panic!("no image in {result}"));
+    assert_eq!(image["source"]["media_type"], "image/png");
+    assert!(image["source"]["data"].as_str().unwrap().starts_with("iVBORw0KGgo"), "{image}");
+    let logged = result_of(&results(&env, &env.thread).await, "everything__get-tiny-image")[0].clone();
+    assert_eq!(logged["attachments"][0]["media_type"], "image/png", "{logged}");
+    assert!(!logged.to_string().contains("iVBORw0KGgo"), "bytes in the log: {logged}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_call_fails_the_call_and_the_run_goes_on() {
     let marker = format!("kill-me-{}", std::process::id());

@@ -50,7 +50,13 @@ impl Engine {
             a.check().map_err(Error::Validation)?;
         }
         // Before any download: can the model take these at all?
-        let (model, kinds) = self.accepted_kinds(&dep.spec).await?;
+        let (model, kinds) = match self.accepted_kinds(&dep.spec).await {
+            Ok(k) => k,
+            Err(Error::ModelNotConfigured(why)) => {
+                return Err(Error::UnsupportedAttachment(format!("no model can take these attachments: {why}")));
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(a) = inputs.iter().find(|a| !kinds.contains(&a.kind)) {
             return Err(Error::UnsupportedAttachment(format!(
                 "model `{model}` does not take `{}` attachments (it takes: {})",
@@ -96,6 +102,27 @@ impl Engine {
             created_at: now(),
         };
         Ok(self.store().put_attachment(rec, bytes).await?)
+    }
+
+    /// Stores an image a tool produced (for the thread's next model call) and returns its
+    /// reference; refused when the bytes are no image a model takes.
+    pub(crate) async fn keep_image(
+        &self,
+        dep: &DeploymentRecord,
+        thread: &ThreadId,
+        bytes: Vec<u8>,
+        declared: Option<&str>,
+        name: Option<String>,
+    ) -> Result<Attachment> {
+        let seen = attachment::inspect(AttachmentKind::Image, declared, &bytes).map_err(Error::InvalidAttachment)?;
+        let r = reference(AttachmentKind::Image, &seen, &bytes, name, None);
+        self.keep(dep, Some(thread), r.clone(), bytes).await?;
+        Ok(r)
+    }
+
+    /// Whether the deployment's model takes images (tools offer and return them only then).
+    pub(crate) async fn sees_images(&self, spec: &DeploymentSpec) -> bool {
+        self.accepted_kinds(spec).await.is_ok_and(|(_, k)| k.contains(&AttachmentKind::Image))
     }
 
     /// Removes attachments stored for a message that was then refused.

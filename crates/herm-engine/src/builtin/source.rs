@@ -7,7 +7,6 @@ use crate::tools::source::{CallContext, Offer, Ran, ToolRunner, ToolSource};
 use crate::tools::{Origin, Tool, ToolOutput};
 use crate::{Engine, Result};
 use herm_sandbox::Stream;
-use herm_types::attachment::AttachmentKind;
 use herm_types::config::DeploymentSpec;
 use herm_types::event::{EphemeralFrame, LiveFrame, OutputStream};
 use herm_types::{DeploymentId, EventKind};
@@ -32,7 +31,7 @@ impl ToolSource for SandboxTools {
             })
             .collect();
         // Offered to models that take images.
-        if engine.accepted_kinds(spec).await.is_ok_and(|(_, k)| k.contains(&AttachmentKind::Image)) {
+        if engine.sees_images(spec).await {
             let mut t =
                 Tool::new(view::NAME, view::DESCRIPTION, view::schema(), Origin::Builtin, Arc::new(view::ViewImage));
             t.repeat_safe = true;

@@ -4,10 +4,8 @@
 //! the log keeps only its reference.
 
 use crate::Result;
-use crate::attachments::reference;
 use crate::tools::ToolOutput;
 use crate::tools::source::{CallContext, Ran, ToolRunner};
-use herm_types::attachment::{self, AttachmentKind};
 use serde_json::{Value, json};
 
 pub const NAME: &str = "view_image";
@@ -40,14 +38,15 @@ impl ToolRunner for ViewImage {
             Ok(v) => v,
             Err(e) => return Ok(Ran::output(ToolOutput::error(format!("cannot view `{path}`: {e}")))),
         };
-        let seen = match attachment::inspect(AttachmentKind::Image, None, &viewed.bytes) {
-            Ok(s) => s,
-            Err(e) => return Ok(Ran::output(ToolOutput::error(format!("cannot view `{path}`: {e}")))),
-        };
         let name = path.rsplit('/').next().map(str::to_owned);
-        let r = reference(AttachmentKind::Image, &seen, &viewed.bytes, name, None);
         let size = viewed.bytes.len();
-        engine.keep(dep, Some(cx.thread), r.clone(), viewed.bytes).await?;
+        let r = match engine.keep_image(dep, cx.thread, viewed.bytes, None, name).await {
+            Ok(r) => r,
+            Err(crate::Error::InvalidAttachment(e)) => {
+                return Ok(Ran::output(ToolOutput::error(format!("cannot view `{path}`: {e}"))));
+            }
+            Err(e) => return Err(e),
+        };
         let dims = match (r.width, r.height) {
             (Some(w), Some(h)) => format!("{w}x{h} "),
             _ => String::new(),

@@ -89,6 +89,8 @@ pub struct Listing {
 pub struct CallOutcome {
     pub output: ToolOutput,
     pub unavailable: Option<(String, String)>,
+    /// Images the tool returned: (media type, base64).
+    pub images: Vec<(String, String)>,
 }
 
 /// Who a call is made for: sent in the request's `_meta`.
@@ -157,24 +159,28 @@ impl McpHub {
             tool.validator.iter_errors(args).map(|e| format!("{}: {e}", e.instance_path())).collect();
         if !errors.is_empty() {
             let msg = format!("invalid arguments for `{}` (the call was not made): {}", tool.name, errors.join("; "));
-            return CallOutcome { output: ToolOutput::error(msg), unavailable: None };
+            return CallOutcome { output: ToolOutput::error(msg), unavailable: None, images: Vec::new() };
         }
         let Some(server_spec) = spec.mcp_servers.iter().find(|s| s.name == tool.server) else {
             let msg = format!("MCP server `{}` is no longer configured", tool.server);
-            return CallOutcome { output: ToolOutput::error(msg), unavailable: None };
+            return CallOutcome { output: ToolOutput::error(msg), unavailable: None, images: Vec::new() };
         };
         let server = self.server(ctx.deployment_id, spec, server_spec);
         *server.last_used.lock() = Instant::now();
         let unavailable = |why: String| {
             let msg = format!("MCP server `{}` is unavailable: {why}", tool.server);
-            CallOutcome { output: ToolOutput::error(msg), unavailable: Some((tool.server.clone(), why)) }
+            CallOutcome {
+                output: ToolOutput::error(msg),
+                unavailable: Some((tool.server.clone(), why)),
+                images: Vec::new(),
+            }
         };
         let peer = match self.connected(&server, spec).await {
             Ok(p) => p,
             Err(e) => return unavailable(e),
         };
         match conn::call(&peer, &tool.remote, args, &ctx, self.inner.opts.call_timeout).await {
-            Ok(r) => CallOutcome { output: result::render(&r), unavailable: None },
+            Ok(r) => CallOutcome { output: result::render(&r), unavailable: None, images: result::images(&r) },
             Err(conn::CallError::Timeout) => CallOutcome {
                 output: ToolOutput::error(format!(
                     "`{}` timed out after {} s (the call was cancelled)",
@@ -182,8 +188,11 @@ impl McpHub {
                     self.inner.opts.call_timeout.as_secs()
                 )),
                 unavailable: None,
+                images: Vec::new(),
             },
-            Err(conn::CallError::Tool(msg)) => CallOutcome { output: ToolOutput::error(msg), unavailable: None },
+            Err(conn::CallError::Tool(msg)) => {
+                CallOutcome { output: ToolOutput::error(msg), unavailable: None, images: Vec::new() }
+            }
             Err(conn::CallError::Transport(why)) => {
                 // The connection is gone: the next use reconnects.
                 *server.live.lock().await = None;

@@ -1,6 +1,7 @@
 //! A `tools/call` result as text for the model. Content blocks are read through their JSON
 //! form so SDK type changes stay here: text as is, images/audio/blobs as a short note,
 //! embedded text resources inline, links by URI; `structuredContent` when nothing else.
+//! Image blocks are also handed back as such ([`images`]) so the model can be shown them.
 
 use crate::tools::ToolOutput;
 use rmcp::model::CallToolResult;
@@ -18,6 +19,16 @@ pub fn render(r: &CallToolResult) -> ToolOutput {
         parts.push(s.to_string());
     }
     ToolOutput { content: parts.join("\n"), is_error: r.is_error == Some(true), attachments: Vec::new() }
+}
+
+/// The image blocks of a result: (media type, base64 data).
+pub fn images(r: &CallToolResult) -> Vec<(String, String)> {
+    r.content
+        .iter()
+        .filter_map(|b| serde_json::to_value(b).ok())
+        .filter(|v| v["type"] == "image")
+        .filter_map(|v| Some((v["mimeType"].as_str()?.to_owned(), v["data"].as_str()?.to_owned())))
+        .collect()
 }
 
 fn block_text(v: &Value) -> String {

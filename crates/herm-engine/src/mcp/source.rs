@@ -7,6 +7,7 @@ use super::{CallContext as Meta, McpTool};
 use crate::tools::source::{CallContext, Offer, Ran, ToolRunner, ToolSource};
 use crate::tools::{Origin, Tool};
 use crate::{Engine, Result};
+use base64::Engine as _;
 use herm_types::DeploymentId;
 use herm_types::EventKind;
 use herm_types::config::DeploymentSpec;
@@ -55,6 +56,22 @@ impl ToolRunner for McpCall {
         let outcome = cx.engine.mcp().call(&dep.spec, &self.0, args, meta).await;
         let mut output = outcome.output;
         output.content = cx.redactor.redact(&output.content);
+        if !outcome.images.is_empty() && cx.engine.sees_images(&dep.spec).await {
+            for (i, (media_type, data)) in outcome.images.into_iter().enumerate() {
+                let name = Some(format!("{}-{i}", self.0.name));
+                let kept = match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+                    Ok(bytes) => cx.engine.keep_image(dep, cx.thread, bytes, Some(&media_type), name).await,
+                    Err(e) => Err(crate::Error::InvalidAttachment(format!("not valid base64: {e}"))),
+                };
+                match kept {
+                    Ok(r) => output.attachments.push(r),
+                    Err(crate::Error::InvalidAttachment(why)) => {
+                        output.content.push_str(&format!("\n[image {i} was not shown: {why}]"));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         if output.content.len() > crate::builtin::CAP {
             let sandbox = cx.engine.use_sandbox(&dep.id, &dep.spec).await.ok();
             let sb = sandbox.as_ref().map(|(sb, _)| sb.as_ref());

@@ -106,6 +106,26 @@ impl SqliteStore {
     }
 }
 
+/// Removes what a crash left under `blobs`: temporary files, and bytes whose record was never
+/// committed (or whose removal was cut short). Runs when the store opens, before any write.
+pub(super) fn sweep_orphans(conn: &rusqlite::Connection, blobs: &Path) -> Result<usize> {
+    let Ok(deps) = std::fs::read_dir(blobs) else { return Ok(0) };
+    let mut removed = 0;
+    let mut used = conn.prepare("SELECT EXISTS (SELECT 1 FROM attachments WHERE deployment_id=?1 AND sha256=?2)")?;
+    for dep in deps.flatten().filter(|d| d.path().is_dir()) {
+        let dep_id = dep.file_name().to_string_lossy().into_owned();
+        for f in std::fs::read_dir(dep.path())?.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let keep = is_sha(&name) && used.query_row(params![dep_id, name], |r| r.get::<_, bool>(0))?;
+            if !keep {
+                std::fs::remove_file(f.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `bytes` as `dir/name` unless it is there: temporary file, sync, rename, sync dir.
 fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

@@ -71,6 +71,11 @@ impl SqliteStore {
         let mut conn = Connection::open(path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        let blobs = path.parent().unwrap_or(Path::new(".")).join("blobs");
+        let swept = attachments::sweep_orphans(&conn, &blobs)?;
+        if swept > 0 {
+            tracing::info!(files = swept, "removed attachment files no record holds");
+        }
         let writer = Writer::spawn(conn)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -79,7 +84,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(READERS),
                 bus,
-                blobs: path.parent().unwrap_or(Path::new(".")).join("blobs"),
+                blobs,
                 blob_lock: tokio::sync::Mutex::new(()),
             }),
         })
