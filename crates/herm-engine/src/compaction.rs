@@ -184,6 +184,37 @@ mod tests {
     }
 
     #[test]
+    fn media_count_and_show_as_references() {
+        let a = |w: Option<u32>, kind: AttachmentKind, size: u64| Attachment {
+            kind,
+            media_type: "image/png".into(),
+            size,
+            sha256: "ab".repeat(32),
+            name: Some("shot.png".into()),
+            attachment_id: None,
+            url: None,
+            width: w,
+            height: w,
+        };
+        assert_eq!(media_tokens(&a(Some(100), AttachmentKind::Image, 9)), 85);
+        assert_eq!(media_tokens(&a(Some(1000), AttachmentKind::Image, 9)), 1_333);
+        assert_eq!(media_tokens(&a(Some(4000), AttachmentKind::Image, 9)), 1_600);
+        assert_eq!(media_tokens(&a(None, AttachmentKind::Image, 9)), 1_600);
+        assert_eq!(media_tokens(&a(None, AttachmentKind::Document, 800_000)), 100_000);
+        let m = Message::User {
+            text: "look".into(),
+            media: vec![herm_llm::Media {
+                attachment: a(Some(1000), AttachmentKind::Image, 9),
+                source: herm_llm::MediaSource::Base64("QUJD".into()),
+            }],
+        };
+        assert_eq!(message_tokens(&m), 1 + 4 + 1_333);
+        let text = render(&m);
+        assert!(text.contains("[image `shot.png`: image/png, 1000x1000, 9 bytes]"), "{text}");
+        assert!(!text.contains("QUJD"), "a summary never reads the bytes");
+    }
+
+    #[test]
     fn cuts_never_split_a_call_from_its_result_or_interleaved_input() {
         let turns = vec![user("a", 1), call(2), result(3), said("b", 4), user("c", 5)];
         let valid: Vec<usize> = (0..=turns.len()).filter(|&i| valid_cut(&turns, i)).collect();

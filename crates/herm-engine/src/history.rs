@@ -306,4 +306,53 @@ mod tests {
         let h = build(&log, &RunId::new());
         assert!(matches!(&h[1], Message::ToolResults(r) if r[0].is_error && r[0].content == NO_RESULT));
     }
+
+    fn picture(name: &str) -> herm_types::attachment::Attachment {
+        herm_types::attachment::Attachment {
+            kind: herm_types::attachment::AttachmentKind::Image,
+            media_type: "image/png".into(),
+            size: 10,
+            sha256: "ab".repeat(32),
+            name: Some(name.into()),
+            attachment_id: Some(AttachmentId::new()),
+            url: None,
+            width: Some(2),
+            height: Some(2),
+        }
+    }
+
+    #[test]
+    fn attachments_become_media_still_to_load() {
+        let a = RunId::new();
+        let call = RequestedToolCall { tool_use_id: "t1".into(), tool: "view_image".into(), arguments: json!({}) };
+        let log = vec![
+            ev(
+                1,
+                &a,
+                EventKind::Message { role: Role::User, content: "q".into(), attachments: vec![picture("in.png")] },
+            ),
+            ev(2, &a, status(RunStatus::Running)),
+            ev(3, &a, model_call(vec![call], None)),
+            ev(
+                4,
+                &a,
+                EventKind::ToolResult {
+                    tool_use_id: "t1".into(),
+                    tool: "view_image".into(),
+                    result: "here".into(),
+                    is_error: false,
+                    duration_ms: 1,
+                    attachments: vec![picture("out.png")],
+                    outcome: ToolOutcome::Ok,
+                },
+            ),
+        ];
+        let h = build(&log, &a);
+        let Message::User { text, media } = &h[0] else { panic!("{:?}", h[0]) };
+        assert_eq!((text.as_str(), media.len()), ("q", 1));
+        assert_eq!(media[0].attachment.name.as_deref(), Some("in.png"));
+        assert_eq!(media[0].source, herm_llm::MediaSource::Stored);
+        let Message::ToolResults(r) = &h[2] else { panic!("{:?}", h[2]) };
+        assert_eq!(r[0].media[0].attachment.name.as_deref(), Some("out.png"));
+    }
 }

@@ -137,18 +137,20 @@ async fn images_and_documents_reach_an_openai_model_as_content_parts() {
     let env = setup_with(vec![Reply::text(&["Seen."])], Wire::OpenAi, json!({}), &config()).await;
     allow_media(&env, Wire::OpenAi, false).await;
     env.connector.serve_bytes("/thumb.png", "image/png", png());
-    let (status, sent) = send_with(
-        &env,
-        "look",
-        json!([
-            {"type": "image", "data": PNG_B64},
-            {"type": "image", "url": env.connector.url("/thumb.png")},
-            {"type": "document", "data": b64(PDF), "name": "brief.pdf"}
-        ]),
-    )
-    .await;
-    assert_eq!(status, 202, "{sent}");
-    finish(&env, &sent).await;
+    // Through the thread's user events this time.
+    let (status, sent) = env
+        .herm
+        .post(
+            &format!("/v1/threads/{}/events", env.thread),
+            &json!({"events": [{"type": "user.message", "content": "look", "attachments": [
+                {"type": "image", "data": PNG_B64},
+                {"type": "image", "url": env.connector.url("/thumb.png")},
+                {"type": "document", "data": b64(PDF), "name": "brief.pdf"}
+            ]}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    finish(&env, &sent["results"][0]).await;
     let content = first_user_content(&env);
     let data_url = format!("data:image/png;base64,{PNG_B64}");
     assert_eq!(content[0], json!({"type": "text", "text": "look"}));
