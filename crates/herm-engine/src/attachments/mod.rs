@@ -50,21 +50,42 @@ impl Engine {
             a.check().map_err(Error::Validation)?;
         }
         // Before any download: can the model take these at all?
-        let (model, kinds) = match self.accepted_kinds(&dep.spec).await {
+        self.refuse_what_the_model_cannot_take(&dep.spec, &inputs).await?;
+        let taken = self.obtain(inputs).await?;
+        let mut out = Vec::new();
+        for (r, bytes) in taken {
+            if let Err(e) = self.keep(dep, Some(thread), r.clone(), bytes).await {
+                self.forget_attachments(dep, &out).await;
+                return Err(e);
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// `unsupported_attachment` for the first kind the deployment's model does not take.
+    async fn refuse_what_the_model_cannot_take(&self, spec: &DeploymentSpec, inputs: &[AttachmentInput]) -> Result<()> {
+        let (model, kinds) = match self.accepted_kinds(spec).await {
             Ok(k) => k,
             Err(Error::ModelNotConfigured(why)) => {
                 return Err(Error::UnsupportedAttachment(format!("no model can take these attachments: {why}")));
             }
             Err(e) => return Err(e),
         };
-        if let Some(a) = inputs.iter().find(|a| !kinds.contains(&a.kind)) {
-            return Err(Error::UnsupportedAttachment(format!(
+        match inputs.iter().find(|a| !kinds.contains(&a.kind)) {
+            None => Ok(()),
+            Some(a) => Err(Error::UnsupportedAttachment(format!(
                 "model `{model}` does not take `{}` attachments (it takes: {})",
                 a.kind.as_str(),
                 if kinds.is_empty() { "text only".to_owned() } else { names(&kinds) },
-            )));
+            ))),
         }
-        let mut taken: Vec<(Attachment, Vec<u8>)> = Vec::new();
+    }
+
+    /// Each attachment's bytes (decoded or fetched) and reference, inspected, within the
+    /// message's total.
+    async fn obtain(&self, inputs: Vec<AttachmentInput>) -> Result<Vec<(Attachment, Vec<u8>)>> {
+        let mut taken = Vec::new();
         let mut total = 0usize;
         for (i, a) in inputs.into_iter().enumerate() {
             let bytes = self.attachment_bytes(&a).await.map_err(|m| invalid(i, m))?;
@@ -76,15 +97,7 @@ impl Engine {
             let name = a.name.or_else(|| a.url.as_deref().and_then(file_name));
             taken.push((reference(a.kind, &seen, &bytes, name, a.url), bytes));
         }
-        let mut out = Vec::new();
-        for (r, bytes) in taken {
-            if let Err(e) = self.keep(dep, Some(thread), r.clone(), bytes).await {
-                self.forget_attachments(dep, &out).await;
-                return Err(e);
-            }
-            out.push(r);
-        }
-        Ok(out)
+        Ok(taken)
     }
 
     /// Stores one attachment's bytes and record.
@@ -166,13 +179,28 @@ impl Engine {
 
     /// Fills in every medium of `messages`: the bytes herm stored (base64, cached), the URL
     /// for a provider that fetches URLs itself, or a note where the model is not shown it.
+    /// Only the latest media within [`MAX_MEDIA_PER_REQUEST`] and [`MAX_MEDIA_BYTES`] are
+    /// sent; older ones are described instead.
     pub(crate) async fn load_media(&self, dep: &DeploymentId, messages: &mut [Message], model: &ResolvedModel) {
         let kinds = model.attachments();
+        let sizes: Vec<u64> = messages.iter_mut().flat_map(|m| m.media_mut()).map(|x| x.attachment.size).collect();
+        if sizes.is_empty() {
+            return;
+        }
+        let sent = within_budget(&sizes);
+        let mut i = 0;
         for m in messages.iter_mut() {
             for media in m.media_mut() {
-                if media.source == MediaSource::Stored {
+                if !sent[i] {
+                    media.source = MediaSource::Omitted(format!(
+                        "not sent again: a request carries only the latest {MAX_MEDIA_PER_REQUEST} images and \
+                         documents, {} MB at most",
+                        MAX_MEDIA_BYTES / 1024 / 1024
+                    ));
+                } else if media.source == MediaSource::Stored {
                     media.source = self.media_source(dep, &media.attachment, &kinds, model).await;
                 }
+                i += 1;
             }
         }
     }
@@ -216,6 +244,29 @@ impl Engine {
     }
 }
 
+/// Most images and documents sent with one request (Anthropic takes 100).
+pub const MAX_MEDIA_PER_REQUEST: usize = 50;
+/// Most bytes of media (as base64) sent with one request (Anthropic takes 32 MB in all).
+pub const MAX_MEDIA_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Which media of a conversation (sizes in bytes, oldest first) go with a request: the
+/// latest ones, while they fit both caps; everything older than the first that does not fit
+/// stays behind.
+pub fn within_budget(sizes: &[u64]) -> Vec<bool> {
+    let mut sent = vec![false; sizes.len()];
+    let (mut count, mut bytes) = (0usize, 0u64);
+    for (i, size) in sizes.iter().enumerate().rev() {
+        let b64 = size.div_ceil(3) * 4;
+        if count == MAX_MEDIA_PER_REQUEST || bytes + b64 > MAX_MEDIA_BYTES {
+            break;
+        }
+        count += 1;
+        bytes += b64;
+        sent[i] = true;
+    }
+    sent
+}
+
 /// A stored medium's reference, with a fresh id.
 pub(crate) fn reference(
     kind: AttachmentKind,
@@ -255,6 +306,27 @@ fn file_name(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_media_within_the_caps_are_sent() {
+        const MB: u64 = 1024 * 1024;
+        let cases: Vec<(Vec<u64>, Vec<bool>)> = vec![
+            (vec![10, 20], vec![true, true]),
+            // 3 MB is 4 MB as base64: five fit in 20 MB, the oldest stays behind.
+            (vec![3 * MB; 6], vec![false, true, true, true, true, true]),
+            // A large old one stops everything before it.
+            (vec![1, 14 * MB, 1, 1], vec![false, false, true, true]),
+            (vec![16 * MB], vec![false]),
+        ];
+        for (sizes, want) in cases {
+            assert_eq!(within_budget(&sizes), want, "{sizes:?}");
+        }
+        let many = within_budget(&vec![1; MAX_MEDIA_PER_REQUEST + 5]);
+        assert_eq!(many.iter().filter(|s| **s).count(), MAX_MEDIA_PER_REQUEST);
+        assert!(!many[4] && many[5]);
+    }
+
     #[test]
     fn names_from_urls() {
         for (u, want) in [
@@ -263,7 +335,7 @@ mod tests {
             ("https://x.test", None),
             ("http://x.test/brief.pdf#page=2", Some("brief.pdf")),
         ] {
-            assert_eq!(super::file_name(u).as_deref(), want, "{u}");
+            assert_eq!(file_name(u).as_deref(), want, "{u}");
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Attachments in SQLite, their bytes as files: `blobs/<deployment>/<sha256>` beside the
 //! database. A file is written to a temporary name, synced and renamed before its record is
-//! committed, so a committed reference always has its bytes. Writing bytes and removing
-//! bytes no record holds any more are serialised by one lock, so a removal never takes a
-//! file that a concurrent write of the same content is about to reference.
+//! committed, so a committed reference always has its bytes. Writing a deployment's bytes
+//! and removing bytes no record holds any more are serialised by a lock (one per stripe of
+//! deployments), so a removal never takes a file that a concurrent write of the same content
+//! is about to reference.
 
 use super::rows::*;
 use super::{SqliteStore, from_micros, micros};
@@ -33,12 +34,21 @@ impl SqliteStore {
         self.inner.blobs.join(dep.to_string())
     }
 
+    /// The lock serialising writes and removals of the deployment's bytes.
+    fn blob_lock(&self, dep: &DeploymentId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        dep.hash(&mut h);
+        let locks = &self.inner.blob_locks;
+        &locks[(h.finish() as usize) % locks.len()]
+    }
+
     /// Removes the files of `shas` that no attachment of the deployment references.
     pub(super) async fn sweep_blobs(&self, dep: DeploymentId, shas: Vec<String>) -> Result<()> {
         if shas.is_empty() {
             return Ok(());
         }
-        let _held = self.inner.blob_lock.lock().await;
+        let _held = self.blob_lock(&dep).lock().await;
         let d = dep.to_string();
         let unused = self
             .read(move |c| {
@@ -72,7 +82,7 @@ impl SqliteStore {
 
     /// Removes a deleted deployment's attachments and their directory.
     pub(super) async fn drop_blobs(&self, dep: &DeploymentId) -> Result<()> {
-        let _held = self.inner.blob_lock.lock().await;
+        let _held = self.blob_lock(dep).lock().await;
         let d = dep.to_string();
         self.write(move |c| Ok(c.execute("DELETE FROM attachments WHERE deployment_id=?1", [d])?)).await?;
         let dir = self.blob_dir(dep);
@@ -152,7 +162,7 @@ impl AttachmentStore for SqliteStore {
         if !is_sha(&sha) {
             return Err(Error::Corrupt("an attachment's sha256 must be 64 lowercase hex digits".into()));
         }
-        let _held = self.inner.blob_lock.lock().await;
+        let _held = self.blob_lock(&rec.deployment_id).lock().await;
         let dir = self.blob_dir(&rec.deployment_id);
         let name = sha.clone();
         tokio::task::spawn_blocking(move || write_once(&dir, &name, &bytes)).await.map_err(|_| Error::Closed)??;

@@ -61,8 +61,9 @@ struct Inner {
     bus: Bus,
     /// Where attachments' bytes live: `blobs/` beside the database.
     blobs: PathBuf,
-    /// Held while bytes are written or removed (see `attachments`).
-    blob_lock: tokio::sync::Mutex<()>,
+    /// Held while a deployment's bytes are written or removed (see `attachments`), one lock
+    /// per stripe of deployments.
+    blob_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -85,7 +86,7 @@ impl SqliteStore {
                 read_permits: tokio::sync::Semaphore::new(READERS),
                 bus,
                 blobs,
-                blob_lock: tokio::sync::Mutex::new(()),
+                blob_locks: (0..16).map(|_| tokio::sync::Mutex::new(())).collect(),
             }),
         })
     }
