@@ -316,7 +316,7 @@ mod tests {
             // 3 MB is 4 MB as base64: five fit in 20 MB, the oldest stays behind.
             (vec![3 * MB; 6], vec![false, true, true, true, true, true]),
             // A large old one stops everything before it.
-            (vec![1, 14 * MB, 1, 1], vec![false, false, true, true]),
+            (vec![1, 16 * MB, 1, 1], vec![false, false, true, true]),
             (vec![16 * MB], vec![false]),
         ];
         for (sizes, want) in cases {
