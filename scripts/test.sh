@@ -19,6 +19,8 @@ scripts/build-image.sh
 # The MCP tests and the canary suite talk to real MCP servers (npm reference servers and
 # the Python SDK), installed once into .mcp-peers.
 scripts/mcp-peers.sh >/dev/null
+# The console's tests drive a real headless browser.
+scripts/browser.sh
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check

@@ -12,6 +12,8 @@ use herm_types::ApiKeyId;
 pub struct Caller {
     pub key_id: ApiKeyId,
     pub scopes: Vec<String>,
+    pub name: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Caller {
@@ -45,6 +47,6 @@ impl FromRequestParts<AppState> for Caller {
             .authenticate(key)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
-        Ok(Caller { key_id: rec.id, scopes: rec.scopes })
+        Ok(Caller { key_id: rec.id, scopes: rec.scopes, name: rec.name, created_at: rec.created_at })
     }
 }

@@ -173,6 +173,9 @@ pub struct ToolInfo {
     pub enabled: bool,
     pub permission: crate::config::ToolPermission,
     pub repeat_safe: bool,
+    /// The JSON Schema its arguments must fit (an edited approval is checked against it).
+    #[schema(value_type = Object)]
+    pub input_schema: Value,
 }
 
 /// `PATCH …/tools/{name}`.

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     info(title = "herm", description = "Self-hostable runtime for production AI agents."),
     paths(
         health::healthz,
-        keys::create, keys::list, keys::revoke,
+        keys::create, keys::list, keys::revoke, keys::me,
         secrets::create, secrets::list, secrets::delete,
         providers::list, providers::put, providers::delete,
         deployments::create, deployments::get, deployments::list, deployments::patch, deployments::delete,

@@ -54,3 +54,17 @@ pub async fn revoke(State(st): State<AppState>, caller: Caller, Path(key_id): Pa
     st.engine.revoke_api_key(&kid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Who is calling: the key's id, name and scopes (so a client such as the console shows
+/// only what the key may do).
+#[utoipa::path(get, path = "/v1/me", tag = "api-keys",
+    responses((status = 200, body = ApiKeyMeta), (status = 401, body = herm_types::api::Problem)))]
+pub async fn me(caller: Caller) -> Json<ApiKeyMeta> {
+    Json(ApiKeyMeta {
+        key_id: caller.key_id,
+        name: caller.name,
+        scopes: caller.scopes,
+        created_at: caller.created_at,
+        revoked_at: None,
+    })
+}

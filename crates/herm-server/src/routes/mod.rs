@@ -2,6 +2,7 @@
 
 pub mod attachments;
 pub mod automations;
+pub mod console;
 pub mod deployments;
 pub mod dreams;
 pub mod events;
@@ -28,6 +29,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/v1/openapi.json", get(crate::openapi::serve))
+        .route("/console", get(console::index))
+        .route("/console/app.js", get(console::script))
+        .route("/console/app.css", get(console::styles))
+        .route("/v1/me", get(keys::me))
         .route("/v1/api-keys", post(keys::create).get(keys::list))
         .route("/v1/api-keys/{key_id}", delete(keys::revoke))
         .route("/v1/secrets", post(secrets::create).get(secrets::list))
