@@ -41,6 +41,7 @@ mod submit;
 pub mod threads;
 pub mod timers;
 pub mod tools;
+mod usage;
 mod worker;
 pub mod workspace;
 

@@ -152,19 +152,22 @@ async function showDeployments() {
   // Activity and waiting approvals come from each deployment's threads.
   const threads = await Promise.all(deps.map((d) =>
     api(`/v1/deployments/${d.deployment_id}/threads?limit=${PAGE}`).then((p) => p.data).catch(() => [])));
+  // Today, UTC (the API's default window).
+  const costs = await Promise.all(deps.map((d) =>
+    api(`/v1/deployments/${d.deployment_id}/usage`).then((u) => u.total.cost_usd).catch(() => null)));
   const byCustomer = new Map();
   deps.forEach((d, i) => {
     const list = byCustomer.get(d.customer_id) || [];
-    list.push([d, threads[i]]);
+    list.push([d, threads[i], costs[i]]);
     byCustomer.set(d.customer_id, list);
   });
   const sections = [...byCustomer.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([customer, rows]) =>
     el('section', {},
       el('h2', { text: `Customer ${customer}` }),
       el('div', { class: 'table-wrap' }, el('table', {},
-        el('thead', {}, el('tr', {}, ['Deployment', 'Status', 'Model', 'Last activity', 'Waiting on a person']
+        el('thead', {}, el('tr', {}, ['Deployment', 'Status', 'Model', 'Last activity', 'Cost today (UTC)', 'Waiting on a person']
           .map((h) => el('th', { scope: 'col', text: h })))),
-        el('tbody', {}, rows.map(([d, ts]) => {
+        el('tbody', {}, rows.map(([d, ts, cost]) => {
           const last = ts.map((t) => t.last_activity_at).sort().pop();
           const waiting = ts.filter((t) => t.status === 'waiting_on_human').length;
           return el('tr', { class: 'deployment' },
@@ -172,6 +175,7 @@ async function showDeployments() {
             el('td', {}, badge(d.status)),
             el('td', { text: d.model || '—' }),
             el('td', { text: when(last || d.updated_at) }),
+            el('td', { class: 'cost', text: cost === null ? '—' : `$${cost.toFixed(4)}` }),
             el('td', {}, waiting ? badge(`${waiting} waiting`) : '—'));
         }))))));
   main.replaceChildren(el('h1', { text: 'Deployments' }),

@@ -234,6 +234,15 @@ pub trait LogStore: Send + Sync + 'static {
     async fn active_run(&self, thread: &ThreadId) -> Result<Option<RunRecord>>;
     /// What the deployment's runs started at or after `since` have cost, in USD.
     async fn deployment_cost_since(&self, dep: &DeploymentId, since: chrono::DateTime<chrono::Utc>) -> Result<f64>;
+    /// Tokens and cost of the deployment's model calls and compaction summaries in
+    /// `[from, to)`, grouped, in key order.
+    async fn usage(
+        &self,
+        dep: &DeploymentId,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        by: herm_types::api::UsageGroup,
+    ) -> Result<Vec<herm_types::api::UsageRow>>;
 
     /// Appends events atomically (all or none) and publishes them after commit.
     async fn append(&self, a: Append) -> Result<Vec<Arc<Event>>>;

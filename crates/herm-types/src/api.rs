@@ -382,3 +382,30 @@ pub struct Health {
     pub status: String,
     pub version: String,
 }
+
+/// How `GET …/usage` groups: by UTC day (`YYYY-MM-DD`) or by model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageGroup {
+    #[default]
+    Day,
+    Model,
+}
+
+/// Tokens and cost of the model calls (and compaction summaries) in one group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UsageRow {
+    pub key: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    /// Whether any count in it is herm's estimate rather than the provider's report.
+    pub estimated: bool,
+}
+
+/// `GET /v1/deployments/{id}/usage`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsageReport {
+    pub data: Vec<UsageRow>,
+    pub total: UsageRow,
+}

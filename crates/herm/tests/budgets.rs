@@ -59,3 +59,31 @@ async fn budgets_must_be_positive() {
         assert_eq!((s, v["code"].as_str()), (400, Some("validation_error")), "{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_reported_per_day_and_per_model() {
+    let env =
+        setup(vec![Reply::tool("lookup", json!({"q": "a"})), Reply::text(&["done"])], Wire::Anthropic, json!({})).await;
+    run_to_end(&env, "look it up").await;
+    let base = format!("/v1/deployments/{}/usage", env.dep);
+    let today = env.herm.ok("GET", &base, &Value::Null, 200).await;
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(today["data"].as_array().unwrap().len(), 1, "{today}");
+    assert_eq!(today["data"][0]["key"], day.as_str());
+    let total = &today["total"];
+    assert_eq!((total["input_tokens"].as_u64(), total["output_tokens"].as_u64()), (Some(50), Some(25)), "{today}");
+    assert!((total["cost_usd"].as_f64().unwrap() - 0.000525).abs() < 1e-9, "{today}");
+    assert_eq!(total["estimated"], false);
+    let by_model = env.herm.ok("GET", &format!("{base}?group_by=model"), &Value::Null, 200).await;
+    assert_eq!(by_model["data"][0]["key"], "fake/m1", "{by_model}");
+    // A window before anything happened is empty.
+    let past = env
+        .herm
+        .ok("GET", &format!("{base}?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z"), &Value::Null, 200)
+        .await;
+    assert_eq!((past["data"].as_array().unwrap().len(), past["total"]["cost_usd"].as_f64()), (0, Some(0.0)));
+    for bad in ["?from=yesterday", "?from=2020-01-02T00:00:00Z&to=2020-01-01T00:00:00Z", "?group_by=week"] {
+        let (status, body) = env.herm.get(&format!("{base}{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}

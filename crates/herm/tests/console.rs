@@ -120,6 +120,8 @@ async fn an_operator_approves_an_edited_call_and_a_read_only_key_cannot() {
         c.execute("return [sessionStorage.length, localStorage.length, document.cookie]", vec![]).await.unwrap();
     assert_eq!(stores, json!([1, 0, ""]));
     wait_text(c, "tr.deployment", "1 waiting").await;
+    // The model call so far cost 0.000315 USD at the fake provider's prices.
+    wait_text(c, "tr.deployment td.cost", "$0.0003").await;
     shot(c, "1-deployments").await;
 
     c.find(Locator::Css("tr.deployment a")).await.unwrap().click().await.unwrap();

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         secrets::create, secrets::list, secrets::delete,
         providers::list, providers::put, providers::delete,
         deployments::create, deployments::get, deployments::list, deployments::patch, deployments::delete,
-        messages::send, messages::user_events, attachments::content,
+        messages::send, messages::user_events, attachments::content, usage::get,
         threads::create, threads::list, threads::get, threads::patch, threads::delete, threads::get_run,
         events::list, events::thread_stream, events::deployment_stream,
         tools::list, tools::patch,

@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod skills;
 pub mod threads;
 pub mod tools;
+pub mod usage;
 
 use crate::AppState;
 use axum::Router;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
             get(deployments::get).patch(deployments::patch).delete(deployments::delete),
         )
         .route("/v1/deployments/{deployment_id}/messages", post(messages::send))
+        .route("/v1/deployments/{deployment_id}/usage", get(usage::get))
         .route("/v1/deployments/{deployment_id}/attachments/{attachment_id}", get(attachments::content))
         .route("/v1/deployments/{deployment_id}/threads", post(threads::create).get(threads::list))
         .route(

@@ -107,6 +107,42 @@ impl LogStore for SqliteStore {
         .await
     }
 
+    async fn usage(
+        &self,
+        dep: &DeploymentId,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        by: herm_types::api::UsageGroup,
+    ) -> Result<Vec<herm_types::api::UsageRow>> {
+        let key = match by {
+            herm_types::api::UsageGroup::Day => "strftime('%Y-%m-%d', created_at / 1000000, 'unixepoch')",
+            herm_types::api::UsageGroup::Model => "COALESCE(json_extract(data, '$.model'), '')",
+        };
+        let sql = format!(
+            "SELECT {key} AS k, SUM(COALESCE(json_extract(data, '$.input_tokens'), 0)),
+                    SUM(COALESCE(json_extract(data, '$.output_tokens'), 0)),
+                    SUM(COALESCE(json_extract(data, '$.cost_usd'), 0.0))
+             FROM events WHERE deployment_id=?1 AND type IN ('model_call', 'compaction')
+               AND created_at >= ?2 AND created_at < ?3
+             GROUP BY k ORDER BY k"
+        );
+        let (dep, from, to) = (dep.to_string(), micros(from), micros(to));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![dep, from, to], |r| {
+                Ok(herm_types::api::UsageRow {
+                    key: r.get(0)?,
+                    input_tokens: r.get::<_, i64>(1)?.max(0) as u64,
+                    output_tokens: r.get::<_, i64>(2)?.max(0) as u64,
+                    cost_usd: r.get(3)?,
+                    estimated: false,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     async fn append(&self, a: Append) -> Result<Vec<Arc<Event>>> {
         let bus = self.bus().clone();
         self.inner
