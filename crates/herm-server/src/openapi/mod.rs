@@ -30,6 +30,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         memories::versions, memories::redact,
         dreams::create, dreams::list, dreams::get,
     ),
+    // Query parameters that name a schema need it among the components.
+    components(schemas(herm_types::api::UsageGroup)),
     modifiers(&Security),
     security(("bearer" = []))
 )]

@@ -7,8 +7,15 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("../../console/index.html");
-const SCRIPT: &str = include_str!("../../console/app.js");
 const STYLES: &str = include_str!("../../console/app.css");
+/// The script's modules by file name: the app (routing, sign-in), the API client and helpers,
+/// the deployment pages, the thread view.
+const SCRIPTS: [(&str, &str); 4] = [
+    ("app.js", include_str!("../../console/app.js")),
+    ("api.js", include_str!("../../console/api.js")),
+    ("deployments.js", include_str!("../../console/deployments.js")),
+    ("thread.js", include_str!("../../console/thread.js")),
+];
 
 /// Only this origin's script and styles; requests to this origin only; no frames, forms,
 /// plugins or base changes.
@@ -31,8 +38,11 @@ pub async fn index() -> Response {
     asset(INDEX, "text/html; charset=utf-8")
 }
 
-pub async fn script() -> Response {
-    asset(SCRIPT, "text/javascript; charset=utf-8")
+pub async fn script(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match SCRIPTS.iter().find(|(n, _)| *n == name) {
+        Some((_, body)) => asset(body, "text/javascript; charset=utf-8"),
+        None => crate::error::ApiError::not_found("console file").into_response(),
+    }
 }
 
 pub async fn styles() -> Response {
@@ -72,14 +82,13 @@ mod tests {
         let doc = crate::openapi::document();
         let documented: Vec<String> = doc["paths"].as_object().unwrap().keys().map(|p| shape(p)).collect();
         let mut called = Vec::new();
-        for piece in SCRIPT.split('`').skip(1).step_by(2) {
-            if piece.starts_with("/v1/") {
-                called.push(shape(piece));
-            }
-        }
-        for piece in SCRIPT.split('\'').skip(1).step_by(2) {
-            if piece.starts_with("/v1/") {
-                called.push(shape(piece));
+        for (_, script) in SCRIPTS {
+            for quote in ['`', '\''] {
+                for piece in script.split(quote).skip(1).step_by(2) {
+                    if piece.starts_with("/v1/") {
+                        called.push(shape(piece));
+                    }
+                }
             }
         }
         assert!(called.len() > 10, "{called:?}");

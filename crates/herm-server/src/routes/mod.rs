@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/v1/openapi.json", get(crate::openapi::serve))
         .route("/console", get(console::index))
-        .route("/console/app.js", get(console::script))
+        .route("/console/{name}", get(console::script))
         .route("/console/app.css", get(console::styles))
         .route("/v1/me", get(keys::me))
         .route("/v1/api-keys", post(keys::create).get(keys::list))
