@@ -20,6 +20,11 @@ async function follow(tid, view) {
         headers: { authorization: `Bearer ${sessionStorage.getItem(KEY)}`, 'last-event-id': String(view.last) },
         signal: ctl.signal,
       });
+      // A refusal (a revoked key, a deleted thread) is final; anything else is retried.
+      if (res.status >= 400 && res.status < 500) {
+        toast(`The live stream was refused (${res.status})`);
+        return;
+      }
       if (!res.ok) throw new Error(`stream ${res.status}`);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
