@@ -266,3 +266,39 @@ async fn an_operator_browses_files_and_edits_memory_and_automations() {
     }
     panic!("the automation was not paused");
 }
+
+/// A question from the agent is answered in the page, and a message sent from it starts the
+/// next run; both show up live in the thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_answers_a_question_and_talks_to_the_agent() {
+    let script = vec![
+        Reply::tool(
+            "ask_user",
+            json!({"question": "Two campaigns match: which one?", "options": ["Spring", "Summer"]}),
+        ),
+        Reply::text(&["Paused Summer."]),
+        Reply::text(&["Resumed it."]),
+    ];
+    let env = setup_with(script, Wire::Anthropic, json!({}), CONFIG).await;
+    env.send("pause the campaign").await;
+    waiting(&env).await;
+    let b = browser().await;
+    let c = &b.client;
+    c.goto(&format!("{}/console#key={}", env.herm.url, env.herm.admin_key)).await.unwrap();
+    text_of(c, "tr.deployment a").await;
+    c.goto(&format!("{}/console#/d/{}/t/{}", env.herm.url, env.dep, env.thread)).await.unwrap();
+    wait_text(c, ".card.pending", "which one?").await;
+    let answer = c.find(Locator::Css(".card.pending input.answer")).await.unwrap();
+    answer.send_keys("Summer").await.unwrap();
+    c.find(Locator::XPath("//div[contains(@class,'card')]//button[.='Answer']")).await.unwrap().click().await.unwrap();
+    wait_text(c, "#log", "Paused Summer.").await;
+    shot(c, "8-answered").await;
+    let compose = c.find(Locator::Css("#compose")).await.unwrap();
+    compose.send_keys("now resume it").await.unwrap();
+    c.find(Locator::Css("button.send")).await.unwrap().click().await.unwrap();
+    wait_text(c, "#log", "Resumed it.").await;
+    // The model saw the answer, and the message sent from the page.
+    let attempts = env.model.attempts();
+    let last = attempts.last().unwrap().body.to_string();
+    assert!(last.contains("Summer") && last.contains("now resume it"), "{last}");
+}
