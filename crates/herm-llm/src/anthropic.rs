@@ -235,6 +235,7 @@ impl ModelClient for Anthropic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::with_media;
 
     #[test]
     fn folds_text_and_fragmented_tool_calls() {
@@ -292,58 +293,6 @@ mod tests {
         let mut f = Folder::default();
         f.apply("message_start", r#"{"type":"message_start","message":{"usage":{}}}"#, &mut |_| {}).unwrap();
         assert_eq!(f.finish().unwrap_err().kind, ErrorKind::BadResponse);
-    }
-
-    fn media(kind: AttachmentKind, media_type: &str, source: MediaSource) -> Media {
-        Media {
-            attachment: Attachment {
-                kind,
-                media_type: media_type.into(),
-                size: 3,
-                sha256: "ab".into(),
-                name: Some("brief.pdf".into()),
-                attachment_id: None,
-                url: None,
-                width: None,
-                height: None,
-            },
-            source,
-        }
-    }
-
-    fn with_media() -> ModelRequest {
-        let img = |s| media(AttachmentKind::Image, "image/png", s);
-        ModelRequest {
-            model: "m".into(),
-            system: String::new(),
-            messages: vec![
-                Message::User {
-                    text: "look".into(),
-                    media: vec![
-                        img(MediaSource::Base64("QUJD".into())),
-                        img(MediaSource::Url("https://example.test/a.png".into())),
-                        media(AttachmentKind::Document, "application/pdf", MediaSource::Base64("JVBE".into())),
-                        img(MediaSource::Omitted("no longer available".into())),
-                    ],
-                },
-                Message::Assistant {
-                    text: String::new(),
-                    tool_calls: vec![RequestedToolCall {
-                        tool_use_id: "t".into(),
-                        tool: "view".into(),
-                        arguments: json!({}),
-                    }],
-                },
-                Message::ToolResults(vec![ToolResultMsg {
-                    tool_use_id: "t".into(),
-                    content: "the image".into(),
-                    is_error: false,
-                    media: vec![img(MediaSource::Base64("REVG".into()))],
-                }]),
-            ],
-            tools: vec![],
-            max_tokens: 10,
-        }
     }
 
     #[test]

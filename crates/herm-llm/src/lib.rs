@@ -258,3 +258,62 @@ pub(crate) fn parse_arguments(s: &str) -> Result<Value, Error> {
     serde_json::from_str(s)
         .map_err(|e| Error::new(ErrorKind::BadResponse, format!("tool call arguments are not JSON: {e}")))
 }
+
+/// A request with every kind of medium, for the adapters' wire-shape tests.
+#[cfg(test)]
+pub(crate) mod testdata {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn media(kind: AttachmentKind, media_type: &str, source: MediaSource) -> Media {
+        Media {
+            attachment: Attachment {
+                kind,
+                media_type: media_type.into(),
+                size: 3,
+                sha256: "ab".into(),
+                name: Some("brief.pdf".into()),
+                attachment_id: None,
+                url: None,
+                width: None,
+                height: None,
+            },
+            source,
+        }
+    }
+
+    pub(crate) fn with_media() -> ModelRequest {
+        let img = |s| media(AttachmentKind::Image, "image/png", s);
+        ModelRequest {
+            model: "m".into(),
+            system: String::new(),
+            messages: vec![
+                Message::User {
+                    text: "look".into(),
+                    media: vec![
+                        img(MediaSource::Base64("QUJD".into())),
+                        img(MediaSource::Url("https://example.test/a.png".into())),
+                        media(AttachmentKind::Document, "application/pdf", MediaSource::Base64("JVBE".into())),
+                        img(MediaSource::Omitted("no longer available".into())),
+                    ],
+                },
+                Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![RequestedToolCall {
+                        tool_use_id: "t".into(),
+                        tool: "view".into(),
+                        arguments: json!({}),
+                    }],
+                },
+                Message::ToolResults(vec![ToolResultMsg {
+                    tool_use_id: "t".into(),
+                    content: "the image".into(),
+                    is_error: false,
+                    media: vec![img(MediaSource::Base64("REVG".into()))],
+                }]),
+            ],
+            tools: vec![],
+            max_tokens: 10,
+        }
+    }
+}

@@ -106,7 +106,7 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 5);
+    assert_eq!(v, 6);
 }
 
 /// Bytes a crash left without a committed record, and temporary files, are removed when the
@@ -147,4 +147,23 @@ async fn attachment_files_no_record_holds_are_removed_at_open() {
     assert!(!orphan.exists());
     assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 1);
     assert_eq!(f.store.blob(&d.id, &sha).await.unwrap(), Some(bytes));
+}
+
+/// Usage reads through its partial index, not the deployment's whole log.
+#[test]
+fn usage_reads_through_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let _f = fixture(&dir);
+    let c = rusqlite::Connection::open(dir.path().join("herm.db")).unwrap();
+    let plan: Vec<String> = c
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM events WHERE deployment_id='d'
+             AND type IN ('model_call', 'compaction') AND created_at >= 1 AND created_at < 2",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(plan.iter().any(|p| p.contains("events_usage")), "{plan:?}");
 }

@@ -105,6 +105,18 @@ impl AttachmentInput {
     }
 }
 
+/// Shape checks of a message's attachments: how many, and each one's (see
+/// [`AttachmentInput::check`]).
+pub fn check_all(inputs: &[AttachmentInput]) -> Result<(), String> {
+    if inputs.len() > limits::MAX_PER_MESSAGE {
+        return Err(format!("at most {} attachments", limits::MAX_PER_MESSAGE));
+    }
+    for (i, a) in inputs.iter().enumerate() {
+        a.check().map_err(|m| format!("attachment {i}: {m}"))?;
+    }
+    Ok(())
+}
+
 fn short(s: &str) -> String {
     s.chars().take(100).collect()
 }

@@ -29,21 +29,11 @@ fn config() -> String {
 
 /// Lets model `m1` take images and documents (and optionally get URLs forwarded).
 async fn allow_media(env: &Env, wire: Wire, forward_urls: bool) {
-    let pk = env.herm.ok("GET", "/v1/secrets", &Value::Null, 200).await;
-    let pk = pk["data"].as_array().unwrap().iter().find(|s| s["name"] == "PROVIDER_KEY").unwrap()["secret_id"].clone();
-    let (kind, url) = match wire {
-        Wire::Anthropic => ("anthropic", env.model.anthropic_url()),
-        Wire::OpenAi => ("openai-compatible", env.model.openai_url()),
-    };
-    env.herm
-        .ok(
-            "PUT",
-            "/v1/providers/fake",
-            &json!({"kind": kind, "base_url": url, "api_key_secret": pk, "forward_urls": forward_urls,
-                    "models": {"m1": {"attachments": ["image", "document"]}}}),
-            200,
-        )
-        .await;
+    env.put_provider(
+        wire,
+        json!({"forward_urls": forward_urls, "models": {"m1": {"attachments": ["image", "document"]}}}),
+    )
+    .await;
 }
 
 async fn send_with(env: &Env, content: &str, attachments: Value) -> (u16, Value) {

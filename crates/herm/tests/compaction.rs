@@ -19,17 +19,11 @@ fn config() -> String {
 async fn env_with_window(window: u64, summaries: Vec<Reply>) -> Env {
     let model = FakeModel::start_with_sides(vec![], vec![(COMPACTOR.into(), summaries)]).await;
     let env = setup_model(model, Wire::Anthropic, json!({}), &config()).await;
-    let pk = env.herm.ok("GET", "/v1/secrets", &Value::Null, 200).await;
-    let pk = pk["data"].as_array().unwrap().iter().find(|s| s["name"] == "PROVIDER_KEY").unwrap()["secret_id"].clone();
-    env.herm
-        .ok(
-            "PUT",
-            "/v1/providers/fake",
-            &json!({"kind": "anthropic", "base_url": env.model.anthropic_url(), "api_key_secret": pk,
-                    "models": {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0, "context_window": window}}}),
-            200,
-        )
-        .await;
+    env.put_provider(
+        Wire::Anthropic,
+        json!({"models": {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0, "context_window": window}}}),
+    )
+    .await;
     env
 }
 

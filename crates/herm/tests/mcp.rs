@@ -103,17 +103,7 @@ async fn an_image_from_an_mcp_tool_reaches_the_model() {
     let mut everything = mcp_peers::everything_stdio("everything");
     everything["tools"] = json!(["get-tiny-image"]);
     let env = setup_mcp(script, json!([everything]), CONFIG).await;
-    let pk = env.herm.ok("GET", "/v1/secrets", &Value::Null, 200).await;
-    let pk = pk["data"].as_array().unwrap().iter().find(|s| s["name"] == "PROVIDER_KEY").unwrap()["secret_id"].clone();
-    env.herm
-        .ok(
-            "PUT",
-            "/v1/providers/fake",
-            &json!({"kind": "anthropic", "base_url": env.model.anthropic_url(), "api_key_secret": pk,
-                    "models": {"m1": {"attachments": ["image"]}}}),
-            200,
-        )
-        .await;
+    env.put_provider(Wire::Anthropic, json!({"models": {"m1": {"attachments": ["image"]}}})).await;
     run_to_end(&env, "show me the logo").await;
     let attempts = env.model.attempts();
     let last = &attempts.last().unwrap().body;

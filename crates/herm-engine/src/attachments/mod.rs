@@ -43,12 +43,7 @@ impl Engine {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        if inputs.len() > limits::MAX_PER_MESSAGE {
-            return Err(Error::Validation(format!("at most {} attachments", limits::MAX_PER_MESSAGE)));
-        }
-        for a in &inputs {
-            a.check().map_err(Error::Validation)?;
-        }
+        attachment::check_all(&inputs).map_err(Error::Validation)?;
         // Before any download: can the model take these at all?
         self.refuse_what_the_model_cannot_take(&dep.spec, &inputs).await?;
         let taken = self.obtain(inputs).await?;

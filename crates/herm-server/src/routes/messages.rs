@@ -28,13 +28,7 @@ fn check_content(field: &str, s: &str) -> ApiResult<()> {
 }
 
 fn check_attachments(a: &[AttachmentInput]) -> ApiResult<()> {
-    if a.len() > attachment::limits::MAX_PER_MESSAGE {
-        return Err(ApiError::validation(format!("at most {} attachments", attachment::limits::MAX_PER_MESSAGE)));
-    }
-    for (i, x) in a.iter().enumerate() {
-        x.check().map_err(|m| ApiError::validation(format!("attachment {i}: {m}")))?;
-    }
-    Ok(())
+    attachment::check_all(a).map_err(ApiError::validation)
 }
 
 fn ready(d: &DeploymentRecord) -> ApiResult<()> {

@@ -212,6 +212,11 @@ CREATE TABLE attachments (
 CREATE INDEX attachments_blob ON attachments(deployment_id, sha256);
 CREATE INDEX attachments_thread ON attachments(thread_id) WHERE thread_id IS NOT NULL;
 "#,
+    // 6: usage reads a deployment's model calls and compaction summaries by time, without
+    // scanning its other events; no other event pays for this index.
+    r#"
+CREATE INDEX events_usage ON events(deployment_id, created_at) WHERE type IN ('model_call', 'compaction');
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).

@@ -68,17 +68,8 @@ pub async fn setup_model(model: FakeModel, wire: Wire, extra: Value, config: &st
     let (herm, dir) = start_herm_with(config).await;
     let tok = herm.ok("POST", "/v1/secrets", &json!({"name": "API_TOKEN", "value": TOKEN}), 201).await;
     let pk = herm.ok("POST", "/v1/secrets", &json!({"name": "PROVIDER_KEY", "value": PROVIDER_KEY}), 201).await;
-    let (kind, url) = match wire {
-        Wire::Anthropic => ("anthropic", model.anthropic_url()),
-        Wire::OpenAi => ("openai-compatible", model.openai_url()),
-    };
-    herm.ok(
-        "PUT",
-        "/v1/providers/fake",
-        &json!({"kind": kind, "base_url": url, "api_key_secret": pk["secret_id"], "models": {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}}}),
-        200,
-    )
-    .await;
+    let prices = json!({"models": {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}}});
+    herm.ok("PUT", "/v1/providers/fake", &provider(&model, wire, &pk["secret_id"], prices), 200).await;
     let mut spec = json!({
         "customer_id": "cust-1",
         "name": "test agent",
@@ -112,7 +103,31 @@ pub async fn setup_model(model: FakeModel, wire: Wire, extra: Value, config: &st
     }
 }
 
+/// The provider `fake` on the fake model's endpoint for `wire`, its key the stored secret
+/// `key`, with `extra` fields (`models`, `forward_urls`).
+fn provider(model: &FakeModel, wire: Wire, key: &Value, extra: Value) -> Value {
+    let (kind, url) = match wire {
+        Wire::Anthropic => ("anthropic", model.anthropic_url()),
+        Wire::OpenAi => ("openai-compatible", model.openai_url()),
+    };
+    let mut spec = json!({"kind": kind, "base_url": url, "api_key_secret": key});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    spec
+}
+
 impl Env {
+    /// Replaces the provider `fake` (same endpoint and key) with `extra`'s settings (`models`,
+    /// `forward_urls`).
+    pub async fn put_provider(&self, wire: Wire, extra: Value) {
+        let secrets = self.herm.ok("GET", "/v1/secrets", &Value::Null, 200).await;
+        let key =
+            secrets["data"].as_array().unwrap().iter().find(|s| s["name"] == "PROVIDER_KEY").unwrap()["secret_id"]
+                .clone();
+        self.herm.ok("PUT", "/v1/providers/fake", &provider(&self.model, wire, &key, extra), 200).await;
+    }
+
     /// Stores a secret and references it from the deployment under the same name
     /// (`secrets` merges per key on PATCH).
     pub async fn add_secret(&self, name: &str, value: &str) {
