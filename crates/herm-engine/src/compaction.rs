@@ -34,6 +34,32 @@ pub fn message_tokens(m: &Message) -> u64 {
     (bytes as u64).div_ceil(4) + 4 + media
 }
 
+/// Estimated tokens of what a request sends besides the conversation: the system prompt
+/// and the tools.
+pub fn fixed_tokens(req: &herm_llm::ModelRequest) -> u64 {
+    let tools: usize =
+        req.tools.iter().map(|t| t.name.len() + t.description.len() + t.input_schema.to_string().len()).sum();
+    ((req.system.len() + tools) as u64).div_ceil(4)
+}
+
+/// Estimated tokens of a whole request.
+pub fn request_tokens(req: &herm_llm::ModelRequest) -> u64 {
+    fixed_tokens(req) + req.messages.iter().map(message_tokens).sum::<u64>()
+}
+
+/// A call's usage as the provider reported it, or, when it reported none (llama.cpp's
+/// OpenAI-compatible server streams no usage), herm's estimate from the request and the
+/// answer; `true` when estimated. An estimate is never zero for a call that was made, so no
+/// budget can be passed by a provider that does not count.
+pub fn usage_or_estimate(req: &herm_llm::ModelRequest, resp: &herm_llm::ModelResponse) -> (u64, u64, bool) {
+    let u = &resp.usage;
+    if u.input_tokens > 0 || u.output_tokens > 0 {
+        return (u.input_tokens, u.output_tokens, false);
+    }
+    let answer = Message::Assistant { text: resp.text.clone(), tool_calls: resp.tool_calls.clone() };
+    (request_tokens(req), message_tokens(&answer), true)
+}
+
 /// Estimated tokens of an image or document: an image costs about its pixels / 750, up to
 /// the ~1,600 of the largest image a provider keeps unscaled; a PDF about one token per 8
 /// bytes, at least a page's worth.

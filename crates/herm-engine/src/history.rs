@@ -215,6 +215,7 @@ mod tests {
             tool_calls,
             stop_reason: None,
             context_sequence,
+            estimated: false,
         }
     }
 

@@ -29,6 +29,7 @@ pub mod interrupt;
 pub mod machine;
 pub mod mcp;
 pub mod memory;
+pub mod metrics;
 pub mod providers;
 pub mod redact;
 mod revise;
@@ -42,6 +43,7 @@ pub mod threads;
 pub mod timers;
 pub mod tools;
 mod usage;
+pub mod webhooks;
 mod worker;
 pub mod workspace;
 
@@ -171,6 +173,8 @@ pub struct EngineOptions {
     pub memory: memory::load::MemoryOptions,
     /// How attachments sent as URLs are fetched.
     pub fetch: attachments::fetch::FetchOptions,
+    /// How webhook deliveries are made and retried.
+    pub webhooks: webhooks::WebhookOptions,
 }
 
 /// Where the engine reads the current time for timers and schedules.
@@ -225,6 +229,7 @@ impl Default for EngineOptions {
             clock: Clock::System,
             memory: Default::default(),
             fetch: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -269,6 +274,8 @@ struct Inner {
     memory_sync: Mutex<HashMap<DeploymentId, Arc<tokio::sync::Mutex<()>>>>,
     fetcher: attachments::fetch::Fetcher,
     media: attachments::MediaCache,
+    /// Wakes the webhook dispatcher when an event a webhook may want commits.
+    webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -285,6 +292,17 @@ impl Engine {
         let secrets = Secrets::new(store.clone(), vault);
         let mcp = mcp::McpHub::new(opts.mcp.clone(), secrets.clone(), http.clone());
         let opts_fetch = opts.fetch.clone();
+        let webhook_wake = Arc::new(tokio::sync::Notify::new());
+        let counting = metrics::Counting::new();
+        let wake = webhook_wake.clone();
+        bus.set_tap(Arc::new(move |_dep, frame| {
+            counting.observe(frame);
+            if let herm_types::event::LiveFrame::Committed(e) = frame
+                && webhooks::plan::webhook_event(&e.kind).is_some()
+            {
+                wake.notify_one();
+            }
+        }));
         Self {
             inner: Arc::new(Inner {
                 secrets,
@@ -314,6 +332,7 @@ impl Engine {
                 memory_sync: Mutex::new(HashMap::new()),
                 fetcher: attachments::fetch::Fetcher::new(opts_fetch),
                 media: attachments::MediaCache::new(MEDIA_CACHE_BYTES),
+                webhook_wake,
             }),
         }
     }
@@ -378,6 +397,8 @@ impl Engine {
         self.scan().await?;
         let timers = self.clone();
         self.inner.tasks.spawn(async move { timers.timer_loop().await });
+        let hooks = self.clone();
+        self.inner.tasks.spawn(async move { hooks.webhook_loop().await });
         let me = self.clone();
         self.inner.tasks.spawn(async move {
             let mut tick = tokio::time::interval(me.inner.opts.scan_interval);

@@ -48,6 +48,8 @@ pub enum Next {
     Complete,
     /// Stop the run with an error.
     Fail { code: &'static str, message: String },
+    /// A budget does not allow the next model call: the run ends `insufficient_credits`.
+    OverBudget(BudgetStop),
     /// The run needs nothing now (terminal, or waiting on a person).
     Idle,
 }
@@ -56,10 +58,38 @@ pub enum Next {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunLimits {
     pub max_steps: Option<u32>,
-    /// The most this run may cost (USD); no model call starts once it is reached.
+    /// The most this run may cost (USD); no model call starts that would pass it.
     pub max_cost_usd: Option<f64>,
     /// The deployment's daily budget and what it has spent today (this run included).
     pub daily: Option<Budget>,
+    /// The customer's daily budget across its deployments, and what they spent today.
+    pub customer_daily: Option<Budget>,
+}
+
+/// Why a budget refused the next model call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BudgetStop {
+    pub scope: herm_types::event::BudgetScope,
+    pub limit_usd: f64,
+    pub spent_usd: f64,
+    /// What the next call is expected to cost: the thread's previous model call (the
+    /// conversation only grows, so the next request is at least as long).
+    pub next_call_usd: f64,
+}
+
+impl BudgetStop {
+    /// The run's error message.
+    pub fn message(&self) -> String {
+        let what = match self.scope {
+            herm_types::event::BudgetScope::Run => "the run's cost limit",
+            herm_types::event::BudgetScope::Deployment => "the deployment's daily budget",
+            herm_types::event::BudgetScope::Customer => "the customer's daily budget",
+        };
+        format!(
+            "the next model call would pass {what} of {} USD (spent {:.6}, next call about {:.6})",
+            self.limit_usd, self.spent_usd, self.next_call_usd
+        )
+    }
 }
 
 /// A spending limit and what has been spent against it, in USD.
@@ -78,12 +108,33 @@ struct Response<'a> {
     seq: i64,
 }
 
+/// The first budget the next call (expected to cost `next`) would pass, given what the run
+/// has cost so far. A call whose expected cost reaches a limit does not start.
+fn over_budget(limits: RunLimits, run_cost: f64, next: f64) -> Option<BudgetStop> {
+    use herm_types::event::BudgetScope;
+    let run = limits.max_cost_usd.map(|limit_usd| (BudgetScope::Run, Budget { limit_usd, spent_usd: run_cost }));
+    let daily = limits.daily.map(|b| (BudgetScope::Deployment, b));
+    let customer = limits.customer_daily.map(|b| (BudgetScope::Customer, b));
+    [run, daily, customer]
+        .into_iter()
+        .flatten()
+        .find(|(_, b)| b.spent_usd + next >= b.limit_usd)
+        .map(|(scope, b)| BudgetStop { scope, limit_usd: b.limit_usd, spent_usd: b.spent_usd, next_call_usd: next })
+}
+
 /// Folds the log and decides the next action of `run`. `gate` says which tools need a
 /// person (from the deployment's policies at the time of the call).
 pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str) -> Gate) -> Next {
     let mut status = RunStatus::Queued;
     let mut steps = 0u32;
     let mut cost = 0f64;
+    // What the thread's latest model call cost (any run): the next one costs at least that.
+    let mut last_call = 0f64;
+    for e in log {
+        if let EventKind::ModelCall { cost_usd, .. } = &e.kind {
+            last_call = *cost_usd;
+        }
+    }
     // The last model call of this run: the tool calls it asked for.
     let mut requested: Option<Vec<RequestedToolCall>> = None;
     // Per tool call of the current turn: last start, result, latest steering request.
@@ -138,15 +189,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
         RunLimits { max_steps: Some(max), .. } if steps >= max => {
             Next::Fail { code: "max_steps_exceeded", message: format!("the run reached its limit of {max} steps") }
         }
-        RunLimits { max_cost_usd: Some(max), .. } if cost >= max => Next::Fail {
-            code: "insufficient_credits",
-            message: format!("the run reached its cost limit of {max} USD (spent {cost:.6})"),
-        },
-        RunLimits { daily: Some(b), .. } if b.spent_usd >= b.limit_usd => Next::Fail {
-            code: "insufficient_credits",
-            message: format!("the deployment reached its daily budget of {} USD", b.limit_usd),
-        },
-        _ => Next::CallModel,
+        _ => over_budget(limits, cost, last_call).map_or(Next::CallModel, Next::OverBudget),
     };
     let Some(calls) = requested else { return call_model(steps) };
     let mut asks: Vec<Ask> = Vec::new();

@@ -1,11 +1,12 @@
 //! Usage: a deployment's tokens and cost per UTC day or per model, summed from its log's
 //! model calls and compaction summaries (every run kind: user, automation, goal, observer,
-//! dream).
+//! dream); and a customer's budget across its deployments.
 
 use crate::{Engine, Error, Result};
 use chrono::{DateTime, Utc};
 use herm_types::DeploymentId;
 use herm_types::api::{UsageGroup, UsageReport, UsageRow};
+use herm_types::webhook::CustomerLimits;
 
 impl Engine {
     pub async fn usage(
@@ -29,4 +30,28 @@ impl Engine {
         });
         Ok(UsageReport { data, total })
     }
+
+    /// A customer's limits across its deployments (none until set).
+    pub async fn customer_limits(&self, customer: &str) -> Result<CustomerLimits> {
+        check_customer(customer)?;
+        Ok(self.store().customer_limits(customer).await?)
+    }
+
+    /// Sets a customer's limits (the whole record: no read, so no write is lost).
+    pub async fn set_customer_limits(&self, customer: &str, l: CustomerLimits) -> Result<CustomerLimits> {
+        check_customer(customer)?;
+        let errs = l.validate();
+        if !errs.is_empty() {
+            return Err(Error::Invalid(errs));
+        }
+        self.store().put_customer_limits(customer, &l).await?;
+        Ok(l)
+    }
+}
+
+fn check_customer(customer: &str) -> Result<()> {
+    if customer.is_empty() || customer.len() > 128 {
+        return Err(Error::Validation("a customer id has 1-128 characters".into()));
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod openapi;
 mod precondition;
 mod routes;
 mod sse;
+mod telemetry;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Cancelled at shutdown so open SSE streams end and the server can drain.
     pub shutdown: CancellationToken,
+    /// The Prometheus recorder's handle, when metrics are recorded (`GET /metrics`).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::bad_method)
         .layer(DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn(telemetry::count))
         .with_state(state)
 }
 

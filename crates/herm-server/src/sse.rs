@@ -94,7 +94,24 @@ async fn replay(
     }
 }
 
+/// Counts an open stream in `herm_sse_clients` while it lives.
+struct Open;
+
+impl Open {
+    fn new() -> Self {
+        metrics::gauge!("herm_sse_clients").increment(1.0);
+        Open
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!("herm_sse_clients").decrement(1.0);
+    }
+}
+
 async fn pump(state: AppState, dep: DeploymentId, scope: Scope, after: i64, tx: mpsc::Sender<SseEvent>) {
+    let _open = Open::new();
     let mut sub = state.engine.subscribe(&dep);
     let Some(mut cursor) = replay(&state, &dep, &scope, after, &tx).await else { return };
     loop {

@@ -3,6 +3,9 @@
 //!
 //! One broadcast channel per deployment; subscribers filter by thread. A subscriber that lags
 //! behind receives `Lagged` and re-reads the committed log, so slowness never loses events.
+//!
+//! A tap (at most one, set by the engine) sees every frame as it is published, whether or not
+//! anyone subscribes: the metrics count committed events there, in commit order.
 
 use herm_types::DeploymentId;
 use herm_types::event::LiveFrame;
@@ -13,9 +16,13 @@ use tokio::sync::broadcast;
 
 const CAPACITY: usize = 1024;
 
+/// What sees every published frame (it must be quick: it runs on the publisher's thread).
+pub type Tap = Arc<dyn Fn(&DeploymentId, &LiveFrame) + Send + Sync>;
+
 #[derive(Clone, Default)]
 pub struct Bus {
     channels: Arc<Mutex<HashMap<DeploymentId, broadcast::Sender<LiveFrame>>>>,
+    tap: Arc<parking_lot::RwLock<Option<Tap>>>,
 }
 
 impl Bus {
@@ -29,8 +36,16 @@ impl Bus {
         map.entry(dep.clone()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
 
+    /// Sets the tap (replacing any earlier one).
+    pub fn set_tap(&self, tap: Tap) {
+        *self.tap.write() = Some(tap);
+    }
+
     /// Publishes a frame; frames for a deployment nobody watches are dropped at once.
     pub fn publish(&self, dep: &DeploymentId, frame: LiveFrame) {
+        if let Some(tap) = self.tap.read().as_ref() {
+            tap(dep, &frame);
+        }
         let mut map = self.channels.lock();
         // No receivers left: forget the channel so idle deployments cost nothing.
         if let Some(tx) = map.get(dep)

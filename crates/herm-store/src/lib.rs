@@ -61,12 +61,50 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `Arc<dyn Store>`; the SQLite and (next) PostgreSQL implementations pass the same generic
 /// suite.
 pub trait Store:
-    LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore
+    LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore + WebhookStore
 {
 }
-impl<T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore> Store
-    for T
+impl<
+    T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore + WebhookStore,
+> Store for T
 {
+}
+
+/// Outbound webhooks: the endpoints, the outbox of committed events they may want (written
+/// in the append's own transaction while any webhook exists, so a crash loses none) and the
+/// deliveries, each made until accepted or given up.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    async fn insert_webhook(&self, w: herm_types::webhook::Webhook) -> Result<()>;
+    async fn list_webhooks(&self) -> Result<Vec<herm_types::webhook::Webhook>>;
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<herm_types::webhook::Webhook>>;
+    /// Deletes the webhook and its deliveries; false if there was none.
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool>;
+    /// Up to `limit` outbox entries, oldest first, each with its event (`None` when the
+    /// event's thread was deleted since).
+    async fn outbox(&self, limit: usize) -> Result<Vec<(EventId, Option<Event>)>>;
+    /// Records the deliveries of one outbox entry and removes the entry, in one transaction;
+    /// a webhook gets an event at most once.
+    async fn enqueue_deliveries(&self, event: &EventId, deliveries: Vec<herm_types::webhook::Delivery>) -> Result<()>;
+    /// Pending deliveries due at `now`, oldest due first.
+    async fn due_deliveries(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<herm_types::webhook::Delivery>>;
+    /// Records an attempt (the delivery as it stands after it) if the stored delivery is
+    /// still pending after `expected_attempts` attempts; false if another attempt was
+    /// recorded first or it is gone.
+    async fn record_attempt(&self, d: &herm_types::webhook::Delivery, expected_attempts: u32) -> Result<bool>;
+    /// The webhook's deliveries, newest first, before the cursor.
+    async fn list_deliveries(
+        &self,
+        webhook: &WebhookId,
+        before: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<Vec<herm_types::webhook::Delivery>>;
+    /// When the next pending delivery is due.
+    async fn next_delivery_at(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
 }
 
 /// Attachments: their records, and their bytes stored once per deployment and content.
@@ -219,6 +257,11 @@ pub trait ConfigStore: Send + Sync + 'static {
     async fn delete_deployment(&self, id: &DeploymentId, expected_revision: Option<i64>) -> Result<()>;
     /// Deployments still `provisioning` (to finish after a restart).
     async fn provisioning_deployments(&self) -> Result<Vec<DeploymentId>>;
+
+    /// The customer's limits (the default, none, when never set).
+    async fn customer_limits(&self, customer: &str) -> Result<herm_types::webhook::CustomerLimits>;
+    /// Replaces the customer's limits (no limit set removes the record).
+    async fn put_customer_limits(&self, customer: &str, l: &herm_types::webhook::CustomerLimits) -> Result<()>;
 }
 
 /// Threads, runs, the event log and the leases that give each thread one writer.
@@ -234,6 +277,10 @@ pub trait LogStore: Send + Sync + 'static {
     async fn active_run(&self, thread: &ThreadId) -> Result<Option<RunRecord>>;
     /// What the deployment's runs started at or after `since` have cost, in USD.
     async fn deployment_cost_since(&self, dep: &DeploymentId, since: chrono::DateTime<chrono::Utc>) -> Result<f64>;
+    /// What the runs of the customer's deployments started at or after `since` have cost.
+    async fn customer_cost_since(&self, customer: &str, since: chrono::DateTime<chrono::Utc>) -> Result<f64>;
+    /// How many runs are queued, running and waiting on a person, in that order.
+    async fn active_run_counts(&self) -> Result<[u64; 3]>;
     /// Tokens and cost of the deployment's model calls and compaction summaries in
     /// `[from, to)`, grouped, in key order.
     async fn usage(
@@ -302,4 +349,6 @@ pub trait TimerStore: Send + Sync + 'static {
     async fn release_timer_claims_with_prefix(&self, owner_prefix: &str) -> Result<u64>;
     /// The earliest due time of a timer nobody holds (so the scheduler can sleep until it).
     async fn next_due_at(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>>;
+    /// How many timers are due at `now` and held by nobody.
+    async fn due_timer_count(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64>;
 }

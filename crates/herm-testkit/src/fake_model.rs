@@ -38,6 +38,9 @@ pub struct Reply {
     pub stall_first: bool,
     /// Fail the first N attempts with this HTTP status.
     pub fail_first: Option<(u16, u32)>,
+    /// Report no usage, as llama.cpp's OpenAI-compatible server does (OpenAI wire only: no
+    /// usage chunk is sent).
+    pub no_usage: bool,
 }
 
 impl Reply {
@@ -62,6 +65,10 @@ impl Reply {
     }
     pub fn stall_first(mut self) -> Self {
         self.stall_first = true;
+        self
+    }
+    pub fn without_usage(mut self) -> Self {
+        self.no_usage = true;
         self
     }
     pub fn fail_first(mut self, status: u16, times: u32) -> Self {
@@ -330,10 +337,12 @@ async fn openai(
     }
     let finish = if reply.tool_calls.is_empty() { "stop" } else { "tool_calls" };
     f.push(chunk(json!({}), json!(finish)));
-    f.push(format!(
-        "data: {}\n\n",
-        json!({"id": id, "object": "chat.completion.chunk", "created": 1, "model": body["model"], "choices": [], "usage": {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens, "total_tokens": reply.input_tokens + reply.output_tokens}})
-    ));
+    if !reply.no_usage {
+        f.push(format!(
+            "data: {}\n\n",
+            json!({"id": id, "object": "chat.completion.chunk", "created": 1, "model": body["model"], "choices": [], "usage": {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens, "total_tokens": reply.input_tokens + reply.output_tokens}})
+        ));
+    }
     f.push("data: [DONE]\n\n".into());
     sse_body(f, &reply, stall_after, a.completed.clone())
 }

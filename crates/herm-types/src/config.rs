@@ -184,6 +184,9 @@ pub struct Limits {
     pub max_run_cost_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_daily_cost_usd: Option<f64>,
+    /// The most tokens one model call may write (overrides the model's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
 }
 
 /// The whole configuration of a deployment; also the body of `POST /v1/deployments`.
@@ -397,6 +400,11 @@ impl DeploymentSpec {
         {
             errs.push(FieldError::new("limits.max_run_steps", "must be at least 1"));
         }
+        if let Some(n) = self.limits.max_output_tokens
+            && !(1..=MAX_OUTPUT_TOKENS).contains(&n)
+        {
+            errs.push(FieldError::new("limits.max_output_tokens", format!("must be 1 to {MAX_OUTPUT_TOKENS}")));
+        }
         for (path, v) in [
             ("limits.max_run_cost_usd", self.limits.max_run_cost_usd),
             ("limits.max_daily_cost_usd", self.limits.max_daily_cost_usd),
@@ -408,6 +416,9 @@ impl DeploymentSpec {
         errs
     }
 }
+
+/// The largest `max_output_tokens` accepted (no model writes more in one call).
+pub const MAX_OUTPUT_TOKENS: u32 = 1_000_000;
 
 const NAME_RULE: &str = "1-64 characters: letters, digits, `_` and `-`";
 
@@ -444,6 +455,10 @@ pub struct ModelPrice {
     /// other models take none. Audio and video are refused until an adapter sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachments: Option<Vec<crate::attachment::AttachmentKind>>,
+    /// The most tokens one call may write, unless a deployment sets less or more
+    /// (`limits.max_output_tokens`); the server's `engine.max_tokens` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
 }
 
 /// Provider wire format.

@@ -79,6 +79,39 @@ pub enum ToolOutcome {
     InterruptedUnknown,
 }
 
+impl ToolOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Denied => "denied",
+            Self::InterruptedUnknown => "interrupted_unknown",
+        }
+    }
+}
+
+/// Which spending limit stopped a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// The run's own `limits.max_run_cost_usd`.
+    Run,
+    /// The deployment's `limits.max_daily_cost_usd`.
+    Deployment,
+    /// The customer's daily budget, across its deployments.
+    Customer,
+}
+
+impl BudgetScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Deployment => "deployment",
+            Self::Customer => "customer",
+        }
+    }
+}
+
 /// A tool call as the model requested it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestedToolCall {
@@ -143,6 +176,10 @@ pub enum EventKind {
         /// call streamed) was not seen by the model.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         context_sequence: Option<i64>,
+        /// The provider reported no usage: the token counts are herm's estimate (about four
+        /// characters a token), so budgets still count the call.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        estimated: bool,
     },
     /// The run needs a person: an approval or a clarifying question.
     SteeringRequest {
@@ -215,7 +252,14 @@ pub enum EventKind {
         output_tokens: u64,
         #[serde(default)]
         cost_usd: f64,
+        /// The provider reported no usage for the summary: the counts are herm's estimate.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        estimated: bool,
     },
+    /// **(herm)** A budget stopped the run before a model call: what was spent against
+    /// which limit, and what the next call was expected to cost (the previous call's cost:
+    /// a conversation only grows). The run ends `insufficient_credits` in the same commit.
+    Budget { scope: BudgetScope, limit_usd: f64, spent_usd: f64, next_call_usd: f64 },
     /// A workspace file changed.
     Filesystem { change: FileChange, path: String },
     /// **(herm)** An MCP server could not be reached: its tools fail (or are not offered)
@@ -267,6 +311,7 @@ impl EventKind {
             Self::Interrupt { .. } => "interrupt",
             Self::RunStatus { .. } => "run_status",
             Self::Compaction { .. } => "compaction",
+            Self::Budget { .. } => "budget",
             Self::Filesystem { .. } => "filesystem",
             Self::McpStatus { .. } => "mcp_status",
             Self::AutomationStatus { .. } => "automation_status",

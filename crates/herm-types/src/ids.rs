@@ -113,6 +113,10 @@ typed_id!(/// One consolidation of a deployment's memory.
     DreamId, "drm_", "dream");
 typed_id!(/// Stored bytes a message or a tool result carries to the model (an image, a document).
     AttachmentId, "att_", "attachment");
+typed_id!(/// An operator's endpoint that is told of events (run waiting, completed, failed…).
+    WebhookId, "whk_", "webhook");
+typed_id!(/// One event's delivery to one webhook, retried until it is accepted or given up.
+    DeliveryId, "whd_", "delivery");
 
 /// Position of an event in its thread's log (1-based, gap-free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

@@ -197,6 +197,7 @@ fn long_log(turns: usize) -> (Vec<Event>, RunId) {
         tool_calls,
         stop_reason: None,
         context_sequence: None,
+        estimated: false,
     };
     push(EventKind::RunStatus {
         status: RunStatus::Running,

@@ -18,6 +18,7 @@ pub struct Config {
     pub mcp: McpConfig,
     pub memory: MemoryConfig,
     pub attachments: AttachmentsConfig,
+    pub webhooks: WebhooksConfig,
     /// Providers by name; models are then named `{name}/{model}`.
     pub providers: BTreeMap<String, ProviderSpec>,
 }
@@ -83,6 +84,29 @@ impl Default for AttachmentsConfig {
     fn default() -> Self {
         let d = herm_engine::attachments::fetch::FetchOptions::default();
         Self { allow_private_urls: d.allow_private, fetch_timeout_secs: d.timeout.as_secs() }
+    }
+}
+
+/// `[webhooks]`: how deliveries to the operator's endpoints are retried.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// The wait before the second attempt; it doubles each time, up to an hour.
+    pub retry_base_ms: u64,
+    /// Attempts before a delivery is given up as `failed`.
+    pub max_attempts: u32,
+    /// Longest wait for an endpoint's answer.
+    pub timeout_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        let d = herm_engine::webhooks::WebhookOptions::default();
+        Self {
+            retry_base_ms: d.retry_base.as_millis() as u64,
+            max_attempts: d.max_attempts,
+            timeout_secs: d.timeout.as_secs(),
+        }
     }
 }
 
@@ -179,6 +203,7 @@ impl Default for Config {
             mcp: McpConfig::default(),
             memory: MemoryConfig::default(),
             attachments: AttachmentsConfig::default(),
+            webhooks: WebhooksConfig::default(),
             providers: BTreeMap::new(),
         }
     }
@@ -273,6 +298,11 @@ impl Config {
                 dream_after: Duration::from_secs(self.memory.dream_after_secs.max(1)),
                 compact_at: self.memory.compact_at.clamp(0.1, 0.95),
                 keep_recent: self.memory.keep_recent.clamp(0.05, 0.8),
+            },
+            webhooks: herm_engine::webhooks::WebhookOptions {
+                retry_base: Duration::from_millis(self.webhooks.retry_base_ms.max(10)),
+                max_attempts: self.webhooks.max_attempts.max(1),
+                timeout: Duration::from_secs(self.webhooks.timeout_secs.max(1)),
             },
             fetch: herm_engine::attachments::fetch::FetchOptions {
                 allow_private: self.attachments.allow_private_urls,

@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod sandbox_cmd;
 mod serve;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

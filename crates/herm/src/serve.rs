@@ -118,6 +118,7 @@ async fn bootstrap_admin(engine: &Engine) -> anyhow::Result<()> {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let metrics = crate::telemetry::install_metrics();
     let opened = open(&cfg, cfg.engine_options(), |p| p).await?;
     bootstrap_admin(&opened.engine).await?;
     opened.engine.start().await?;
@@ -131,7 +132,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(%addr, data_dir = %Path::new(&cfg.storage.data_dir).display(), "herm started");
     let shutdown = CancellationToken::new();
-    let state = AppState { engine: opened.engine.clone(), shutdown: shutdown.clone() };
+    let state = AppState { engine: opened.engine.clone(), shutdown: shutdown.clone(), metrics };
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

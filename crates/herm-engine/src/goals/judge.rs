@@ -110,7 +110,8 @@ impl Engine {
         .map_err(|e| {
             Error::Unjudged(format!("the judge could not be asked ({}): {}", e.code(), redactor.redact(&e.message)))
         })?;
-        let cost = resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens);
+        let (input, output, _) = crate::compaction::usage_or_estimate(&req, &resp);
+        let cost = resolved.cost(input, output);
         let (result, feedback) = read_verdict(&resp.text);
         Ok((result, redactor.redact(&feedback), cost))
     }

@@ -126,6 +126,7 @@ mod tests {
             tool_calls: calls.to_vec(),
             stop_reason: None,
             context_sequence: Some(3),
+            estimated: false,
         }
     }
     fn written(c: &RequestedToolCall, origin: &str) -> EventKind {

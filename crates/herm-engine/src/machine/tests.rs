@@ -1,7 +1,7 @@
 //! Table-driven tests of the run state machine: a log in, the next action out.
 
 use super::*;
-use herm_types::event::{Confirmation, RequestKind, ToolOutcome};
+use herm_types::event::{BudgetScope, Confirmation, RequestKind, ToolOutcome};
 use serde_json::json;
 
 /// A log built event by event (shared with the record-assembly tests).
@@ -50,6 +50,7 @@ fn model(calls: &[&str]) -> EventKind {
         tool_calls: calls.iter().map(|c| call(c)).collect(),
         stop_reason: None,
         context_sequence: None,
+        estimated: false,
     }
 }
 
@@ -74,6 +75,7 @@ fn model_seen(seen: i64) -> EventKind {
             tool_calls,
             stop_reason,
             context_sequence: Some(seen),
+            estimated: false,
         },
         other => other,
     }
@@ -98,9 +100,14 @@ fn decisions_from_logs() {
     let r = RunId::new();
     let none = RunLimits::default();
     let two = RunLimits { max_steps: Some(2), ..RunLimits::default() };
-    // Each model call of these logs costs 0.5 USD.
-    let one_usd = RunLimits { max_cost_usd: Some(1.0), ..RunLimits::default() };
+    // Each model call of these logs costs 0.5 USD, and so the next one is expected to.
+    let one_usd = RunLimits { max_cost_usd: Some(1.2), ..RunLimits::default() };
     let budget = |spent_usd| RunLimits { daily: Some(Budget { limit_usd: 2.0, spent_usd }), ..RunLimits::default() };
+    let customer =
+        |spent_usd| RunLimits { customer_daily: Some(Budget { limit_usd: 2.0, spent_usd }), ..RunLimits::default() };
+    let stop = |scope, limit_usd, spent_usd, next_call_usd| {
+        Next::OverBudget(BudgetStop { scope, limit_usd, spent_usd, next_call_usd })
+    };
     let cases: Vec<(&str, Log, RunLimits, Next)> = vec![
         ("queued run starts", Log::new().push(&r, user("hi")).push(&r, status(RunStatus::Queued)), none, Next::Start),
         (
@@ -171,7 +178,7 @@ fn decisions_from_logs() {
             Next::CallModel,
         ),
         (
-            "a run at its cost limit stops before the next model call",
+            "a run whose next call would pass its cost limit stops before it",
             Log::new()
                 .push(&r, status(RunStatus::Running))
                 .push(&r, model(&["a"]))
@@ -179,10 +186,7 @@ fn decisions_from_logs() {
                 .push(&r, model(&["b"]))
                 .push(&r, result("b")),
             one_usd,
-            Next::Fail {
-                code: "insufficient_credits",
-                message: "the run reached its cost limit of 1 USD (spent 1.000000)".into(),
-            },
+            stop(BudgetScope::Run, 1.2, 1.0, 0.5),
         ),
         (
             "a deployment under its daily budget calls the model",
@@ -194,10 +198,25 @@ fn decisions_from_logs() {
             "a deployment over its daily budget does not start a model call",
             Log::new().push(&r, status(RunStatus::Running)),
             budget(2.0),
-            Next::Fail {
-                code: "insufficient_credits",
-                message: "the deployment reached its daily budget of 2 USD".into(),
-            },
+            stop(BudgetScope::Deployment, 2.0, 2.0, 0.0),
+        ),
+        (
+            "the next call's expected cost counts against the daily budget",
+            Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a"])).push(&r, result("a")),
+            budget(1.6),
+            stop(BudgetScope::Deployment, 2.0, 1.6, 0.5),
+        ),
+        (
+            "a customer under its daily budget calls the model",
+            Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a"])).push(&r, result("a")),
+            customer(1.4),
+            Next::CallModel,
+        ),
+        (
+            "a customer whose next call would pass its daily budget stops",
+            Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a"])).push(&r, result("a")),
+            customer(1.5),
+            stop(BudgetScope::Customer, 2.0, 1.5, 0.5),
         ),
         (
             "input that arrived while the model streamed is answered",

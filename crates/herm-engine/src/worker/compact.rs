@@ -24,14 +24,6 @@ pub(super) enum Why {
 /// Longest summary asked for (tokens).
 const SUMMARY_MAX_TOKENS: u32 = 4096;
 
-/// Estimated tokens of what a request sends besides the conversation: the system prompt
-/// and the tools.
-fn fixed_tokens(req: &ModelRequest) -> u64 {
-    let tools: usize =
-        req.tools.iter().map(|t| t.name.len() + t.description.len() + t.input_schema.to_string().len()).sum();
-    ((req.system.len() + tools) as u64).div_ceil(4)
-}
-
 impl Driver<'_> {
     /// Compacts if `why` calls for it; `Some(flow)` when it acted (fold again and call the
     /// model with the shorter conversation), `None` when nothing needed or could be done.
@@ -47,8 +39,8 @@ impl Driver<'_> {
         let window = resolved.context_window();
         let usable = window.saturating_sub(req.max_tokens as u64);
         let threshold = (usable as f64 * opts.compact_at) as u64;
-        let fixed = fixed_tokens(req);
-        let before = fixed + req.messages.iter().map(compaction::message_tokens).sum::<u64>();
+        let fixed = compaction::fixed_tokens(req);
+        let before = compaction::request_tokens(req);
         if why == Why::Threshold && before <= threshold {
             return Ok(None);
         }
@@ -86,6 +78,7 @@ impl Driver<'_> {
                     return self.fail(run, "compaction_failed", msg).await.map(Some);
                 }
             };
+            let (input_tokens, output_tokens, estimated) = compaction::usage_or_estimate(&ask, &resp);
             let summary = redactor.redact(resp.text.trim());
             let after = fixed + crate::memory::rank::tokens(&summary) + kept_tokens;
             tracing::info!(run = %run, before, after, through = stage.through, "conversation compacted");
@@ -95,9 +88,10 @@ impl Driver<'_> {
                 tokens_before: before,
                 tokens_after: after,
                 model: resolved.model.clone(),
-                input_tokens: resp.usage.input_tokens,
-                output_tokens: resp.usage.output_tokens,
-                cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
+                input_tokens,
+                output_tokens,
+                cost_usd: resolved.cost(input_tokens, output_tokens),
+                estimated,
             };
             match self.try_append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await? {
                 Appended::Written => previous = Some(summary),

@@ -162,6 +162,7 @@ impl Driver<'_> {
                     flow
                 }
                 Next::Fail { code, message } => self.fail(&run, code, message).await?,
+                Next::OverBudget(stop) => self.over_budget(&run, stop).await?,
             };
             if let Flow::Stop = flow {
                 return Ok(());

@@ -73,15 +73,17 @@ impl Driver<'_> {
                 arguments: redactor.redact_json(&c.arguments),
             })
             .collect();
+        let (input_tokens, output_tokens, estimated) = crate::compaction::usage_or_estimate(&req, &resp);
         let call = EventKind::ModelCall {
             model,
-            input_tokens: resp.usage.input_tokens,
-            output_tokens: resp.usage.output_tokens,
-            cost_usd: resolved.cost(resp.usage.input_tokens, resp.usage.output_tokens),
+            input_tokens,
+            output_tokens,
+            cost_usd: resolved.cost(input_tokens, output_tokens),
             duration_ms: started.elapsed().as_millis() as u64,
             tool_calls: tool_calls.clone(),
             stop_reason: resp.stop_reason.clone(),
             context_sequence: Some(seen),
+            estimated,
         };
         let outages = outages.into_iter().map(|(server, why)| (server, redactor.redact(&why))).collect();
         let step = records::after_model(&self.log, run, outages, redactor.redact(&resp.text), call, tools);
@@ -127,8 +129,18 @@ impl Driver<'_> {
                     input_schema: t.input_schema.clone(),
                 })
                 .collect(),
-            max_tokens: self.engine.options().max_tokens,
+            max_tokens: self.max_output_tokens(dep, resolved),
         }
+    }
+
+    /// The most one call may write: the deployment's limit, else the model's, else the
+    /// server's default.
+    fn max_output_tokens(&self, dep: &DeploymentRecord, resolved: &ResolvedModel) -> u32 {
+        dep.spec
+            .limits
+            .max_output_tokens
+            .or(resolved.price.max_output_tokens)
+            .unwrap_or(self.engine.options().max_tokens)
     }
 
     /// Publishes each streamed text fragment, redacted, as a live `token` frame.

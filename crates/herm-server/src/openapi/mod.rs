@@ -12,7 +12,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 #[openapi(
     info(title = "herm", description = "Self-hostable runtime for production AI agents."),
     paths(
-        health::healthz,
+        health::healthz, metrics::page,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
+        customers::get, customers::put,
         keys::create, keys::list, keys::revoke, keys::me,
         secrets::create, secrets::list, secrets::delete,
         providers::list, providers::put, providers::delete,

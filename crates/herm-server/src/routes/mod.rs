@@ -3,6 +3,7 @@
 pub mod attachments;
 pub mod automations;
 pub mod console;
+pub mod customers;
 pub mod deployments;
 pub mod dreams;
 pub mod events;
@@ -12,12 +13,14 @@ pub mod health;
 pub mod keys;
 pub mod memories;
 pub mod messages;
+pub mod metrics;
 pub mod providers;
 pub mod secrets;
 pub mod skills;
 pub mod threads;
 pub mod tools;
 pub mod usage;
+pub mod webhooks;
 
 use crate::AppState;
 use axum::Router;
@@ -29,6 +32,11 @@ pub fn routes() -> Router<AppState> {
         .route("/{thread_id}/events/stream", get(events::thread_stream));
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::page))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{webhook_id}", get(webhooks::get).delete(webhooks::delete))
+        .route("/v1/webhooks/{webhook_id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/customers/{customer_id}/limits", get(customers::get).put(customers::put))
         .route("/v1/openapi.json", get(crate::openapi::serve))
         .route("/console", get(console::index))
         .route("/console/{name}", get(console::script))

@@ -39,6 +39,35 @@ impl ConfigStore for SqliteStore {
         self.write(move |c| Ok(c.execute("DELETE FROM providers WHERE name=?1", [name])? > 0)).await
     }
 
+    async fn customer_limits(&self, customer: &str) -> Result<herm_types::webhook::CustomerLimits> {
+        let customer = customer.to_owned();
+        self.read(move |c| {
+            let spec: Option<String> = c
+                .prepare_cached("SELECT spec FROM customer_limits WHERE customer_id=?1")?
+                .query_row([customer], |r| r.get(0))
+                .optional()?;
+            spec.map(|s| json(&s)).transpose().map(Option::unwrap_or_default)
+        })
+        .await
+    }
+
+    async fn put_customer_limits(&self, customer: &str, l: &herm_types::webhook::CustomerLimits) -> Result<()> {
+        let (customer, empty, spec) = (customer.to_owned(), l.max_daily_cost_usd.is_none(), to_json(l)?);
+        self.write(move |c| {
+            if empty {
+                c.execute("DELETE FROM customer_limits WHERE customer_id=?1", [customer])?;
+            } else {
+                c.execute(
+                    "INSERT INTO customer_limits (customer_id, spec, updated_at) VALUES (?1,?2,?3)
+                     ON CONFLICT(customer_id) DO UPDATE SET spec=excluded.spec, updated_at=excluded.updated_at",
+                    params![customer, spec, now_micros()],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn create_deployment(&self, d: DeploymentRecord) -> Result<()> {
         let spec = to_json(&d.spec)?;
         self.write(move |c| {

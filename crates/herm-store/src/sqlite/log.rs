@@ -107,6 +107,39 @@ impl LogStore for SqliteStore {
         .await
     }
 
+    async fn customer_cost_since(&self, customer: &str, since: chrono::DateTime<chrono::Utc>) -> Result<f64> {
+        let customer = customer.to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT COALESCE(SUM(r.cost_usd), 0) FROM deployments d JOIN runs r ON r.deployment_id = d.id
+                 WHERE d.customer_id=?1 AND r.started_at >= ?2",
+            )?
+            .query_row(params![customer, micros(since)], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn active_run_counts(&self) -> Result<[u64; 3]> {
+        self.read(move |c| {
+            let mut out = [0u64; 3];
+            let mut st = c.prepare_cached(
+                "SELECT status, COUNT(*) FROM runs WHERE status IN ('queued','running','waiting_on_human') GROUP BY status",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (status, n) = row?;
+                let i = match status.as_str() {
+                    "queued" => 0,
+                    "running" => 1,
+                    _ => 2,
+                };
+                out[i] = n as u64;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn usage(
         &self,
         dep: &DeploymentId,
@@ -121,7 +154,8 @@ impl LogStore for SqliteStore {
         let sql = format!(
             "SELECT {key} AS k, SUM(COALESCE(json_extract(data, '$.input_tokens'), 0)),
                     SUM(COALESCE(json_extract(data, '$.output_tokens'), 0)),
-                    SUM(COALESCE(json_extract(data, '$.cost_usd'), 0.0))
+                    SUM(COALESCE(json_extract(data, '$.cost_usd'), 0.0)),
+                    MAX(COALESCE(json_extract(data, '$.estimated'), 0))
              FROM events WHERE deployment_id=?1 AND type IN ('model_call', 'compaction')
                AND created_at >= ?2 AND created_at < ?3
              GROUP BY k ORDER BY k"
@@ -135,7 +169,7 @@ impl LogStore for SqliteStore {
                     input_tokens: r.get::<_, i64>(1)?.max(0) as u64,
                     output_tokens: r.get::<_, i64>(2)?.max(0) as u64,
                     cost_usd: r.get(3)?,
-                    estimated: false,
+                    estimated: r.get::<_, i64>(4)? != 0,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -11,6 +11,7 @@ mod proactive;
 mod rows;
 mod schema;
 mod timers;
+mod webhooks;
 mod writer;
 
 use crate::bus::Bus;

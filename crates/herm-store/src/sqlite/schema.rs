@@ -217,6 +217,47 @@ CREATE INDEX attachments_thread ON attachments(thread_id) WHERE thread_id IS NOT
     r#"
 CREATE INDEX events_usage ON events(deployment_id, created_at) WHERE type IN ('model_call', 'compaction');
 "#,
+    // 7: customer budgets; outbound webhooks, their outbox (filled in the append's
+    // transaction while any webhook exists, so no event a webhook wants is lost to a crash)
+    // and their deliveries.
+    r#"
+CREATE TABLE customer_limits (
+    customer_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE webhook_outbox (
+    event_id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+);
+CREATE TRIGGER events_webhook_outbox AFTER INSERT ON events
+WHEN NEW.type IN ('run_status', 'budget', 'automation_status') AND EXISTS (SELECT 1 FROM webhooks)
+BEGIN
+    INSERT INTO webhook_outbox (event_id, created_at) VALUES (NEW.id, NEW.created_at);
+END;
+CREATE TABLE webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    payload TEXT NOT NULL,
+    UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries(webhook_id, id);
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).

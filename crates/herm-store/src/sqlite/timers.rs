@@ -117,6 +117,17 @@ impl TimerStore for SqliteStore {
         .await
     }
 
+    async fn due_timer_count(&self, now: DateTime<Utc>) -> Result<u64> {
+        let now = micros(now);
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM timers WHERE due_at <= ?1 AND claimed_by IS NULL")?
+                .query_row([now], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn get_timer(&self, key: &str) -> Result<Option<ClaimedTimer>> {
         let key = key.to_owned();
         self.read(move |c| {

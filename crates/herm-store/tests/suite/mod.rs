@@ -140,6 +140,7 @@ pub async fn projections_follow_the_log(f: Fixture) {
                 tool_calls: vec![],
                 stop_reason: None,
                 context_sequence: None,
+                estimated: false,
             },
         )
     };
@@ -379,6 +380,7 @@ pub async fn run_kinds_and_costs(f: Fixture) {
             stop_reason: None,
             tool_calls: vec![],
             context_sequence: None,
+            estimated: false,
         },
     );
     f.store.append(Append::new(d.default_thread_id.clone(), vec![ev])).await.unwrap();
