@@ -6,17 +6,6 @@
 mod common;
 use common::*;
 
-async fn wait_status(env: &Env, run: &str, want: &str) -> Value {
-    for _ in 0..400 {
-        let (_, r) = env.herm.get(&format!("/v1/deployments/{}/runs/{run}", env.dep)).await;
-        if r["status"] == want {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("run {run} never reached {want}");
-}
-
 async fn pending(env: &Env, thread: &str) -> Vec<Value> {
     let (_, t) = env.herm.get(&format!("/v1/deployments/{}/threads/{thread}", env.dep)).await;
     t["pending"].as_array().unwrap().clone()

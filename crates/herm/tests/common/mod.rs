@@ -216,6 +216,18 @@ pub async fn results(env: &Env, thread: &str) -> Vec<Value> {
 }
 
 /// Sends a message and waits for its run to complete; returns the run id.
+/// Polls a run until it has `want` as its status.
+pub async fn wait_status(env: &Env, run: &str, want: &str) -> Value {
+    for _ in 0..400 {
+        let (_, r) = env.herm.get(&format!("/v1/deployments/{}/runs/{run}", env.dep)).await;
+        if r["status"] == want {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("run {run} never reached {want}");
+}
+
 pub async fn run_to_end(env: &Env, content: &str) -> String {
     let run = env.send(content).await["run_id"].as_str().unwrap().to_owned();
     let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(120)).await;
