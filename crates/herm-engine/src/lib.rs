@@ -37,6 +37,7 @@ mod sandboxes;
 pub mod schedule;
 pub mod secrets;
 pub mod skills;
+pub mod spans;
 pub mod steering;
 mod submit;
 pub mod threads;
@@ -297,6 +298,7 @@ impl Engine {
         let wake = webhook_wake.clone();
         bus.set_tap(Arc::new(move |_dep, frame| {
             counting.observe(frame);
+            spans::observe(frame);
             if let herm_types::event::LiveFrame::Committed(e) = frame
                 && webhooks::plan::webhook_event(&e.kind).is_some()
             {

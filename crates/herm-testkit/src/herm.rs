@@ -224,7 +224,8 @@ impl Herm {
     /// A GET with the admin key whose answer is text (the metrics page): status, content
     /// type, body.
     pub async fn get_text(&self, path: &str) -> (u16, String, String) {
-        let resp = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.admin_key).send().await.expect("request");
+        let resp =
+            self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.admin_key).send().await.expect("request");
         let status = resp.status().as_u16();
         let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         (status, ct, resp.text().await.unwrap_or_default())

@@ -342,8 +342,9 @@ impl NewEvent {
     }
 }
 
-/// A committed event.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A committed event. On the wire it also names its trace and span (`trace_id`, `span_id`,
+/// W3C hex, derived from its run: see [`crate::trace`]) when it belongs to a run.
+#[derive(Clone, Debug, PartialEq, Deserialize, ToSchema)]
 pub struct Event {
     pub id: EventId,
     #[schema(value_type = i64)]
@@ -358,6 +359,42 @@ pub struct Event {
     pub created_at: chrono::DateTime<chrono::Utc>,
     #[serde(flatten)]
     pub kind: EventKind,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: &'a EventId,
+            sequence: Sequence,
+            deployment_sequence: DeploymentSeq,
+            deployment_id: &'a DeploymentId,
+            thread_id: &'a ThreadId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            run_id: Option<&'a RunId>,
+            created_at: chrono::DateTime<chrono::Utc>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            trace_id: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            span_id: Option<String>,
+            #[serde(flatten)]
+            kind: &'a EventKind,
+        }
+        let (trace_id, span_id) = crate::trace::of_event(self).unzip();
+        Wire {
+            id: &self.id,
+            sequence: self.sequence,
+            deployment_sequence: self.deployment_sequence,
+            deployment_id: &self.deployment_id,
+            thread_id: &self.thread_id,
+            run_id: self.run_id.as_ref(),
+            created_at: self.created_at,
+            trace_id,
+            span_id,
+            kind: &self.kind,
+        }
+        .serialize(s)
+    }
 }
 
 /// A frame on the live bus: a committed event or an ephemeral fragment.

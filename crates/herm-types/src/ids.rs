@@ -19,6 +19,14 @@ fn base62(mut n: u128) -> String {
     out.iter().map(|&b| b as char).collect()
 }
 
+/// Decodes fixed-width base62 (the inverse of [`base62`]); `None` if it does not fit a u128.
+fn unbase62(s: &str) -> Option<u128> {
+    s.bytes().try_fold(0u128, |n, b| {
+        let d = ALPHABET.iter().position(|&a| a == b)? as u128;
+        n.checked_mul(62)?.checked_add(d)
+    })
+}
+
 /// Error for a string that is not an identifier of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid {kind} id: expected `{prefix}` followed by 22 base62 characters")]
@@ -43,6 +51,11 @@ macro_rules! typed_id {
             }
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+            /// When the identifier was made (its UUIDv7's milliseconds).
+            pub fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+                let n = unbase62(&self.0[$prefix.len()..])?;
+                chrono::DateTime::from_timestamp_millis((n >> 80) as i64)
             }
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 let rest = s.strip_prefix($prefix);
@@ -117,6 +130,18 @@ typed_id!(/// An operator's endpoint that is told of events (run waiting, comple
     WebhookId, "whk_", "webhook");
 typed_id!(/// One event's delivery to one webhook, retried until it is accepted or given up.
     DeliveryId, "whd_", "delivery");
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn an_id_knows_when_it_was_made() {
+        let before = chrono::Utc::now() - chrono::Duration::milliseconds(1);
+        let at = RunId::new().created_at().unwrap();
+        assert!(at >= before && at <= chrono::Utc::now(), "{at}");
+    }
+}
 
 /// Position of an event in its thread's log (1-based, gap-free).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

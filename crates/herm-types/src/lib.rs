@@ -9,6 +9,7 @@ pub mod ids;
 pub mod memory;
 pub mod proactive;
 pub mod status;
+pub mod trace;
 pub mod webhook;
 
 pub use event::{Event, EventKind, NewEvent};

@@ -19,6 +19,7 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub attachments: AttachmentsConfig,
     pub webhooks: WebhooksConfig,
+    pub telemetry: TelemetryConfig,
     /// Providers by name; models are then named `{name}/{model}`.
     pub providers: BTreeMap<String, ProviderSpec>,
 }
@@ -84,6 +85,38 @@ impl Default for AttachmentsConfig {
     fn default() -> Self {
         let d = herm_engine::attachments::fetch::FetchOptions::default();
         Self { allow_private_urls: d.allow_private, fetch_timeout_secs: d.timeout.as_secs() }
+    }
+}
+
+/// `[telemetry]`: metrics and traces. Traces are off unless an OTLP endpoint is set here or in
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Serve `GET /metrics` (admin scope).
+    pub metrics: bool,
+    /// The OTLP collector's base URL (`http://collector:4318`; `:4317` for gRPC).
+    pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` (default) or `grpc`; `OTEL_EXPORTER_OTLP_PROTOCOL` when unset.
+    pub otlp_protocol: Option<String>,
+    /// The `service.name` of herm's spans (`OTEL_SERVICE_NAME` wins).
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { metrics: true, otlp_endpoint: None, otlp_protocol: None, service_name: "herm".into() }
+    }
+}
+
+impl Config {
+    pub fn trace_export(&self) -> crate::telemetry::TraceExport {
+        crate::telemetry::TraceExport {
+            endpoint: self.telemetry.otlp_endpoint.clone(),
+            protocol: self.telemetry.otlp_protocol.clone(),
+            service_name: self.telemetry.service_name.clone(),
+            node_id: self.engine.node_id.clone(),
+        }
     }
 }
 
@@ -204,6 +237,7 @@ impl Default for Config {
             memory: MemoryConfig::default(),
             attachments: AttachmentsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            telemetry: TelemetryConfig::default(),
             providers: BTreeMap::new(),
         }
     }

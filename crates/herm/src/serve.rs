@@ -118,7 +118,8 @@ async fn bootstrap_admin(engine: &Engine) -> anyhow::Result<()> {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let metrics = crate::telemetry::install_metrics();
+    let metrics = if cfg.telemetry.metrics { crate::telemetry::install_metrics() } else { None };
+    let traces = crate::telemetry::install_tracing(&cfg.trace_export()).context("cannot set up the OTLP exporter")?;
     let opened = open(&cfg, cfg.engine_options(), |p| p).await?;
     bootstrap_admin(&opened.engine).await?;
     opened.engine.start().await?;
@@ -141,6 +142,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     });
     herm_server::serve(listener, state).await?;
     opened.engine.shutdown().await;
+    if let Some(p) = traces
+        && let Err(e) = p.shutdown()
+    {
+        tracing::warn!(error = %e, "spans could not all be exported at shutdown");
+    }
     Ok(())
 }
 

@@ -17,3 +17,92 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
         }
     }
 }
+
+/// Where traces go: from `[telemetry]`, else the standard `OTEL_EXPORTER_OTLP_*` variables.
+#[derive(Clone, Debug, Default)]
+pub struct TraceExport {
+    /// The collector's base URL (`http://collector:4318` for HTTP, `:4317` for gRPC).
+    pub endpoint: Option<String>,
+    /// `http/protobuf` (default) or `grpc`.
+    pub protocol: Option<String>,
+    pub service_name: String,
+    pub node_id: String,
+}
+
+/// The spans' ids where herm planned them (derived from the journal: see
+/// `herm_engine::spans`), random otherwise.
+#[derive(Debug)]
+struct JournalIds(opentelemetry_sdk::trace::RandomIdGenerator);
+
+impl opentelemetry_sdk::trace::IdGenerator for JournalIds {
+    fn new_trace_id(&self) -> opentelemetry::trace::TraceId {
+        herm_engine::spans::planned_trace_id().unwrap_or_else(|| self.0.new_trace_id())
+    }
+    fn new_span_id(&self) -> opentelemetry::trace::SpanId {
+        herm_engine::spans::planned_span_id().unwrap_or_else(|| self.0.new_span_id())
+    }
+}
+
+/// Installs the OTLP exporter when one is configured (the config file's endpoint, or
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), unless
+/// `OTEL_SDK_DISABLED=true`. Returns the provider to flush at shutdown; `None` when tracing
+/// stays off (the default), in which case no span is ever built.
+pub fn install_tracing(t: &TraceExport) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    let from_env = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    if t.endpoint.is_none() && from_env.is_none() {
+        return Ok(None);
+    }
+    let protocol = t
+        .protocol
+        .clone()
+        .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/protobuf".into());
+    let exporter = match protocol.as_str() {
+        "grpc" => {
+            let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            if let Some(e) = &t.endpoint {
+                b = b.with_endpoint(e.clone());
+            }
+            b.build()?
+        }
+        "http/protobuf" => {
+            let mut b = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary);
+            if let Some(e) = &t.endpoint {
+                // A base URL, as the environment variable takes it: the signal's path follows.
+                let e = e.trim_end_matches('/');
+                b = b.with_endpoint(if e.ends_with("/v1/traces") { e.to_owned() } else { format!("{e}/v1/traces") });
+            }
+            b.build()?
+        }
+        other => anyhow::bail!("unknown OTLP protocol `{other}` (expected http/protobuf or grpc)"),
+    };
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(env("OTEL_SERVICE_NAME").unwrap_or_else(|| t.service_name.clone()))
+        .with_attribute(opentelemetry::KeyValue::new("service.instance.id", t.node_id.clone()))
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    let batch = opentelemetry_sdk::trace::BatchConfigBuilder::default()
+        .with_scheduled_delay(std::time::Duration::from_millis(500))
+        .build();
+    let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+        exporter,
+        opentelemetry_sdk::runtime::Tokio,
+    )
+    .with_batch_config(batch)
+    .build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_id_generator(JournalIds(Default::default()))
+        .with_resource(resource)
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    herm_engine::spans::enable(true);
+    tracing::info!(protocol = %protocol, "exporting traces over OTLP");
+    Ok(Some(provider))
+}

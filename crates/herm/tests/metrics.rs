@@ -15,7 +15,9 @@ type Sample = (String, Vec<(String, String)>, f64);
 fn parse(page: &str) -> Vec<Sample> {
     let name_ok = |n: &str| {
         !n.is_empty()
-            && n.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+            && n.chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
     };
     let mut types: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
@@ -57,7 +59,8 @@ fn parse(page: &str) -> Vec<Sample> {
             }
         };
         assert!(name_ok(&name), "bad sample name in {line}");
-        let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|f| types.contains_key(*f));
+        let family =
+            ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|f| types.contains_key(*f));
         let family = family.unwrap_or(&name);
         assert!(types.contains_key(family), "no TYPE line for {name}");
         out.push((name, labels, value));
@@ -82,7 +85,11 @@ async fn scrape(h: &Herm) -> Vec<Sample> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_as_runs_complete_and_fail() {
-    let script = vec![Reply::tool("lookup", json!({"q": "a"})), Reply::text(&["done"]), Reply::tool("lookup", json!({"q": "b"}))];
+    let script = vec![
+        Reply::tool("lookup", json!({"q": "a"})),
+        Reply::text(&["done"]),
+        Reply::tool("lookup", json!({"q": "b"})),
+    ];
     let env = setup(script, Wire::Anthropic, json!({})).await;
     let before = scrape(&env.herm).await;
     assert_eq!(value(&before, "herm_runs_total", &[("status", "completed")]), 0.0);
@@ -115,7 +122,9 @@ async fn counters_move_as_runs_complete_and_fail() {
     // No label carries an id (thread, run, deployment, event…): route labels are patterns.
     let is_id = |t: &str| {
         t.split_once('_').is_some_and(|(p, rest)| {
-            ["thr", "run", "dep", "evt", "key", "sec"].contains(&p) && rest.len() >= 16 && rest.chars().all(|c| c.is_ascii_alphanumeric())
+            ["thr", "run", "dep", "evt", "key", "sec"].contains(&p)
+                && rest.len() >= 16
+                && rest.chars().all(|c| c.is_ascii_alphanumeric())
         })
     };
     for (name, labels, _) in &after {

@@ -38,7 +38,8 @@ async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 async fn each_event_is_accepted_once_across_a_crash() {
     let config = format!("{CONFIG}\n[webhooks]\nretry_base_ms = 400\n");
     let script = vec![Reply::text(&["done"]), Reply::tool("record", json!({"n": 1, "delay_ms": 0}))];
-    let mut env = setup_with(script, Wire::Anthropic, json!({"tool_policies": {"record": "always_ask"}}), &config).await;
+    let mut env =
+        setup_with(script, Wire::Anthropic, json!({"tool_policies": {"record": "always_ask"}}), &config).await;
     let receiver = Receiver::start(3).await;
     let sec = env.herm.ok("POST", "/v1/secrets", &json!({"name": "HOOK_SIGNING", "value": HOOK_SECRET}), 201).await;
     let body = json!({
@@ -126,7 +127,11 @@ async fn a_delivery_is_given_up_after_its_attempts() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let d = &last["data"][0];
-    assert_eq!((d["status"].as_str(), d["attempts"].as_u64(), d["last_status"].as_u64()), (Some("failed"), Some(3), Some(500)), "{last}");
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64(), d["last_status"].as_u64()),
+        (Some("failed"), Some(3), Some(500)),
+        "{last}"
+    );
     assert!(d["next_attempt_at"].is_null(), "{d}");
     assert_eq!(receiver.received().len(), 3);
 }

@@ -18,6 +18,7 @@ use herm_types::*;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 const UNKNOWN_OUTCOME: &str = "This tool call was in flight when the agent's worker stopped (crash or restart). \
 The tool is not safe to repeat, so it was not called again: it may or may not have taken effect. \
@@ -142,32 +143,49 @@ impl Driver<'_> {
             // One look at the tools per fold: the gate, the model's offer and the call agree.
             let kind = machine::run_origin(&self.log, &run).0;
             let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(kind)).await;
-            let flow = match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
-                Next::Idle => return Ok(()),
-                Next::AskPerson(asks) => self.ask(&run, asks).await?,
-                Next::Denied { call, message } => self.denied(&run, call, message).await?,
-                Next::Answered { call, answer } => self.answered(&run, call, answer).await?,
-                Next::Start => {
-                    self.append(&run, vec![status(&self.log, &run, RunStatus::Running, None, None)], vec![]).await?
-                }
-                Next::CallModel => self.call_model(&run, &dep, &tools, outages).await?,
-                Next::RunTool(c) => self.call_tool(&run, &dep, &tools, c).await?,
-                Next::InFlight(c) => self.resolve_in_flight(&run, &dep, &tools, c).await?,
-                Next::Complete => {
-                    let usage = machine::run_usage(&self.log, &run);
-                    let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
-                    let ev = status(&self.log, &run, RunStatus::Completed, None, Some(usage));
-                    let flow = self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?;
-                    self.ended(&run).await;
-                    flow
-                }
-                Next::Fail { code, message } => self.fail(&run, code, message).await?,
-                Next::OverBudget(stop) => self.over_budget(&run, stop).await?,
+            // Log lines of the step carry the run's trace id (JSON logs show the span's fields).
+            let span = tracing::info_span!("run", run_id = %run, trace_id = %herm_types::trace::hex(&herm_types::trace::trace_id(run.as_str())));
+            let Some(flow) = self.act(&run, &dep, limits, &tools, outages).instrument(span).await? else {
+                return Ok(());
             };
             if let Flow::Stop = flow {
                 return Ok(());
             }
         }
+    }
+
+    /// Performs what the machine says the run must do next; `None` when it needs nothing.
+    async fn act(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        limits: machine::RunLimits,
+        tools: &ToolSet,
+        outages: Vec<(String, String)>,
+    ) -> Result<Option<Flow>> {
+        let run = run.clone();
+        Ok(Some(match machine::decide(&self.log, &run, limits, &|n| tools.gate(n)) {
+            Next::Idle => return Ok(None),
+            Next::AskPerson(asks) => self.ask(&run, asks).await?,
+            Next::Denied { call, message } => self.denied(&run, call, message).await?,
+            Next::Answered { call, answer } => self.answered(&run, call, answer).await?,
+            Next::Start => {
+                self.append(&run, vec![status(&self.log, &run, RunStatus::Running, None, None)], vec![]).await?
+            }
+            Next::CallModel => self.call_model(&run, dep, tools, outages).await?,
+            Next::RunTool(c) => self.call_tool(&run, dep, tools, c).await?,
+            Next::InFlight(c) => self.resolve_in_flight(&run, dep, tools, c).await?,
+            Next::Complete => {
+                let usage = machine::run_usage(&self.log, &run);
+                let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
+                let ev = status(&self.log, &run, RunStatus::Completed, None, Some(usage));
+                let flow = self.append(&run, vec![ev], vec![Condition::LastSequenceIs(last)]).await?;
+                self.ended(&run).await;
+                flow
+            }
+            Next::Fail { code, message } => self.fail(&run, code, message).await?,
+            Next::OverBudget(stop) => self.over_budget(&run, stop).await?,
+        }))
     }
 
     /// The current run's redactor (built on first use in the run).

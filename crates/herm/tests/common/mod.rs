@@ -46,9 +46,15 @@ pub async fn start_herm() -> (Herm, tempfile::TempDir) {
 }
 
 pub async fn start_herm_with(config: &str) -> (Herm, tempfile::TempDir) {
+    start_herm_env(config, &[]).await
+}
+
+/// [`start_herm_with`] with extra environment variables for the process.
+pub async fn start_herm_env(config: &str, env: &[(&str, &str)]) -> (Herm, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut o = HermOptions::new(env!("CARGO_BIN_EXE_herm"), dir.path().join("data"));
     o.config = Some(config.into());
+    o.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     (Herm::start(o).await, dir)
 }
 
@@ -64,8 +70,13 @@ pub async fn setup_with(script: Vec<Reply>, wire: Wire, extra: Value, config: &s
 
 /// [`setup_with`] for a fake model built by the caller (with side scripts, say).
 pub async fn setup_model(model: FakeModel, wire: Wire, extra: Value, config: &str) -> Env {
+    setup_env(model, wire, extra, config, &[]).await
+}
+
+/// [`setup_model`] with extra environment variables for herm.
+pub async fn setup_env(model: FakeModel, wire: Wire, extra: Value, config: &str, env: &[(&str, &str)]) -> Env {
     let connector = Connector::start().await;
-    let (herm, dir) = start_herm_with(config).await;
+    let (herm, dir) = start_herm_env(config, env).await;
     let tok = herm.ok("POST", "/v1/secrets", &json!({"name": "API_TOKEN", "value": TOKEN}), 201).await;
     let pk = herm.ok("POST", "/v1/secrets", &json!({"name": "PROVIDER_KEY", "value": PROVIDER_KEY}), 201).await;
     let prices = json!({"models": {"m1": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}}});

@@ -1,0 +1,114 @@
+//! An OTLP/HTTP trace receiver: accepts `POST /v1/traces` (protobuf), decodes every span and
+//! keeps it, flattened, for tests to inspect.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use parking_lot::Mutex;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One received span.
+#[derive(Clone, Debug)]
+pub struct ReceivedSpan {
+    pub name: String,
+    pub trace_id: String,
+    pub span_id: String,
+    /// Empty for a root span.
+    pub parent_span_id: String,
+    /// 1 internal, 2 server, 3 client (OTLP's numbering).
+    pub kind: i32,
+    pub attributes: BTreeMap<String, String>,
+    pub resource: BTreeMap<String, String>,
+    /// 2 means error.
+    pub status_code: i32,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+}
+
+impl ReceivedSpan {
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.attributes.get(k).map(String::as_str)
+    }
+}
+
+#[derive(Clone)]
+pub struct OtlpReceiver {
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    pub addr: std::net::SocketAddr,
+}
+
+fn text(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::ArrayValue(a)) => {
+            let items: Vec<String> = a.values.iter().map(|v| text(&Some(v.clone()))).collect();
+            format!("[{}]", items.join(","))
+        }
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl OtlpReceiver {
+    pub async fn start() -> Self {
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let app = Router::new().route("/v1/traces", axum::routing::post(receive)).with_state(spans.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { spans, addr }
+    }
+
+    /// The base URL to give as the OTLP endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.lock().clone()
+    }
+}
+
+async fn receive(State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>, body: Bytes) -> impl IntoResponse {
+    let Ok(req) = ExportTraceServiceRequest::decode(body) else {
+        return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain")], Vec::new());
+    };
+    let mut out = spans.lock();
+    for rs in req.resource_spans {
+        let resource: BTreeMap<String, String> = rs
+            .resource
+            .map(|r| r.attributes.iter().map(|kv| (kv.key.clone(), text(&kv.value))).collect())
+            .unwrap_or_default();
+        for ss in rs.scope_spans {
+            for s in ss.spans {
+                out.push(ReceivedSpan {
+                    name: s.name,
+                    trace_id: hex(&s.trace_id),
+                    span_id: hex(&s.span_id),
+                    parent_span_id: hex(&s.parent_span_id),
+                    kind: s.kind,
+                    attributes: s.attributes.iter().map(|kv| (kv.key.clone(), text(&kv.value))).collect(),
+                    resource: resource.clone(),
+                    status_code: s.status.map(|st| st.code).unwrap_or(0),
+                    start_unix_nano: s.start_time_unix_nano,
+                    end_unix_nano: s.end_time_unix_nano,
+                });
+            }
+        }
+    }
+    let resp = ExportTraceServiceResponse { partial_success: None }.encode_to_vec();
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], resp)
+}
