@@ -30,6 +30,7 @@ pub mod machine;
 pub mod mcp;
 pub mod memory;
 pub mod metrics;
+mod observe;
 pub mod providers;
 pub mod redact;
 mod revise;
@@ -294,17 +295,7 @@ impl Engine {
         let mcp = mcp::McpHub::new(opts.mcp.clone(), secrets.clone(), http.clone());
         let opts_fetch = opts.fetch.clone();
         let webhook_wake = Arc::new(tokio::sync::Notify::new());
-        let counting = metrics::Counting::new();
-        let wake = webhook_wake.clone();
-        bus.set_tap(Arc::new(move |_dep, frame| {
-            counting.observe(frame);
-            spans::observe(frame);
-            if let herm_types::event::LiveFrame::Committed(e) = frame
-                && webhooks::plan::webhook_event(&e.kind).is_some()
-            {
-                wake.notify_one();
-            }
-        }));
+        bus.set_tap(observe::tap(webhook_wake.clone()));
         Self {
             inner: Arc::new(Inner {
                 secrets,

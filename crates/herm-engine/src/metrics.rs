@@ -1,5 +1,6 @@
 //! Metrics: what the Prometheus page at `/metrics` counts. Counters and histograms move as
-//! events commit (the bus's tap, so they agree with the log); gauges of work in progress are
+//! events commit (from the bus's tap, on the telemetry thread: see `observe.rs`, so they agree
+//! with the log); gauges of work in progress are
 //! read from the store when the page is scraped ([`Engine::gauges`]).
 //!
 //! Every label takes a bounded set of values: run kinds and statuses, tool outcomes, and
@@ -10,7 +11,6 @@
 //! The names, units and labels are documented in the README ("Metrics").
 
 use crate::{Engine, Result};
-use herm_types::event::LiveFrame;
 use herm_types::*;
 use parking_lot::Mutex;
 use std::collections::HashSet;
@@ -43,7 +43,7 @@ impl Names {
     }
 }
 
-/// Counts committed events (the engine's bus tap calls it for each).
+/// Counts committed events (the telemetry thread calls it for each, in commit order).
 #[derive(Default)]
 pub(crate) struct Counting {
     models: Names,
@@ -57,10 +57,8 @@ impl Counting {
         Self::default()
     }
 
-    pub(crate) fn observe(&self, frame: &LiveFrame) {
-        if let LiveFrame::Committed(e) = frame {
-            observe(&e.kind, &self.models, &self.tools);
-        }
+    pub(crate) fn observe(&self, e: &Event) {
+        observe(&e.kind, &self.models, &self.tools);
     }
 }
 
@@ -93,6 +91,7 @@ fn describe() {
     describe_counter!("herm_http_requests_total", "HTTP requests answered, by method, route and status.");
     describe_histogram!("herm_http_request_duration_seconds", Unit::Seconds, "HTTP request latency, by route.");
     describe_counter!("herm_webhook_deliveries_total", "Webhook delivery attempts, by result.");
+    describe_counter!("herm_telemetry_dropped_total", "Events the telemetry thread skipped (it was far behind).");
 }
 
 fn observe(kind: &EventKind, models: &Names, tools: &Names) {

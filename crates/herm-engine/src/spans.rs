@@ -1,6 +1,6 @@
 //! Traces: OpenTelemetry spans projected from the journal. A run is one trace; its spans are
 //! made from committed events (the bus's tap): a `model_call` is a `chat` span, a
-//! `tool_result` an `execute_tool` span, a `compaction` a `compact` span, and the run's final
+//! `tool_result` an `execute_tool` span (made on the telemetry thread, see `observe.rs`), a `compaction` a `compact` span, and the run's final
 //! `run_status` its root `invoke_agent` span, from the run's creation to its end. Calls that
 //! leave no event of their own (an MCP server's `tools/call`, a sandbox exec) are spans made
 //! as they finish, children of their tool call's span ([`child`]).
@@ -15,7 +15,6 @@
 //!
 //! Off (no exporter configured), [`enabled`] is false and nothing here does any work.
 
-use herm_types::event::LiveFrame;
 use herm_types::trace;
 use herm_types::*;
 use opentelemetry::trace::{
@@ -75,8 +74,14 @@ struct Planned<'a> {
     error: Option<&'a str>,
 }
 
+/// The tracer, taken from the provider installed when spans were enabled.
+fn tracer() -> &'static global::BoxedTracer {
+    static TRACER: std::sync::OnceLock<global::BoxedTracer> = std::sync::OnceLock::new();
+    TRACER.get_or_init(|| global::tracer("herm"))
+}
+
 fn make(p: Planned) {
-    let tracer = global::tracer("herm");
+    let tracer = tracer();
     let cx = match p.parent {
         Some(parent) => Context::new().with_remote_span_context(SpanContext::new(
             TraceId::from_bytes(p.trace),
@@ -93,7 +98,7 @@ fn make(p: Planned) {
         .with_kind(p.kind)
         .with_start_time(p.start)
         .with_attributes(p.attributes)
-        .start_with_context(&tracer, &cx);
+        .start_with_context(tracer, &cx);
     PLANNED.with(|c| c.set((None, None)));
     if let Some(e) = p.error {
         span.set_attribute(KeyValue::new("error.type", e.to_owned()));
@@ -107,11 +112,10 @@ fn at(t: chrono::DateTime<chrono::Utc>) -> SystemTime {
 }
 
 /// Makes the spans a committed event stands for.
-pub(crate) fn observe(frame: &LiveFrame) {
+pub(crate) fn observe(e: &Event) {
     if !enabled() {
         return;
     }
-    let LiveFrame::Committed(e) = frame else { return };
     let Some(run) = e.run_id.as_ref() else { return };
     let r = run.as_str();
     let end = at(e.created_at);

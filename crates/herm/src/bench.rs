@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// minute, then its idle cost with `--idle-automations` enabled automations.
     #[arg(long)]
     schedules: Option<usize>,
+    /// Instead: tracing overhead — steps with spans exported over OTLP to a local receiver
+    /// against steps with tracing off, alternating, this many runs per setting and round.
+    #[arg(long)]
+    tracing: Option<u32>,
     /// With `--schedules`: enabled automations (not due) for the idle-cost measurement.
     #[arg(long, default_value_t = 100_000)]
     idle_automations: usize,
@@ -61,6 +65,19 @@ impl Instant0 {
     /// A model whose runs take `steps` model calls.
     pub(crate) fn new(steps: u32) -> Self {
         Self { steps, calls: Mutex::new(HashMap::new()), finals: Default::default() }
+    }
+
+    /// The steps measured so far (the intervals between consecutive model calls of a run),
+    /// sorted; the record is cleared.
+    pub(crate) fn take_steps(&self) -> Vec<Duration> {
+        let mut steps: Vec<Duration> = self
+            .calls
+            .lock()
+            .drain()
+            .flat_map(|(_, v)| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>())
+            .collect();
+        steps.sort();
+        steps
     }
 
     /// When the first call of the run whose message is `key` arrived.
@@ -232,6 +249,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(counts) = &args.memories {
         return crate::bench_memory::run(counts).await;
     }
+    if let Some(n) = args.tracing {
+        return crate::bench_tracing::run(n.max(5), args.steps_per_run).await;
+    }
     if let Some(n) = args.schedules {
         return crate::bench_schedule::run(n.max(1), args.idle_automations).await;
     }
@@ -264,9 +284,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         // A step is the interval between two consecutive model calls of one run: fold, model
         // call, journal, tool call journaled and resolved, result journaled.
-        let mut steps: Vec<Duration> =
-            model.calls.lock().values().flat_map(|v| v.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()).collect();
-        steps.sort();
+        let steps = model.take_steps();
         let total_steps = (n as u64) * (rounds as u64) * (args.steps_per_run as u64);
         let rate = total_steps as f64 / elapsed.as_secs_f64();
         println!(

@@ -4,6 +4,7 @@ mod bench;
 mod bench_mcp;
 mod bench_memory;
 mod bench_schedule;
+mod bench_tracing;
 mod bench_waiting;
 mod client;
 mod config;

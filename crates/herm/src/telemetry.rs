@@ -48,7 +48,7 @@ impl opentelemetry_sdk::trace::IdGenerator for JournalIds {
 /// `OTEL_SDK_DISABLED=true`. Returns the provider to flush at shutdown; `None` when tracing
 /// stays off (the default), in which case no span is ever built.
 pub fn install_tracing(t: &TraceExport) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
-    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Ok(None);
@@ -63,22 +63,47 @@ pub fn install_tracing(t: &TraceExport) -> anyhow::Result<Option<opentelemetry_s
         .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
         .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_else(|| "http/protobuf".into());
-    let exporter = match protocol.as_str() {
+    let batch = || {
+        opentelemetry_sdk::trace::BatchConfigBuilder::default()
+            .with_scheduled_delay(std::time::Duration::from_millis(500))
+            .build()
+    };
+    // HTTP exports from the SDK's own thread with a blocking client, off the runtime that
+    // runs agents; gRPC (tonic) needs the runtime, so its batches are sent from a task.
+    let builder = opentelemetry_sdk::trace::SdkTracerProvider::builder();
+    let builder = match protocol.as_str() {
         "grpc" => {
             let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
             if let Some(e) = &t.endpoint {
                 b = b.with_endpoint(e.clone());
             }
-            b.build()?
+            let exporter = b.build()?;
+            builder.with_span_processor(
+                opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                    exporter,
+                    opentelemetry_sdk::runtime::Tokio,
+                )
+                .with_batch_config(batch())
+                .build(),
+            )
         }
         "http/protobuf" => {
-            let mut b = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary);
+            let client = std::thread::spawn(|| reqwest::blocking::Client::builder().build())
+                .join()
+                .map_err(|_| anyhow::anyhow!("the OTLP HTTP client could not be built"))??;
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_http_client(client)
+                .with_protocol(Protocol::HttpBinary);
             if let Some(e) = &t.endpoint {
                 // A base URL, as the environment variable takes it: the signal's path follows.
                 let e = e.trim_end_matches('/');
                 b = b.with_endpoint(if e.ends_with("/v1/traces") { e.to_owned() } else { format!("{e}/v1/traces") });
             }
-            b.build()?
+            let exporter = b.build()?;
+            builder.with_span_processor(
+                opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).with_batch_config(batch()).build(),
+            )
         }
         other => anyhow::bail!("unknown OTLP protocol `{other}` (expected http/protobuf or grpc)"),
     };
@@ -87,20 +112,7 @@ pub fn install_tracing(t: &TraceExport) -> anyhow::Result<Option<opentelemetry_s
         .with_attribute(opentelemetry::KeyValue::new("service.instance.id", t.node_id.clone()))
         .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
-    let batch = opentelemetry_sdk::trace::BatchConfigBuilder::default()
-        .with_scheduled_delay(std::time::Duration::from_millis(500))
-        .build();
-    let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
-        exporter,
-        opentelemetry_sdk::runtime::Tokio,
-    )
-    .with_batch_config(batch)
-    .build();
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_id_generator(JournalIds(Default::default()))
-        .with_resource(resource)
-        .build();
+    let provider = builder.with_id_generator(JournalIds(Default::default())).with_resource(resource).build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     herm_engine::spans::enable(true);
     tracing::info!(protocol = %protocol, "exporting traces over OTLP");

@@ -106,7 +106,16 @@ async fn counters_move_as_runs_complete_and_fail() {
     let run = env.herm.wait_run(&env.dep, r["run_id"].as_str().unwrap(), Duration::from_secs(20)).await;
     assert_eq!(run["status"], "error", "{run}");
 
-    let after = scrape(&env.herm).await;
+    // Events are counted off the commit path, in commit order: once the failed run's end is
+    // counted, everything before it is.
+    let mut after = scrape(&env.herm).await;
+    for _ in 0..100 {
+        if value(&after, "herm_runs_total", &[("status", "error")]) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = scrape(&env.herm).await;
+    }
     assert_eq!(value(&after, "herm_runs_total", &[("kind", "user"), ("status", "completed")]), 1.0);
     assert_eq!(value(&after, "herm_runs_total", &[("kind", "user"), ("status", "error")]), 1.0);
     assert_eq!(value(&after, "herm_model_calls_total", &[("model", "fake/m1")]), 3.0);
