@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 
+use crate::render::{self, Style};
+
 pub struct Client {
     base: String,
     key: String,
@@ -142,6 +144,7 @@ fn read_line(stdin: &std::io::Stdin) -> Option<String> {
 /// text is printed as its tokens stream; a message whose tokens went by before the stream
 /// was open (a fast run) is printed whole from its committed record.
 async fn stream_run(c: &Client, thread: &str, run: &str, after: &mut i64, waiting: &mut bool) -> anyhow::Result<()> {
+    let st = Style::for_stdout();
     let mut streamed = false;
     c.stream(&format!("/v1/threads/{thread}/events/stream?after={after}"), |ev, d| {
         if let Some(seq) = d["sequence"].as_i64() {
@@ -162,15 +165,35 @@ async fn stream_run(c: &Client, thread: &str, run: &str, after: &mut i64, waitin
                 }
                 println!();
             }
-            "tool_call" => println!("  → {}({})", d["tool"].as_str().unwrap_or_default(), d["arguments"]),
+            "tool_call" => {
+                println!("  {} {}", st.cyan("→"), render::call(d["tool"].as_str().unwrap_or_default(), &d["arguments"]))
+            }
+            "tool_output" => {
+                print!("{}", st.dim(d["delta"].as_str().unwrap_or_default()));
+                let _ = std::io::stdout().flush();
+            }
             "tool_result" => {
-                let first = d["result"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned();
+                let outcome = d["outcome"].as_str().unwrap_or_default();
+                let outcome = if outcome == "ok" { st.green(outcome) } else { st.red(outcome) };
+                let first = render::clip(d["result"].as_str().unwrap_or_default(), 100);
                 println!(
-                    "  ← {} [{}] {first}",
+                    "  {} {} [{outcome}] {}",
+                    st.cyan("←"),
                     d["tool"].as_str().unwrap_or_default(),
-                    d["outcome"].as_str().unwrap_or_default()
+                    st.dim(&first)
                 );
             }
+            "steering_request" => {
+                println!("  {} {}", st.yellow("? waits for you:"), d["summary"].as_str().unwrap_or_default())
+            }
+            "budget" => println!(
+                "  {}",
+                st.red(&format!(
+                    "budget ({}) reached at {} USD",
+                    d["scope"].as_str().unwrap_or_default(),
+                    d["limit_usd"]
+                ))
+            ),
             "run_status" => match d["status"].as_str() {
                 Some("completed") => return false,
                 Some("waiting_on_human") => {
@@ -178,7 +201,10 @@ async fn stream_run(c: &Client, thread: &str, run: &str, after: &mut i64, waitin
                     return false;
                 }
                 Some(s @ ("error" | "interrupted")) => {
-                    println!("[run {s}: {}]", d["error"]["message"].as_str().unwrap_or_default());
+                    println!(
+                        "{}",
+                        st.red(&format!("[run {s}: {}]", d["error"]["message"].as_str().unwrap_or_default()))
+                    );
                     return false;
                 }
                 _ => {}
@@ -281,4 +307,47 @@ pub async fn events_tail(c: &Client, deployment: &str, after: Option<String>) ->
     // A closed stdout (`| head`) ends the tail quietly instead of panicking.
     c.stream(&format!("/v1/deployments/{deployment}/events{q}"), |_, d| writeln!(std::io::stdout(), "{d}").is_ok())
         .await
+}
+
+/// `herm runs show`: a run's timeline with timings, tokens and cost.
+pub async fn runs_show(c: &Client, deployment: &str, run: &str) -> anyhow::Result<()> {
+    let r = c.get(&format!("/v1/deployments/{deployment}/runs/{run}")).await?;
+    let thread = r["thread_id"].as_str().unwrap_or_default().to_owned();
+    let mut events = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = c.get(&format!("/v1/threads/{thread}/events?limit=100&cursor={cursor}")).await?;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        events.extend(data.into_iter().filter(|e| e["run_id"].as_str() == Some(run)));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    print!("{}", render::timeline(&r, &events, Style::for_stdout()));
+    Ok(())
+}
+
+/// `herm usage`: tokens and cost per day (or model) over a window.
+pub async fn usage(
+    c: &Client,
+    deployment: &str,
+    from: Option<String>,
+    to: Option<String>,
+    by: &str,
+) -> anyhow::Result<()> {
+    let mut q = vec![format!("group_by={by}")];
+    let today = chrono::Utc::now().date_naive();
+    // A day count (`--days 7`) is the common question; `--from` wins.
+    if let Some(f) = from {
+        q.push(format!("from={f}"));
+    } else {
+        q.push(format!("from={}T00:00:00Z", today - chrono::Days::new(6)));
+    }
+    if let Some(t) = to {
+        q.push(format!("to={t}"));
+    }
+    let report = c.get(&format!("/v1/deployments/{deployment}/usage?{}", q.join("&"))).await?;
+    print!("{}", render::usage_table(&report, by, Style::for_stdout()));
+    Ok(())
 }

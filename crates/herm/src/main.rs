@@ -8,6 +8,7 @@ mod bench_tracing;
 mod bench_waiting;
 mod client;
 mod config;
+mod render;
 mod sandbox_cmd;
 mod serve;
 mod telemetry;
@@ -69,6 +70,29 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Inspect runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Tokens and cost per day (the last 7 days unless `--from`) or per model.
+    Usage {
+        #[arg(long)]
+        deployment: String,
+        /// RFC 3339 start (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 end (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// `day` or `model`.
+        #[arg(long, default_value = "day")]
+        by: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Follow events.
     Events {
         #[command(subcommand)]
@@ -114,6 +138,17 @@ enum SecretsCommand {
         name: String,
         #[arg(long)]
         description: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// A run's timeline: each event with its offset, model calls with tokens and cost, tool
+    /// calls with their outcome and duration, and the totals.
+    Show {
+        run: String,
+        #[arg(long)]
+        deployment: String,
     },
 }
 
@@ -175,6 +210,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Approve { deployment, thread, list, conn } => {
             client::approve(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, thread, list)
+                .await
+        }
+        Command::Runs { command: RunsCommand::Show { run, deployment }, conn } => {
+            client::runs_show(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, &run).await
+        }
+        Command::Usage { deployment, from, to, by, conn } => {
+            client::usage(&client::Client::new(&conn.url, conn.api_key_file.as_ref())?, &deployment, from, to, &by)
                 .await
         }
         Command::Events { command: EventsCommand::Tail { deployment, after }, conn } => {

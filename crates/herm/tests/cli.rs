@@ -135,3 +135,45 @@ async fn chat_prompts_for_approval_and_approve_answers_questions() {
     let last = env.model.attempts().pop().unwrap().body.to_string();
     assert!(last.contains("\"content\":\"B\""), "the answer was the option's text: {last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_show_and_usage_print_the_work() {
+    let env = setup(
+        vec![Reply::tool("lookup", json!({"q": "weather"})), Reply::text(&["sunny"])],
+        Wire::Anthropic,
+        json!({}),
+    )
+    .await;
+    let run = run_to_end(&env, "what is the weather").await;
+    let conn = (env.herm.url.clone(), env.herm.admin_key.clone());
+    let (dep, r) = (env.dep.clone(), run.clone());
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || herm_cli(&conn, &["runs", "show", &r, "--deployment", &dep], ""))
+            .await
+            .unwrap();
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with(&format!("run {run} — user completed, 2 steps")), "{out}");
+    assert!(out.contains("model fake/m1 in ") && out.contains("30 in / 15 out · $0.000315"), "{out}");
+    assert!(out.contains("tool → lookup(q=\"weather\")"), "{out}");
+    assert!(out.contains("tool ← lookup ok in "), "{out}");
+    assert!(out.contains("status completed"), "{out}");
+    assert!(lines.last().unwrap().starts_with("total 50 in / 25 out tokens · $0.000525"), "{out}");
+    assert!(!out.contains('\x1b'), "piped output is plain");
+
+    let conn = (env.herm.url.clone(), env.herm.admin_key.clone());
+    let dep = env.dep.clone();
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || herm_cli(&conn, &["usage", "--deployment", &dep], "")).await.unwrap();
+    assert!(ok, "{err}");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(out.lines().any(|l| l.starts_with(&today) && l.contains("0.000525")), "{out}");
+    assert!(out.lines().last().unwrap().starts_with("total"), "{out}");
+    let conn = (env.herm.url.clone(), env.herm.admin_key.clone());
+    let dep = env.dep.clone();
+    let (ok, out, _) =
+        tokio::task::spawn_blocking(move || herm_cli(&conn, &["usage", "--deployment", &dep, "--by", "model"], ""))
+            .await
+            .unwrap();
+    assert!(ok && out.contains("fake/m1"), "{out}");
+}
