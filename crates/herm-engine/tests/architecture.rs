@@ -52,6 +52,8 @@ fn the_pure_core_performs_no_io() {
         ("schedule/grammar.rs", include_str!("../src/schedule/grammar.rs")),
         ("compaction.rs", include_str!("../src/compaction.rs")),
         ("memory/rank.rs", include_str!("../src/memory/rank.rs")),
+        ("webhooks/plan.rs", include_str!("../src/webhooks/plan.rs")),
+        ("webhooks/sign.rs", include_str!("../src/webhooks/sign.rs")),
     ];
     for (file, text) in pure {
         // Tests may build events with timestamps; the code under test may not read a clock.

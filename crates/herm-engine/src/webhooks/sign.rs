@@ -4,7 +4,7 @@
 //! over `{id}.{timestamp}.{body}`. A receiver recomputes it and compares in constant time,
 //! and refuses timestamps older than a few minutes. Pure.
 
-use base64::Engine as _;
+use base64::prelude::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -17,7 +17,7 @@ pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+    format!("v1,{}", BASE64_STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 #[cfg(test)]
