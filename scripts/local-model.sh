@@ -54,7 +54,7 @@ start() {
   fi
   echo "local model: starting llama.cpp's server on 127.0.0.1:$port (log: $log)" >&2
   # setsid: the server outlives this script; `stop` ends it.
-  setsid "$venv/bin/python" -m llama_cpp.server --model "$model" --model_alias gemma-3-270m \
+  setsid "$venv/bin/python" -m llama_cpp.server --model "$model" --model_alias gemma-3-270m --chat_format gemma \
     --host 127.0.0.1 --port "$port" --n_ctx 8192 > "$log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   for _ in $(seq 1 600); do

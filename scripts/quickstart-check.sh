@@ -4,7 +4,7 @@
 # message through `herm chat` to the demo deployment, which must come back as a completed
 # run with a non-empty answer and estimated usage. Runs in a temporary data directory on a
 # free port; stops everything it started.
-# Usage: scripts/quickstart-check.sh
+# Usage: scripts/quickstart-check.sh   (HERM_BIN=target/debug/herm to use a binary already built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -12,16 +12,16 @@ unset ANTHROPIC_API_KEY OPENAI_API_KEY HERM_QUICKSTART_BASE_URL
 export HERM_DATA_DIR="$work/data" HERM_SERVER__ADDR=127.0.0.1:0 HERM_QUICKSTART_MODEL_PORT=18081
 scripts/run.sh > "$work/run.out" 2> "$work/run.err" &
 runner=$!
-trap 'kill $runner 2>/dev/null || true; wait $runner 2>/dev/null || true; scripts/local-model.sh stop; rm -rf "$work"' EXIT
+trap 'kill $runner 2>/dev/null || true; wait $runner 2>/dev/null || true; scripts/local-model.sh stop; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 for _ in $(seq 1 6000); do
   grep -q "^herm is running at" "$work/run.out" 2>/dev/null && break
-  kill -0 $runner 2>/dev/null || { echo "the quickstart failed:"; tail -n 40 "$work/run.err"; exit 1; }
+  kill -0 $runner 2>/dev/null || { echo "the quickstart failed:"; tail -n 40 "$work/run.err"; tail -n 20 "$work/run.out"; exit 1; }
   sleep 0.5
 done
 grep -q "^herm is running at" "$work/run.out" || { echo "the quickstart did not come up"; tail -n 40 "$work/run.err"; exit 1; }
 url=$(sed -n 's/^herm is running at \(http[^ ]*\) with.*/\1/p' "$work/run.out")
 dep=$(cat "$HERM_DATA_DIR/demo-deployment")
-herm="${CARGO_TARGET_DIR:-target}/release/herm"
+herm="${HERM_BIN:-${CARGO_TARGET_DIR:-target}/release/herm}"
 SECONDS=0
 answer=$(echo "Say hello in three words." | HERM_URL="$url" "$herm" chat "$dep" --api-key-file "$HERM_DATA_DIR/admin.key")
 took=$SECONDS

@@ -41,6 +41,11 @@ set -e
 # counted as one test.
 contract=passed
 scripts/api-contract.sh || { status=1; contract=failed; }
+# The quickstart on a real local model (llama.cpp's server with Gemma 3 270M, set up once
+# under ~/.cache/herm: the first time builds llama.cpp, several minutes), through
+# scripts/run.sh with no API key, up to one answered message; counted as one test.
+quickstart=passed
+HERM_BIN="${CARGO_TARGET_DIR:-target}/debug/herm" scripts/quickstart-check.sh || { status=1; quickstart=failed; }
 # Sandboxes that tests left behind (a failed test does not clean up after itself, and a
 # herm killed with SIGKILL leaves its pool of ready containers).
 docker ps -aq --filter label=herm.managed | xargs -r docker rm -f >/dev/null 2>&1 || true
@@ -52,6 +57,7 @@ pkill -KILL -f '^slirp4netns --configure --mtu=65520 --disable-host-loopback' 2>
 passed=$(awk '/^test result:/ {p += $4} END {print p + 0}' "$results")
 failed=$(awk '/^test result:/ {f += $6} END {print f + 0}' "$results")
 if [ "$contract" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+if [ "$quickstart" = passed ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 rm -f "$results"
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
 echo "$passed passed, $failed failed"

@@ -37,6 +37,7 @@ suite_tests!(
     run_kinds_and_costs,
     proactive_records_fire_once_and_change_conditionally,
     attachments_are_stored_once_and_leave_with_their_thread,
+    webhooks_keep_an_outbox_and_record_attempts_once,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +107,13 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6);
+    assert_eq!(v, 7);
+    // The tables of the latest migration work on a migrated database.
+    f.store
+        .put_customer_limits("c", &herm_types::webhook::CustomerLimits { max_daily_cost_usd: Some(1.0) })
+        .await
+        .unwrap();
+    assert!(f.store.list_webhooks().await.unwrap().is_empty());
 }
 
 /// Bytes a crash left without a committed record, and temporary files, are removed when the

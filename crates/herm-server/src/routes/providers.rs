@@ -51,6 +51,14 @@ pub async fn put(
     if spec.models.keys().any(|m| m.is_empty() || m.len() > 200) {
         errs.push(FieldError::new("models", "model names must be 1-200 characters"));
     }
+    for (name, m) in &spec.models {
+        if m.max_output_tokens.is_some_and(|n| !(1..=herm_types::config::MAX_OUTPUT_TOKENS).contains(&n)) {
+            errs.push(FieldError::new(
+                format!("models.{name}.max_output_tokens"),
+                format!("must be 1 to {}", herm_types::config::MAX_OUTPUT_TOKENS),
+            ));
+        }
+    }
     if !errs.is_empty() {
         return Err(ApiError::fields(errs));
     }

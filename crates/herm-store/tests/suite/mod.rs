@@ -390,6 +390,101 @@ pub async fn run_kinds_and_costs(f: Fixture) {
     assert!((f.store.deployment_cost_since(&d.id, day).await.unwrap() - 0.25).abs() < 1e-9);
     let later = now() + chrono::Duration::hours(1);
     assert_eq!(f.store.deployment_cost_since(&d.id, later).await.unwrap(), 0.0);
+    // The customer's day sums its deployments; the gauges count runs in progress.
+    let other = deployment(f.store.as_ref()).await;
+    start_run(f.store.as_ref(), &other.default_thread_id).await;
+    assert!((f.store.customer_cost_since("c", day).await.unwrap() - 0.25).abs() < 1e-9);
+    assert_eq!(f.store.customer_cost_since("nobody", day).await.unwrap(), 0.0);
+    assert_eq!(f.store.active_run_counts().await.unwrap(), [0, 2, 0]);
+    // Customer limits: none until set, replaced whole, removed when empty.
+    use herm_types::webhook::CustomerLimits;
+    assert_eq!(f.store.customer_limits("c").await.unwrap(), CustomerLimits::default());
+    let l = CustomerLimits { max_daily_cost_usd: Some(2.5) };
+    f.store.put_customer_limits("c", &l).await.unwrap();
+    assert_eq!(f.store.customer_limits("c").await.unwrap(), l);
+    f.store.put_customer_limits("c", &CustomerLimits::default()).await.unwrap();
+    assert_eq!(f.store.customer_limits("c").await.unwrap(), CustomerLimits::default());
+}
+
+/// Events a webhook may want reach the outbox with their commit, only while a webhook
+/// exists; an entry becomes deliveries once (one per webhook and event), an attempt is
+/// recorded only on the attempt count it read, and deleting a webhook takes its deliveries.
+pub async fn webhooks_keep_an_outbox_and_record_attempts_once(f: Fixture) {
+    use herm_types::webhook::*;
+    let d = deployment(f.store.as_ref()).await;
+    let t = &d.default_thread_id;
+    // No webhook yet: nothing is kept.
+    let before = start_run(f.store.as_ref(), t).await;
+    f.store.append(Append::new(t.clone(), vec![status(&before, RunStatus::Completed)])).await.unwrap();
+    assert!(f.store.outbox(10).await.unwrap().is_empty());
+
+    let spec = WebhookSpec {
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec![WebhookEvent::RunCompleted],
+        secret: SecretId::new(),
+        deployment_id: None,
+        customer_id: None,
+        description: None,
+    };
+    let hook = Webhook { id: WebhookId::new(), spec, created_at: now() };
+    f.store.insert_webhook(hook.clone()).await.unwrap();
+    assert_eq!(f.store.list_webhooks().await.unwrap(), vec![hook.clone()]);
+    assert_eq!(f.store.get_webhook(&hook.id).await.unwrap(), Some(hook.clone()));
+    let run = start_run(f.store.as_ref(), t).await;
+    let done = f.store.append(Append::new(t.clone(), vec![status(&run, RunStatus::Completed)])).await.unwrap();
+    let outbox = f.store.outbox(10).await.unwrap();
+    // The running status of `start_run` and the completion: both run_status events.
+    assert_eq!(outbox.len(), 2, "{outbox:?}");
+    assert!(outbox.iter().all(|(_, e)| e.is_some()));
+    let done_id = done[0].id.clone();
+    let delivery = |id: DeliveryId| Delivery {
+        id,
+        webhook_id: hook.id.clone(),
+        event_id: done_id.clone(),
+        event: WebhookEvent::RunCompleted,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(now() - chrono::Duration::seconds(1)),
+        last_status: None,
+        last_error: None,
+        created_at: now(),
+        delivered_at: None,
+        payload: serde_json::json!({"id": done_id}),
+    };
+    for (id, _) in &outbox {
+        let ds = if *id == done_id { vec![delivery(DeliveryId::new())] } else { vec![] };
+        f.store.enqueue_deliveries(id, ds).await.unwrap();
+    }
+    assert!(f.store.outbox(10).await.unwrap().is_empty());
+    // The same event again (a crash before the outbox entry went): still one delivery.
+    f.store.enqueue_deliveries(&done_id, vec![delivery(DeliveryId::new())]).await.unwrap();
+    let due = f.store.due_deliveries(now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(f.store.next_delivery_at().await.unwrap().is_some());
+    let mut tried = due[0].clone();
+    tried.attempts = 1;
+    tried.last_status = Some(500);
+    tried.next_attempt_at = Some(now() + chrono::Duration::hours(1));
+    assert!(f.store.record_attempt(&tried, 0).await.unwrap());
+    assert!(!f.store.record_attempt(&tried, 0).await.unwrap(), "a second sender's record is refused");
+    assert!(f.store.due_deliveries(now(), 10).await.unwrap().is_empty(), "not due before its retry time");
+    let mut ok = tried.clone();
+    ok.attempts = 2;
+    ok.status = DeliveryStatus::Delivered;
+    ok.last_status = Some(204);
+    ok.next_attempt_at = None;
+    ok.delivered_at = Some(now());
+    assert!(f.store.record_attempt(&ok, 1).await.unwrap());
+    let listed = f.store.list_deliveries(&hook.id, None, 10).await.unwrap();
+    assert_eq!((listed.len(), listed[0].status, listed[0].attempts), (1, DeliveryStatus::Delivered, 2));
+    assert_eq!(listed[0].payload, serde_json::json!({"id": done_id}));
+    // Deleting the webhook takes its deliveries, and with no webhook left the outbox stops.
+    assert!(f.store.delete_webhook(&hook.id).await.unwrap());
+    assert!(!f.store.delete_webhook(&hook.id).await.unwrap());
+    assert!(f.store.list_deliveries(&hook.id, None, 10).await.unwrap().is_empty());
+    let run = start_run(f.store.as_ref(), t).await;
+    f.store.append(Append::new(t.clone(), vec![status(&run, RunStatus::Completed)])).await.unwrap();
+    assert!(f.store.outbox(10).await.unwrap().is_empty());
 }
 
 /// A firing is recorded with the append that starts its run, once: the same key again is
