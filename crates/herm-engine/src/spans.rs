@@ -223,30 +223,26 @@ pub(crate) fn observe(e: &Event) {
 }
 
 /// A call inside a tool call that leaves no event of its own (an MCP `tools/call`, a sandbox
-/// exec): a span under the tool call's span, made as it finishes.
+/// exec): a client span under the tool call's span, made as it finishes.
 pub(crate) fn child(
-    run: &RunId,
-    tool_use_id: &str,
+    cx: &crate::tools::source::CallContext<'_>,
     name: String,
-    kind: SpanKind,
     started: SystemTime,
     attributes: Vec<KeyValue>,
-    error: Option<&str>,
+    failed: bool,
 ) {
-    if !enabled() {
-        return;
-    }
-    let r = run.as_str();
+    let Some(run) = cx.run.filter(|_| enabled()) else { return };
+    let (r, tool_use_id) = (run.as_str(), cx.tool_use_id);
     let nonce = rand::random::<u64>().to_string();
     make(Planned {
         name,
-        kind,
+        kind: SpanKind::Client,
         trace: trace::trace_id(r),
         parent: Some(trace::tool_span(r, tool_use_id)),
         id: trace::span_id(&["child", r, tool_use_id, &nonce]),
         start: started,
         end: SystemTime::now(),
         attributes,
-        error,
+        error: failed.then_some("tool_error"),
     });
 }

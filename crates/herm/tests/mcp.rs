@@ -102,9 +102,29 @@ async fn an_image_from_an_mcp_tool_reaches_the_model() {
     let script = vec![Reply::tool("everything__get-tiny-image", json!({})), Reply::text(&["a logo"])];
     let mut everything = mcp_peers::everything_stdio("everything");
     everything["tools"] = json!(["get-tiny-image"]);
-    let env = setup_mcp(script, json!([everything]), CONFIG).await;
+    // Traced too: the MCP call is a span under its tool call's span.
+    let receiver = OtlpReceiver::start().await;
+    let config = format!("{CONFIG}\n[telemetry]\notlp_endpoint = \"{}\"\n", receiver.url());
+    let env = setup_mcp(script, json!([everything]), &config).await;
     env.put_provider(Wire::Anthropic, json!({"models": {"m1": {"attachments": ["image"]}}})).await;
     run_to_end(&env, "show me the logo").await;
+    let mut spans = receiver.spans();
+    for _ in 0..100 {
+        if spans.iter().any(|s| s.name == "tools/call get-tiny-image")
+            && spans.iter().any(|s| s.name.starts_with("execute_tool"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        spans = receiver.spans();
+    }
+    let call = spans.iter().find(|s| s.name == "tools/call get-tiny-image").expect("an MCP span");
+    let tool = spans.iter().find(|s| s.name == "execute_tool everything__get-tiny-image").expect("a tool span");
+    assert_eq!((call.parent_span_id.as_str(), call.trace_id.as_str()), (tool.span_id.as_str(), tool.trace_id.as_str()));
+    assert_eq!(
+        (call.kind, call.attr("mcp.method.name"), call.attr("herm.mcp.server")),
+        (3, Some("tools/call"), Some("everything"))
+    );
     let attempts = env.model.attempts();
     let last = &attempts.last().unwrap().body;
     let result = last["messages"]

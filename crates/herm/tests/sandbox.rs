@@ -32,7 +32,10 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
         Reply::tool("read_file", json!({"path": "/workspace/notes/a.txt"})),
         Reply::text(&["still there"]),
     ];
-    let mut env = setup_with(script, Wire::Anthropic, json!({}), &sandbox_config()).await;
+    // Traced: each sandbox exec is a span under its tool call's span.
+    let receiver = OtlpReceiver::start().await;
+    let config = format!("{}\n[telemetry]\notlp_endpoint = \"{}\"\n", sandbox_config(), receiver.url());
+    let mut env = setup_with(script, Wire::Anthropic, json!({}), &config).await;
     let (_, d) = env.herm.get(&format!("/v1/deployments/{}", env.dep)).await;
     assert_eq!(d["status"], "ready", "ready only once the sandbox answers: {d}");
     assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", &format!("herm-{}", env.dep)]), "true");
@@ -46,6 +49,19 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
     let r = results(&env, &env.thread).await;
     assert!(r[0]["result"].as_str().unwrap().starts_with("exit code 0\n42"), "{}", r[0]);
     assert_eq!(r[1]["result"], "hello\n");
+
+    let mut spans = receiver.spans();
+    for _ in 0..100 {
+        if spans.iter().any(|s| s.name == "sandbox shell") && spans.iter().any(|s| s.name == "execute_tool shell") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        spans = receiver.spans();
+    }
+    let exec = spans.iter().find(|s| s.name == "sandbox shell").expect("a sandbox span");
+    let tool = spans.iter().find(|s| s.name == "execute_tool shell").expect("a tool span");
+    assert_eq!(exec.parent_span_id, tool.span_id);
+    assert_eq!((exec.attr("herm.sandbox.backend"), exec.attr("herm.sandbox.tool")), (Some("docker"), Some("shell")));
 
     // Files API.
     let (s, l) = env.herm.get(&format!("/v1/deployments/{}/files?path=notes", env.dep)).await;

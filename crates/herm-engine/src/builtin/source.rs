@@ -73,23 +73,11 @@ impl ToolRunner for Builtin {
         let started = std::time::SystemTime::now();
         let (output, changes) =
             super::run(sb.as_ref(), &dep.id, *self, args, cx.tool_use_id, timeout, track, &mut on_output).await;
-        if let Some(run) = cx.run {
-            let attributes = vec![
-                opentelemetry::KeyValue::new("herm.sandbox.backend", sb.backend()),
-                opentelemetry::KeyValue::new("herm.sandbox.tool", self.name()),
-            ];
-            let error = output.is_error.then_some("tool_error");
-            let name = format!("sandbox {}", self.name());
-            crate::spans::child(
-                run,
-                cx.tool_use_id,
-                name,
-                opentelemetry::trace::SpanKind::Client,
-                started,
-                attributes,
-                error,
-            );
-        }
+        let attributes = vec![
+            opentelemetry::KeyValue::new("herm.sandbox.backend", sb.backend()),
+            opentelemetry::KeyValue::new("herm.sandbox.tool", self.name()),
+        ];
+        crate::spans::child(cx, format!("sandbox {}", self.name()), started, attributes, output.is_error);
         let records = changes.into_iter().map(|(change, path)| EventKind::Filesystem { change, path }).collect();
         if touches_memory(*self, args)
             && let Err(e) = engine.sync_memory_files(dep, cx.run).await

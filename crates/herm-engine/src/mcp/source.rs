@@ -55,24 +55,13 @@ impl ToolRunner for McpCall {
         let meta = Meta { customer_id: &dep.spec.customer_id, deployment_id: &dep.id, thread_id: cx.thread.as_str() };
         let started = std::time::SystemTime::now();
         let outcome = cx.engine.mcp().call(&dep.spec, &self.0, args, meta).await;
-        if let Some(run) = cx.run {
-            let attributes = vec![
-                opentelemetry::KeyValue::new("mcp.method.name", "tools/call"),
-                opentelemetry::KeyValue::new("gen_ai.tool.name", self.0.remote.clone()),
-                opentelemetry::KeyValue::new("herm.mcp.server", self.0.server.clone()),
-            ];
-            let error = outcome.output.is_error.then_some("tool_error");
-            let name = format!("tools/call {}", self.0.remote);
-            crate::spans::child(
-                run,
-                cx.tool_use_id,
-                name,
-                opentelemetry::trace::SpanKind::Client,
-                started,
-                attributes,
-                error,
-            );
-        }
+        let attributes = vec![
+            opentelemetry::KeyValue::new("mcp.method.name", "tools/call"),
+            opentelemetry::KeyValue::new("gen_ai.tool.name", self.0.remote.clone()),
+            opentelemetry::KeyValue::new("herm.mcp.server", self.0.server.clone()),
+        ];
+        let failed = outcome.output.is_error;
+        crate::spans::child(cx, format!("tools/call {}", self.0.remote), started, attributes, failed);
         let mut output = outcome.output;
         output.content = cx.redactor.redact(&output.content);
         if !outcome.images.is_empty() && cx.engine.sees_images(&dep.spec).await {
