@@ -1,5 +1,5 @@
-//! An OTLP/HTTP trace receiver: accepts `POST /v1/traces` (protobuf), decodes every span and
-//! keeps it, flattened, for tests to inspect.
+//! OTLP trace receivers: over HTTP (`POST /v1/traces`, protobuf) and over gRPC (the
+//! `TraceService`), each decoding every span and keeping it, flattened, for tests to inspect.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -86,6 +86,13 @@ async fn receive(State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>, body: Bytes
     let Ok(req) = ExportTraceServiceRequest::decode(body) else {
         return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/plain")], Vec::new());
     };
+    keep(&spans, req);
+    let resp = ExportTraceServiceResponse { partial_success: None }.encode_to_vec();
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], resp)
+}
+
+/// Flattens every span of an export request into `spans`.
+fn keep(spans: &Mutex<Vec<ReceivedSpan>>, req: ExportTraceServiceRequest) {
     let mut out = spans.lock();
     for rs in req.resource_spans {
         let resource: BTreeMap<String, String> = rs
@@ -109,6 +116,36 @@ async fn receive(State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>, body: Bytes
             }
         }
     }
-    let resp = ExportTraceServiceResponse { partial_success: None }.encode_to_vec();
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], resp)
+}
+
+/// The same receiver over OTLP/gRPC (`opentelemetry.proto.collector.trace.v1.TraceService/Export`
+/// on an HTTP/2 listener), keeping spans in the same form.
+#[derive(Clone)]
+struct GrpcSink(Arc<Mutex<Vec<ReceivedSpan>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for GrpcSink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        keep(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+impl OtlpReceiver {
+    /// A receiver speaking OTLP/gRPC; [`Self::url`] is its endpoint.
+    pub async fn start_grpc() -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = TraceServiceServer::new(GrpcSink(spans.clone()));
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(async move {
+            tonic::transport::Server::builder().add_service(svc).serve_with_incoming(incoming).await.unwrap()
+        });
+        Self { spans, addr }
+    }
 }

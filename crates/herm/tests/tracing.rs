@@ -116,3 +116,20 @@ async fn a_run_is_one_trace_with_genai_attributes_and_no_secret() {
         assert!(!logs.contains(canary), "a secret in the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_a_grpc_collector() {
+    let receiver = OtlpReceiver::start_grpc().await;
+    let config = format!("{CONFIG}\n[telemetry]\notlp_endpoint = \"{}\"\notlp_protocol = \"grpc\"\n", receiver.url());
+    let model = FakeModel::start(vec![Reply::text(&["hello"])]).await;
+    let env = setup_env(model, Wire::OpenAi, json!({}), &config, &[]).await;
+    let run = run_to_end(&env, "hi").await;
+    let spans = spans_until(&receiver, "run span over gRPC", |s| {
+        s.iter().any(|x| x.name == "invoke_agent" && x.attr("herm.run.id") == Some(run.as_str()))
+    })
+    .await;
+    let root = spans.iter().find(|x| x.name == "invoke_agent").unwrap();
+    let chat = spans.iter().find(|x| x.name == "chat m1").expect("a chat span");
+    assert_eq!(chat.parent_span_id, root.span_id);
+    assert_eq!(chat.attr("gen_ai.usage.output_tokens"), Some("10"));
+}
