@@ -187,3 +187,22 @@ async fn usage_is_reported_per_day_and_per_model() {
         assert_eq!(status, 400, "{bad}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automation_run_spends_from_the_same_budget() {
+    let env = setup(vec![Reply::text(&["first"]), Reply::text(&["second"])], Wire::Anthropic, json!({})).await;
+    env.herm.ok("PUT", "/v1/customers/cust-1/limits", &json!({"max_daily_cost_usd": 0.0003}), 200).await;
+    run_to_end(&env, "spend").await;
+    let autos = format!("/v1/deployments/{}/automations", env.dep);
+    let body = json!({"name": "nightly", "schedule": "daily at 3am", "instructions": "Report."});
+    let a = env.herm.ok("POST", &autos, &body, 201).await;
+    let fired =
+        env.herm.ok("POST", &format!("{autos}/{}/run", a["automation_id"].as_str().unwrap()), &json!({}), 202).await;
+    let run = env.herm.wait_run(&env.dep, fired["run_id"].as_str().unwrap(), Duration::from_secs(20)).await;
+    assert_eq!(
+        (run["kind"].as_str(), run["status"].as_str(), run["error"]["code"].as_str()),
+        (Some("automation"), Some("error"), Some("insufficient_credits")),
+        "{run}"
+    );
+    assert_eq!(env.model.request_count(), 1, "the automation's call never started");
+}
