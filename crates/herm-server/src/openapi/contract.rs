@@ -287,11 +287,37 @@ pub fn apply(doc: &mut Value) {
     }
     links(doc);
     relax_flattened(doc);
+    event_trace_ids(doc);
+}
+
+/// An event of a run names its trace and span on the wire (computed when it is written out,
+/// see `herm_types::trace`), which the derived schema cannot see.
+fn event_trace_ids(doc: &mut Value) {
+    let Some(parts) = doc.pointer_mut("/components/schemas/Event/allOf").and_then(Value::as_array_mut) else { return };
+    for part in parts {
+        if let Some(props) = part.get_mut("properties").and_then(Value::as_object_mut) {
+            for (name, what) in [
+                ("trace_id", "W3C trace id (32 hex) of the event's run"),
+                ("span_id", "W3C span id (16 hex) of the span the event belongs to"),
+            ] {
+                props.insert(name.into(), json!({"type": "string", "description": what}));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_declare_their_trace_ids() {
+        let mut doc = json!({"components": {"schemas": {"Event": {"allOf": [
+            {"$ref": "#/components/schemas/EventKind"}, {"properties": {"id": {"type": "string"}}, "type": "object"}]}}}});
+        event_trace_ids(&mut doc);
+        assert_eq!(doc.pointer("/components/schemas/Event/allOf/1/properties/trace_id/type"), Some(&json!("string")));
+        assert!(doc.pointer("/components/schemas/Event/allOf/1/properties/span_id").is_some());
+    }
 
     #[test]
     fn every_template_parameter_is_defined_once() {
