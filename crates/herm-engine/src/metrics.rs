@@ -1,7 +1,7 @@
 //! Metrics: what the Prometheus page at `/metrics` counts. Counters and histograms move as
-//! events commit (from the bus's tap, on the telemetry thread: see `observe.rs`, so they agree
-//! with the log); gauges of work in progress are
-//! read from the store when the page is scraped ([`Engine::gauges`]).
+//! events commit (from the bus's tap, on the telemetry thread: see `observe.rs`), so they
+//! agree with the log; gauges of work in progress are read from the store when the page is
+//! scraped ([`Engine::gauges`]).
 //!
 //! Every label takes a bounded set of values: run kinds and statuses, tool outcomes, and
 //! model and tool names, of which the first [`MAX_NAMES`] seen are kept and the rest are
@@ -122,5 +122,20 @@ fn observe(kind: &EventKind, models: &Names, tools: &Names) {
             metrics::counter!("herm_budget_stops_total", "scope" => scope.as_str()).increment(1);
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_capped() {
+        let names = Names::default();
+        for i in 0..MAX_NAMES {
+            assert_eq!(names.label(&format!("tool{i}")), format!("tool{i}"));
+        }
+        assert_eq!(names.label("one-too-many"), "other");
+        assert_eq!(names.label("tool7"), "tool7", "names seen before keep their label");
     }
 }
