@@ -34,6 +34,7 @@ fi
 
 data="${HERM_DATA_DIR:-herm-data}"
 features=""
+local_model=""
 mkdir -p "$data"
 chmod 700 "$data"
 if [ ! -s "$data/admin.key" ]; then
@@ -57,6 +58,7 @@ kind = \"openai-compatible\"
 base_url = \"$HERM_QUICKSTART_BASE_URL\""
 else
   url=$(scripts/local-model.sh start "${HERM_QUICKSTART_MODEL_PORT:-8081}")
+  local_model=1
   model="local/gemma-3-270m"
   # A 270M model answers; it does not pick tools well: the demo offers it none of herm's own.
   features='features: {memory: false, automations: false}'
@@ -82,7 +84,8 @@ TOML
 
 HERM_ADMIN_KEY="$(cat "$data/admin.key")" "$herm" serve --config "$config" > "$data/serve.out" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT INT TERM
+# Stopping the quickstart stops herm and the local model server it started.
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; [ -z "$local_model" ] || scripts/local-model.sh stop' EXIT INT TERM
 url=""
 for _ in $(seq 1 300); do
   url=$(sed -n 's/^herm listening on //p' "$data/serve.out" 2>/dev/null | head -n1)
