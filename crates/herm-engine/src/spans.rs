@@ -120,12 +120,15 @@ pub(crate) fn observe(e: &Event) {
     let r = run.as_str();
     let end = at(e.created_at);
     let took = |ms: &u64| end.checked_sub(Duration::from_millis(*ms)).unwrap_or(end);
-    let mut attributes = vec![
-        KeyValue::new("herm.deployment.id", e.deployment_id.to_string()),
-        KeyValue::new("gen_ai.conversation.id", e.thread_id.to_string()),
-        KeyValue::new("herm.run.id", r.to_owned()),
-        KeyValue::new("herm.event.id", e.id.to_string()),
-    ];
+    // What every span of an event carries (built only for events that make a span).
+    let ids = || {
+        vec![
+            KeyValue::new("herm.deployment.id", e.deployment_id.to_string()),
+            KeyValue::new("gen_ai.conversation.id", e.thread_id.to_string()),
+            KeyValue::new("herm.run.id", r.to_owned()),
+            KeyValue::new("herm.event.id", e.id.to_string()),
+        ]
+    };
     let child = |name: String, kind, id, start, attributes, error| Planned {
         name,
         kind,
@@ -149,6 +152,7 @@ pub(crate) fn observe(e: &Event) {
             ..
         } => {
             let (provider, name) = model.split_once('/').unwrap_or(("", model));
+            let mut attributes = ids();
             attributes.extend([
                 KeyValue::new("gen_ai.operation.name", "chat"),
                 KeyValue::new("gen_ai.provider.name", provider.to_owned()),
@@ -168,6 +172,7 @@ pub(crate) fn observe(e: &Event) {
             child(format!("chat {name}"), SpanKind::Client, id, took(duration_ms), attributes, None)
         }
         EventKind::ToolResult { tool_use_id, tool, is_error, duration_ms, outcome, .. } => {
+            let mut attributes = ids();
             attributes.extend([
                 KeyValue::new("gen_ai.operation.name", "execute_tool"),
                 KeyValue::new("gen_ai.tool.name", tool.clone()),
@@ -179,6 +184,7 @@ pub(crate) fn observe(e: &Event) {
             child(format!("execute_tool {tool}"), SpanKind::Internal, id, took(duration_ms), attributes, error)
         }
         EventKind::Compaction { model, input_tokens, output_tokens, tokens_before, tokens_after, .. } => {
+            let mut attributes = ids();
             attributes.extend([
                 KeyValue::new("gen_ai.operation.name", "chat"),
                 KeyValue::new("gen_ai.request.model", model.clone()),
@@ -191,6 +197,7 @@ pub(crate) fn observe(e: &Event) {
             child("compact".into(), SpanKind::Internal, id, end, attributes, None)
         }
         EventKind::RunStatus { status, kind, error, usage, .. } if status.is_terminal() => {
+            let mut attributes = ids();
             attributes.extend([
                 KeyValue::new("gen_ai.operation.name", "invoke_agent"),
                 KeyValue::new("gen_ai.agent.id", e.deployment_id.to_string()),

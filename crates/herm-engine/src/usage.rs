@@ -50,8 +50,9 @@ impl Engine {
 }
 
 fn check_customer(customer: &str) -> Result<()> {
-    if customer.is_empty() || customer.len() > 128 {
-        return Err(Error::Validation("a customer id has 1-128 characters".into()));
+    if !herm_types::webhook::valid_customer_id(customer) {
+        let max = herm_types::config::limits::MAX_CUSTOMER_ID;
+        return Err(Error::Validation(format!("a customer id has 1-{max} bytes")));
     }
     Ok(())
 }

@@ -131,9 +131,7 @@ impl FakeModel {
             // Requests with images are large: take what a provider takes (32 MB and more).
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = crate::serve_local(app).await;
         Self { inner, addr }
     }
 

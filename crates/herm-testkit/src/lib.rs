@@ -20,3 +20,11 @@ pub use herm::{Herm, HermOptions};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use receiver::{Received, Receiver};
 pub use sse::{Frame, SseReader};
+
+/// Serves `app` on a free loopback port for the rest of the test; its address.
+pub(crate) async fn serve_local(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}

@@ -66,9 +66,7 @@ impl OtlpReceiver {
     pub async fn start() -> Self {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new().route("/v1/traces", axum::routing::post(receive)).with_state(spans.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = crate::serve_local(app).await;
         Self { spans, addr }
     }
 
@@ -79,6 +77,19 @@ impl OtlpReceiver {
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.spans.lock().clone()
+    }
+
+    /// The spans received once `done` holds for them (spans arrive in batches, every half
+    /// second); panics naming `what` after 10 s.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[ReceivedSpan]) -> bool) -> Vec<ReceivedSpan> {
+        for _ in 0..200 {
+            let s = self.spans();
+            if done(&s) {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no {what} among {:#?}", self.spans());
     }
 }
 

@@ -36,9 +36,7 @@ impl Receiver {
     pub async fn start(fail_first: u32) -> Self {
         let inner = Arc::new(Inner { fail_first, seen: Mutex::new(Vec::new()) });
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = crate::serve_local(app).await;
         Self { inner, addr }
     }
 

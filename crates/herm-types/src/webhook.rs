@@ -6,6 +6,7 @@
 //! tool's output.
 
 use crate::config::FieldError;
+use crate::config::limits::MAX_CUSTOMER_ID;
 use crate::ids::*;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,12 @@ impl WebhookEvent {
     }
 }
 
+/// A customer id as deployments accept it (`customer_id`): not blank, at most
+/// [`MAX_CUSTOMER_ID`] bytes.
+pub fn valid_customer_id(c: &str) -> bool {
+    !c.trim().is_empty() && c.len() <= MAX_CUSTOMER_ID
+}
+
 /// Body of `POST /v1/webhooks`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,8 +87,8 @@ impl WebhookSpec {
         if self.description.as_ref().is_some_and(|d| d.len() > 1024) {
             errs.push(FieldError::new("description", "longer than 1024 bytes"));
         }
-        if self.customer_id.as_ref().is_some_and(|c| c.is_empty() || c.len() > 128) {
-            errs.push(FieldError::new("customer_id", "1-128 characters"));
+        if self.customer_id.as_deref().is_some_and(|c| !valid_customer_id(c)) {
+            errs.push(FieldError::new("customer_id", format!("1-{MAX_CUSTOMER_ID} bytes")));
         }
         errs
     }

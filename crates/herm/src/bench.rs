@@ -276,7 +276,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         for _ in 0..n {
             threads.push(engine.create_thread(&dep.id, None).await?.id);
         }
-        model.calls.lock().clear();
         let rounds = if n == 1 { args.single_runs } else { 1 };
         let mut elapsed = Duration::ZERO;
         for r in 0..rounds {

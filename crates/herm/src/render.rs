@@ -74,13 +74,18 @@ pub fn call(tool: &str, args: &Value) -> String {
     format!("{tool}({})", parts.join(", "))
 }
 
+/// An RFC 3339 field, if present and well formed.
+fn time(v: &Value, k: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(s(v, k)).ok()
+}
+
 fn ms(v: u64) -> String {
     if v >= 10_000 { format!("{:.1} s", v as f64 / 1000.0) } else { format!("{v} ms") }
 }
 
 /// A run's timeline: one line per event with its offset from the run's start, then totals.
 pub fn timeline(run: &Value, events: &[Value], st: Style) -> String {
-    let start = chrono::DateTime::parse_from_rfc3339(s(run, "started_at")).ok();
+    let start = time(run, "started_at");
     let mut out = format!(
         "{} {} — {} {}, {} steps\n",
         st.bold("run"),
@@ -94,8 +99,7 @@ pub fn timeline(run: &Value, events: &[Value], st: Style) -> String {
         n(run, "steps"),
     );
     for e in events {
-        let at = chrono::DateTime::parse_from_rfc3339(s(e, "created_at")).ok();
-        let offset = match (start, at) {
+        let offset = match (start, time(e, "created_at")) {
             (Some(a), Some(b)) => format!("{:>9}", format!("+{:.3}s", (b - a).num_milliseconds() as f64 / 1000.0)),
             _ => " ".repeat(9),
         };
@@ -151,13 +155,8 @@ pub fn timeline(run: &Value, events: &[Value], st: Style) -> String {
         n(u, "input_tokens"),
         n(u, "output_tokens"),
         u["cost_usd"].as_f64().unwrap_or(0.0),
-        match (s(run, "started_at"), s(run, "ended_at")) {
-            (a, b) if !a.is_empty() && !b.is_empty() => {
-                match (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
-                    (Ok(a), Ok(b)) => format!(" · {}", ms((b - a).num_milliseconds().max(0) as u64)),
-                    _ => String::new(),
-                }
-            }
+        match (start, time(run, "ended_at")) {
+            (Some(a), Some(b)) => format!(" · {}", ms((b - a).num_milliseconds().max(0) as u64)),
             _ => String::new(),
         }
     ));

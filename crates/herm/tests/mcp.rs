@@ -108,16 +108,12 @@ async fn an_image_from_an_mcp_tool_reaches_the_model() {
     let env = setup_mcp(script, json!([everything]), &config).await;
     env.put_provider(Wire::Anthropic, json!({"models": {"m1": {"attachments": ["image"]}}})).await;
     run_to_end(&env, "show me the logo").await;
-    let mut spans = receiver.spans();
-    for _ in 0..100 {
-        if spans.iter().any(|s| s.name == "tools/call get-tiny-image")
-            && spans.iter().any(|s| s.name.starts_with("execute_tool"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        spans = receiver.spans();
-    }
+    let spans = receiver
+        .wait_for("MCP and tool spans", |s| {
+            s.iter().any(|s| s.name == "tools/call get-tiny-image")
+                && s.iter().any(|s| s.name.starts_with("execute_tool"))
+        })
+        .await;
     let call = spans.iter().find(|s| s.name == "tools/call get-tiny-image").expect("an MCP span");
     let tool = spans.iter().find(|s| s.name == "execute_tool everything__get-tiny-image").expect("a tool span");
     assert_eq!((call.parent_span_id.as_str(), call.trace_id.as_str()), (tool.span_id.as_str(), tool.trace_id.as_str()));

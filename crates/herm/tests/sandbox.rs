@@ -50,14 +50,11 @@ async fn shell_and_files_persist_across_container_stop_and_restart() {
     assert!(r[0]["result"].as_str().unwrap().starts_with("exit code 0\n42"), "{}", r[0]);
     assert_eq!(r[1]["result"], "hello\n");
 
-    let mut spans = receiver.spans();
-    for _ in 0..100 {
-        if spans.iter().any(|s| s.name == "sandbox shell") && spans.iter().any(|s| s.name == "execute_tool shell") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        spans = receiver.spans();
-    }
+    let spans = receiver
+        .wait_for("sandbox and tool spans", |s| {
+            s.iter().any(|s| s.name == "sandbox shell") && s.iter().any(|s| s.name == "execute_tool shell")
+        })
+        .await;
     let exec = spans.iter().find(|s| s.name == "sandbox shell").expect("a sandbox span");
     let tool = spans.iter().find(|s| s.name == "execute_tool shell").expect("a tool span");
     assert_eq!(exec.parent_span_id, tool.span_id);

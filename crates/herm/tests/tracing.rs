@@ -8,17 +8,6 @@
 mod common;
 use common::*;
 
-async fn spans_until(r: &OtlpReceiver, what: &str, f: impl Fn(&[ReceivedSpan]) -> bool) -> Vec<ReceivedSpan> {
-    for _ in 0..200 {
-        let s = r.spans();
-        if f(&s) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no {what} among {:#?}", r.spans());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_is_one_trace_with_genai_attributes_and_no_secret() {
     let receiver = OtlpReceiver::start().await;
@@ -32,7 +21,7 @@ async fn a_run_is_one_trace_with_genai_attributes_and_no_secret() {
     let env = setup_env(model, Wire::Anthropic, json!({}), &config, &[("HERM_LOG_FORMAT", "json")]).await;
     let run = run_to_end(&env, "look it up").await;
 
-    let spans = spans_until(&receiver, "run span", |s| s.iter().any(|x| x.name == "invoke_agent")).await;
+    let spans = receiver.wait_for("run span", |s| s.iter().any(|x| x.name == "invoke_agent")).await;
     let log = env.herm.thread_log(&env.thread).await;
     let of =
         |t: &str| log.iter().filter(|e| e["type"] == t && e["run_id"] == run.as_str()).cloned().collect::<Vec<_>>();
@@ -79,10 +68,11 @@ async fn a_run_is_one_trace_with_genai_attributes_and_no_secret() {
         .request_with_headers("GET", &format!("/v1/deployments/{}", env.dep), &[("traceparent", parent)], None)
         .await;
     assert_eq!(s, 200);
-    let spans = spans_until(&receiver, "joined server span", |s| {
-        s.iter().any(|x| x.trace_id == "0af7651916cd43dd8448eb211c80319c" && x.parent_span_id == "b7ad6b7169203331")
-    })
-    .await;
+    let spans = receiver
+        .wait_for("joined server span", |s| {
+            s.iter().any(|x| x.trace_id == "0af7651916cd43dd8448eb211c80319c" && x.parent_span_id == "b7ad6b7169203331")
+        })
+        .await;
     let server = spans.iter().find(|x| x.trace_id == "0af7651916cd43dd8448eb211c80319c").unwrap();
     assert_eq!((server.name.as_str(), server.kind), ("GET /v1/deployments/{deployment_id}", 2));
     assert_eq!(server.attr("http.response.status_code"), Some("200"));
@@ -93,10 +83,11 @@ async fn a_run_is_one_trace_with_genai_attributes_and_no_secret() {
     let r = env.send("again").await;
     let failed = r["run_id"].as_str().unwrap().to_owned();
     env.herm.wait_run(&env.dep, &failed, Duration::from_secs(20)).await;
-    let spans = spans_until(&receiver, "failed run span", |s| {
-        s.iter().any(|x| x.name == "invoke_agent" && x.attr("herm.run.id") == Some(failed.as_str()))
-    })
-    .await;
+    let spans = receiver
+        .wait_for("failed run span", |s| {
+            s.iter().any(|x| x.name == "invoke_agent" && x.attr("herm.run.id") == Some(failed.as_str()))
+        })
+        .await;
     let root =
         spans.iter().find(|x| x.name == "invoke_agent" && x.attr("herm.run.id") == Some(failed.as_str())).unwrap();
     assert_eq!((root.status_code, root.attr("error.type")), (2, Some("max_steps_exceeded")));
@@ -124,10 +115,11 @@ async fn spans_reach_a_grpc_collector() {
     let model = FakeModel::start(vec![Reply::text(&["hello"])]).await;
     let env = setup_env(model, Wire::OpenAi, json!({}), &config, &[]).await;
     let run = run_to_end(&env, "hi").await;
-    let spans = spans_until(&receiver, "run span over gRPC", |s| {
-        s.iter().any(|x| x.name == "invoke_agent" && x.attr("herm.run.id") == Some(run.as_str()))
-    })
-    .await;
+    let spans = receiver
+        .wait_for("run span over gRPC", |s| {
+            s.iter().any(|x| x.name == "invoke_agent" && x.attr("herm.run.id") == Some(run.as_str()))
+        })
+        .await;
     let root = spans.iter().find(|x| x.name == "invoke_agent").unwrap();
     let chat = spans.iter().find(|x| x.name == "chat m1").expect("a chat span");
     assert_eq!(chat.parent_span_id, root.span_id);

@@ -48,9 +48,12 @@ impl Engine {
             return Err(Error::InvalidSecretRef(vec![FieldError::new("secret", "no such secret in the vault")]));
         }
         if let Some(d) = &spec.deployment_id {
-            self.deployment(d)
-                .await
-                .map_err(|_| Error::Invalid(vec![FieldError::new("deployment_id", "no such deployment")]))?;
+            match self.deployment(d).await {
+                Err(Error::NotFound(_)) => {
+                    return Err(Error::Invalid(vec![FieldError::new("deployment_id", "no such deployment")]));
+                }
+                other => other?,
+            };
         }
         let w = Webhook { id: WebhookId::new(), spec, created_at: now() };
         self.store().insert_webhook(w.clone()).await?;

@@ -1,5 +1,5 @@
-//! The limits a run works under, from its deployment's `limits`, its customer's budget and
-//! the engine's defaults: steps, the run's own cost, the deployment's daily budget and the
+//! The limits a run works under, from its deployment's `limits` and its customer's budget (both
+//! as they were when the run was first seen) and the engine's defaults: steps, the run's own cost, the deployment's daily budget and the
 //! customer's (what their runs started since 00:00 UTC have cost, read from the store only
 //! when such a budget is set). Every kind of run counts: a user's, an observer's, a dream,
 //! an automation's and a goal's.
@@ -9,10 +9,12 @@ use crate::Result;
 use crate::machine::{Budget, BudgetStop, RunLimits};
 use herm_store::DeploymentRecord;
 use herm_types::event::RunError;
+use herm_types::webhook::CustomerLimits;
 use herm_types::*;
 
 impl Driver<'_> {
-    pub(super) async fn limits(&self, dep: &DeploymentRecord) -> Result<RunLimits> {
+    /// `customer` is the customer's limits as read when the run was first seen.
+    pub(super) async fn limits(&self, dep: &DeploymentRecord, customer: &CustomerLimits) -> Result<RunLimits> {
         let l = &dep.spec.limits;
         let store = self.engine.store();
         let midnight = herm_types::now().date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
@@ -22,10 +24,10 @@ impl Driver<'_> {
             }
             None => None,
         };
-        let customer = &dep.spec.customer_id;
-        let customer_daily = match store.customer_limits(customer).await?.max_daily_cost_usd {
+        let customer_daily = match customer.max_daily_cost_usd {
             Some(limit_usd) => {
-                Some(Budget { limit_usd, spent_usd: store.customer_cost_since(customer, midnight).await? })
+                let spent_usd = store.customer_cost_since(&dep.spec.customer_id, midnight).await?;
+                Some(Budget { limit_usd, spent_usd })
             }
             None => None,
         };

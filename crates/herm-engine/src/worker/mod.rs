@@ -68,7 +68,7 @@ async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken)
         lease: &lease,
         work: &work,
         log: Vec::new(),
-        dep: None,
+        current: None,
         redactor: Default::default(),
         system: Default::default(),
     };
@@ -87,14 +87,24 @@ struct Driver<'a> {
     lease: &'a Lease,
     work: &'a CancellationToken,
     log: Vec<Event>,
-    /// The deployment as it was when the current run was first seen (changes apply from the
+    /// What holds for the current run, read when it is first seen (changes apply from the
     /// next run).
-    dep: Option<(RunId, DeploymentRecord)>,
+    current: Option<Current>,
     /// The redactor for the current run's deployment, built once per run (it decrypts every
     /// secret the deployment references).
     redactor: parking_lot::Mutex<Option<Arc<crate::redact::Redactor>>>,
     /// The current run's system prompt (file skills are read from the workspace for it).
     system: parking_lot::Mutex<Option<String>>,
+}
+
+/// The current run's settings: its deployment, its customer's limits, and its trace id (for
+/// the log lines of its steps).
+#[derive(Clone)]
+struct Current {
+    run: RunId,
+    dep: DeploymentRecord,
+    customer: herm_types::webhook::CustomerLimits,
+    trace_id: String,
 }
 
 /// Whether to keep driving after a step.
@@ -131,20 +141,23 @@ impl Driver<'_> {
             let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
             self.log.extend(store.thread_events(self.thread, last, 1 << 20).await?);
             let Some(run) = machine::active_run(&self.log) else { return Ok(()) };
-            if self.dep.as_ref().map(|(r, _)| r) != Some(&run) {
+            if self.current.as_ref().map(|c| &c.run) != Some(&run) {
                 let Some(thread) = store.get_thread(self.thread).await? else { return Ok(()) };
                 let Some(dep) = store.get_deployment(&thread.deployment_id).await? else { return Ok(()) };
-                self.dep = Some((run.clone(), dep));
+                let customer = store.customer_limits(&dep.spec.customer_id).await?;
+                let trace_id = herm_types::trace::hex(&herm_types::trace::trace_id(run.as_str()));
+                self.current = Some(Current { run: run.clone(), dep, customer, trace_id });
                 *self.redactor.lock() = None;
                 *self.system.lock() = None;
             }
-            let Some((_, dep)) = self.dep.clone() else { return Ok(()) };
-            let limits = self.limits(&dep).await?;
+            let Some(current) = self.current.clone() else { return Ok(()) };
+            let dep = current.dep;
+            let limits = self.limits(&dep, &current.customer).await?;
             // One look at the tools per fold: the gate, the model's offer and the call agree.
             let kind = machine::run_origin(&self.log, &run).0;
             let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(kind)).await;
             // Log lines of the step carry the run's trace id (JSON logs show the span's fields).
-            let span = tracing::info_span!("run", run_id = %run, trace_id = %herm_types::trace::hex(&herm_types::trace::trace_id(run.as_str())));
+            let span = tracing::info_span!("run", run_id = %run, trace_id = %current.trace_id);
             let Some(flow) = self.act(&run, &dep, limits, &tools, outages).instrument(span).await? else {
                 return Ok(());
             };
@@ -245,7 +258,7 @@ impl Driver<'_> {
     /// memory thread) is observed once it stays idle.
     async fn ended(&self, run: &RunId) {
         self.status_changed(run).await;
-        if let Some((_, dep)) = &self.dep
+        if let Some(Current { dep, .. }) = &self.current
             && !machine::run_origin(&self.log, run).0.is_memory()
         {
             self.engine.work_ended(dep, self.thread).await;
