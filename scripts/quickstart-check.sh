@@ -15,7 +15,7 @@ runner=$!
 trap 'kill $runner 2>/dev/null || true; wait $runner 2>/dev/null || true; scripts/local-model.sh stop; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 for _ in $(seq 1 6000); do
   grep -q "^herm is running at" "$work/run.out" 2>/dev/null && break
-  kill -0 $runner 2>/dev/null || { echo "the quickstart failed:"; tail -n 40 "$work/run.err"; tail -n 20 "$work/run.out"; exit 1; }
+  kill -0 $runner 2>/dev/null || { echo "the quickstart failed:"; tail -n 40 "$work/run.err"; tail -n 20 "$work/run.out"; tail -n 20 "$HERM_DATA_DIR/serve.out" 2>/dev/null; exit 1; }
   sleep 0.5
 done
 grep -q "^herm is running at" "$work/run.out" || { echo "the quickstart did not come up"; tail -n 40 "$work/run.err"; exit 1; }

@@ -82,13 +82,15 @@ default_model = "$model"
 $provider
 TOML
 
-HERM_ADMIN_KEY="$(cat "$data/admin.key")" "$herm" serve --config "$config" > "$data/serve.out" &
+# The file exists before herm starts, so reading it never races the redirection.
+: > "$data/serve.out"
+HERM_ADMIN_KEY="$(cat "$data/admin.key")" "$herm" serve --config "$config" >> "$data/serve.out" &
 pid=$!
 # Stopping the quickstart stops herm and the local model server it started.
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; [ -z "$local_model" ] || scripts/local-model.sh stop' EXIT INT TERM
 url=""
 for _ in $(seq 1 300); do
-  url=$(sed -n 's/^herm listening on //p' "$data/serve.out" 2>/dev/null | head -n1)
+  url=$(sed -n 's/^herm listening on //p' "$data/serve.out" | head -n1)
   [ -n "$url" ] && break
   kill -0 "$pid" 2>/dev/null || { echo "herm did not start" >&2; exit 1; }
   sleep 0.1
@@ -111,13 +113,17 @@ system_prompt: |
 model: $model
 $features
 YAML
-  dep=$("$herm" deploy -f "$demo" "${key[@]}" | sed -n 's/.*"deployment_id": "\(dep_[A-Za-z0-9]*\)".*/\1/p' | head -n1)
+  created=$("$herm" deploy -f "$demo" "${key[@]}") || { echo "creating the demo deployment failed" >&2; exit 1; }
+  dep=$(echo "$created" | sed -n 's/.*"deployment_id": "\(dep_[A-Za-z0-9]*\)".*/\1/p' | head -n1)
+  [ -n "$dep" ] || { echo "creating the demo deployment answered no id: $created" >&2; exit 1; }
   echo "$dep" > "$data/demo-deployment"
 fi
 # Ready when its sandbox is (a few seconds with Docker; at once without a sandbox).
 for _ in $(seq 1 600); do
+  # A failed request (herm busy starting the sandbox) is asked again, not fatal.
   state=$(curl -sf -H "Authorization: Bearer $(cat "$data/admin.key")" "$url/v1/deployments/$dep" \
-    | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p' | head -n1)
+    | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p' | head -n1) || state=""
+  kill -0 "$pid" 2>/dev/null || { echo "herm stopped; see $data/serve.out and the lines above" >&2; exit 1; }
   [ "$state" = ready ] && break
   [ "$state" = error ] && { echo "the demo deployment failed to provision" >&2; break; }
   sleep 0.2
