@@ -23,6 +23,7 @@ pub mod builtin;
 pub mod compaction;
 mod conditional;
 pub mod deployments;
+mod documents;
 pub mod goals;
 pub mod history;
 pub mod interrupt;

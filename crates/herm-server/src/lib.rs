@@ -4,6 +4,7 @@
 //! Architecture invariants: only this crate knows HTTP. Handlers validate shapes at the edge,
 //! call one engine method and map its result; they never touch the store and hold no state.
 
+mod anthropic;
 pub mod auth;
 pub mod error;
 mod extract;
@@ -27,10 +28,13 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The Prometheus recorder's handle, when metrics are recorded (`GET /metrics`).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The Claude Managed Agents facade served under `/anthropic`.
+    pub cma: herm_cma::Facade,
 }
 
 pub fn router(state: AppState) -> Router {
     routes::routes()
+        .nest("/anthropic", anthropic::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::bad_method)
         .layer(DefaultBodyLimit::disable())

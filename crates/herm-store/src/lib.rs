@@ -61,13 +61,75 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `Arc<dyn Store>`; the SQLite and (next) PostgreSQL implementations pass the same generic
 /// suite.
 pub trait Store:
-    LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore + WebhookStore
+    LogStore
+    + ConfigStore
+    + AccessStore
+    + TimerStore
+    + ProactiveStore
+    + MemoryStore
+    + AttachmentStore
+    + WebhookStore
+    + DocumentStore
 {
 }
 impl<
-    T: LogStore + ConfigStore + AccessStore + TimerStore + ProactiveStore + MemoryStore + AttachmentStore + WebhookStore,
+    T: LogStore
+        + ConfigStore
+        + AccessStore
+        + TimerStore
+        + ProactiveStore
+        + MemoryStore
+        + AttachmentStore
+        + WebhookStore
+        + DocumentStore,
 > Store for T
 {
+}
+
+/// A document an API facade keeps for an object herm has no concept of (the Claude Managed
+/// Agents facade's agents, environments, vaults and sessions): a JSON body by kind and id,
+/// at a version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    pub kind: String,
+    pub id: String,
+    /// 1 for a new document; each write is the next version (or the latest, rewritten).
+    pub version: i64,
+    pub body: serde_json::Value,
+}
+
+/// What a document write does with the versions before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum History {
+    /// Keep them, readable by version (an agent's configurations).
+    Keep,
+    /// Remove them (only the latest state matters).
+    Drop,
+    /// Replace the latest version's body in place (it must still be the latest).
+    Rewrite,
+}
+
+/// Facade documents. Every write is conditional: version n+1 lands only if n is the latest,
+/// version 1 only if the id is new, a rewrite only if the version is still the latest;
+/// otherwise [`Error::Stale`] and nothing is written.
+#[async_trait]
+pub trait DocumentStore: Send + Sync + 'static {
+    async fn put_document(&self, d: Document, history: History) -> Result<()>;
+    /// The latest version, or the one asked for.
+    async fn get_document(&self, kind: &str, id: &str, version: Option<i64>) -> Result<Option<Document>>;
+    /// The latest version of a kind's documents by id, after the cursor id (before it when
+    /// `desc`).
+    async fn list_documents(
+        &self,
+        kind: &str,
+        after: Option<String>,
+        desc: bool,
+        limit: usize,
+    ) -> Result<Vec<Document>>;
+    /// A document's versions, oldest first, after `after`.
+    async fn document_versions(&self, kind: &str, id: &str, after: i64, limit: usize) -> Result<Vec<Document>>;
+    /// Deletes every version; false if there was none.
+    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool>;
 }
 
 /// Outbound webhooks: the endpoints, the outbox of committed events they may want (written

@@ -4,6 +4,7 @@
 mod suite;
 use herm_store::bus::Bus;
 use herm_store::sqlite::SqliteStore;
+use herm_store::{Document, DocumentStore, History};
 use std::sync::Arc;
 use suite::Fixture;
 
@@ -38,6 +39,7 @@ suite_tests!(
     proactive_records_fire_once_and_change_conditionally,
     attachments_are_stored_once_and_leave_with_their_thread,
     webhooks_keep_an_outbox_and_record_attempts_once,
+    documents_are_versioned_and_conditional,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,13 +109,15 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 7);
+    assert_eq!(v, 8);
     // The tables of the latest migration work on a migrated database.
     f.store
         .put_customer_limits("c", &herm_types::webhook::CustomerLimits { max_daily_cost_usd: Some(1.0) })
         .await
         .unwrap();
     assert!(f.store.list_webhooks().await.unwrap().is_empty());
+    let doc = Document { kind: "agent".into(), id: "a".into(), version: 1, body: serde_json::json!({}) };
+    f.store.put_document(doc, History::Keep).await.unwrap();
 }
 
 /// Bytes a crash left without a committed record, and temporary files, are removed when the

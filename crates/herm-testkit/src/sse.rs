@@ -12,6 +12,8 @@ pub struct Frame {
     /// The frame's own `id:` line, if it had one (ephemeral frames have none).
     pub id: Option<String>,
     pub data: Value,
+    /// The stream's last event id after this frame (what a client resumes from).
+    pub last_event_id: String,
 }
 
 impl Frame {
@@ -46,7 +48,7 @@ impl SseReader {
         // The SSE "last event id" carries over frames without an `id:` line, so only committed
         // frames (which always carry one) report it.
         let id = data.get("sequence").is_some().then(|| ev.id.clone());
-        Some(Frame { event: ev.event, id, data })
+        Some(Frame { event: ev.event, id, data, last_event_id: ev.id })
     }
 
     /// Reads until `stop` returns true for a frame (included) or the timeout elapses.

@@ -290,8 +290,14 @@ pub enum EventKind {
         #[serde(default)]
         cost_usd: f64,
     },
-    /// A streamed text fragment (live only, never committed).
-    Token { delta: String },
+    /// A streamed text fragment (live only, never committed); `message_id` is the id the
+    /// `agent_message` it builds will have when it commits.
+    Token {
+        delta: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        message_id: Option<EventId>,
+    },
     /// A streamed tool output fragment (live only, never committed).
     ToolOutput { tool_use_id: String, stream: OutputStream, delta: String },
 }

@@ -20,6 +20,7 @@ pub struct Config {
     pub attachments: AttachmentsConfig,
     pub webhooks: WebhooksConfig,
     pub telemetry: TelemetryConfig,
+    pub anthropic: AnthropicConfig,
     /// Providers by name; models are then named `{name}/{model}`.
     pub providers: BTreeMap<String, ProviderSpec>,
 }
@@ -132,6 +133,41 @@ pub struct WebhooksConfig {
     pub timeout_secs: u64,
 }
 
+/// The Claude Managed Agents API under `/anthropic`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnthropicConfig {
+    /// The provider a bare model id (`claude-sonnet-4-5`) resolves through.
+    pub default_provider: String,
+    /// Sessions whose `metadata` has this key share one deployment per agent version,
+    /// environment and key value (memory and files persist across them). Unset: one
+    /// deployment per session, as in CMA.
+    pub share_by_metadata_key: Option<String>,
+    /// How long sending to a new session waits for its sandbox.
+    pub ready_timeout_secs: u64,
+}
+
+impl Default for AnthropicConfig {
+    fn default() -> Self {
+        let d = herm_cma::Options::default();
+        Self {
+            default_provider: d.default_provider,
+            share_by_metadata_key: d.share_by_metadata_key,
+            ready_timeout_secs: d.ready_timeout.as_secs(),
+        }
+    }
+}
+
+impl AnthropicConfig {
+    pub fn options(&self) -> herm_cma::Options {
+        herm_cma::Options {
+            default_provider: self.default_provider.clone(),
+            share_by_metadata_key: self.share_by_metadata_key.clone(),
+            ready_timeout: std::time::Duration::from_secs(self.ready_timeout_secs),
+        }
+    }
+}
+
 impl Default for WebhooksConfig {
     fn default() -> Self {
         let d = herm_engine::webhooks::WebhookOptions::default();
@@ -238,6 +274,7 @@ impl Default for Config {
             attachments: AttachmentsConfig::default(),
             webhooks: WebhooksConfig::default(),
             telemetry: TelemetryConfig::default(),
+            anthropic: AnthropicConfig::default(),
             providers: BTreeMap::new(),
         }
     }

@@ -133,7 +133,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(%addr, data_dir = %Path::new(&cfg.storage.data_dir).display(), "herm started");
     let shutdown = CancellationToken::new();
-    let state = AppState { engine: opened.engine.clone(), shutdown: shutdown.clone(), metrics };
+    let cma = herm_cma::Facade::new(opened.engine.clone(), cfg.anthropic.options());
+    let state = AppState { engine: opened.engine.clone(), shutdown: shutdown.clone(), metrics, cma };
     let stop = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

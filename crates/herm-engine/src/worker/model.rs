@@ -44,7 +44,9 @@ impl Driver<'_> {
             return Ok(flow);
         }
         let redactor = self.redactor(dep).await?;
-        let mut on_delta = self.token_publisher(run, dep, redactor.clone());
+        // The message this call writes has its id now, so live tokens can name it.
+        let message_id = EventId::new();
+        let mut on_delta = self.token_publisher(run, dep, redactor.clone(), message_id.clone());
         let mut on_retry =
             |n: u32, e: &herm_llm::Error| tracing::warn!(attempt = n, code = e.code(), "model call failed; retrying");
         let started = Instant::now();
@@ -87,7 +89,17 @@ impl Driver<'_> {
         };
         let outages = outages.into_iter().map(|(server, why)| (server, redactor.redact(&why))).collect();
         let step = records::after_model(&self.log, run, outages, redactor.redact(&resp.text), call, tools);
-        let events = step.records.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)).collect();
+        let events = step
+            .records
+            .into_iter()
+            .map(|k| {
+                let mut e = NewEvent::new(Some(run.clone()), k);
+                if matches!(e.kind, EventKind::AgentMessage { .. }) {
+                    e.id = message_id.clone();
+                }
+                e
+            })
+            .collect();
         let Some(first) = step.chained else {
             // No call, or one a person must see first: the next fold asks.
             return self.append(run, events, vec![]).await;
@@ -143,12 +155,14 @@ impl Driver<'_> {
             .unwrap_or(self.engine.options().max_tokens)
     }
 
-    /// Publishes each streamed text fragment, redacted, as a live `token` frame.
+    /// Publishes each streamed text fragment, redacted, as a live `token` frame naming the
+    /// message it builds.
     fn token_publisher(
         &self,
         run: &RunId,
         dep: &DeploymentRecord,
         redactor: Arc<crate::redact::Redactor>,
+        message_id: EventId,
     ) -> impl FnMut(&str) + Send + use<> {
         let (bus, dep_id, thread, run_id) =
             (self.engine.bus().clone(), dep.id.clone(), self.thread.clone(), run.clone());
@@ -157,7 +171,7 @@ impl Driver<'_> {
                 deployment_id: dep_id.clone(),
                 thread_id: thread.clone(),
                 run_id: Some(run_id.clone()),
-                kind: EventKind::Token { delta: redactor.redact(d) },
+                kind: EventKind::Token { delta: redactor.redact(d), message_id: Some(message_id.clone()) },
             };
             bus.publish(&dep_id, LiveFrame::Ephemeral(Arc::new(frame)));
         }

@@ -5,6 +5,7 @@ mod access;
 mod append;
 mod attachments;
 mod config;
+mod documents;
 mod log;
 mod memory;
 mod proactive;

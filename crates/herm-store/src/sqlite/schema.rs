@@ -258,6 +258,19 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries(webhook_id, id);
 "#,
+    // 8: facade documents (the Claude Managed Agents API's agents, environments, vaults,
+    // sessions), one row per version, the latest marked.
+    r#"
+CREATE TABLE documents (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    latest INTEGER NOT NULL,
+    PRIMARY KEY (kind, id, version)
+);
+CREATE INDEX documents_latest ON documents(kind, id) WHERE latest = 1;
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).

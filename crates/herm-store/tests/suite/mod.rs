@@ -116,7 +116,7 @@ pub async fn conditions_refuse_atomically(f: Fixture) {
     a.conditions = vec![Condition::LastSequenceIs(2), Condition::ActiveRunIs(Some(run.clone()))];
     f.store.append(a).await.unwrap();
     // Ephemeral kinds are never written.
-    let a = Append::new(t.clone(), vec![NewEvent::new(None, EventKind::Token { delta: "x".into() })]);
+    let a = Append::new(t.clone(), vec![NewEvent::new(None, EventKind::Token { delta: "x".into(), message_id: None })]);
     assert!(f.store.append(a).await.is_err());
     // Unknown thread.
     assert!(matches!(f.store.append(Append::new(ThreadId::new(), vec![user(&run, "z")])).await, Err(Error::NotFound)));
@@ -725,4 +725,49 @@ pub async fn attachments_are_stored_once_and_leave_with_their_thread(f: Fixture)
     s.delete_deployment(&other.id, None).await.unwrap();
     assert_eq!(s.blob(&other.id, &a4.reference.sha256).await.unwrap(), None);
     assert_eq!(s.get_attachment(&other.id, &a4.reference.attachment_id.clone().unwrap()).await.unwrap(), None);
+}
+
+pub async fn documents_are_versioned_and_conditional(f: Fixture) {
+    let s = f.store.as_ref();
+    let doc = |id: &str, version: i64, n: i64| Document {
+        kind: "agent".into(),
+        id: id.into(),
+        version,
+        body: serde_json::json!({"n": n}),
+    };
+    s.put_document(doc("a1", 1, 1), History::Keep).await.unwrap();
+    // A second version 1, or a version that skips one, is refused and writes nothing.
+    assert!(matches!(s.put_document(doc("a1", 1, 9), History::Keep).await, Err(Error::Stale)));
+    assert!(matches!(s.put_document(doc("a1", 3, 9), History::Keep).await, Err(Error::Stale)));
+    s.put_document(doc("a1", 2, 2), History::Keep).await.unwrap();
+    // Two writers that read version 2: one lands.
+    let (x, y) =
+        tokio::join!(s.put_document(doc("a1", 3, 3), History::Keep), s.put_document(doc("a1", 3, 4), History::Keep));
+    assert!(x.is_ok() != y.is_ok(), "{x:?} {y:?}");
+    assert_eq!(s.get_document("agent", "a1", None).await.unwrap().unwrap().version, 3);
+    assert_eq!(s.get_document("agent", "a1", Some(1)).await.unwrap().unwrap().body["n"], 1);
+    let versions = s.document_versions("agent", "a1", 1, 10).await.unwrap();
+    assert_eq!(versions.iter().map(|d| d.version).collect::<Vec<_>>(), vec![2, 3]);
+    // A rewrite changes the latest in place, and only while it is the latest.
+    s.put_document(doc("a1", 3, 30), History::Rewrite).await.unwrap();
+    assert_eq!(s.get_document("agent", "a1", None).await.unwrap().unwrap().body["n"], 30);
+    assert!(matches!(s.put_document(doc("a1", 2, 20), History::Rewrite).await, Err(Error::Stale)));
+    // Dropping history keeps the latest only.
+    s.put_document(doc("e1", 1, 1), History::Drop).await.unwrap();
+    s.put_document(doc("e1", 2, 2), History::Drop).await.unwrap();
+    assert!(s.get_document("agent", "e1", Some(1)).await.unwrap().is_none());
+    // Lists give the latest of each, by id, both ways, from a cursor; kinds are apart.
+    s.put_document(Document { kind: "session".into(), ..doc("s1", 1, 1) }, History::Drop).await.unwrap();
+    let ids = |v: Vec<Document>| v.into_iter().map(|d| (d.id, d.version)).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_documents("agent", None, false, 10).await.unwrap()),
+        vec![("a1".into(), 3), ("e1".into(), 2)]
+    );
+    assert_eq!(ids(s.list_documents("agent", None, true, 1).await.unwrap()), vec![("e1".into(), 2)]);
+    assert_eq!(ids(s.list_documents("agent", Some("a1".into()), false, 10).await.unwrap()), vec![("e1".into(), 2)]);
+    assert_eq!(ids(s.list_documents("agent", Some("e1".into()), true, 10).await.unwrap()), vec![("a1".into(), 3)]);
+    assert!(s.delete_document("agent", "a1").await.unwrap());
+    assert!(!s.delete_document("agent", "a1").await.unwrap());
+    assert!(s.get_document("agent", "a1", Some(1)).await.unwrap().is_none());
+    assert_eq!(s.list_documents("session", None, false, 10).await.unwrap().len(), 1);
 }

@@ -1,0 +1,235 @@
+//! Session events: sending (`user.message`, `user.interrupt`, `user.tool_confirmation`,
+//! `user.custom_tool_result` onto herm's message, interrupt and steering responses) and the
+//! list, which is the projection of the thread's log ([`crate::project`]).
+
+use crate::wire::{self, object};
+use crate::{Error, Facade, PageQuery, Result, invalid, project, unsupported};
+use herm_engine::steering::Reply;
+use herm_types::config::limits;
+use herm_types::event::RequestKind;
+use herm_types::*;
+use serde_json::{Value, json};
+
+const MAX_EVENTS: usize = 20;
+
+/// A `user.message`'s text: its text blocks joined; other blocks are refused by name.
+pub(crate) fn message_text(e: &Value) -> Result<String> {
+    object(e, &["type", "content"])?;
+    let blocks =
+        e.get("content").and_then(Value::as_array).ok_or_else(|| invalid("`content` must be an array of blocks"))?;
+    let mut parts = Vec::new();
+    for b in blocks {
+        match b.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                parts.push(b.get("text").and_then(Value::as_str).ok_or_else(|| invalid("a text block needs `text`"))?)
+            }
+            Some(t @ ("image" | "document" | "search_result" | "redacted")) => {
+                return Err(unsupported(format!(
+                    "`{t}` content blocks are not supported by herm's CMA API yet; send text"
+                )));
+            }
+            _ => return Err(invalid("content blocks need a `type`")),
+        }
+    }
+    let text = parts.join("\n\n");
+    if text.trim().is_empty() {
+        return Err(invalid("the message has no text"));
+    }
+    if text.len() > limits::MAX_MESSAGE {
+        return Err(invalid(format!("the message is longer than {} bytes", limits::MAX_MESSAGE)));
+    }
+    Ok(text)
+}
+
+/// The request behind a tool-use event id (or a herm tool_use id): its id and kind.
+fn request_for(log: &[Event], use_id: &str) -> Option<(RequestId, RequestKind)> {
+    log.iter().rev().find_map(|e| match &e.kind {
+        EventKind::SteeringRequest { request_id, kind, tool_use_id, .. }
+            if e.id.as_str() == use_id || tool_use_id.as_deref() == Some(use_id) =>
+        {
+            Some((request_id.clone(), *kind))
+        }
+        _ => None,
+    })
+}
+
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::Array(blocks)) => {
+            blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n\n")
+        }
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+impl Facade {
+    /// Applies the events in order; each receipt is the event as the list shows it.
+    pub async fn send_events(&self, session: &str, body: &Value) -> Result<Value> {
+        object(body, &["events"])?;
+        let events =
+            body.get("events").and_then(Value::as_array).ok_or_else(|| invalid("`events` must be an array"))?;
+        if events.is_empty() || events.len() > MAX_EVENTS {
+            return Err(invalid(format!("`events` must hold 1-{MAX_EVENTS} events")));
+        }
+        let place = self.place_of(session, true).await?;
+        // Checked in full before anything is applied.
+        for e in events {
+            match e.get("type").and_then(Value::as_str) {
+                Some("user.message") => {
+                    message_text(e)?;
+                }
+                Some("user.interrupt") => {
+                    object(e, &["type", "session_thread_id"])?;
+                    if e.get("session_thread_id").is_some_and(|t| !t.is_null()) {
+                        return Err(unsupported("`session_thread_id`: multiagent threads are not supported by herm"));
+                    }
+                }
+                Some("user.tool_confirmation") => {
+                    object(e, &["type", "tool_use_id", "result", "deny_message"])?;
+                    if e.get("tool_use_id").and_then(Value::as_str).is_none() {
+                        return Err(invalid("`tool_use_id` is required"));
+                    }
+                    if !matches!(e.get("result").and_then(Value::as_str), Some("allow" | "deny")) {
+                        return Err(invalid("`result` must be `allow` or `deny`"));
+                    }
+                }
+                Some("user.custom_tool_result") => {
+                    object(e, &["type", "custom_tool_use_id", "content", "is_error"])?;
+                    if e.get("custom_tool_use_id").and_then(Value::as_str).is_none() {
+                        return Err(invalid("`custom_tool_use_id` is required"));
+                    }
+                }
+                Some("user.tool_result") => {
+                    return Err(unsupported(
+                        "`user.tool_result` is for self-hosted environments, which herm does not have",
+                    ));
+                }
+                Some("user.define_outcome") => {
+                    return Err(unsupported("`user.define_outcome` is not supported by herm's CMA API yet"));
+                }
+                Some("system.message") => return Err(unsupported("`system.message` events are not supported by herm")),
+                _ => return Err(invalid("each event needs a known `type`")),
+            }
+        }
+        let mut receipts = Vec::new();
+        for e in events {
+            let before = self.engine.thread(&place.thread).await?.last_sequence;
+            let ty = e.get("type").and_then(Value::as_str).unwrap_or_default();
+            match ty {
+                "user.message" => {
+                    self.ready(&place).await?;
+                    let d = self.engine.deployment(&place.deployment).await?;
+                    self.engine.submit_message(&d, &place.thread, message_text(e)?, vec![]).await?;
+                }
+                "user.interrupt" => match self.engine.interrupt(&place.thread, None).await {
+                    Ok(_) => {}
+                    // Nothing running: the session is idle already.
+                    Err(herm_engine::Error::NoActiveRun) => {
+                        receipts.push(json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": wire::now()}));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                "user.tool_confirmation" => {
+                    let log = self.engine.thread_log(&place.thread).await?;
+                    let use_id = e["tool_use_id"].as_str().unwrap_or_default();
+                    let (req, _) = request_for(&log, use_id)
+                        .filter(|(_, k)| *k == RequestKind::Approval)
+                        .ok_or_else(|| invalid(format!("no tool use `{use_id}` waits for a confirmation")))?;
+                    let reply = if e["result"] == "allow" {
+                        Reply::Allow { input: None }
+                    } else {
+                        Reply::Deny { message: e.get("deny_message").and_then(Value::as_str).map(str::to_owned) }
+                    };
+                    self.respond(&place.thread, &req, reply).await?;
+                }
+                _ => {
+                    let log = self.engine.thread_log(&place.thread).await?;
+                    let use_id = e["custom_tool_use_id"].as_str().unwrap_or_default();
+                    let (req, _) = request_for(&log, use_id)
+                        .filter(|(_, k)| *k == RequestKind::Question)
+                        .ok_or_else(|| invalid(format!("no custom tool use `{use_id}` waits for a result")))?;
+                    let mut answer = text_of(e.get("content"));
+                    if e.get("is_error") == Some(&Value::Bool(true)) {
+                        answer = format!("(the user's client reported an error) {answer}");
+                    }
+                    if answer.trim().is_empty() {
+                        return Err(invalid("`content` must hold the answer's text"));
+                    }
+                    self.respond(&place.thread, &req, Reply::Answer(answer)).await?;
+                }
+            }
+            receipts.push(self.receipt(&place.thread, before, ty).await?);
+        }
+        Ok(json!({"data": receipts}))
+    }
+
+    async fn respond(&self, thread: &ThreadId, req: &RequestId, reply: Reply) -> Result<()> {
+        match self.engine.respond(thread, req, reply).await {
+            Err(herm_engine::Error::NotPending) => Err(Error::Conflict(
+                "that tool use is not waiting any more (answered already, or its turn ended)".into(),
+            )),
+            other => Ok(other.map(|_| ())?),
+        }
+    }
+
+    /// The logged echo of what was just sent: the first event of its type after `before`.
+    async fn receipt(&self, thread: &ThreadId, before: i64, ty: &str) -> Result<Value> {
+        let log = self.engine.thread_log(thread).await?;
+        let (all, _) = project::all(&log);
+        let fresh: std::collections::HashSet<&str> =
+            log.iter().filter(|e| e.sequence.0 > before).map(|e| e.id.as_str()).collect();
+        Ok(all
+            .into_iter()
+            .find(|v| v["type"] == ty && v["id"].as_str().is_some_and(|i| fresh.contains(i)))
+            .unwrap_or_else(|| json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": null})))
+    }
+
+    /// The session's events, oldest first (or newest with `desc`), filtered by type and time.
+    pub async fn list_events(&self, session: &str, q: &PageQuery, f: &EventFilter) -> Result<wire::Page> {
+        let place = self.place_of(session, false).await?;
+        let limit = q.limit()?;
+        let log = self.engine.thread_log(&place.thread).await?;
+        let (mut all, _) = project::all(&log);
+        match f.order.as_deref() {
+            None | Some("asc") => {}
+            Some("desc") => all.reverse(),
+            Some(_) => return Err(invalid("`order` must be `asc` or `desc`")),
+        }
+        let start = match q.page.as_deref() {
+            None | Some("") => 0,
+            Some(after) => all
+                .iter()
+                .position(|v| v["id"] == after)
+                .map(|i| i + 1)
+                .ok_or_else(|| invalid("`page` is not a page token of this list"))?,
+        };
+        let mut data = Vec::new();
+        let mut last = None;
+        for (i, v) in all.iter().enumerate().skip(start) {
+            if data.len() == limit {
+                break;
+            }
+            last = Some(i);
+            if (f.types.is_empty() || f.types.iter().any(|t| v["type"] == t.as_str()))
+                && f.created.holds(&v["processed_at"])
+            {
+                data.push(v.clone());
+            }
+        }
+        let next_page = match last {
+            Some(i) if i + 1 < all.len() && data.len() == limit => all[i]["id"].as_str().map(str::to_owned),
+            _ => None,
+        };
+        Ok(wire::Page { data, next_page, prev_page: None })
+    }
+}
+
+/// `GET /v1/sessions/{id}/events` filters.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub order: Option<String>,
+    pub types: Vec<String>,
+    pub created: crate::agents::Range,
+}

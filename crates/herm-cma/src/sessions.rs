@@ -1,0 +1,403 @@
+//! Sessions: a thread of a herm deployment made from the session's pinned agent version, its
+//! environment and its vaults. By default each session has its own deployment (its own
+//! sandbox and files, as in CMA); with `share_by_metadata_key` set, sessions carrying that
+//! metadata key share one deployment per (agent version, environment, key value).
+
+use crate::agents::{self, Range};
+use crate::wire::{self, metadata, new_id, now, object, patch_metadata, string};
+use crate::{Error, Facade, PageQuery, Result, events, invalid, project, spec, tools, unsupported};
+use herm_store::History;
+use herm_types::*;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+pub(crate) const KIND: &str = "session";
+const SHARED: &str = "shared_deployment";
+/// Where a session document keeps its herm deployment and thread (never shown).
+const HERM: &str = "_herm";
+const FIELDS: &[&str] =
+    &["agent", "environment_id", "title", "metadata", "vault_ids", "resources", "initial_events", "budget"];
+const MAX_VAULTS: usize = 50;
+const MAX_INITIAL: usize = 50;
+
+/// Where a session runs in herm.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub deployment: DeploymentId,
+    pub thread: ThreadId,
+    pub shared: bool,
+}
+
+pub(crate) fn place(s: &Value) -> Result<Place> {
+    let h = &s[HERM];
+    let deployment = h["deployment_id"].as_str().and_then(|d| DeploymentId::parse(d).ok());
+    let thread = h["thread_id"].as_str().and_then(|t| ThreadId::parse(t).ok());
+    match (deployment, thread) {
+        (Some(deployment), Some(thread)) => Ok(Place { deployment, thread, shared: h["shared"] == true }),
+        _ => Err(Error::NotFound(KIND)),
+    }
+}
+
+/// The agent a session pins: an id (latest version), `{type: agent, id, version?}`, or
+/// `{type: agent_with_overrides, …}` with session-local model, system, tools or servers.
+async fn pinned(f: &Facade, v: Option<&Value>) -> Result<(Value, bool)> {
+    let (id, version, overrides) = match v {
+        Some(Value::String(id)) => (id.clone(), None, None),
+        Some(Value::Object(m)) => {
+            let id = m.get("id").and_then(Value::as_str).ok_or_else(|| invalid("`agent.id` is required"))?;
+            let version = match m.get("version") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_i64().ok_or_else(|| invalid("`agent.version` must be an integer"))?),
+            };
+            match m.get("type").and_then(Value::as_str) {
+                Some("agent") | None => (id.to_owned(), version, None),
+                Some("agent_with_overrides") => (id.to_owned(), version, Some(m.clone())),
+                Some(_) => return Err(invalid("`agent.type` must be `agent` or `agent_with_overrides`")),
+            }
+        }
+        _ => return Err(invalid("`agent` is required: an agent id or an agent reference")),
+    };
+    let mut a = f.agent(&id, version).await.map_err(|e| match e {
+        Error::NotFound(_) => invalid(format!("agent `{id}` (version {version:?}) not found")),
+        e => e,
+    })?;
+    if !a["archived_at"].is_null() {
+        return Err(invalid(format!("agent `{id}` is archived")));
+    }
+    let Some(o) = overrides else { return Ok((a, false)) };
+    for k in o.keys() {
+        if !["type", "id", "version", "model", "system", "tools", "mcp_servers", "skills"].contains(&k.as_str()) {
+            return Err(invalid(format!("`agent.{k}`: unknown field")));
+        }
+    }
+    if o.get("skills").is_some_and(|s| s.as_array().is_none_or(|a| !a.is_empty())) {
+        return Err(unsupported("agent `skills` are not supported through this API yet"));
+    }
+    if let Some(m) = o.get("model") {
+        a["model"] = agents::model(m)?;
+    }
+    if let Some(s) = o.get("system") {
+        a["system"] = s.clone();
+    }
+    let t = o.get("tools").unwrap_or(&a["tools"]).clone();
+    let s = o.get("mcp_servers").unwrap_or(&a["mcp_servers"]).clone();
+    let (t, s) = tools::normalize(Some(&t), Some(&s))?;
+    a["tools"] = json!(t);
+    a["mcp_servers"] = json!(s);
+    Ok((a, true))
+}
+
+/// The agent as a session shows it (the configuration, without its own bookkeeping).
+fn snapshot(a: &Value) -> Value {
+    let mut s = a.clone();
+    if let Some(m) = s.as_object_mut() {
+        for k in ["metadata", "created_at", "updated_at", "archived_at"] {
+            m.remove(k);
+        }
+    }
+    s
+}
+
+fn refuse_unbuilt(body: &Value) -> Result<()> {
+    if let Some(r) = body.get("resources").and_then(Value::as_array).and_then(|r| r.first()) {
+        let ty = r.get("type").and_then(Value::as_str).unwrap_or("?");
+        return Err(unsupported(format!(
+            "session resources of type `{ty}` are not supported by herm yet (files: write them with the agent's tools; GitHub repositories: clone them with `bash`)"
+        )));
+    }
+    if body.get("budget").is_some_and(|b| !b.is_null()) {
+        return Err(unsupported(
+            "session `budget` is not supported; herm's budgets are per run, per deployment per day and per customer per day (PUT /v1/customers/{id}/limits)",
+        ));
+    }
+    Ok(())
+}
+
+fn strings(v: Option<&Value>, field: &str, max: usize) -> Result<Vec<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) if a.len() <= max => a
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned).ok_or_else(|| invalid(format!("`{field}` must hold strings"))))
+            .collect(),
+        Some(_) => Err(invalid(format!("`{field}` must be an array of at most {max} ids"))),
+    }
+}
+
+impl Facade {
+    pub async fn create_session(&self, body: &Value) -> Result<Value> {
+        object(body, FIELDS)?;
+        refuse_unbuilt(body)?;
+        let (agent, overridden) = pinned(self, body.get("agent")).await?;
+        let env_id = string(body, "environment_id", 256, true)?.unwrap_or_default();
+        let env = self.environment(&env_id).await.map_err(|e| match e {
+            Error::NotFound(_) => invalid(format!("environment `{env_id}` not found")),
+            e => e,
+        })?;
+        if !env["archived_at"].is_null() {
+            return Err(invalid(format!("environment `{env_id}` is archived")));
+        }
+        let vault_ids = strings(body.get("vault_ids"), "vault_ids", MAX_VAULTS)?;
+        let bearers = self.bearers(&vault_ids).await?;
+        let title = string(body, "title", 512, false)?;
+        let metadata = metadata(body.get("metadata"))?;
+        let initial = match body.get("initial_events") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(a)) if a.len() <= MAX_INITIAL => a.clone(),
+            Some(_) => return Err(invalid(format!("`initial_events` holds at most {MAX_INITIAL} events"))),
+        };
+        for e in &initial {
+            if e.get("type").and_then(Value::as_str) != Some("user.message") {
+                return Err(match e.get("type").and_then(Value::as_str) {
+                    Some("user.define_outcome") => {
+                        unsupported("`user.define_outcome` is not supported by herm's CMA API yet")
+                    }
+                    _ => invalid("`initial_events` may hold `user.message` events only"),
+                });
+            }
+            events::message_text(e)?;
+        }
+        let id = new_id("sesn_");
+        let share = self
+            .options
+            .share_by_metadata_key
+            .as_ref()
+            .and_then(|k| metadata.get(k))
+            .and_then(Value::as_str)
+            .filter(|_| !overridden)
+            .map(str::to_owned);
+        let place = match share {
+            Some(key) => self.shared_place(&agent, &env, &bearers, &key).await?,
+            None => {
+                let spec = spec::deployment(&agent, &env, &bearers, &id, &self.options.default_provider)?;
+                let d = self.engine.create_deployment(spec).await?;
+                Place { deployment: d.id, thread: d.default_thread_id, shared: false }
+            }
+        };
+        let t = now();
+        let s = json!({
+            "id": id,
+            "type": "session",
+            "title": title,
+            "agent": snapshot(&agent),
+            "environment_id": env_id,
+            "vault_ids": vault_ids,
+            "resources": [],
+            "metadata": metadata,
+            "outcome_evaluations": [],
+            "budget": null,
+            "deployment_id": null,
+            "created_at": t,
+            "updated_at": t,
+            "archived_at": null,
+            HERM: {"deployment_id": place.deployment.as_str(), "thread_id": place.thread.as_str(), "shared": place.shared},
+        });
+        self.put(KIND, &id, 1, s.clone(), History::Drop).await?;
+        for e in &initial {
+            self.send_events(&id, &json!({"events": [e]})).await?;
+        }
+        self.session(&id).await
+    }
+
+    /// One deployment per (agent version, environment, key value), made on first use.
+    async fn shared_place(
+        &self,
+        agent: &Value,
+        env: &Value,
+        bearers: &[crate::vaults::Bearer],
+        key: &str,
+    ) -> Result<Place> {
+        let mut h = sha2::Sha256::new();
+        for part in [agent["id"].to_string(), agent["version"].to_string(), env["id"].to_string(), key.to_owned()] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let doc_id = hex::encode(&h.finalize()[..16]);
+        if let Some(d) = self.engine.document(SHARED, &doc_id, None).await?
+            && let Some(dep) = d.body["deployment_id"].as_str().and_then(|d| DeploymentId::parse(d).ok())
+            && self.engine.deployment(&dep).await.is_ok()
+        {
+            let t = self.engine.create_thread(&dep, None).await?;
+            return Ok(Place { deployment: dep, thread: t.id, shared: true });
+        }
+        let spec = spec::deployment(agent, env, bearers, key, &self.options.default_provider)?;
+        let d = self.engine.create_deployment(spec).await?;
+        let next = self.engine.document(SHARED, &doc_id, None).await?.map(|d| d.version + 1).unwrap_or(1);
+        if let Err(e) = self.put(SHARED, &doc_id, next, json!({"deployment_id": d.id.as_str()}), History::Drop).await {
+            // Another session made it first: use theirs.
+            let _ = self.engine.delete_deployment(&d.id, None, false).await;
+            let Some(doc) = self.engine.document(SHARED, &doc_id, None).await? else { return Err(e) };
+            let dep = doc.body["deployment_id"].as_str().and_then(|d| DeploymentId::parse(d).ok()).ok_or(e)?;
+            let t = self.engine.create_thread(&dep, None).await?;
+            return Ok(Place { deployment: dep, thread: t.id, shared: true });
+        }
+        Ok(Place { deployment: d.id, thread: d.default_thread_id, shared: true })
+    }
+
+    pub(crate) async fn session_doc(&self, id: &str) -> Result<herm_store::Document> {
+        self.doc(KIND, id, None).await
+    }
+
+    /// The session with its live status and usage.
+    pub async fn session(&self, id: &str) -> Result<Value> {
+        let d = self.session_doc(id).await?;
+        let p = place(&d.body)?;
+        let log = self.engine.thread_log(&p.thread).await.unwrap_or_default();
+        let (_, folded) = project::all(&log);
+        self.shown(d.body, Some(folded.usage())).await
+    }
+
+    async fn shown(&self, mut s: Value, usage: Option<&project::Usage>) -> Result<Value> {
+        let p = place(&s)?;
+        let status = match (self.engine.deployment(&p.deployment).await, self.engine.thread(&p.thread).await) {
+            (Err(_), _) | (_, Err(_)) => "terminated",
+            (Ok(d), _) if d.status == DeploymentStatus::Error => "terminated",
+            (_, Ok(t)) if t.status == ThreadStatus::Running => "running",
+            _ => "idle",
+        };
+        if let Some(m) = s.as_object_mut() {
+            m.remove(HERM);
+        }
+        s["status"] = json!(status);
+        s["stats"] = json!({});
+        s["usage"] = match usage {
+            Some(u) => json!({
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_read_input_tokens": 0,
+                "list_cost": {"amount": format!("{:.6}", u.cost_usd), "currency": "USD"},
+            }),
+            None => json!({}),
+        };
+        Ok(s)
+    }
+
+    pub async fn update_session(&self, id: &str, body: &Value) -> Result<Value> {
+        object(body, &["title", "metadata", "agent", "budget", "vault_ids"])?;
+        if body.get("vault_ids").is_some() {
+            return Err(invalid("`vault_ids` cannot be changed on a session"));
+        }
+        if body.get("agent").is_some() {
+            return Err(unsupported(
+                "changing a session's agent (`agent.tools`, `agent.mcp_servers`) is not supported by herm yet",
+            ));
+        }
+        refuse_unbuilt(&json!({"budget": body.get("budget").cloned().unwrap_or(Value::Null)}))?;
+        let cur = self.session_doc(id).await?;
+        let mut s = cur.body.clone();
+        if body.get("title").is_some() {
+            s["title"] = json!(string(body, "title", 512, false)?);
+        }
+        s["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
+        s["updated_at"] = json!(now());
+        self.put(KIND, id, cur.version + 1, s.clone(), History::Drop).await?;
+        self.session(id).await
+    }
+
+    /// Archived: kept and readable, takes no more events; its run, if any, is interrupted.
+    pub async fn archive_session(&self, id: &str) -> Result<Value> {
+        let cur = self.session_doc(id).await?;
+        if cur.body["archived_at"].is_null() {
+            let mut s = cur.body.clone();
+            s["archived_at"] = json!(now());
+            s["updated_at"] = s["archived_at"].clone();
+            self.put(KIND, id, cur.version + 1, s, History::Drop).await?;
+            let p = place(&cur.body)?;
+            match self.engine.interrupt(&p.thread, Some("the session was archived".into())).await {
+                Ok(_) | Err(herm_engine::Error::NoActiveRun) | Err(herm_engine::Error::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.session(id).await
+    }
+
+    /// Deleted with its deployment (or, when shared, its thread).
+    pub async fn delete_session(&self, id: &str) -> Result<Value> {
+        let cur = self.session_doc(id).await?;
+        let p = place(&cur.body)?;
+        let gone = if p.shared {
+            self.engine.delete_thread(&p.deployment, &p.thread).await
+        } else {
+            self.engine.delete_deployment(&p.deployment, None, false).await
+        };
+        match gone {
+            Ok(()) | Err(herm_engine::Error::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.engine.delete_document(KIND, id).await?;
+        Ok(json!({"id": id, "type": "session_deleted"}))
+    }
+
+    pub async fn list_sessions(&self, q: &PageQuery, f: &SessionFilter) -> Result<wire::Page> {
+        let desc = f.order.as_deref() != Some("asc");
+        if !matches!(f.order.as_deref(), None | Some("asc") | Some("desc")) {
+            return Err(invalid("`order` must be `asc` or `desc`"));
+        }
+        let (docs, next_page) = self
+            .doc_page(KIND, q, desc, |s| {
+                (f.include_archived || s["archived_at"].is_null())
+                    && f.agent_id.as_ref().is_none_or(|a| s["agent"]["id"] == a.as_str())
+                    && f.agent_version.is_none_or(|v| s["agent"]["version"] == v)
+                    && f.created.holds(&s["created_at"])
+                    // Sessions made by CMA deployments or with memory stores do not exist here.
+                    && f.deployment_id.is_none()
+                    && f.memory_store_id.is_none()
+            })
+            .await?;
+        let mut data = Vec::new();
+        for s in docs {
+            let s = self.shown(s, None).await?;
+            if f.statuses.is_empty() || f.statuses.iter().any(|st| s["status"] == st.as_str()) {
+                data.push(s);
+            }
+        }
+        Ok(wire::Page { data, next_page, prev_page: None })
+    }
+}
+
+/// `GET /v1/sessions` filters.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter {
+    pub order: Option<String>,
+    pub agent_id: Option<String>,
+    pub agent_version: Option<i64>,
+    pub deployment_id: Option<String>,
+    pub memory_store_id: Option<String>,
+    pub include_archived: bool,
+    pub statuses: Vec<String>,
+    pub created: Range,
+}
+
+impl Facade {
+    /// Where a session runs, refusing archived sessions when `live`.
+    pub(crate) async fn place_of(&self, id: &str, live: bool) -> Result<Place> {
+        let d = self.session_doc(id).await?;
+        if live && !d.body["archived_at"].is_null() {
+            return Err(invalid("the session is archived"));
+        }
+        place(&d.body)
+    }
+
+    /// Waits until the session's deployment is ready (a new sandbox takes a moment).
+    pub(crate) async fn ready(&self, p: &Place) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.options.ready_timeout;
+        loop {
+            let d = self.engine.deployment(&p.deployment).await?;
+            match d.status {
+                DeploymentStatus::Ready => return Ok(()),
+                DeploymentStatus::Provisioning if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                DeploymentStatus::Provisioning => {
+                    return Err(Error::Engine(herm_engine::Error::NotReady));
+                }
+                _ => {
+                    return Err(Error::Conflict(format!(
+                        "the session's sandbox failed to start: {}",
+                        d.error.unwrap_or_default()
+                    )));
+                }
+            }
+        }
+    }
+}

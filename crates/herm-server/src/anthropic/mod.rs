@@ -1,0 +1,43 @@
+//! The Claude Managed Agents API under `/anthropic` (`base_url = "http://herm:8080/anthropic"`
+//! in Anthropic's SDKs): routes onto [`herm_cma::Facade`], CMA's error and page shapes, its
+//! query conventions (`statuses[]=…`, `created_at[gte]=…`), `x-api-key` as well as
+//! `Authorization: Bearer`, and the session stream as SSE. `anthropic-version` and
+//! `anthropic-beta` are accepted and ignored.
+
+mod errors;
+mod query;
+mod routes;
+mod stream;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::{get, post};
+
+pub fn routes() -> Router<AppState> {
+    use routes::*;
+    Router::new()
+        .route("/v1/agents", post(create_agent).get(list_agents))
+        .route("/v1/agents/{id}", get(get_agent).post(update_agent))
+        .route("/v1/agents/{id}/archive", post(archive_agent))
+        .route("/v1/agents/{id}/versions", get(agent_versions))
+        .route("/v1/environments", post(create_environment).get(list_environments))
+        .route("/v1/environments/{id}", get(get_environment).post(update_environment).delete(delete_environment))
+        .route("/v1/environments/{id}/archive", post(archive_environment))
+        .route("/v1/vaults", post(create_vault).get(list_vaults))
+        .route("/v1/vaults/{id}", get(get_vault).post(update_vault).delete(delete_vault))
+        .route("/v1/vaults/{id}/archive", post(archive_vault))
+        .route("/v1/vaults/{id}/credentials", post(create_credential).get(list_credentials))
+        .route(
+            "/v1/vaults/{id}/credentials/{credential_id}",
+            get(get_credential).post(update_credential).delete(delete_credential),
+        )
+        .route("/v1/vaults/{id}/credentials/{credential_id}/archive", post(archive_credential))
+        .route("/v1/sessions", post(create_session).get(list_sessions))
+        .route("/v1/sessions/{id}", get(get_session).post(update_session).delete(delete_session))
+        .route("/v1/sessions/{id}/archive", post(archive_session))
+        .route("/v1/sessions/{id}/events", get(list_events).post(send_events))
+        .route("/v1/sessions/{id}/events/stream", get(stream::open))
+        .route("/v1/{*rest}", get(not_offered).post(not_offered).delete(not_offered))
+        .fallback(errors::no_route)
+        .layer(axum::middleware::from_fn(errors::cma_shape))
+}

@@ -1,0 +1,261 @@
+//! The Claude Managed Agents API under `/anthropic`, driven as apps drive it: with
+//! Anthropic's official Python SDK (pinned; installed by scripts/mcp-peers.sh) running
+//! `tests/anthropic/cma_sdk.py` scenarios against the real binary, and with plain HTTP for
+//! the wire details. The fake model stands in for Anthropic's Messages API, as the provider
+//! named `anthropic` that bare model ids resolve through.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+mod common;
+use common::*;
+
+/// One side script per scenario, chosen by the scenario's message.
+fn sides() -> Vec<(String, Vec<Reply>)> {
+    let many = |r: Reply| (0..20).map(|_| r.clone()).collect::<Vec<_>>();
+    vec![
+        (
+            "scenario approve".into(),
+            vec![
+                Reply::tool("shell", json!({"command": "echo approved-output"})).with_text(&["I will ", "run it."]),
+                Reply::text(&["Done: ", "approved."]),
+            ],
+        ),
+        (
+            "scenario deny".into(),
+            vec![Reply::tool("shell", json!({"command": "echo denied-output"})), Reply::text(&["Understood."])],
+        ),
+        (
+            "scenario interrupt".into(),
+            vec![Reply::text(&["word "; 60]).delayed(Duration::from_millis(200)), Reply::text(&["again"])],
+        ),
+        (
+            "scenario question".into(),
+            vec![
+                Reply::tool("ask_user", json!({"question": "Which color?", "options": ["red", "blue"]})),
+                Reply::text(&["Blue it is."]),
+            ],
+        ),
+        ("scenario error".into(), many(Reply::text(&["never"]).fail_first(500, 1))),
+        ("scenario reconnect".into(), vec![Reply::text(&["a ", "b ", "c"]).delayed(Duration::from_millis(300))]),
+        ("scenario pin-latest".into(), vec![Reply::text(&["latest"])]),
+        ("scenario pin-old".into(), vec![Reply::text(&["old"])]),
+        ("scenario pages".into(), vec![Reply::text(&["one ", "two"])]),
+        ("scenario mcp".into(), vec![Reply::tool("docs__add", json!({"a": 2, "b": 3})), Reply::text(&["It is 5."])]),
+    ]
+}
+
+struct Cma {
+    herm: Herm,
+    model: FakeModel,
+    dir: tempfile::TempDir,
+}
+
+async fn start(config: &str) -> Cma {
+    let model = FakeModel::start_with_sides(vec![Reply::text(&["(main script)"])], sides()).await;
+    let (herm, dir) = start_herm_with(config).await;
+    let pk = herm.ok("POST", "/v1/secrets", &json!({"name": "PROVIDER_KEY", "value": PROVIDER_KEY}), 201).await;
+    let provider = json!({
+        "kind": "anthropic", "base_url": model.anthropic_url(), "api_key_secret": pk["secret_id"],
+        "models": {"claude-sonnet-4-5": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}},
+    });
+    herm.ok("PUT", "/v1/providers/anthropic", &provider, 200).await;
+    Cma { herm, model, dir }
+}
+
+impl Cma {
+    /// Runs one SDK scenario; its JSON facts.
+    async fn sdk(&self, scenario: &str, env: &[(&str, &str)]) -> Value {
+        let mut cmd = tokio::process::Command::new(herm_testkit::mcp_peers::python());
+        cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/anthropic/cma_sdk.py"))
+            .arg(scenario)
+            .env("HERM_BASE", format!("{}/anthropic", self.herm.url))
+            .env("HERM_KEY", &self.herm.admin_key)
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out =
+            tokio::time::timeout(Duration::from_secs(240), cmd.output()).await.expect("the scenario hung").unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "scenario {scenario} failed:\n{}\n{stdout}\nherm's log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.herm.log_text().lines().rev().take(40).collect::<Vec<_>>().join("\n")
+        );
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap()
+    }
+
+    /// The fake model's requests for one scenario.
+    fn requests(&self, marker: &str) -> Vec<Attempt> {
+        self.model.attempts().into_iter().filter(|a| a.body.to_string().contains(marker)).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_approval_and_denial_run_bash_in_the_sandbox() {
+    let cma = start(&sandbox_config()).await;
+    let facts = cma.sdk("approve", &[]).await;
+    assert!(facts["events"].as_u64().unwrap() >= 14, "{facts}");
+    let reqs = cma.requests("scenario approve");
+    assert_eq!(reqs.iter().filter(|a| a.is_completed()).count(), 2, "one model call per step, none repeated");
+    assert!(reqs[1].body.to_string().contains("approved-output"), "the model saw the command's output");
+    cma.sdk("deny", &[]).await;
+    let reqs = cma.requests("scenario deny");
+    assert_eq!(reqs.len(), 2);
+    let second = reqs[1].body.to_string();
+    assert!(second.contains("The user denied this tool call. Their message: not today"), "the model is told: {second}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_interrupt_question_error_and_reconnect() {
+    let cma = start(CONFIG).await;
+    cma.sdk("interrupt", &[]).await;
+    assert_eq!(cma.requests("scenario interrupt").len(), 1, "the interrupted call was not made again");
+    cma.sdk("question", &[]).await;
+    let reqs = cma.requests("scenario question");
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].body.to_string().contains("blue"), "the model was given the answer");
+    cma.sdk("error", &[]).await;
+    let failed = cma.requests("scenario error");
+    assert!(failed.len() >= 2 && failed.iter().all(|a| a.status == 500), "retried, then gave up: {}", failed.len());
+    cma.sdk("reconnect", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_versions_pages_and_refusals() {
+    let cma = start(CONFIG).await;
+    cma.sdk("pin", &[]).await;
+    let system = |marker: &str| cma.requests(marker)[0].body["system"].to_string();
+    assert!(system("scenario pin-latest").contains("You are version two."), "{}", system("scenario pin-latest"));
+    assert!(system("scenario pin-old").contains("You are version one."), "{}", system("scenario pin-old"));
+    cma.sdk("pages", &[]).await;
+    cma.sdk("refusals", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_vault_credentials_reach_mcp_servers_and_nothing_else() {
+    let token = "canary-cma-bearer-5e1d9a";
+    let peer = herm_testkit::mcp_peers::HttpPeer::python_bearer(token).await;
+    let cma = start(CONFIG).await;
+    cma.sdk("vault_mcp", &[("MCP_URL", &peer.url), ("MCP_TOKEN", token)]).await;
+    let reqs = cma.requests("scenario mcp");
+    assert_eq!(reqs.len(), 2);
+    assert!(!reqs.iter().any(|a| a.body.to_string().contains(token)), "the token never reaches the model");
+    assert!(!cma.herm.log_text().contains(token), "nor the log");
+    let found = scan_dir(cma.dir.path(), &[token.to_owned()]);
+    assert!(found.is_empty(), "the token is stored sealed only: {found:?}");
+}
+
+/// A request with CMA's headers; status, headers and the JSON body.
+async fn call(
+    herm: &Herm,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut rb = reqwest::Client::new()
+        .request(m, format!("{}/anthropic{path}", herm.url))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2026-10-21")
+        .header("anthropic-beta", "managed-agents-2026-04-01");
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.unwrap();
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let v = resp.json().await.unwrap_or(Value::Null);
+    (status, headers, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_errors_pages_and_stream_resumption() {
+    let cma = start(CONFIG).await;
+    let (herm, key) = (&cma.herm, cma.herm.admin_key.clone());
+    // x-api-key authenticates; errors have CMA's shape, a request id and the right type.
+    let (s, h, v) = call(herm, "GET", "/v1/agents/agent_nope", &key, None).await;
+    assert_eq!(s, 404);
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "not_found_error");
+    assert_eq!(v["error"]["details"]["error_code"], "agent_not_found");
+    assert!(v["request_id"].as_str().unwrap().starts_with("req_"));
+    assert_eq!(h["request-id"].to_str().unwrap(), v["request_id"].as_str().unwrap());
+    let (s, _, v) = call(herm, "GET", "/v1/agents", "wrong", None).await;
+    assert_eq!((s, v["error"]["type"].as_str()), (401, Some("authentication_error")));
+    let (s, _, v) = call(herm, "GET", "/v1/agents?colour=red", &key, None).await;
+    assert_eq!((s, v["error"]["type"].as_str()), (400, Some("invalid_request_error")), "{v}");
+    let (s, _, v) = call(herm, "POST", "/v1/agents", &key, Some(json!({"name": "a", "model": "m", "colour": 1}))).await;
+    assert_eq!(s, 400, "{v}");
+    // A read-only key reads but does not write.
+    let ro = herm.ok("POST", "/v1/api-keys", &json!({"name": "ro", "scopes": ["deployments:read"]}), 201).await;
+    let ro = ro["key"].as_str().unwrap();
+    let (s, _, v) = call(herm, "POST", "/v1/agents", ro, Some(json!({"name": "a", "model": "m"}))).await;
+    assert_eq!((s, v["error"]["type"].as_str()), (403, Some("permission_error")));
+    assert_eq!(call(herm, "GET", "/v1/agents", ro, None).await.0, 200);
+    // A stale version is a conflict the SDK must not retry.
+    let (_, _, a) = call(herm, "POST", "/v1/agents", &key, Some(json!({"name": "a", "model": "m"}))).await;
+    let id = a["id"].as_str().unwrap();
+    assert_eq!(
+        call(herm, "POST", &format!("/v1/agents/{id}"), &key, Some(json!({"version": 1, "name": "b"}))).await.0,
+        200
+    );
+    let (s, h, v) =
+        call(herm, "POST", &format!("/v1/agents/{id}"), &key, Some(json!({"version": 1, "name": "c"}))).await;
+    assert_eq!((s, v["error"]["type"].as_str()), (409, Some("conflict_error")));
+    assert_eq!(h["x-should-retry"], "false");
+    // Lists are pages: `data` and `next_page`.
+    let (_, _, p) = call(herm, "GET", "/v1/agents?limit=1", &key, None).await;
+    assert_eq!(p["data"].as_array().unwrap().len(), 1);
+    assert!(p["next_page"].is_string() || p["next_page"].is_null());
+    // Unsupported resources say so by name.
+    let (s, _, v) = call(herm, "GET", "/v1/memory_stores", &key, None).await;
+    assert_eq!(s, 422);
+    assert!(v["error"]["message"].as_str().unwrap().contains("memory stores"), "{v}");
+
+    // The stream: frames named by their type, a resumable id on each event's last frame.
+    let (_, _, env) = call(herm, "POST", "/v1/environments", &key, Some(json!({"name": "e"}))).await;
+    let (_, _, s) = call(
+        herm,
+        "POST",
+        "/v1/sessions",
+        &key,
+        Some(json!({"agent": id, "environment_id": env["id"], "initial_events": [
+            {"type": "user.message", "content": [{"type": "text", "text": "scenario pages"}]}]})),
+    )
+    .await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    let url = format!("{}/anthropic/v1/sessions/{sid}/events/stream", herm.url);
+    // Live only by default: wait for the turn to end, then resume from the start.
+    for _ in 0..100 {
+        let (_, _, s) = call(herm, "GET", &format!("/v1/sessions/{sid}"), &key, None).await;
+        let (_, _, l) = call(herm, "GET", &format!("/v1/sessions/{sid}/events"), &key, None).await;
+        if s["status"] == "idle" && l["data"].as_array().unwrap().iter().any(|e| e["type"] == "session.status_idle") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, _, listed) = call(herm, "GET", &format!("/v1/sessions/{sid}/events"), &key, None).await;
+    let listed: Vec<Value> = listed["data"].as_array().unwrap().clone();
+    let mut sse = SseReader::connect(&url, &key, Some("0")).await;
+    let frames = sse.until(Duration::from_secs(10), |f| f.event == "session.status_idle").await;
+    assert_eq!(
+        frames.iter().map(|f| f.data["id"].clone()).collect::<Vec<_>>(),
+        listed.iter().map(|e| e["id"].clone()).collect::<Vec<_>>()
+    );
+    assert!(frames.iter().all(|f| f.event == f.data["type"].as_str().unwrap()));
+    // Resuming from an id the stream gave skips exactly the frames had before it was set
+    // (only the last frame of each herm event carries an id).
+    let resume = frames[2].last_event_id.clone();
+    assert!(!resume.is_empty());
+    let had = frames.iter().position(|f| f.last_event_id == resume).unwrap() + 1;
+    let mut again = SseReader::connect(&url, &key, Some(&resume)).await;
+    let rest = again.until(Duration::from_secs(10), |f| f.event == "session.status_idle").await;
+    let ids = |fs: &[Frame]| fs.iter().map(|f| f.data["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&rest), ids(&frames[had..]));
+    assert!(had > 1 && had < frames.len());
+    // Deleting the session deletes its deployment.
+    let (s, _, v) = call(herm, "DELETE", &format!("/v1/sessions/{sid}"), &key, None).await;
+    assert_eq!((s, v["type"].as_str()), (200, Some("session_deleted")));
+    assert_eq!(call(herm, "GET", &format!("/v1/sessions/{sid}"), &key, None).await.0, 404);
+}

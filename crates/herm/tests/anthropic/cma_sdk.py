@@ -1,0 +1,395 @@
+"""Drives herm's Claude Managed Agents API with Anthropic's official Python SDK (pinned).
+
+  cma_sdk.py SCENARIO   with HERM_BASE (…/anthropic) and HERM_KEY in the environment
+
+Each scenario asserts what an app written for CMA relies on and prints one JSON line of
+facts for the Rust test (ids, counts) to check against the fake model and the server.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import anthropic
+from anthropic.lib.sessions import accumulate_managed_agents_event
+
+BASE = os.environ["HERM_BASE"]
+KEY = os.environ["HERM_KEY"]
+client = anthropic.Anthropic(base_url=BASE, api_key=KEY)
+PREVIEWS = ("event_start", "event_delta")
+
+
+class Tap:
+    """A session stream read on a thread, so the test can wait for events with a deadline."""
+
+    def __init__(self, session_id, deltas=True):
+        self.events = []
+        self.error = None
+        self.cv = threading.Condition()
+        kw = {"event_deltas": ["agent.message"]} if deltas else {}
+        self.stream = client.beta.sessions.events.stream(session_id, **kw)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        try:
+            for e in self.stream:
+                with self.cv:
+                    self.events.append(e)
+                    self.cv.notify_all()
+        except Exception as ex:  # noqa: BLE001 (reported by wait)
+            with self.cv:
+                self.error = ex
+                self.cv.notify_all()
+
+    def wait(self, pred, n=1, timeout=60):
+        deadline = time.time() + timeout
+        with self.cv:
+            while True:
+                hits = [e for e in self.events if pred(e)]
+                if len(hits) >= n:
+                    return hits[n - 1]
+                left = deadline - time.time()
+                if left <= 0 or self.error is not None:
+                    raise AssertionError(f"waited for {n} matching events; got {self.types(True)} error={self.error!r}")
+                self.cv.wait(left)
+
+    def idle(self, n=1, timeout=60):
+        return self.wait(lambda e: e.type == "session.status_idle", n, timeout)
+
+    def types(self, previews=False):
+        return [e.type for e in self.events if previews or e.type not in PREVIEWS]
+
+    def final(self):
+        return [e for e in self.events if e.type not in PREVIEWS]
+
+    def close(self):
+        self.stream.close()
+
+
+def message(text):
+    return {"type": "user.message", "content": [{"type": "text", "text": text}]}
+
+
+def setup(tools=None, system="You are careful.", **agent_kw):
+    env = client.beta.environments.create(name="env")
+    toolset = [{"type": "agent_toolset_20260401", "configs": [{"name": "bash", "permission_policy": {"type": "always_ask"}}]}]
+    agent = client.beta.agents.create(
+        name="agent", model="claude-sonnet-4-5", system=system, tools=toolset if tools is None else tools, **agent_kw
+    )
+    return env, agent
+
+
+def listed(session_id, **kw):
+    return list(client.beta.sessions.events.list(session_id, **kw))
+
+
+def same_ids_as_list(tap, session_id):
+    ids = [e.id for e in tap.final()]
+    assert ids == [e.id for e in listed(session_id)], (ids, [e.id for e in listed(session_id)])
+    assert len(set(ids)) == len(ids), "ids are unique"
+    return ids
+
+
+def approve():
+    env, agent = setup()
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id, title="approve")
+    assert s.status == "idle" and s.agent.version == 1 and s.agent.id == agent.id, s
+    tap = Tap(s.id)
+    sent = client.beta.sessions.events.send(s.id, events=[message("scenario approve")])
+    assert sent.data[0].type == "user.message", sent
+    first = tap.idle()
+    assert first.stop_reason.type == "requires_action", first
+    (use_id,) = first.stop_reason.event_ids
+    use = next(e for e in tap.final() if e.id == use_id)
+    assert use.type == "agent.tool_use" and use.name == "bash", use
+    assert use.input == {"command": "echo approved-output"}, use.input
+    assert use.evaluated_permission == "ask", use
+    r = client.beta.sessions.events.send(
+        s.id, events=[{"type": "user.tool_confirmation", "tool_use_id": use_id, "result": "allow"}]
+    )
+    assert r.data[0].type == "user.tool_confirmation" and r.data[0].tool_use_id == use_id, r
+    done = tap.idle(2)
+    assert done.stop_reason.type == "end_turn", done
+    want = [
+        "user.message", "session.status_running", "span.model_request_start", "agent.message",
+        "span.model_request_end", "agent.tool_use", "session.status_idle", "user.tool_confirmation",
+        "session.status_running", "agent.tool_result", "span.model_request_start", "agent.message",
+        "span.model_request_end", "session.status_idle",
+    ]
+    assert tap.types() == want, tap.types()
+    result = next(e for e in tap.events if e.type == "agent.tool_result")
+    assert result.tool_use_id == use_id and not result.is_error, result
+    assert "approved-output" in result.content[0].text, result
+    # The previews carry the id of the message they build and fold into its text.
+    messages = [e for e in tap.events if e.type == "agent.message"]
+    for m in messages:
+        acc = None
+        for e in tap.events:
+            if e.type in PREVIEWS and (getattr(e, "event_id", None) == m.id or getattr(getattr(e, "event", None), "id", None) == m.id):
+                acc = accumulate_managed_agents_event(acc, e)
+        assert acc is not None, f"no preview for {m.id}"
+        assert acc.content[0].text == m.content[0].text, (acc, m)
+    start = next(e for e in tap.events if e.type == "span.model_request_start")
+    end = next(e for e in tap.events if e.type == "span.model_request_end")
+    assert end.model_request_start_id == start.id and end.model_usage.input_tokens > 0, end
+    ids = same_ids_as_list(tap, s.id)
+    got = client.beta.sessions.retrieve(s.id)
+    assert got.status == "idle" and got.usage.input_tokens > 0, got
+    archived = client.beta.sessions.archive(s.id)
+    assert archived.archived_at is not None, archived
+    try:
+        client.beta.sessions.events.send(s.id, events=[message("more")])
+        raise AssertionError("an archived session took a message")
+    except anthropic.BadRequestError as e:
+        assert "archived" in str(e), e
+    tap.close()
+    return {"session": s.id, "events": len(ids)}
+
+
+def deny():
+    env, agent = setup()
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario deny")])
+    (use_id,) = tap.idle().stop_reason.event_ids
+    client.beta.sessions.events.send(
+        s.id,
+        events=[{"type": "user.tool_confirmation", "tool_use_id": use_id, "result": "deny", "deny_message": "not today"}],
+    )
+    assert tap.idle(2).stop_reason.type == "end_turn"
+    conf = next(e for e in tap.events if e.type == "user.tool_confirmation")
+    assert conf.result == "deny" and conf.deny_message == "not today", conf
+    result = next(e for e in tap.events if e.type == "agent.tool_result")
+    assert result.tool_use_id == use_id and result.is_error, result
+    assert not any(e.type in PREVIEWS for e in tap.events), "no previews unless asked"
+    # A second answer to the same call is refused, without retries.
+    t = time.time()
+    try:
+        client.beta.sessions.events.send(
+            s.id, events=[{"type": "user.tool_confirmation", "tool_use_id": use_id, "result": "allow"}]
+        )
+        raise AssertionError("a second confirmation was taken")
+    except (anthropic.ConflictError, anthropic.BadRequestError):
+        assert time.time() - t < 0.45, "a non-transient error is not retried"
+    same_ids_as_list(tap, s.id)
+    tap.close()
+    return {"session": s.id}
+
+
+def interrupt():
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id)
+    client.beta.sessions.events.send(s.id, events=[message("scenario interrupt")])
+    tap.wait(lambda e: e.type == "event_delta")
+    r = client.beta.sessions.events.send(s.id, events=[{"type": "user.interrupt"}])
+    assert r.data[0].type == "user.interrupt", r
+    idle = tap.idle()
+    assert idle.stop_reason.type == "end_turn", idle
+    assert "user.interrupt" in tap.types(), tap.types()
+    assert "agent.message" not in tap.types(), "the interrupted message never completed"
+    same_ids_as_list(tap, s.id)
+    tap.close()
+    return {"session": s.id}
+
+
+def question():
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id)
+    client.beta.sessions.events.send(s.id, events=[message("scenario question")])
+    idle = tap.idle()
+    (use_id,) = idle.stop_reason.event_ids
+    use = next(e for e in tap.final() if e.id == use_id)
+    assert use.type == "agent.custom_tool_use" and use.name == "ask_user", use
+    assert use.input["question"] == "Which color?", use.input
+    client.beta.sessions.events.send(
+        s.id,
+        events=[{"type": "user.custom_tool_result", "custom_tool_use_id": use_id, "content": [{"type": "text", "text": "blue"}]}],
+    )
+    assert tap.idle(2).stop_reason.type == "end_turn"
+    echo = next(e for e in tap.events if e.type == "user.custom_tool_result")
+    assert echo.custom_tool_use_id == use_id, echo
+    assert tap.types()[-3:] == ["agent.message", "span.model_request_end", "session.status_idle"], tap.types()
+    same_ids_as_list(tap, s.id)
+    tap.close()
+    return {"session": s.id}
+
+
+def error():
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id)
+    client.beta.sessions.events.send(s.id, events=[message("scenario error")])
+    idle = tap.idle()
+    assert idle.stop_reason.type == "retries_exhausted", idle
+    err = next(e for e in tap.events if e.type == "session.error")
+    assert err.error.type == "model_request_failed_error", err
+    assert err.error.retry_status.type == "exhausted", err
+    assert tap.types()[-2:] == ["session.error", "session.status_idle"], tap.types()
+    same_ids_as_list(tap, s.id)
+    tap.close()
+    return {"session": s.id}
+
+
+def reconnect():
+    """The SDK runner's recovery: stream first, then the list, merged by id."""
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario reconnect")])
+    tap.wait(lambda e: e.type == "session.status_running")
+    tap.close()
+    seen = {e.id: e for e in tap.final()}
+    tap2 = Tap(s.id, deltas=False)
+    history = listed(s.id)
+    merged = dict(seen)
+    for e in history:
+        merged.setdefault(e.id, e)
+    tap2.idle()
+    for e in tap2.final():
+        merged.setdefault(e.id, e)
+    final = listed(s.id)
+    assert [e.id for e in final] == list(merged.keys()), ([e.id for e in final], list(merged.keys()))
+    assert final[-1].type == "session.status_idle" and final[-1].stop_reason.type == "end_turn"
+    tap2.close()
+    return {"session": s.id, "events": len(final)}
+
+
+def pin():
+    env, agent = setup(tools=[], system="You are version one.")
+    v2 = client.beta.agents.update(agent.id, version=1, system="You are version two.", metadata={"k": "v"})
+    assert v2.version == 2 and v2.system == "You are version two." and v2.metadata == {"k": "v"}, v2
+    t = time.time()
+    try:
+        client.beta.agents.update(agent.id, version=1, system="lost update")
+        raise AssertionError("a stale version was taken")
+    except anthropic.ConflictError as e:
+        assert time.time() - t < 0.45, "a version conflict is not retried"
+        assert "version" in str(e), e
+    assert client.beta.agents.retrieve(agent.id).version == 2
+    assert client.beta.agents.retrieve(agent.id, version=1).system == "You are version one."
+    versions = list(client.beta.agents.versions.list(agent.id))
+    assert [v.version for v in versions] == [1, 2], versions
+    latest = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    old = client.beta.sessions.create(agent={"type": "agent", "id": agent.id, "version": 1}, environment_id=env.id)
+    assert (latest.agent.version, old.agent.version) == (2, 1)
+    # A later update changes neither session.
+    client.beta.agents.update(agent.id, system="You are version three.")
+    for sid, text in ((latest.id, "scenario pin-latest"), (old.id, "scenario pin-old")):
+        tap = Tap(sid, deltas=False)
+        client.beta.sessions.events.send(sid, events=[message(text)])
+        assert tap.idle().stop_reason.type == "end_turn"
+        tap.close()
+    assert client.beta.sessions.retrieve(old.id).agent.version == 1
+    mine = [x.id for x in client.beta.sessions.list(agent_id=agent.id)]
+    assert set(mine) == {latest.id, old.id}, mine
+    return {"latest": latest.id, "old": old.id}
+
+
+def pages():
+    made = {client.beta.environments.create(name=f"p{i}").id for i in range(5)}
+    first = client.beta.environments.list(limit=2)
+    assert len(first.data) == 2 and first.next_page, first
+    seen = [e.id for e in client.beta.environments.list(limit=2)]
+    assert made <= set(seen) and len(seen) == len(set(seen)), seen
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario pages")])
+    tap.idle()
+    tap.close()
+    all_ids = [e.id for e in listed(s.id)]
+    paged = [e.id for e in listed(s.id, limit=2)]
+    assert paged == all_ids and len(all_ids) >= 5, (paged, all_ids)
+    newest = [e.id for e in listed(s.id, order="desc")]
+    assert newest == list(reversed(all_ids))
+    only = listed(s.id, types=["agent.message"])
+    assert [e.type for e in only] == ["agent.message"], only
+    return {"events": len(all_ids)}
+
+
+def expect(exc, words, fn, *a, **kw):
+    try:
+        fn(*a, **kw)
+    except exc as e:
+        assert words in str(e), (words, str(e))
+        return e
+    raise AssertionError(f"{fn} did not raise {exc.__name__} ({words})")
+
+
+def refusals():
+    env = client.beta.environments.create(name="r")
+    unp = anthropic.UnprocessableEntityError
+    bad = anthropic.BadRequestError
+    ts = "agent_toolset_20260401"
+    expect(unp, "custom tools", client.beta.agents.create, name="a", model="m",
+           tools=[{"type": "custom", "name": "x", "description": "d", "input_schema": {"type": "object"}}])
+    expect(unp, "web_search", client.beta.agents.create, name="a", model="m",
+           tools=[{"type": ts, "configs": [{"name": "web_search", "enabled": True}]}])
+    expect(unp, "multiagent", client.beta.agents.create, name="a", model="m",
+           multiagent={"type": "coordinator", "agents": [{"type": "self"}]})
+    expect(unp, "skills", client.beta.agents.create, name="a", model="m", skills=[{"type": "anthropic", "skill_id": "xlsx"}])
+    expect(bad, "model", client.beta.agents.create, name="a", model="")
+    expect(unp, "allowed_hosts", client.beta.environments.create, name="e",
+           config={"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["example.com"]}})
+    expect(unp, "packages", client.beta.environments.create, name="e",
+           config={"type": "cloud", "packages": {"pip": ["requests"]}})
+    vault = client.beta.vaults.create(display_name="v")
+    expect(unp, "mcp_oauth", client.beta.vaults.credentials.create, vault.id,
+           auth={"type": "mcp_oauth", "mcp_server_url": "https://x/mcp", "access_token": "t"})
+    agent = client.beta.agents.create(name="a", model="m")
+    expect(unp, "resources", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           resources=[{"type": "file", "file_id": "file_1"}])
+    expect(bad, "environment", client.beta.sessions.create, agent=agent.id, environment_id="env_nope")
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    expect(unp, "image", client.beta.sessions.events.send, s.id,
+           events=[{"type": "user.message", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}]}])
+    expect(unp, "define_outcome", client.beta.sessions.events.send, s.id,
+           events=[{"type": "user.define_outcome", "description": "d", "rubric": {"type": "text", "content": "c"}}])
+    expect(bad, "tool use", client.beta.sessions.events.send, s.id,
+           events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_nope", "result": "allow"}])
+    expect(unp, "memory stores", client.beta.memory_stores.create, name="m")
+    expect(unp, "dreams", client.beta.dreams.list)
+    e = expect(anthropic.NotFoundError, "session", client.beta.sessions.retrieve, "sesn_nope")
+    assert e.body["error"]["type"] == "not_found_error", e.body
+    assert e.body["error"]["details"]["error_code"] == "session_not_found", e.body
+    wrong = anthropic.Anthropic(base_url=BASE, api_key="not-a-key", max_retries=0)
+    expect(anthropic.AuthenticationError, "", wrong.beta.agents.list)
+    return {}
+
+
+def vault_mcp():
+    url, token = os.environ["MCP_URL"], os.environ["MCP_TOKEN"]
+    env = client.beta.environments.create(name="m")
+    vault = client.beta.vaults.create(display_name="docs")
+    cred = client.beta.vaults.credentials.create(
+        vault.id, display_name="docs token", auth={"type": "static_bearer", "mcp_server_url": url, "token": token}
+    )
+    shown = client.beta.vaults.credentials.retrieve(cred.id, vault_id=vault.id)
+    assert token not in json.dumps(shown.model_dump(mode="json")), "a credential never shows its token"
+    agent = client.beta.agents.create(
+        name="docs agent", model="claude-sonnet-4-5",
+        mcp_servers=[{"type": "url", "name": "docs", "url": url}],
+        tools=[{"type": "mcp_toolset", "mcp_server_name": "docs", "default_config": {"permission_policy": {"type": "always_allow"}}}],
+    )
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id, vault_ids=[vault.id])
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario mcp")])
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    use = next(e for e in tap.events if e.type == "agent.mcp_tool_use")
+    assert (use.mcp_server_name, use.name, use.input) == ("docs", "add", {"a": 2, "b": 3}), use
+    result = next(e for e in tap.events if e.type == "agent.mcp_tool_result")
+    assert result.mcp_tool_use_id == use.id and not result.is_error, result
+    assert "5" in result.content[0].text, result
+    everything = json.dumps([e.model_dump(mode="json") for e in listed(s.id)])
+    assert token not in everything, "the token is in no event"
+    tap.close()
+    return {"session": s.id}
+
+
+if __name__ == "__main__":
+    out = globals()[sys.argv[1]]()
+    print(json.dumps(out))
