@@ -11,6 +11,8 @@ use herm_types::*;
 use serde_json::{Value, json};
 
 const MAX_EVENTS: usize = 20;
+/// Events read after a send to find its echo (it is among the first few).
+const RECEIPT_WINDOW: usize = 50;
 
 /// A `user.message`'s text: its text blocks joined; other blocks are refused by name.
 pub(crate) fn message_text(e: &Value) -> Result<String> {
@@ -118,8 +120,7 @@ impl Facade {
             let ty = e.get("type").and_then(Value::as_str).unwrap_or_default();
             match ty {
                 "user.message" => {
-                    self.ready(&place).await?;
-                    let d = self.engine.deployment(&place.deployment).await?;
+                    let d = self.ready(&place).await?;
                     self.engine.submit_message(&d, &place.thread, message_text(e)?, vec![]).await?;
                 }
                 "user.interrupt" => match self.engine.interrupt(&place.thread, None).await {
@@ -175,15 +176,20 @@ impl Facade {
     }
 
     /// The logged echo of what was just sent: the first event of its type after `before`.
+    /// A message or an interrupt needs no context, so only the new events are read; an
+    /// answer's echo names the tool use it answers, so the whole log is folded.
     async fn receipt(&self, thread: &ThreadId, before: i64, ty: &str) -> Result<Value> {
-        let log = self.engine.thread_log(thread).await?;
-        let (all, _) = project::all(&log);
-        let fresh: std::collections::HashSet<&str> =
-            log.iter().filter(|e| e.sequence.0 > before).map(|e| e.id.as_str()).collect();
-        Ok(all
-            .into_iter()
-            .find(|v| v["type"] == ty && v["id"].as_str().is_some_and(|i| fresh.contains(i)))
-            .unwrap_or_else(|| json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": null})))
+        let (log, from) = if ty == "user.message" || ty == "user.interrupt" {
+            (self.engine.thread_events(thread, before, RECEIPT_WINDOW).await?, 0)
+        } else {
+            (self.engine.thread_log(thread).await?, before)
+        };
+        let mut p = project::Projector::default();
+        let found = log.iter().find_map(|e| {
+            let out = p.event(e);
+            (e.sequence.0 > from).then(|| out.into_iter().find(|v| v["type"] == ty)).flatten()
+        });
+        Ok(found.unwrap_or_else(|| json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": null})))
     }
 
     /// The session's events, oldest first (or newest with `desc`), filtered by type and time.

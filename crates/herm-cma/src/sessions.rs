@@ -378,13 +378,14 @@ impl Facade {
         place(&d.body)
     }
 
-    /// Waits until the session's deployment is ready (a new sandbox takes a moment).
-    pub(crate) async fn ready(&self, p: &Place) -> Result<()> {
+    /// Waits until the session's deployment is ready (a new sandbox takes a moment); the
+    /// deployment as it then is.
+    pub(crate) async fn ready(&self, p: &Place) -> Result<herm_store::DeploymentRecord> {
         let deadline = tokio::time::Instant::now() + self.options.ready_timeout;
         loop {
             let d = self.engine.deployment(&p.deployment).await?;
             match d.status {
-                DeploymentStatus::Ready => return Ok(()),
+                DeploymentStatus::Ready => return Ok(d),
                 DeploymentStatus::Provisioning if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }

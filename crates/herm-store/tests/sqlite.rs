@@ -4,7 +4,6 @@
 mod suite;
 use herm_store::bus::Bus;
 use herm_store::sqlite::SqliteStore;
-use herm_store::{Document, DocumentStore, History};
 use std::sync::Arc;
 use suite::Fixture;
 

@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// against steps with tracing off, alternating, this many runs per setting and round.
     #[arg(long)]
     tracing: Option<u32>,
+    /// Instead: the Claude Managed Agents facade — time to first event and per-step time on
+    /// its session stream against herm's own API, this many alternating runs per side.
+    #[arg(long)]
+    cma: Option<u32>,
     /// With `--schedules`: enabled automations (not due) for the idle-cost measurement.
     #[arg(long, default_value_t = 100_000)]
     idle_automations: usize,
@@ -251,6 +255,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.tracing {
         return crate::bench_tracing::run(n.max(5), args.steps_per_run).await;
+    }
+    if let Some(n) = args.cma {
+        return crate::bench_cma::run(n.max(5), args.steps_per_run).await;
     }
     if let Some(n) = args.schedules {
         return crate::bench_schedule::run(n.max(1), args.idle_automations).await;

@@ -1,6 +1,7 @@
 //! The `herm` binary: the server (`herm serve`), the operator CLI, and the benchmark.
 
 mod bench;
+mod bench_cma;
 mod bench_mcp;
 mod bench_memory;
 mod bench_schedule;
