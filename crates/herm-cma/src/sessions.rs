@@ -231,7 +231,9 @@ impl Facade {
             let t = self.engine.create_thread(&dep, None).await?;
             return Ok(Place { deployment: dep, thread: t.id, shared: true });
         }
-        Ok(Place { deployment: d.id, thread: d.default_thread_id, shared: true })
+        // A thread of its own (not the default one), so deleting the session can remove it.
+        let t = self.engine.create_thread(&d.id, None).await?;
+        Ok(Place { deployment: d.id, thread: t.id, shared: true })
     }
 
     pub(crate) async fn session_doc(&self, id: &str) -> Result<herm_store::Document> {

@@ -194,10 +194,42 @@ impl Facade {
         c["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
         c["updated_at"] = json!(now());
         self.put(CREDENTIAL, id, cur.version + 1, c.clone(), History::Drop).await?;
-        if let Some(old) = old_secret.and_then(|s| SecretId::parse(&s).ok()) {
-            let _ = self.engine.delete_secret(&old).await;
+        if let (Some(old), Some(new)) = (old_secret, c[SECRET].as_str()) {
+            // Sessions already using the credential send the new token from their next call.
+            self.rebind_secret(&old, new).await?;
+            if let Ok(old) = SecretId::parse(&old) {
+                let _ = self.engine.delete_secret(&old).await;
+            }
         }
         Ok(shown(c))
+    }
+
+    /// Points every session deployment that references secret `old` at `new`.
+    async fn rebind_secret(&self, old: &str, new: &str) -> Result<()> {
+        let mut after = None;
+        loop {
+            let page = self.engine.documents(crate::sessions::KIND, after.clone(), false, wire::MAX_PAGE).await?;
+            let n = page.len();
+            after = page.last().map(|d| d.id.clone());
+            for doc in page {
+                let Ok(place) = crate::sessions::place(&doc.body) else { continue };
+                let Ok(dep) = self.engine.deployment(&place.deployment).await else { continue };
+                let names: std::collections::BTreeMap<String, Option<String>> = dep
+                    .spec
+                    .secrets
+                    .iter()
+                    .filter(|(_, v)| v.as_str() == old)
+                    .map(|(k, _)| (k.clone(), Some(new.to_owned())))
+                    .collect();
+                if !names.is_empty() {
+                    let patch = herm_types::config::DeploymentPatch { secrets: Some(names), ..Default::default() };
+                    self.engine.patch_deployment(&place.deployment, patch, None).await?;
+                }
+            }
+            if n < wire::MAX_PAGE {
+                return Ok(());
+            }
+        }
     }
 
     pub async fn archive_credential(&self, vault: &str, id: &str) -> Result<Value> {

@@ -259,3 +259,45 @@ async fn plain_http_errors_pages_and_stream_resumption() {
     assert_eq!((s, v["type"].as_str()), (200, Some("session_deleted")));
     assert_eq!(call(herm, "GET", &format!("/v1/sessions/{sid}"), &key, None).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_share_a_deployment_per_customer_only_when_configured() {
+    let config = format!("{CONFIG}\n[anthropic]\nshare_by_metadata_key = \"customer_id\"\n");
+    let cma = start(&config).await;
+    let (herm, key) = (&cma.herm, cma.herm.admin_key.clone());
+    let deployments =
+        || async { herm.ok("GET", "/v1/deployments", &Value::Null, 200).await["data"].as_array().unwrap().len() };
+    let (_, _, env) = call(herm, "POST", "/v1/environments", &key, Some(json!({"name": "e"}))).await;
+    let (_, _, agent) = call(herm, "POST", "/v1/agents", &key, Some(json!({"name": "a", "model": "m"}))).await;
+    let (agent_id, env_id) = (agent["id"].clone(), env["id"].clone());
+    let session = |meta: Value| {
+        let body = json!({"agent": agent_id, "environment_id": env_id, "metadata": meta});
+        let key = key.clone();
+        async move {
+            let (s, _, v) = call(herm, "POST", "/v1/sessions", &key, Some(body)).await;
+            assert_eq!(s, 200, "{v}");
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let a1 = session(json!({"customer_id": "acme"})).await;
+    let a2 = session(json!({"customer_id": "acme"})).await;
+    assert_eq!(deployments().await, 1, "acme's sessions share one deployment");
+    let b = session(json!({"customer_id": "bolt"})).await;
+    let own = session(json!({})).await;
+    assert_eq!(deployments().await, 3, "another customer, and a session without the key, get their own");
+    assert_ne!(a1, a2);
+    // Each session is its own conversation: a message to one is not in the other.
+    let msg = json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": "scenario pages"}]}]});
+    assert_eq!(call(herm, "POST", &format!("/v1/sessions/{a1}/events"), &key, Some(msg)).await.0, 200);
+    let (_, _, other) = call(herm, "GET", &format!("/v1/sessions/{a2}/events"), &key, None).await;
+    assert!(other["data"].as_array().unwrap().is_empty(), "{other}");
+    // Deleting a shared session keeps the deployment for the other one.
+    assert_eq!(call(herm, "DELETE", &format!("/v1/sessions/{a1}"), &key, None).await.0, 200);
+    assert_eq!(deployments().await, 3);
+    assert_eq!(call(herm, "GET", &format!("/v1/sessions/{a2}"), &key, None).await.0, 200);
+    for s in [b, own] {
+        assert_eq!(call(herm, "DELETE", &format!("/v1/sessions/{s}"), &key, None).await.0, 200);
+    }
+    // bolt's deployment stays with its files for bolt's next session; the unkeyed one is gone.
+    assert_eq!(deployments().await, 2);
+}

@@ -365,8 +365,9 @@ def vault_mcp():
     url, token = os.environ["MCP_URL"], os.environ["MCP_TOKEN"]
     env = client.beta.environments.create(name="m")
     vault = client.beta.vaults.create(display_name="docs")
+    # Created with a stale token, rotated after the session exists: the session uses the new one.
     cred = client.beta.vaults.credentials.create(
-        vault.id, display_name="docs token", auth={"type": "static_bearer", "mcp_server_url": url, "token": token}
+        vault.id, display_name="docs token", auth={"type": "static_bearer", "mcp_server_url": url, "token": "stale-token"}
     )
     shown = client.beta.vaults.credentials.retrieve(cred.id, vault_id=vault.id)
     assert token not in json.dumps(shown.model_dump(mode="json")), "a credential never shows its token"
@@ -376,6 +377,10 @@ def vault_mcp():
         tools=[{"type": "mcp_toolset", "mcp_server_name": "docs", "default_config": {"permission_policy": {"type": "always_allow"}}}],
     )
     s = client.beta.sessions.create(agent=agent.id, environment_id=env.id, vault_ids=[vault.id])
+    rotated = client.beta.vaults.credentials.update(
+        cred.id, vault_id=vault.id, auth={"type": "static_bearer", "token": token}
+    )
+    assert rotated.auth.mcp_server_url == url and token not in json.dumps(rotated.model_dump(mode="json"))
     tap = Tap(s.id, deltas=False)
     client.beta.sessions.events.send(s.id, events=[message("scenario mcp")])
     assert tap.idle().stop_reason.type == "end_turn", tap.types()
