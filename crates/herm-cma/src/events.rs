@@ -2,15 +2,24 @@
 //! `user.custom_tool_result` onto herm's message, interrupt and steering responses) and the
 //! list, which is the projection of the thread's log ([`crate::project`]).
 
+use crate::project::{Outcome, Projector};
+use crate::sessions::Place;
 use crate::wire::{self, object};
 use crate::{Error, Facade, PageQuery, Result, invalid, project, unsupported};
 use herm_engine::steering::Reply;
 use herm_types::config::limits;
 use herm_types::event::RequestKind;
+use herm_types::proactive::GoalCreate;
 use herm_types::*;
 use serde_json::{Value, json};
 
 const MAX_EVENTS: usize = 20;
+/// A defined outcome's default and largest number of attempts.
+const DEFAULT_ITERATIONS: u32 = 3;
+const MAX_ITERATIONS: u32 = 20;
+/// The pause between an outcome's attempts.
+const OUTCOME_PAUSE: &str = "1s";
+const GOALS_PAGE: usize = 100;
 /// Events read after a send to find its echo (it is among the first few).
 const RECEIPT_WINDOW: usize = 50;
 
@@ -41,6 +50,41 @@ pub(crate) fn message_text(e: &Value) -> Result<String> {
         return Err(invalid(format!("the message is longer than {} bytes", limits::MAX_MESSAGE)));
     }
     Ok(text)
+}
+
+/// A `user.define_outcome`: its description, its rubric's text and its attempts.
+pub(crate) fn outcome(e: &Value) -> Result<(String, String, u32)> {
+    object(e, &["type", "description", "rubric", "max_iterations"])?;
+    let description = e.get("description").and_then(Value::as_str).map(str::trim).unwrap_or_default();
+    if description.is_empty() || description.len() > 20_000 {
+        return Err(invalid("`description` is 1-20000 characters"));
+    }
+    let rubric = match e.get("rubric").and_then(|r| r.get("type")).and_then(Value::as_str) {
+        Some("text") => e["rubric"].get("content").and_then(Value::as_str).map(str::trim).unwrap_or_default(),
+        Some("file") => {
+            return Err(unsupported("a `file` rubric is not supported by herm yet; give the rubric as text"));
+        }
+        _ => return Err(invalid("`rubric` must be `{type: text, content}`")),
+    };
+    if rubric.is_empty() || rubric.len() > 20_000 {
+        return Err(invalid("`rubric.content` is 1-20000 characters"));
+    }
+    let max = match e.get("max_iterations") {
+        None | Some(Value::Null) => DEFAULT_ITERATIONS,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=MAX_ITERATIONS as u64).contains(n))
+            .ok_or_else(|| invalid(format!("`max_iterations` is 1-{MAX_ITERATIONS}")))? as u32,
+    };
+    Ok((description.to_owned(), rubric.to_owned(), max))
+}
+
+pub(crate) fn outcome_of(g: &herm_types::proactive::Goal) -> Outcome {
+    Outcome {
+        description: g.objective.clone(),
+        rubric: g.done_criteria.clone().unwrap_or_default(),
+        max_iterations: g.max_runs,
+    }
 }
 
 /// The request behind a tool-use event id (or a herm tool_use id): its id and kind.
@@ -108,7 +152,7 @@ impl Facade {
                     ));
                 }
                 Some("user.define_outcome") => {
-                    return Err(unsupported("`user.define_outcome` is not supported by herm's CMA API yet"));
+                    outcome(e)?;
                 }
                 Some("system.message") => return Err(unsupported("`system.message` events are not supported by herm")),
                 _ => return Err(invalid("each event needs a known `type`")),
@@ -145,6 +189,19 @@ impl Facade {
                     };
                     self.respond(&place.thread, &req, reply).await?;
                 }
+                "user.define_outcome" => {
+                    let (description, rubric, max_iterations) = outcome(e)?;
+                    let goal = GoalCreate {
+                        objective: description,
+                        done_criteria: Some(rubric),
+                        thread_id: Some(place.thread.to_string()),
+                        max_runs: Some(max_iterations),
+                        max_cost_usd: None,
+                        check_every: Some(OUTCOME_PAUSE.into()),
+                        deadline_at: None,
+                    };
+                    self.engine.create_goal(&place.deployment, goal).await?;
+                }
                 _ => {
                     let log = self.engine.thread_log(&place.thread).await?;
                     let use_id = e["custom_tool_use_id"].as_str().unwrap_or_default();
@@ -161,7 +218,7 @@ impl Facade {
                     self.respond(&place.thread, &req, Reply::Answer(answer)).await?;
                 }
             }
-            receipts.push(self.receipt(&place.thread, before, ty).await?);
+            receipts.push(self.receipt(&place, before, ty).await?);
         }
         Ok(json!({"data": receipts}))
     }
@@ -177,19 +234,38 @@ impl Facade {
 
     /// The logged echo of what was just sent: the first event of its type after `before`.
     /// A message or an interrupt needs no context, so only the new events are read; an
-    /// answer's echo names the tool use it answers, so the whole log is folded.
-    async fn receipt(&self, thread: &ThreadId, before: i64, ty: &str) -> Result<Value> {
-        let (log, from) = if ty == "user.message" || ty == "user.interrupt" {
-            (self.engine.thread_events(thread, before, RECEIPT_WINDOW).await?, 0)
+    /// answer's echo names the tool use it answers, and an outcome's what it was defined as,
+    /// so the whole log is folded.
+    async fn receipt(&self, place: &Place, before: i64, ty: &str) -> Result<Value> {
+        let (log, from, p) = if ty == "user.message" || ty == "user.interrupt" {
+            (self.engine.thread_events(&place.thread, before, RECEIPT_WINDOW).await?, 0, Projector::default())
         } else {
-            (self.engine.thread_log(thread).await?, before)
+            (self.engine.thread_log(&place.thread).await?, before, self.projector(place).await?)
         };
-        let mut p = project::Projector::default();
-        let found = log.iter().find_map(|e| {
-            let out = p.event(e);
-            (e.sequence.0 > from).then(|| out.into_iter().find(|v| v["type"] == ty)).flatten()
+        let (all, _) = project::fold(&log, p);
+        let fresh: std::collections::HashSet<&str> =
+            log.iter().filter(|e| e.sequence.0 > from).map(|e| e.id.as_str()).collect();
+        let found = all.into_iter().find(|v| {
+            v["type"] == ty && v["id"].as_str().is_some_and(|i| fresh.contains(i.trim_end_matches("_start")))
         });
         Ok(found.unwrap_or_else(|| json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": null})))
+    }
+
+    /// A projector that knows the outcomes (herm goals) defined on the session's thread.
+    pub(crate) async fn projector(&self, place: &Place) -> Result<Projector> {
+        let mut out = std::collections::HashMap::new();
+        let mut before = None;
+        loop {
+            let page = self.engine.list_goals(&place.deployment, before.clone(), GOALS_PAGE).await?;
+            let n = page.len();
+            before = page.last().map(|g| g.goal_id.clone());
+            for g in page.into_iter().filter(|g| g.thread_id == place.thread) {
+                out.insert(g.goal_id.to_string(), outcome_of(&g));
+            }
+            if n < GOALS_PAGE {
+                return Ok(Projector::with_outcomes(out));
+            }
+        }
     }
 
     /// The session's events, oldest first (or newest with `desc`), filtered by type and time.
@@ -197,7 +273,7 @@ impl Facade {
         let place = self.place_of(session, false).await?;
         let limit = q.limit()?;
         let log = self.engine.thread_log(&place.thread).await?;
-        let (mut all, _) = project::all(&log);
+        let (mut all, _) = project::fold(&log, self.projector(&place).await?);
         match f.order.as_deref() {
             None | Some("asc") => {}
             Some("desc") => all.reverse(),

@@ -12,11 +12,17 @@
 //! asked); a response → `user.tool_confirmation`; a result → `agent.tool_result`; a model
 //! call → `span.model_request_start`/`_end`; a compaction →
 //! `agent.thread_context_compacted`; a run's end → `session.status_idle` (`end_turn`,
-//! `retries_exhausted` after a `session.error`, or `budget_reached`).
+//! `retries_exhausted` after a `session.error`, or `budget_reached`). Outcomes are herm goals
+//! on the session's thread: the goal's start → the `user.define_outcome` echo, each judge's
+//! verdict → `span.outcome_evaluation_start`/`_end` (`satisfied`, `needs_revision`), the goal
+//! running out → `max_iterations_reached` (`failed`, `interrupted` when it fails or is
+//! cancelled); the message that starts a goal's run is herm's, not the user's: not shown.
+//! A user message is held until the next event says whose run it starts.
 
 use crate::tools::{Shown, shown};
 use crate::wire::rfc3339;
 use herm_types::event::{Confirmation, RequestKind, Role};
+use herm_types::proactive::{GoalStatus, Verdict};
 use herm_types::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -42,10 +48,23 @@ pub struct Usage {
     pub cost_usd: f64,
 }
 
+/// What an outcome was defined as (its herm goal's objective, criteria and runs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub description: String,
+    pub rubric: String,
+    pub max_iterations: u32,
+}
+
 /// The fold's state: which CMA event showed each tool use, which wait for a person, whether
-/// the current model request's start was shown.
+/// the current model request's start was shown, the outcomes defined on the thread.
 #[derive(Clone, Debug, Default)]
 pub struct Projector {
+    outcomes: HashMap<String, Outcome>,
+    /// Evaluations so far per outcome; outcomes whose start was shown.
+    iterations: HashMap<String, u32>,
+    shown_outcomes: std::collections::HashSet<String>,
+    held: Option<Event>,
     uses: HashMap<String, Use>,
     requests: HashMap<String, String>,
     pending: Vec<String>,
@@ -88,12 +107,58 @@ impl Projector {
         &self.usage
     }
 
-    /// The CMA events of one herm event, in order.
+    /// A projector that knows these outcomes (goal id → what was defined).
+    pub fn with_outcomes(outcomes: HashMap<String, Outcome>) -> Self {
+        Self { outcomes, ..Self::default() }
+    }
+
+    /// Whether the outcome of goal `id` is known (a stream adds those defined after it opened).
+    pub fn knows_outcome(&self, id: &str) -> bool {
+        self.outcomes.contains_key(id)
+    }
+
+    pub fn add_outcome(&mut self, id: String, o: Outcome) {
+        self.outcomes.insert(id, o);
+    }
+
+    /// The CMA events of one herm event, in order. A user message comes out with the event
+    /// after it (the run status that says whose run it starts) or with [`Self::finish`].
     pub fn event(&mut self, e: &Event) -> Vec<Value> {
+        let mut out = Vec::new();
+        if let Some(h) = self.held.take() {
+            let goal_run = e.run_id.is_some()
+                && e.run_id == h.run_id
+                && matches!(e.kind, EventKind::RunStatus { kind: RunKind::Goal, .. });
+            if !goal_run {
+                out.extend(self.map(&h));
+            }
+        }
+        if matches!(e.kind, EventKind::Message { role: Role::User, .. }) && e.run_id.is_some() {
+            self.held = Some(e.clone());
+            return out;
+        }
+        out.extend(self.map(e));
+        out
+    }
+
+    /// What is still held back (a user message at the end of the log).
+    pub fn finish(&mut self) -> Vec<Value> {
+        match self.held.take() {
+            Some(h) => self.map(&h),
+            None => vec![],
+        }
+    }
+
+    fn map(&mut self, e: &Event) -> Vec<Value> {
         let id = e.id.as_str();
         match &e.kind {
             EventKind::Message { role: Role::User, content, .. } => {
                 vec![with(base(id, "user.message", e), json!({"content": text(content)}))]
+            }
+            EventKind::GoalStatus { goal_id, status, .. } => self.goal_status(e, goal_id.as_str(), *status),
+            EventKind::GoalVerdict { goal_id, result, feedback, .. } => {
+                let result = if *result == Verdict::Pass { "satisfied" } else { "needs_revision" };
+                self.evaluation(e, goal_id.as_str(), result, feedback)
             }
             EventKind::RunStatus { status, error, .. } => self.status(e, *status, error.as_ref()),
             EventKind::AgentMessage { content } => {
@@ -207,6 +272,42 @@ impl Projector {
         }
     }
 
+    fn goal_status(&mut self, e: &Event, goal: &str, status: GoalStatus) -> Vec<Value> {
+        let Some(o) = self.outcomes.get(goal).cloned() else { return vec![] };
+        match status {
+            GoalStatus::Active if self.shown_outcomes.insert(goal.to_owned()) => vec![with(
+                base(e.id.as_str(), "user.define_outcome", e),
+                json!({"description": o.description, "rubric": {"type": "text", "content": o.rubric},
+                    "max_iterations": o.max_iterations, "outcome_id": goal}),
+            )],
+            GoalStatus::Exhausted => self.evaluation(e, goal, "max_iterations_reached", "the outcome's runs ran out"),
+            GoalStatus::Failed => self.evaluation(e, goal, "failed", "the outcome cannot be pursued any further"),
+            GoalStatus::Cancelled => self.evaluation(e, goal, "interrupted", "the outcome was cancelled"),
+            _ => vec![],
+        }
+    }
+
+    /// One evaluation of an outcome: its start and its end, with the result.
+    fn evaluation(&mut self, e: &Event, goal: &str, result: &str, explanation: &str) -> Vec<Value> {
+        if !self.outcomes.contains_key(goal) {
+            return vec![];
+        }
+        let n = self.iterations.entry(goal.to_owned()).or_default();
+        let iteration = *n;
+        *n += 1;
+        let start = format!("{}_start", e.id.as_str());
+        vec![
+            with(base(&start, "span.outcome_evaluation_start", e), json!({"outcome_id": goal, "iteration": iteration})),
+            with(
+                base(e.id.as_str(), "span.outcome_evaluation_end", e),
+                json!({"outcome_id": goal, "iteration": iteration, "outcome_evaluation_start_id": start,
+                    "result": result, "explanation": explanation,
+                    "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 0}}),
+            ),
+        ]
+    }
+
     /// `span.model_request_start`, once per model request, before what it produced.
     fn open(&mut self, e: &Event) -> Vec<Value> {
         if self.open_request {
@@ -274,8 +375,13 @@ fn tool_use(id: &str, e: &Event, tool: &str, args: &Value, permission: &str, eva
 
 /// The whole log as CMA events.
 pub fn all(log: &[Event]) -> (Vec<Value>, Projector) {
-    let mut p = Projector::default();
-    let out = log.iter().flat_map(|e| p.event(e)).collect();
+    fold(log, Projector::default())
+}
+
+/// The whole log as CMA events, with `p`'s knowledge (outcomes) to start from.
+pub fn fold(log: &[Event], mut p: Projector) -> (Vec<Value>, Projector) {
+    let mut out: Vec<Value> = log.iter().flat_map(|e| p.event(e)).collect();
+    out.extend(p.finish());
     (out, p)
 }
 

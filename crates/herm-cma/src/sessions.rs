@@ -147,15 +147,19 @@ impl Facade {
             Some(_) => return Err(invalid(format!("`initial_events` holds at most {MAX_INITIAL} events"))),
         };
         for e in &initial {
-            if e.get("type").and_then(Value::as_str) != Some("user.message") {
-                return Err(match e.get("type").and_then(Value::as_str) {
-                    Some("user.define_outcome") => {
-                        unsupported("`user.define_outcome` is not supported by herm's CMA API yet")
-                    }
-                    _ => invalid("`initial_events` may hold `user.message` events only"),
-                });
+            match e.get("type").and_then(Value::as_str) {
+                Some("user.message") => {
+                    events::message_text(e)?;
+                }
+                Some("user.define_outcome") => {
+                    events::outcome(e)?;
+                }
+                _ => {
+                    return Err(invalid(
+                        "`initial_events` may hold `user.message` and `user.define_outcome` events only",
+                    ));
+                }
             }
-            events::message_text(e)?;
         }
         let id = new_id("sesn_");
         let share = self
@@ -246,7 +250,34 @@ impl Facade {
         let p = place(&d.body)?;
         let log = self.engine.thread_log(&p.thread).await.unwrap_or_default();
         let (_, folded) = project::all(&log);
-        self.shown(d.body, Some(folded.usage())).await
+        let mut s = self.shown(d.body, Some(folded.usage())).await?;
+        s["outcome_evaluations"] = json!(self.outcome_evaluations(&p).await?);
+        Ok(s)
+    }
+
+    /// The outcomes defined on the session and where each stands.
+    async fn outcome_evaluations(&self, p: &Place) -> Result<Vec<Value>> {
+        let goals = match self.engine.list_goals(&p.deployment, None, 100).await {
+            Ok(g) => g,
+            Err(herm_engine::Error::NotFound(_)) => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(goals
+            .into_iter()
+            .filter(|g| g.thread_id == p.thread)
+            .map(|g| {
+                use herm_types::proactive::GoalStatus as G;
+                let result = match g.status {
+                    G::Active | G::Waiting => "running",
+                    G::Done => "satisfied",
+                    G::Exhausted => "max_iterations_reached",
+                    G::Failed => "failed",
+                    G::Cancelled => "interrupted",
+                };
+                json!({"type": "outcome_evaluation", "outcome_id": g.goal_id.as_str(), "description": g.objective,
+                    "result": result, "iteration": g.runs.len().saturating_sub(1), "explanation": g.reason})
+            })
+            .collect())
     }
 
     async fn shown(&self, mut s: Value, usage: Option<&project::Usage>) -> Result<Value> {

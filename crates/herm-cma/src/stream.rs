@@ -50,7 +50,7 @@ impl Facade {
         let sub = self.engine.subscribe(&place.deployment);
         let log = self.engine.thread_log(&place.thread).await?;
         let cursor = after.unwrap_or_else(|| log.last().map(|e| e.sequence.0).unwrap_or(0));
-        let mut projector = Projector::default();
+        let mut projector = self.projector(&place).await?;
         let (tx, rx) = mpsc::channel(256);
         let mut backlog = Vec::new();
         for e in &log {
@@ -126,6 +126,7 @@ impl Pump {
         if matches!(e.kind, EventKind::AgentMessage { .. }) {
             self.previewing = None;
         }
+        self.learn_outcome(e).await;
         for f in frames(e.sequence.0, self.projector.event(e)) {
             if self.tx.send(f).await.is_err() {
                 return false;
@@ -151,6 +152,19 @@ impl Pump {
         self.tx.send(frame(None, d)).await.is_ok()
     }
 
+    /// An outcome defined after the stream opened: what it was defined as, from its goal.
+    async fn learn_outcome(&mut self, e: &Event) {
+        let EventKind::GoalStatus { goal_id, .. } = &e.kind else { return };
+        if self.projector.knows_outcome(goal_id.as_str()) {
+            return;
+        }
+        if let Ok(g) = self.facade.engine.goal(&self.deployment, goal_id).await
+            && g.value.thread_id == self.thread
+        {
+            self.projector.add_outcome(goal_id.to_string(), crate::events::outcome_of(&g.value));
+        }
+    }
+
     async fn catch_up(&mut self) -> bool {
         loop {
             let page = match self.facade.engine.thread_events(&self.thread, self.cursor, 500).await {
@@ -163,6 +177,7 @@ impl Pump {
             let n = page.len();
             for e in &page {
                 self.cursor = e.sequence.0;
+                self.learn_outcome(e).await;
                 for f in frames(e.sequence.0, self.projector.event(e)) {
                     if self.tx.send(f).await.is_err() {
                         return false;
@@ -179,5 +194,7 @@ impl Pump {
 /// For tests and tools: every frame of a log as the stream would send it from the start.
 pub fn replay(log: &[Event]) -> Vec<Frame> {
     let mut p = Projector::default();
-    log.iter().flat_map(|e| frames(e.sequence.0, p.event(e))).collect()
+    let mut out: Vec<Frame> = log.iter().flat_map(|e| frames(e.sequence.0, p.event(e))).collect();
+    out.extend(p.finish().into_iter().map(|v| frame(None, v)));
+    out
 }

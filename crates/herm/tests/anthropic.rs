@@ -12,6 +12,15 @@ use common::*;
 fn sides() -> Vec<(String, Vec<Reply>)> {
     let many = |r: Reply| (0..20).map(|_| r.clone()).collect::<Vec<_>>();
     vec![
+        // First: a judge's request also names the outcome it grades.
+        (
+            "strict, fair judge".into(),
+            vec![Reply::text(&[r#"{"result": "pass", "feedback": "The summary is there."}"#])],
+        ),
+        (
+            "scenario outcome".into(),
+            vec![Reply::tool("goal_done", json!({"summary": "Wrote the summary."})), Reply::text(&["Claimed."])],
+        ),
         (
             "scenario approve".into(),
             vec![
@@ -119,6 +128,8 @@ async fn sdk_interrupt_question_error_and_reconnect() {
     let failed = cma.requests("scenario error");
     assert!(failed.len() >= 2 && failed.iter().all(|a| a.status == 500), "retried, then gave up: {}", failed.len());
     cma.sdk("reconnect", &[]).await;
+    cma.sdk("outcome", &[]).await;
+    assert_eq!(cma.requests("strict, fair judge").len(), 1, "the claim was judged once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

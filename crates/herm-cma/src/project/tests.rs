@@ -1,5 +1,6 @@
 use super::*;
 use herm_types::event::{RunError, ToolOutcome};
+use herm_types::proactive::{GoalStatus, Verdict};
 
 fn ev(n: i64, kind: EventKind) -> Event {
     Event {
@@ -257,4 +258,71 @@ fn error_codes_map_to_cma_types() {
     ] {
         assert_eq!(error_type(code), want, "{code}");
     }
+}
+
+#[test]
+fn outcomes_are_goals_on_the_thread() {
+    let goal = GoalId::new();
+    let run = RunId::new();
+    let mut kickoff =
+        ev(2, EventKind::Message { role: Role::User, content: "[Goal …] work".into(), attachments: vec![] });
+    kickoff.run_id = Some(run.clone());
+    let mut started = ev(
+        3,
+        EventKind::RunStatus {
+            status: RunStatus::Running,
+            kind: RunKind::Goal,
+            trigger: None,
+            error: None,
+            usage: None,
+        },
+    );
+    started.run_id = Some(run.clone());
+    let verdict = |n, result| {
+        ev(
+            n,
+            EventKind::GoalVerdict {
+                goal_id: goal.clone(),
+                run_id: run.clone(),
+                result,
+                feedback: "why".into(),
+                cost_usd: 0.0,
+            },
+        )
+    };
+    let log = vec![
+        ev(1, EventKind::GoalStatus { goal_id: goal.clone(), status: GoalStatus::Active, reason: None }),
+        kickoff,
+        started,
+        verdict(4, Verdict::NeedsRevision),
+        verdict(5, Verdict::Pass),
+        ev(6, EventKind::GoalStatus { goal_id: goal.clone(), status: GoalStatus::Active, reason: None }),
+    ];
+    let o = Outcome { description: "write it".into(), rubric: "it is written".into(), max_iterations: 3 };
+    let (out, _) = fold(&log, Projector::with_outcomes(HashMap::from([(goal.to_string(), o)])));
+    assert_eq!(
+        types(&out),
+        [
+            "user.define_outcome",
+            "session.status_running",
+            "span.outcome_evaluation_start",
+            "span.outcome_evaluation_end",
+            "span.outcome_evaluation_start",
+            "span.outcome_evaluation_end"
+        ],
+        "the goal's own message is not the user's, and the outcome is defined once"
+    );
+    assert_eq!(out[0]["outcome_id"], goal.as_str());
+    assert_eq!(out[0]["rubric"], json!({"type": "text", "content": "it is written"}));
+    assert_eq!((out[3]["result"].as_str(), out[3]["iteration"].as_u64()), (Some("needs_revision"), Some(0)));
+    assert_eq!((out[5]["result"].as_str(), out[5]["iteration"].as_u64()), (Some("satisfied"), Some(1)));
+    assert_eq!(out[5]["outcome_evaluation_start_id"], out[4]["id"]);
+    // Unknown goals (herm's own, not defined through this API) show nothing.
+    let (out, _) = all(&log[..1]);
+    assert!(out.is_empty());
+    // A user message at the end of the log comes out at the end.
+    let mut last = ev(7, EventKind::Message { role: Role::User, content: "hi".into(), attachments: vec![] });
+    last.run_id = Some(RunId::new());
+    let (out, _) = all(&[last]);
+    assert_eq!(types(&out), ["user.message"]);
 }

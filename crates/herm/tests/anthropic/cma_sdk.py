@@ -347,8 +347,8 @@ def refusals():
     s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
     expect(unp, "image", client.beta.sessions.events.send, s.id,
            events=[{"type": "user.message", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}]}])
-    expect(unp, "define_outcome", client.beta.sessions.events.send, s.id,
-           events=[{"type": "user.define_outcome", "description": "d", "rubric": {"type": "text", "content": "c"}}])
+    expect(unp, "system.message", client.beta.sessions.events.send, s.id,
+           events=[{"type": "system.message", "content": [{"type": "text", "text": "c"}]}])
     expect(bad, "tool use", client.beta.sessions.events.send, s.id,
            events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_nope", "result": "allow"}])
     expect(unp, "memory stores", client.beta.memory_stores.create, name="m")
@@ -393,6 +393,37 @@ def vault_mcp():
     assert token not in everything, "the token is in no event"
     tap.close()
     return {"session": s.id}
+
+
+def outcome():
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id, deltas=False)
+    r = client.beta.sessions.events.send(s.id, events=[{
+        "type": "user.define_outcome", "description": "scenario outcome: write the summary",
+        "rubric": {"type": "text", "content": "A summary exists."}, "max_iterations": 2,
+    }])
+    defined = r.data[0]
+    assert defined.type == "user.define_outcome" and defined.outcome_id, defined
+    end = tap.wait(lambda e: e.type == "span.outcome_evaluation_end")
+    assert end.result == "satisfied" and end.outcome_id == defined.outcome_id, end
+    start = next(e for e in tap.final() if e.type == "span.outcome_evaluation_start")
+    assert end.outcome_evaluation_start_id == start.id and end.iteration == 0, (start, end)
+    types = tap.types()
+    assert types[0] == "user.define_outcome" and "user.message" not in types, types
+    use = next(e for e in tap.final() if e.type == "agent.tool_use")
+    assert use.name == "goal_done", use
+    got = client.beta.sessions.retrieve(s.id)
+    (ev,) = got.outcome_evaluations
+    assert (ev.outcome_id, ev.result) == (defined.outcome_id, "satisfied"), ev
+    same_ids_as_list(tap, s.id)
+    expect(anthropic.UnprocessableEntityError, "file", client.beta.sessions.events.send, s.id, events=[{
+        "type": "user.define_outcome", "description": "d", "rubric": {"type": "file", "file_id": "file_1"}}])
+    expect(anthropic.BadRequestError, "max_iterations", client.beta.sessions.events.send, s.id, events=[{
+        "type": "user.define_outcome", "description": "d", "rubric": {"type": "text", "content": "c"},
+        "max_iterations": 21}])
+    tap.close()
+    return {"session": s.id, "outcome": defined.outcome_id}
 
 
 if __name__ == "__main__":
