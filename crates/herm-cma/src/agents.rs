@@ -23,6 +23,8 @@ const FIELDS: &[&str] = &[
 ];
 const MAX_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 2048;
+/// Times an unlocked update is applied again after losing a race.
+pub(crate) const RACE_RETRIES: u32 = 16;
 
 /// `model`: a string or `{id, effort?, speed?, inference_geo?}`, shown as the object.
 pub(crate) fn model(v: &Value) -> Result<Value> {
@@ -118,7 +120,20 @@ impl Facade {
         Ok(self.doc(KIND, id, version).await?.body)
     }
 
+    /// Without a `version` lock, a write that lost a race is applied again on the version
+    /// that won (the caller asked for a change, not for a change of that version).
     pub async fn update_agent(&self, id: &str, body: &Value) -> Result<Value> {
+        let locked = body.get("version").is_some_and(|v| !v.is_null());
+        let mut tries = 0;
+        loop {
+            match self.update_agent_once(id, body).await {
+                Err(Error::Conflict(_)) if !locked && tries < RACE_RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn update_agent_once(&self, id: &str, body: &Value) -> Result<Value> {
         let mut known = FIELDS.to_vec();
         known.push("version");
         object(body, &known)?;

@@ -196,11 +196,30 @@ impl Facade {
             "archived_at": null,
             HERM: {"deployment_id": place.deployment.as_str(), "thread_id": place.thread.as_str(), "shared": place.shared},
         });
-        self.put(KIND, &id, 1, s.clone(), History::Drop).await?;
+        if let Err(e) = self.put(KIND, &id, 1, s.clone(), History::Drop).await {
+            self.forget_place(&place).await;
+            return Err(e);
+        }
         for e in &initial {
-            self.send_events(&id, &json!({"events": [e]})).await?;
+            // A session whose first events cannot be taken is not left behind half made.
+            if let Err(err) = self.send_events(&id, &json!({"events": [e]})).await {
+                let _ = self.delete_session(&id).await;
+                return Err(err);
+            }
         }
         self.session(&id).await
+    }
+
+    /// Removes what a session creation made before it failed.
+    async fn forget_place(&self, p: &Place) {
+        let gone = if p.shared {
+            self.engine.delete_thread(&p.deployment, &p.thread).await
+        } else {
+            self.engine.delete_deployment(&p.deployment, None, false).await
+        };
+        if let Err(e) = gone {
+            tracing::warn!(deployment = %p.deployment, error = %e, "a failed session's deployment was not removed");
+        }
     }
 
     /// One deployment per (agent version, environment, key value), made on first use.
@@ -305,7 +324,19 @@ impl Facade {
         Ok(s)
     }
 
+    /// A write that lost a race is applied again on the version that won (title and
+    /// metadata patches commute).
     pub async fn update_session(&self, id: &str, body: &Value) -> Result<Value> {
+        let mut tries = 0;
+        loop {
+            match self.update_session_once(id, body).await {
+                Err(Error::Conflict(_)) if tries < agents::RACE_RETRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn update_session_once(&self, id: &str, body: &Value) -> Result<Value> {
         object(body, &["title", "metadata", "agent", "budget", "vault_ids"])?;
         if body.get("vault_ids").is_some() {
             return Err(invalid("`vault_ids` cannot be changed on a session"));

@@ -215,6 +215,15 @@ async fn plain_http_errors_pages_and_stream_resumption() {
         call(herm, "POST", &format!("/v1/agents/{id}"), &key, Some(json!({"version": 1, "name": "c"}))).await;
     assert_eq!((s, v["error"]["type"].as_str()), (409, Some("conflict_error")));
     assert_eq!(h["x-should-retry"], "false");
+    // Unlocked updates that race are all applied: none is lost.
+    let path = format!("/v1/agents/{id}");
+    let updates = (0..8).map(|i| {
+        let (path, key) = (path.clone(), key.clone());
+        async move { call(herm, "POST", &path, &key, Some(json!({"metadata": {format!("k{i}"): "v"}}))).await.0 }
+    });
+    assert!(futures::future::join_all(updates).await.iter().all(|s| *s == 200));
+    let (_, _, a) = call(herm, "GET", &path, &key, None).await;
+    assert_eq!((a["version"].as_i64(), a["metadata"].as_object().unwrap().len()), (Some(10), 8), "{a}");
     // Lists are pages: `data` and `next_page`.
     let (_, _, p) = call(herm, "GET", "/v1/agents?limit=1", &key, None).await;
     assert_eq!(p["data"].as_array().unwrap().len(), 1);
