@@ -21,6 +21,7 @@
 pub mod agents;
 pub mod environments;
 pub mod events;
+pub mod memory_stores;
 pub mod project;
 pub mod sessions;
 pub mod spec;
@@ -89,6 +90,12 @@ pub enum Error {
     /// A state conflict that retrying will not fix (409, `x-should-retry: false`).
     #[error("{0}")]
     Conflict(String),
+    /// A memory precondition (`content_sha256`) that no longer holds (409).
+    #[error("{0}")]
+    Precondition(String),
+    /// A memory path another memory of the store holds (409).
+    #[error("{0}")]
+    PathConflict(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

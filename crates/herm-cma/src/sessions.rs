@@ -102,7 +102,7 @@ fn refuse_unbuilt(body: &Value) -> Result<()> {
     if let Some(r) = body.get("resources").and_then(Value::as_array).and_then(|r| r.first()) {
         let ty = r.get("type").and_then(Value::as_str).unwrap_or("?");
         return Err(unsupported(format!(
-            "session resources of type `{ty}` are not supported by herm yet (files: write them with the agent's tools; GitHub repositories: clone them with `bash`)"
+            "session resources of type `{ty}` are not supported by herm yet (files: write them with the agent's tools; GitHub repositories: clone them with `bash`; memory stores cannot be attached to sessions yet)"
         )));
     }
     if body.get("budget").is_some_and(|b| !b.is_null()) {

@@ -141,6 +141,7 @@ async fn sdk_versions_pages_and_refusals() {
     assert!(system("scenario pin-old").contains("You are version one."), "{}", system("scenario pin-old"));
     cma.sdk("pages", &[]).await;
     cma.sdk("refusals", &[]).await;
+    cma.sdk("memory", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,9 +230,9 @@ async fn plain_http_errors_pages_and_stream_resumption() {
     assert_eq!(p["data"].as_array().unwrap().len(), 1);
     assert!(p["next_page"].is_string() || p["next_page"].is_null());
     // Unsupported resources say so by name.
-    let (s, _, v) = call(herm, "GET", "/v1/memory_stores", &key, None).await;
+    let (s, _, v) = call(herm, "GET", "/v1/deployment_runs", &key, None).await;
     assert_eq!(s, 422);
-    assert!(v["error"]["message"].as_str().unwrap().contains("memory stores"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("scheduled deployments"), "{v}");
 
     // The stream: frames named by their type, a resumable id on each event's last frame.
     let (_, _, env) = call(herm, "POST", "/v1/environments", &key, Some(json!({"name": "e"}))).await;

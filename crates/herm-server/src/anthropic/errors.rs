@@ -27,6 +27,8 @@ impl From<herm_cma::Error> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, not_found_code(what), format!("{what} not found"))
             }
             E::Conflict(m) => ApiError::conflict(m),
+            E::Precondition(m) => ApiError::new(StatusCode::CONFLICT, "memory_precondition_failed", m),
+            E::PathConflict(m) => ApiError::new(StatusCode::CONFLICT, "memory_path_conflict", m),
         }
     }
 }
@@ -38,11 +40,19 @@ fn not_found_code(what: &str) -> &'static str {
         "vault" => "vault_not_found",
         "vault_credential" => "vault_credential_not_found",
         "session" => "session_not_found",
+        "memory_store" => "memory_store_not_found",
+        "memory" => "memory_not_found",
+        "memory_version" => "memory_version_not_found",
         _ => "not_found",
     }
 }
 
-fn error_type(status: StatusCode) -> &'static str {
+fn error_type(status: StatusCode, code: &str) -> &'static str {
+    match code {
+        "memory_precondition_failed" => return "memory_precondition_failed_error",
+        "memory_path_conflict" => return "memory_path_conflict_error",
+        _ => {}
+    }
     match status.as_u16() {
         401 => "authentication_error",
         402 => "billing_error",
@@ -99,7 +109,7 @@ async fn reshape(resp: Response, request_id: &str) -> Response {
     }
     let body = json!({
         "type": "error",
-        "error": {"type": error_type(parts.status), "message": message, "details": {"error_code": code}},
+        "error": {"type": error_type(parts.status, &code), "message": message, "details": {"error_code": code}},
         "request_id": request_id,
     });
     let mut out = Response::from_parts(parts, Body::from(body.to_string()));

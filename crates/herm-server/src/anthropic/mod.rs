@@ -5,6 +5,7 @@
 //! `anthropic-beta` are accepted and ignored.
 
 mod errors;
+mod memory;
 mod query;
 mod routes;
 mod stream;
@@ -37,6 +38,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sessions/{id}/archive", post(archive_session))
         .route("/v1/sessions/{id}/events", get(list_events).post(send_events))
         .route("/v1/sessions/{id}/events/stream", get(stream::open))
+        .route("/v1/memory_stores", post(memory::create_store).get(memory::list_stores))
+        .route("/v1/memory_stores/{id}", get(memory::get_store).post(memory::update_store).delete(memory::delete_store))
+        .route("/v1/memory_stores/{id}/archive", post(memory::archive_store))
+        .route("/v1/memory_stores/{id}/memories", post(memory::create_memory).get(memory::list_memories))
+        .route(
+            "/v1/memory_stores/{id}/memories/{memory_id}",
+            get(memory::get_memory).post(memory::update_memory).delete(memory::delete_memory),
+        )
+        .route("/v1/memory_stores/{id}/memory_versions", get(memory::list_versions))
+        .route("/v1/memory_stores/{id}/memory_versions/{version_id}", get(memory::get_version))
+        .route("/v1/memory_stores/{id}/memory_versions/{version_id}/redact", post(memory::redact_version))
         .route("/v1/{*rest}", get(not_offered).post(not_offered).delete(not_offered))
         .fallback(errors::no_route)
         .layer(axum::middleware::from_fn(errors::cma_shape))

@@ -268,7 +268,6 @@ pub async fn not_offered(c: Caller, Path(rest): Path<String>) -> ApiError {
     let _ = c;
     let parts: Vec<&str> = rest.split('/').collect();
     let what = match (parts.first().copied().unwrap_or_default(), parts.get(2).copied()) {
-        ("memory_stores", _) => "memory stores are",
         ("dreams", _) => "dreams are",
         ("deployments" | "deployment_runs", _) => "scheduled deployments are",
         ("skills", _) => "uploaded skills are",

@@ -351,7 +351,8 @@ def refusals():
            events=[{"type": "system.message", "content": [{"type": "text", "text": "c"}]}])
     expect(bad, "tool use", client.beta.sessions.events.send, s.id,
            events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_nope", "result": "allow"}])
-    expect(unp, "memory stores", client.beta.memory_stores.create, name="m")
+    expect(unp, "resources", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           resources=[{"type": "memory_store", "memory_store_id": "memstore_1"}])
     expect(unp, "dreams", client.beta.dreams.list)
     e = expect(anthropic.NotFoundError, "session", client.beta.sessions.retrieve, "sesn_nope")
     assert e.body["error"]["type"] == "not_found_error", e.body
@@ -424,6 +425,58 @@ def outcome():
         "max_iterations": 21}])
     tap.close()
     return {"session": s.id, "outcome": defined.outcome_id}
+
+
+def memory():
+    import hashlib
+    mem = client.beta.memory_stores.memories
+    versions_api = client.beta.memory_stores.memory_versions
+    store = client.beta.memory_stores.create(name="notes", description="team notes")
+    assert store.type == "memory_store" and store.name == "notes", store
+    m = mem.create(store.id, path="/people/ada.md", content="Ada likes tea.")
+    sha = hashlib.sha256(b"Ada likes tea.").hexdigest()
+    assert (m.path, m.content_sha256, m.content_size_bytes) == ("/people/ada.md", sha, 14), m
+    assert m.content is None, "create answers the basic view"
+    assert mem.retrieve(m.id, memory_store_id=store.id).content == "Ada likes tea."
+    # A precondition on the content read: the first write lands, a second on the same read
+    # is refused at once.
+    upd = mem.update(m.id, memory_store_id=store.id, content="Ada likes coffee.",
+                     precondition={"type": "content_sha256", "content_sha256": sha})
+    assert upd.memory_version_id != m.memory_version_id, upd
+    t = time.time()
+    e = expect(anthropic.ConflictError, "precondition", mem.update, m.id, memory_store_id=store.id,
+               content="lost", precondition={"type": "content_sha256", "content_sha256": sha})
+    assert e.body["error"]["type"] == "memory_precondition_failed_error", e.body
+    assert time.time() - t < 0.45, "not retried"
+    e = expect(anthropic.ConflictError, "", mem.create, store.id, path="/people/ada.md", content="again")
+    assert e.body["error"]["type"] == "memory_path_conflict_error", e.body
+    mem.create(store.id, path="/people/bob.md", content="Bob.")
+    mem.create(store.id, path="/projects/x/plan.md", content="Plan.")
+    top = list(mem.list(store.id, depth=1, path_prefix="/"))
+    assert [(x.type, x.path) for x in top] == [("memory_prefix", "/people/"), ("memory_prefix", "/projects/")], top
+    people = list(mem.list(store.id, path_prefix="/people/", limit=1))
+    assert [x.path for x in people] == ["/people/ada.md", "/people/bob.md"], people
+    full = list(mem.list(store.id, path_prefix="/people/", view="full"))
+    assert full[0].content == "Ada likes coffee.", full
+    versions = list(versions_api.list(store.id, memory_id=m.id))
+    assert [v.operation for v in versions] == ["modified", "created"], versions
+    first = versions[-1]
+    assert versions_api.retrieve(first.id, memory_store_id=store.id).content == "Ada likes tea."
+    red = versions_api.redact(first.id, memory_store_id=store.id)
+    assert red.redacted_at is not None and red.content is None, red
+    assert versions_api.retrieve(first.id, memory_store_id=store.id).content is None
+    expect(anthropic.ConflictError, "current version", versions_api.redact, versions[0].id, memory_store_id=store.id)
+    expect(anthropic.ConflictError, "precondition", mem.delete, m.id, memory_store_id=store.id,
+           expected_content_sha256=sha)
+    done = mem.delete(m.id, memory_store_id=store.id,
+                      expected_content_sha256=hashlib.sha256(b"Ada likes coffee.").hexdigest())
+    assert done.type == "memory_deleted", done
+    expect(anthropic.NotFoundError, "", mem.retrieve, m.id, memory_store_id=store.id)
+    assert [s.id for s in client.beta.memory_stores.list()] == [store.id]
+    client.beta.memory_stores.archive(store.id)
+    expect(anthropic.BadRequestError, "archived", mem.create, store.id, path="/x.md", content="x")
+    assert client.beta.memory_stores.delete(store.id).type == "memory_store_deleted"
+    return {"store": store.id}
 
 
 if __name__ == "__main__":
