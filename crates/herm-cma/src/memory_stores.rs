@@ -307,28 +307,7 @@ impl Facade {
             return Err(invalid("`path_prefix` starts and ends with `/`"));
         }
         let rel = prefix.trim_start_matches('/');
-        let mut all: Vec<Memory> = Vec::new();
-        let mut before = None;
-        loop {
-            let page = self
-                .engine
-                .list_memories(
-                    &dep,
-                    herm_store::MemoryQuery {
-                        q: None,
-                        prefix: (!rel.is_empty()).then(|| rel.to_owned()),
-                        before: before.clone(),
-                        limit: 500,
-                    },
-                )
-                .await?;
-            let n = page.len();
-            before = page.last().map(|m| m.memory_id.clone());
-            all.extend(page);
-            if n < 500 || all.len() >= MAX_LISTED {
-                break;
-            }
-        }
+        let mut all = self.all_memories(&dep, (!rel.is_empty()).then(|| rel.to_owned())).await?;
         all.retain(|m| m.path.starts_with(rel));
         all.sort_by(|a, b| a.path.cmp(&b.path));
         let mut items: Vec<Value> = Vec::new();
@@ -353,26 +332,7 @@ impl Facade {
         let limit = q.page.limit()?;
         let ids: Vec<MemoryId> = match &q.memory_id {
             Some(m) => vec![Self::memory_id(m)?],
-            None => {
-                let mut ids = Vec::new();
-                let mut before = None;
-                loop {
-                    let page = self
-                        .engine
-                        .list_memories(
-                            &dep,
-                            herm_store::MemoryQuery { q: None, prefix: None, before: before.clone(), limit: 500 },
-                        )
-                        .await?;
-                    let n = page.len();
-                    before = page.last().map(|m| m.memory_id.clone());
-                    ids.extend(page.into_iter().map(|m| m.memory_id));
-                    if n < 500 || ids.len() >= MAX_LISTED {
-                        break;
-                    }
-                }
-                ids
-            }
+            None => self.all_memories(&dep, None).await?.into_iter().map(|m| m.memory_id).collect(),
         };
         let mut versions = Vec::new();
         for id in ids {
@@ -387,6 +347,22 @@ impl Facade {
         }
         versions.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1["id"].as_str().cmp(&a.1["id"].as_str())));
         page_by_index(versions.into_iter().map(|(_, v)| v).collect(), &q.page, limit)
+    }
+
+    /// The store's live memories (under `prefix`), at most [`MAX_LISTED`].
+    async fn all_memories(&self, dep: &DeploymentId, prefix: Option<String>) -> Result<Vec<Memory>> {
+        let mut all: Vec<Memory> = Vec::new();
+        let mut before = None;
+        loop {
+            let q = herm_store::MemoryQuery { q: None, prefix: prefix.clone(), before: before.clone(), limit: 500 };
+            let page = self.engine.list_memories(dep, q).await?;
+            let n = page.len();
+            before = page.last().map(|m| m.memory_id.clone());
+            all.extend(page);
+            if n < 500 || all.len() >= MAX_LISTED {
+                return Ok(all);
+            }
+        }
     }
 
     pub async fn memory_version(&self, store: &str, id: &str, full: bool) -> Result<Value> {

@@ -3,23 +3,17 @@
 //! calls one facade method.
 
 use super::query::Params;
+use super::routes::{Out, ok};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use herm_cma::memory_stores::{MemoryListQuery, VersionQuery, full_view};
 use serde_json::Value;
 
-type Out = ApiResult<Json<Value>>;
-
 const READ: &str = "deployments:read";
 const WRITE: &str = "deployments:write";
-
-fn ok(r: Result<Value, herm_cma::Error>) -> Out {
-    Ok(Json(r.map_err(ApiError::from)?))
-}
 
 fn view(q: &Params, default: bool) -> ApiResult<bool> {
     full_view(q.one("view"), default).map_err(ApiError::from)
@@ -33,8 +27,7 @@ pub async fn create_store(State(st): State<AppState>, c: Caller, b: JsonBody<Val
 pub async fn list_stores(State(st): State<AppState>, c: Caller, RawQuery(q): RawQuery) -> Out {
     c.require(READ)?;
     let q = Params::parse(q.as_deref(), &["limit", "page", "include_archived", "created_at"])?;
-    let page = st.cma.list_memory_stores(&q.page()?, q.flag("include_archived")?, &q.range("created_at")?).await;
-    Ok(Json(serde_json::to_value(page.map_err(ApiError::from)?).map_err(|_| ApiError::internal())?))
+    ok(st.cma.list_memory_stores(&q.page()?, q.flag("include_archived")?, &q.range("created_at")?).await)
 }
 
 pub async fn get_store(State(st): State<AppState>, c: Caller, Path(id): Path<String>) -> Out {
@@ -88,8 +81,7 @@ pub async fn list_memories(
         depth,
         full: view(&q, false)?,
     };
-    let page = st.cma.list_memories(&id, &lq).await.map_err(ApiError::from)?;
-    Ok(Json(serde_json::to_value(page).map_err(|_| ApiError::internal())?))
+    ok(st.cma.list_memories(&id, &lq).await)
 }
 
 pub async fn get_memory(
@@ -141,8 +133,7 @@ pub async fn list_versions(
         created: q.range("created_at")?,
         full: view(&q, false)?,
     };
-    let page = st.cma.list_memory_versions(&id, &vq).await.map_err(ApiError::from)?;
-    Ok(Json(serde_json::to_value(page).map_err(|_| ApiError::internal())?))
+    ok(st.cma.list_memory_versions(&id, &vq).await)
 }
 
 pub async fn get_version(

@@ -14,13 +14,13 @@ use herm_cma::events::EventFilter;
 use herm_cma::sessions::SessionFilter;
 use serde_json::Value;
 
-type Out = ApiResult<Json<Value>>;
+pub(super) type Out = ApiResult<Json<Value>>;
 
 const READ: &str = "deployments:read";
 const WRITE: &str = "deployments:write";
 const SECRETS: &str = "secrets:write";
 
-fn ok<T: serde::Serialize>(r: Result<T, herm_cma::Error>) -> Out {
+pub(super) fn ok<T: serde::Serialize>(r: Result<T, herm_cma::Error>) -> Out {
     let v = r.map_err(ApiError::from)?;
     Ok(Json(serde_json::to_value(v).map_err(|_| ApiError::internal())?))
 }
