@@ -19,6 +19,7 @@
 //!   secret id only.
 
 pub mod agents;
+pub mod deployments;
 pub mod environments;
 pub mod events;
 pub mod memory_stores;
@@ -65,8 +66,11 @@ pub struct Facade {
 }
 
 impl Facade {
+    /// The facade over `engine`; it fires its scheduled deployments' timers from now on.
     pub fn new(engine: Engine, options: Options) -> Self {
-        Self { engine, options: std::sync::Arc::new(options) }
+        let f = Self { engine, options: std::sync::Arc::new(options) };
+        f.engine.set_facade_timers(std::sync::Arc::new(deployments::Timers(f.clone())));
+        f
     }
 
     pub fn engine(&self) -> &Engine {

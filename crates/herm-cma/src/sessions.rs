@@ -126,6 +126,13 @@ fn strings(v: Option<&Value>, field: &str, max: usize) -> Result<Vec<String>> {
 
 impl Facade {
     pub async fn create_session(&self, body: &Value) -> Result<Value> {
+        self.create_session_as(new_id("sesn_"), body, true).await
+    }
+
+    /// Creates session `id` ([`Error::Conflict`] if it exists, nothing else made), sending
+    /// its `initial_events` when `send_initial` (a session whose first events cannot be taken
+    /// is then removed again).
+    pub(crate) async fn create_session_as(&self, id: String, body: &Value, send_initial: bool) -> Result<Value> {
         object(body, FIELDS)?;
         refuse_unbuilt(body)?;
         let (agent, overridden) = pinned(self, body.get("agent")).await?;
@@ -161,7 +168,6 @@ impl Facade {
                 }
             }
         }
-        let id = new_id("sesn_");
         let share = self
             .options
             .share_by_metadata_key
@@ -200,7 +206,7 @@ impl Facade {
             self.forget_place(&place).await;
             return Err(e);
         }
-        for e in &initial {
+        for e in initial.iter().filter(|_| send_initial) {
             // A session whose first events cannot be taken is not left behind half made.
             if let Err(err) = self.send_events(&id, &json!({"events": [e]})).await {
                 let _ = self.delete_session(&id).await;
@@ -358,6 +364,14 @@ impl Facade {
         self.session(id).await
     }
 
+    /// Records the scheduled deployment that made the session.
+    pub(crate) async fn mark_session_deployment(&self, id: &str, deployment: &str) -> Result<()> {
+        let cur = self.session_doc(id).await?;
+        let mut s = cur.body;
+        s["deployment_id"] = json!(deployment);
+        self.put(KIND, id, cur.version + 1, s, History::Drop).await
+    }
+
     /// Archived: kept and readable, takes no more events; its run, if any, is interrupted.
     pub async fn archive_session(&self, id: &str) -> Result<Value> {
         let cur = self.session_doc(id).await?;
@@ -403,8 +417,8 @@ impl Facade {
                     && f.agent_id.as_ref().is_none_or(|a| s["agent"]["id"] == a.as_str())
                     && f.agent_version.is_none_or(|v| s["agent"]["version"] == v)
                     && f.created.holds(&s["created_at"])
-                    // Sessions made by CMA deployments or with memory stores do not exist here.
-                    && f.deployment_id.is_none()
+                    && f.deployment_id.as_ref().is_none_or(|d| s["deployment_id"] == d.as_str())
+                    // Memory stores cannot be attached to sessions yet: no session has one.
                     && f.memory_store_id.is_none()
             })
             .await?;

@@ -279,6 +279,8 @@ struct Inner {
     media: attachments::MediaCache,
     /// Wakes the webhook dispatcher when an event a webhook may want commits.
     webhook_wake: Arc<tokio::sync::Notify>,
+    /// Who fires the timers a facade set (see [`timers::FacadeTimers`]).
+    facade_timers: Mutex<Option<Arc<dyn timers::FacadeTimers>>>,
 }
 
 impl Engine {
@@ -322,6 +324,7 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
                 timer_wake: tokio::sync::Notify::new(),
+                facade_timers: Mutex::new(None),
                 deferred_wakes: Mutex::new(Vec::new()),
                 memory_sync: Mutex::new(HashMap::new()),
                 fetcher: attachments::fetch::Fetcher::new(opts_fetch),

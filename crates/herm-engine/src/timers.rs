@@ -38,7 +38,21 @@ pub enum TimerKind {
     Observe,
     /// Dream if the deployment is idle with new material (see `memory::dream`).
     Dream,
+    /// A facade's own timer (the Claude Managed Agents API's scheduled deployments), fired
+    /// by the [`FacadeTimers`] it registered.
+    Facade,
 }
+
+/// A facade's timer handler: fires the timer `key` due at `due` and says when it is due
+/// next (`None`: done). Like every handler it may run twice for one due time after a crash,
+/// so its effect must be conditional on the firing.
+#[async_trait::async_trait]
+pub trait FacadeTimers: Send + Sync + 'static {
+    async fn fire(&self, key: &str, due: DateTime<Utc>, payload: &Value) -> Option<DateTime<Utc>>;
+}
+
+/// How long a facade's timer waits when no handler is registered yet (the server is starting).
+const UNHANDLED_RETRY_SECS: i64 = 2;
 
 impl TimerKind {
     pub fn as_str(self) -> &'static str {
@@ -48,6 +62,7 @@ impl TimerKind {
             Self::Goal => "goal",
             Self::Observe => "observe",
             Self::Dream => "dream",
+            Self::Facade => "facade",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -57,6 +72,7 @@ impl TimerKind {
             "goal" => Some(Self::Goal),
             "observe" => Some(Self::Observe),
             "dream" => Some(Self::Dream),
+            "facade" => Some(Self::Facade),
             _ => None,
         }
     }
@@ -72,6 +88,34 @@ pub(crate) enum Fired {
 }
 
 impl Engine {
+    /// Registers who fires the facade's timers.
+    pub fn set_facade_timers(&self, handler: std::sync::Arc<dyn FacadeTimers>) {
+        *self.inner.facade_timers.lock() = Some(handler);
+    }
+
+    /// Sets (or moves) a facade's timer `key` (its keys start with `facade:`), with a payload
+    /// its handler is given.
+    pub async fn set_facade_timer(&self, key: &str, due_at: DateTime<Utc>, payload: Value) -> Result<()> {
+        self.set_timer(format!("facade:{key}"), TimerKind::Facade, due_at, payload).await
+    }
+
+    /// Removes a facade's timer, if set.
+    pub async fn cancel_facade_timer(&self, key: &str) -> Result<()> {
+        self.store().cancel_timer(&format!("facade:{key}")).await?;
+        Ok(())
+    }
+
+    async fn facade_due(&self, t: &ClaimedTimer) -> Fired {
+        let handler = self.inner.facade_timers.lock().clone();
+        let Some(h) = handler else {
+            return Fired::Again(self.now() + chrono::Duration::seconds(UNHANDLED_RETRY_SECS));
+        };
+        match h.fire(t.key.strip_prefix("facade:").unwrap_or(&t.key), t.due_at, &t.payload).await {
+            Some(at) => Fired::Again(at),
+            None => Fired::Done,
+        }
+    }
+
     /// Sets (or moves) the timer `key`, and wakes the timer loop if it is due sooner than
     /// the loop planned to look.
     pub(crate) async fn set_timer(
@@ -149,6 +193,7 @@ impl Engine {
             Some(TimerKind::Goal) => self.goal_due(t).await,
             Some(TimerKind::Observe) => self.observe_due(t).await,
             Some(TimerKind::Dream) => self.dream_due(t).await,
+            Some(TimerKind::Facade) => self.facade_due(t).await,
             None => {
                 // Written by a newer herm: leave it for a node that knows it.
                 tracing::warn!(timer = %t.key, kind = %t.kind, "a timer of an unknown kind; looking again in an hour");

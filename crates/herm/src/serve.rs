@@ -122,6 +122,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let traces = crate::telemetry::install_tracing(&cfg.trace_export()).context("cannot set up the OTLP exporter")?;
     let opened = open(&cfg, cfg.engine_options(), |p| p).await?;
     bootstrap_admin(&opened.engine).await?;
+    // Before the engine starts its timers: the facade fires its own (scheduled deployments).
+    let cma = herm_cma::Facade::new(opened.engine.clone(), cfg.anthropic.options());
     opened.engine.start().await?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.addr)
         .await
@@ -133,7 +135,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!(%addr, data_dir = %Path::new(&cfg.storage.data_dir).display(), "herm started");
     let shutdown = CancellationToken::new();
-    let cma = herm_cma::Facade::new(opened.engine.clone(), cfg.anthropic.options());
     let state = AppState { engine: opened.engine.clone(), shutdown: shutdown.clone(), metrics, cma };
     let stop = shutdown.clone();
     tokio::spawn(async move {

@@ -48,6 +48,7 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
         ("scenario pin-latest".into(), vec![Reply::text(&["latest"])]),
         ("scenario pin-old".into(), vec![Reply::text(&["old"])]),
         ("scenario pages".into(), vec![Reply::text(&["one ", "two"])]),
+        ("scenario deployment".into(), vec![Reply::text(&["Nightly report done."]); 20]),
         ("scenario mcp".into(), vec![Reply::tool("docs__add", json!({"a": 2, "b": 3})), Reply::text(&["It is 5."])]),
     ]
 }
@@ -142,6 +143,7 @@ async fn sdk_versions_pages_and_refusals() {
     cma.sdk("pages", &[]).await;
     cma.sdk("refusals", &[]).await;
     cma.sdk("memory", &[]).await;
+    cma.sdk("deployments", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,9 +232,9 @@ async fn plain_http_errors_pages_and_stream_resumption() {
     assert_eq!(p["data"].as_array().unwrap().len(), 1);
     assert!(p["next_page"].is_string() || p["next_page"].is_null());
     // Unsupported resources say so by name.
-    let (s, _, v) = call(herm, "GET", "/v1/deployment_runs", &key, None).await;
+    let (s, _, v) = call(herm, "GET", "/v1/dreams", &key, None).await;
     assert_eq!(s, 422);
-    assert!(v["error"]["message"].as_str().unwrap().contains("scheduled deployments"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("dreams"), "{v}");
 
     // The stream: frames named by their type, a resumable id on each event's last frame.
     let (_, _, env) = call(herm, "POST", "/v1/environments", &key, Some(json!({"name": "e"}))).await;
@@ -321,4 +323,72 @@ async fn sessions_share_a_deployment_per_customer_only_when_configured() {
     }
     // bolt's deployment stays with its files for bolt's next session; the unkeyed one is gone.
     assert_eq!(deployments().await, 2);
+}
+
+async fn runs_of(herm: &Herm, key: &str, id: &str) -> Vec<Value> {
+    let (_, _, p) = call(herm, "GET", &format!("/v1/deployment_runs?deployment_id={id}&limit=100"), key, None).await;
+    p["data"].as_array().unwrap().clone()
+}
+
+/// Writes the test clock.
+fn set_clock(path: &std::path::Path, t: chrono::DateTime<chrono::Utc>) {
+    std::fs::write(path, t.to_rfc3339()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_deployment_makes_one_session_per_slot_across_kill_9() {
+    let clock_dir = tempfile::tempdir().unwrap();
+    let clock = clock_dir.path().join("clock");
+    let t0 = chrono::DateTime::parse_from_rfc3339("2030-01-07T08:00:30Z").unwrap().with_timezone(&chrono::Utc);
+    set_clock(&clock, t0);
+    let config = CONFIG
+        .replace("[engine]\n", &format!("[engine]\ntest_clock_file = {:?}\n", clock.display().to_string()))
+        + "\n[memory]\nobserve_after_secs = 86400\n";
+    let mut cma = start(&config).await;
+    let key = cma.herm.admin_key.clone();
+    let (_, _, env) = call(&cma.herm, "POST", "/v1/environments", &key, Some(json!({"name": "e"}))).await;
+    let (_, _, agent) = call(&cma.herm, "POST", "/v1/agents", &key, Some(json!({"name": "a", "model": "m"}))).await;
+    let body = json!({
+        "name": "every minute", "agent": agent["id"], "environment_id": env["id"],
+        "initial_events": [{"type": "user.message", "content": [{"type": "text", "text": "scenario deployment"}]}],
+        "schedule": {"type": "cron", "expression": "* * * * *", "timezone": "UTC"},
+    });
+    let (s, _, d) = call(&cma.herm, "POST", "/v1/deployments", &key, Some(body)).await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["schedule"]["upcoming_runs_at"][0], "2030-01-07T08:01:00.000000Z");
+    let id = d["id"].as_str().unwrap().to_owned();
+    // Slot after slot, herm is killed at a different moment around each firing.
+    for (i, wait) in [0u64, 150, 400].iter().enumerate() {
+        let minute = i as i64 + 1;
+        set_clock(&clock, t0 + chrono::Duration::seconds(minute * 60 - 30) + chrono::Duration::milliseconds(100));
+        tokio::time::sleep(Duration::from_millis(*wait)).await;
+        cma.herm.kill9().await;
+        cma.herm.restart().await;
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got = runs_of(&cma.herm, &key, &id).await;
+            if got.len() == minute as usize && got.iter().all(|r| r["session_id"].is_string()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(got.len(), minute as usize, "slot {minute}: {got:?}");
+    }
+    let got = runs_of(&cma.herm, &key, &id).await;
+    let mut slots: Vec<&str> = got.iter().map(|r| r["trigger_context"]["scheduled_at"].as_str().unwrap()).collect();
+    slots.sort();
+    assert_eq!(slots, ["2030-01-07T08:01:00.000000Z", "2030-01-07T08:02:00.000000Z", "2030-01-07T08:03:00.000000Z"]);
+    // Each run made its own session, which ran the initial message.
+    let mut sessions: Vec<&str> = got.iter().map(|r| r["session_id"].as_str().unwrap()).collect();
+    sessions.sort();
+    sessions.dedup();
+    assert_eq!(sessions.len(), 3);
+    for s in sessions {
+        let (_, _, v) = call(&cma.herm, "GET", &format!("/v1/sessions/{s}"), &key, None).await;
+        assert_eq!(v["deployment_id"], id.as_str());
+        // Its initial message was sent once, whenever the kill fell.
+        let (_, _, l) = call(&cma.herm, "GET", &format!("/v1/sessions/{s}/events"), &key, None).await;
+        let sent = l["data"].as_array().unwrap().iter().filter(|e| e["type"] == "user.message").count();
+        assert_eq!(sent, 1, "{l}");
+    }
 }

@@ -4,6 +4,7 @@
 //! `Authorization: Bearer`, and the session stream as SSE. `anthropic-version` and
 //! `anthropic-beta` are accepted and ignored.
 
+mod deployments;
 mod errors;
 mod memory;
 mod query;
@@ -49,6 +50,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/memory_stores/{id}/memory_versions", get(memory::list_versions))
         .route("/v1/memory_stores/{id}/memory_versions/{version_id}", get(memory::get_version))
         .route("/v1/memory_stores/{id}/memory_versions/{version_id}/redact", post(memory::redact_version))
+        .route("/v1/deployments", post(deployments::create).get(deployments::list))
+        .route("/v1/deployments/{id}", get(deployments::get).post(deployments::update))
+        .route("/v1/deployments/{id}/pause", post(deployments::pause))
+        .route("/v1/deployments/{id}/unpause", post(deployments::unpause))
+        .route("/v1/deployments/{id}/archive", post(deployments::archive))
+        .route("/v1/deployments/{id}/run", post(deployments::run))
+        .route("/v1/deployment_runs", get(deployments::list_runs))
+        .route("/v1/deployment_runs/{id}", get(deployments::get_run))
         .route("/v1/{*rest}", get(not_offered).post(not_offered).delete(not_offered))
         .fallback(errors::no_route)
         .layer(axum::middleware::from_fn(errors::cma_shape))

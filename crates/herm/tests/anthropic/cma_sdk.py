@@ -479,6 +479,46 @@ def memory():
     return {"store": store.id}
 
 
+def deployments():
+    env, agent = setup(tools=[])
+    d = client.beta.deployments.create(
+        name="nightly", agent=agent.id, environment_id=env.id,
+        initial_events=[message("scenario deployment")],
+        schedule={"type": "cron", "expression": "0 3 * * *", "timezone": "Europe/Paris"},
+        metadata={"team": "ops"},
+    )
+    assert d.status == "active" and d.agent.version == 1, d
+    assert len(d.schedule.upcoming_runs_at) == 3, d.schedule
+    run = client.beta.deployments.run(d.id)
+    assert run.trigger_context.type == "manual" and run.session_id and run.error is None, run
+    s = client.beta.sessions.retrieve(run.session_id)
+    assert s.deployment_id == d.id and s.metadata == {"team": "ops"}, s
+    tap = Tap(s.id, deltas=False)
+    deadline = time.time() + 30
+    while not any(e.type == "session.status_idle" for e in listed(s.id)):
+        assert time.time() < deadline, [e.type for e in listed(s.id)]
+        time.sleep(0.2)
+    tap.close()
+    assert [e.type for e in listed(s.id)][0] == "user.message"
+    runs = list(client.beta.deployment_runs.list(deployment_id=d.id))
+    assert [r.id for r in runs] == [run.id], runs
+    assert client.beta.deployment_runs.retrieve(run.id).session_id == s.id
+    assert [x.id for x in client.beta.sessions.list(deployment_id=d.id)] == [s.id]
+    paused = client.beta.deployments.pause(d.id)
+    assert paused.status == "paused" and paused.schedule.upcoming_runs_at == [], paused
+    assert client.beta.deployments.unpause(d.id).status == "active"
+    upd = client.beta.deployments.update(d.id, schedule=None)
+    assert upd.schedule is None, upd
+    expect(anthropic.BadRequestError, "cron", client.beta.deployments.update, d.id,
+           schedule={"type": "cron", "expression": "every day", "timezone": "UTC"})
+    expect(anthropic.UnprocessableEntityError, "budget", client.beta.deployments.create, name="x", agent=agent.id,
+           environment_id=env.id, initial_events=[message("x")],
+           budget={"type": "limit", "max_list_cost": {"amount": "1", "currency": "USD"}})
+    client.beta.deployments.archive(d.id)
+    expect(anthropic.BadRequestError, "archived", client.beta.deployments.run, d.id)
+    return {"deployment": d.id, "session": s.id}
+
+
 if __name__ == "__main__":
     out = globals()[sys.argv[1]]()
     print(json.dumps(out))
