@@ -317,11 +317,10 @@ impl Facade {
                 "agent": d["agent"], "environment_id": d["environment_id"], "vault_ids": d["vault_ids"],
                 "metadata": d["metadata"],
             });
-            match self.create_session_as(session.to_owned(), &body, false).await {
+            match self.create_session_from(session.to_owned(), &body, false, d["id"].as_str()).await {
                 Ok(_) | Err(Error::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
-            self.mark_session_deployment(session, d["id"].as_str().unwrap_or_default()).await?;
         }
         let sent = self
             .list_events(session, &PageQuery { limit: Some(wire::MAX_PAGE), page: None }, &Default::default())

@@ -61,8 +61,10 @@ pub struct Outcome {
 #[derive(Clone, Debug, Default)]
 pub struct Projector {
     outcomes: HashMap<String, Outcome>,
-    /// Evaluations so far per outcome; outcomes whose start was shown.
+    /// Evaluations so far per outcome, and the latest (result, explanation); outcomes whose
+    /// start was shown.
     iterations: HashMap<String, u32>,
+    latest: HashMap<String, (String, String)>,
     shown_outcomes: std::collections::HashSet<String>,
     held: Option<Event>,
     uses: HashMap<String, Use>,
@@ -119,6 +121,27 @@ impl Projector {
 
     pub fn add_outcome(&mut self, id: String, o: Outcome) {
         self.outcomes.insert(id, o);
+    }
+
+    /// Where each outcome stands, as the log says (a session's `outcome_evaluations`).
+    pub fn outcome_evaluations(&self) -> Vec<Value> {
+        let mut ids: Vec<&String> = self.outcomes.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let (result, explanation) = match self.latest.get(id) {
+                    // Another cycle follows a revision.
+                    Some((r, _)) if r == "needs_revision" => ("running", self.latest[id].1.as_str()),
+                    Some((r, e)) => (r.as_str(), e.as_str()),
+                    None => ("running", ""),
+                };
+                json!({
+                    "type": "outcome_evaluation", "outcome_id": id, "description": self.outcomes[id].description,
+                    "result": result, "iteration": self.iterations.get(id).copied().unwrap_or(0).saturating_sub(1),
+                    "explanation": (!explanation.is_empty()).then_some(explanation),
+                })
+            })
+            .collect()
     }
 
     /// The CMA events of one herm event, in order. A user message comes out with the event
@@ -295,6 +318,7 @@ impl Projector {
         let n = self.iterations.entry(goal.to_owned()).or_default();
         let iteration = *n;
         *n += 1;
+        self.latest.insert(goal.to_owned(), (result.to_owned(), explanation.to_owned()));
         let start = format!("{}_start", e.id.as_str());
         vec![
             with(base(&start, "span.outcome_evaluation_start", e), json!({"outcome_id": goal, "iteration": iteration})),

@@ -133,6 +133,17 @@ impl Facade {
     /// its `initial_events` when `send_initial` (a session whose first events cannot be taken
     /// is then removed again).
     pub(crate) async fn create_session_as(&self, id: String, body: &Value, send_initial: bool) -> Result<Value> {
+        self.create_session_from(id, body, send_initial, None).await
+    }
+
+    /// [`Self::create_session_as`] for a session a scheduled deployment makes (`deployment`).
+    pub(crate) async fn create_session_from(
+        &self,
+        id: String,
+        body: &Value,
+        send_initial: bool,
+        deployment: Option<&str>,
+    ) -> Result<Value> {
         object(body, FIELDS)?;
         refuse_unbuilt(body)?;
         let (agent, overridden) = pinned(self, body.get("agent")).await?;
@@ -196,7 +207,7 @@ impl Facade {
             "metadata": metadata,
             "outcome_evaluations": [],
             "budget": null,
-            "deployment_id": null,
+            "deployment_id": deployment,
             "created_at": t,
             "updated_at": t,
             "archived_at": null,
@@ -274,35 +285,10 @@ impl Facade {
         let d = self.session_doc(id).await?;
         let p = place(&d.body)?;
         let log = self.engine.thread_log(&p.thread).await.unwrap_or_default();
-        let (_, folded) = project::all(&log);
+        let (_, folded) = project::fold(&log, self.projector(&p).await?);
         let mut s = self.shown(d.body, Some(folded.usage())).await?;
-        s["outcome_evaluations"] = json!(self.outcome_evaluations(&p).await?);
+        s["outcome_evaluations"] = json!(folded.outcome_evaluations());
         Ok(s)
-    }
-
-    /// The outcomes defined on the session and where each stands.
-    async fn outcome_evaluations(&self, p: &Place) -> Result<Vec<Value>> {
-        let goals = match self.engine.list_goals(&p.deployment, None, 100).await {
-            Ok(g) => g,
-            Err(herm_engine::Error::NotFound(_)) => return Ok(vec![]),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(goals
-            .into_iter()
-            .filter(|g| g.thread_id == p.thread)
-            .map(|g| {
-                use herm_types::proactive::GoalStatus as G;
-                let result = match g.status {
-                    G::Active | G::Waiting => "running",
-                    G::Done => "satisfied",
-                    G::Exhausted => "max_iterations_reached",
-                    G::Failed => "failed",
-                    G::Cancelled => "interrupted",
-                };
-                json!({"type": "outcome_evaluation", "outcome_id": g.goal_id.as_str(), "description": g.objective,
-                    "result": result, "iteration": g.runs.len().saturating_sub(1), "explanation": g.reason})
-            })
-            .collect())
     }
 
     async fn shown(&self, mut s: Value, usage: Option<&project::Usage>) -> Result<Value> {
@@ -362,14 +348,6 @@ impl Facade {
         s["updated_at"] = json!(now());
         self.put(KIND, id, cur.version + 1, s.clone(), History::Drop).await?;
         self.session(id).await
-    }
-
-    /// Records the scheduled deployment that made the session.
-    pub(crate) async fn mark_session_deployment(&self, id: &str, deployment: &str) -> Result<()> {
-        let cur = self.session_doc(id).await?;
-        let mut s = cur.body;
-        s["deployment_id"] = json!(deployment);
-        self.put(KIND, id, cur.version + 1, s, History::Drop).await
     }
 
     /// Archived: kept and readable, takes no more events; its run, if any, is interrupted.
