@@ -181,16 +181,8 @@ impl Facade {
 
     pub async fn archive_agent(&self, id: &str) -> Result<Value> {
         let cur = self.doc(KIND, id, None).await?;
-        if !cur.body["archived_at"].is_null() {
-            return Ok(cur.body);
-        }
-        let mut a = cur.body.clone();
-        let t = now();
-        a["archived_at"] = json!(t);
-        a["updated_at"] = json!(t);
         // Archiving is not a new configuration: the same version, rewritten.
-        self.put(KIND, id, cur.version, a.clone(), History::Rewrite).await?;
-        Ok(a)
+        self.archive_doc(cur, History::Rewrite).await
     }
 
     pub async fn list_agents(&self, q: &PageQuery, include_archived: bool, created: &Range) -> Result<wire::Page> {

@@ -137,15 +137,7 @@ impl Facade {
 
     pub async fn archive_environment(&self, id: &str) -> Result<Value> {
         let cur = self.doc(KIND, id, None).await?;
-        if !cur.body["archived_at"].is_null() {
-            return Ok(cur.body);
-        }
-        let mut e = cur.body.clone();
-        let t = now();
-        e["archived_at"] = json!(t);
-        e["updated_at"] = json!(t);
-        self.put(KIND, id, cur.version + 1, e.clone(), History::Drop).await?;
-        Ok(e)
+        self.archive_doc(cur, History::Drop).await
     }
 
     pub async fn delete_environment(&self, id: &str) -> Result<Value> {

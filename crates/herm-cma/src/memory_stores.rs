@@ -168,12 +168,7 @@ impl Facade {
 
     pub async fn archive_memory_store(&self, id: &str) -> Result<Value> {
         let (cur, _) = self.store_doc(id).await?;
-        let mut s = cur.body.clone();
-        if s["archived_at"].is_null() {
-            s["archived_at"] = json!(now());
-            self.put(KIND, id, cur.version + 1, s.clone(), History::Drop).await?;
-        }
-        Ok(strip(s))
+        Ok(strip(self.archive_doc(cur, History::Drop).await?))
     }
 
     /// Deletes the store with every memory in it.

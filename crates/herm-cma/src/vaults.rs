@@ -104,12 +104,7 @@ impl Facade {
 
     pub async fn archive_vault(&self, id: &str) -> Result<Value> {
         let cur = self.doc(VAULT, id, None).await?;
-        let mut v = cur.body.clone();
-        if v["archived_at"].is_null() {
-            v["archived_at"] = json!(now());
-            self.put(VAULT, id, cur.version + 1, v.clone(), History::Drop).await?;
-        }
-        Ok(v)
+        self.archive_doc(cur, History::Drop).await
     }
 
     /// Deletes the vault, its credentials and their secrets.
@@ -234,12 +229,7 @@ impl Facade {
 
     pub async fn archive_credential(&self, vault: &str, id: &str) -> Result<Value> {
         let cur = self.credential_doc(vault, id).await?;
-        let mut c = cur.body.clone();
-        if c["archived_at"].is_null() {
-            c["archived_at"] = json!(now());
-            self.put(CREDENTIAL, id, cur.version + 1, c.clone(), History::Drop).await?;
-        }
-        Ok(shown(c))
+        Ok(shown(self.archive_doc(cur, History::Drop).await?))
     }
 
     pub async fn delete_credential(&self, vault: &str, id: &str) -> Result<Value> {

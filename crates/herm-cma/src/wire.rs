@@ -4,7 +4,7 @@
 use crate::{Error, Facade, Result, invalid};
 use herm_store::{Document, History};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 pub(crate) const MAX_METADATA: usize = 16;
 pub(crate) const MAX_METADATA_KEY: usize = 64;
@@ -144,6 +144,21 @@ impl Facade {
             }
             other => Ok(other?),
         }
+    }
+
+    /// Marks a document archived (`archived_at`, `updated_at`) unless it is already, and
+    /// returns it: the next version, or with [`History::Rewrite`] the same version rewritten.
+    pub(crate) async fn archive_doc(&self, d: Document, history: History) -> Result<Value> {
+        if !d.body["archived_at"].is_null() {
+            return Ok(d.body);
+        }
+        let mut body = d.body;
+        let t = now();
+        body["archived_at"] = json!(t);
+        body["updated_at"] = json!(t);
+        let version = if history == History::Rewrite { d.version } else { d.version + 1 };
+        self.put(&d.kind, &d.id, version, body.clone(), history).await?;
+        Ok(body)
     }
 
     /// A page of a kind's documents by id; the token is the last id of the page.

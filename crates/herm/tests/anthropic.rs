@@ -330,11 +330,6 @@ async fn runs_of(herm: &Herm, key: &str, id: &str) -> Vec<Value> {
     p["data"].as_array().unwrap().clone()
 }
 
-/// Writes the test clock.
-fn set_clock(path: &std::path::Path, t: chrono::DateTime<chrono::Utc>) {
-    std::fs::write(path, t.to_rfc3339()).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_deployment_makes_one_session_per_slot_across_kill_9() {
     let clock_dir = tempfile::tempdir().unwrap();

@@ -85,11 +85,6 @@ async fn schedules_are_read_echoed_and_edited_and_bad_ones_are_refused() {
     assert_eq!((s, v["code"].as_str()), (404, Some("not_found")));
 }
 
-/// Writes the test clock.
-fn set_clock(path: &std::path::Path, t: chrono::DateTime<chrono::Utc>) {
-    std::fs::write(path, t.to_rfc3339()).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_slot_fires_exactly_once_across_kill_9_and_restarts() {
     let clock_dir = tempfile::tempdir().unwrap();

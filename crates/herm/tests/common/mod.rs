@@ -41,6 +41,11 @@ pub fn sandbox_config() -> String {
     )
 }
 
+/// Writes the test clock (`engine.test_clock_file`).
+pub fn set_clock(path: &std::path::Path, t: chrono::DateTime<chrono::Utc>) {
+    std::fs::write(path, t.to_rfc3339()).unwrap();
+}
+
 pub async fn start_herm() -> (Herm, tempfile::TempDir) {
     start_herm_with(CONFIG).await
 }
