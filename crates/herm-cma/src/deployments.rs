@@ -3,8 +3,9 @@
 //! sends its `initial_events`; a `deployment_run` records it. Schedules are herm's durable
 //! timer (a facade timer per deployment, claimed once cluster-wide, surviving restarts); a
 //! slot's run record is written before its session, under an id derived from the slot, so
-//! a slot fires at most once even when its handler runs twice. Missed slots (herm down) are
-//! skipped: the next fire is the next slot after now.
+//! a slot fires at most once even when its handler runs twice. A slot is never skipped
+//! because the fire before it was slow; of the slots missed while herm was down, the latest
+//! runs at once and the earlier ones are skipped.
 
 use crate::agents::Range;
 use crate::wire::{self, metadata, new_id, object, patch_metadata, rfc3339, string};
@@ -86,6 +87,17 @@ async fn pinned(f: &Facade, v: Option<&Value>) -> Result<Value> {
     Ok(json!({"type": "agent", "id": id, "version": a["version"]}))
 }
 
+/// The slot after `fired`: the next one, or, when that has passed already (a slow fire, or
+/// herm was down), the latest that has passed, at once (earlier ones are skipped).
+fn next_slot(s: &Schedule, fired: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let next = s.next_after(fired)?;
+    if next > now {
+        return Some(next);
+    }
+    let (passed, _) = s.slots_between(next, now, 1);
+    passed.last().copied().or(Some(next))
+}
+
 fn slot_run_id(deployment: &str, at: DateTime<Utc>) -> String {
     let h = sha2::Sha256::digest(format!("{deployment}\0{}", at.timestamp_micros()).as_bytes());
     format!("drun_{}", hex::encode(&h[..12]))
@@ -128,11 +140,11 @@ impl Facade {
     /// Sets the deployment's timer to its next slot (or removes it); the slot rides in the
     /// timer's payload, so a firing moved later (the server still starting) keeps its slot.
     async fn arm(&self, id: &str, sched: Option<&Schedule>) -> Result<()> {
-        self.arm_after(id, sched, self.engine.now()).await
+        self.arm_at(id, sched.and_then(|s| s.next_after(self.engine.now()))).await
     }
 
-    async fn arm_after(&self, id: &str, sched: Option<&Schedule>, after: DateTime<Utc>) -> Result<()> {
-        match sched.and_then(|s| s.next_after(after)) {
+    async fn arm_at(&self, id: &str, at: Option<DateTime<Utc>>) -> Result<()> {
+        match at {
             Some(at) => {
                 let slot = json!({"slot": rfc3339(at)});
                 self.engine.set_facade_timer(&format!("cma_deployment:{id}"), at, slot).await?
@@ -356,11 +368,12 @@ impl Facade {
             tracing::warn!(deployment = id, error = %e, "a scheduled deployment's run failed; trying again");
             return Some(self.engine.now() + chrono::Duration::seconds(RETRY_SECS));
         }
-        match self.arm_after(id, Some(&sched), self.engine.now().max(slot)).await {
+        let next = next_slot(&sched, slot, self.engine.now());
+        match self.arm_at(id, next).await {
             Ok(()) => None,
             Err(e) => {
                 tracing::warn!(deployment = id, error = %e, "a scheduled deployment's next slot was not set");
-                sched.next_after(self.engine.now().max(slot))
+                next
             }
         }
     }
@@ -471,6 +484,18 @@ mod tests {
             assert!(schedule(Some(&bad)).is_err(), "{bad}");
         }
         assert!(schedule(None).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_next_slot_is_never_skipped_by_a_slow_fire_and_missed_ones_run_once() {
+        let s = Schedule::parse("* * * * *", "UTC").unwrap();
+        let at = |m: u32, sec: u32| chrono::TimeZone::with_ymd_and_hms(&Utc, 2030, 1, 7, 8, m, sec).unwrap();
+        // On time: the next minute.
+        assert_eq!(next_slot(&s, at(2, 0), at(2, 1)), Some(at(3, 0)));
+        // The fire took past the next slot: that slot still runs, at once.
+        assert_eq!(next_slot(&s, at(2, 0), at(3, 0) + chrono::Duration::milliseconds(100)), Some(at(3, 0)));
+        // Down for five minutes: only the latest missed slot runs.
+        assert_eq!(next_slot(&s, at(2, 0), at(7, 30)), Some(at(7, 0)));
     }
 
     #[test]

@@ -367,7 +367,8 @@ async fn a_scheduled_deployment_makes_one_session_per_slot_across_kill_9() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(got.len(), minute as usize, "slot {minute}: {got:?}");
+        let log: Vec<String> = cma.herm.log_text().lines().rev().take(30).map(str::to_owned).collect();
+        assert_eq!(got.len(), minute as usize, "slot {minute}: {got:?}\nherm's log:\n{}", log.join("\n"));
     }
     let got = runs_of(&cma.herm, &key, &id).await;
     let mut slots: Vec<&str> = got.iter().map(|r| r["trigger_context"]["scheduled_at"].as_str().unwrap()).collect();
