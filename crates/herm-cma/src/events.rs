@@ -139,11 +139,24 @@ impl Facade {
                     if !matches!(e.get("result").and_then(Value::as_str), Some("allow" | "deny")) {
                         return Err(invalid("`result` must be `allow` or `deny`"));
                     }
+                    match e.get("deny_message") {
+                        None | Some(Value::Null) => {}
+                        Some(Value::String(m)) if m.len() <= limits::MAX_MESSAGE => {}
+                        Some(_) => {
+                            return Err(invalid(format!(
+                                "`deny_message` is a string of at most {} bytes",
+                                limits::MAX_MESSAGE
+                            )));
+                        }
+                    }
                 }
                 Some("user.custom_tool_result") => {
                     object(e, &["type", "custom_tool_use_id", "content", "is_error"])?;
                     if e.get("custom_tool_use_id").and_then(Value::as_str).is_none() {
                         return Err(invalid("`custom_tool_use_id` is required"));
+                    }
+                    if text_of(e.get("content")).len() > limits::MAX_MESSAGE {
+                        return Err(invalid(format!("`content` is at most {} bytes of text", limits::MAX_MESSAGE)));
                     }
                 }
                 Some("user.tool_result") => {

@@ -349,6 +349,8 @@ def refusals():
            events=[{"type": "user.message", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}]}])
     expect(unp, "system.message", client.beta.sessions.events.send, s.id,
            events=[{"type": "system.message", "content": [{"type": "text", "text": "c"}]}])
+    expect(bad, "deny_message", client.beta.sessions.events.send, s.id,
+           events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_x", "result": "deny", "deny_message": "x" * 300_000}])
     expect(bad, "tool use", client.beta.sessions.events.send, s.id,
            events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_nope", "result": "allow"}])
     expect(unp, "resources", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
