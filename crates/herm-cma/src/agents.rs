@@ -2,7 +2,7 @@
 //! writes version n+1 (conditional on n being the latest, and on the caller's `version`
 //! when given); sessions pin the version they were created with.
 
-use crate::wire::{self, metadata, new_id, now, object, patch_metadata, string};
+use crate::wire::{self, metadata, new_id, object, patch_metadata, string};
 use crate::{Error, Facade, PageQuery, Result, invalid, tools, unsupported};
 use herm_store::History;
 use herm_types::config::limits;
@@ -23,8 +23,6 @@ const FIELDS: &[&str] = &[
 ];
 const MAX_NAME: usize = 256;
 const MAX_DESCRIPTION: usize = 2048;
-/// Times an unlocked update is applied again after losing a race.
-pub(crate) const RACE_RETRIES: u32 = 16;
 
 /// `model`: a string or `{id, effort?, speed?, inference_geo?}`, shown as the object.
 pub(crate) fn model(v: &Value) -> Result<Value> {
@@ -91,7 +89,7 @@ impl Facade {
         let name = string(body, "name", MAX_NAME, true)?;
         let model = model(body.get("model").ok_or_else(|| invalid("`model` is required"))?)?;
         let (tools, servers) = tools::normalize(body.get("tools"), body.get("mcp_servers"))?;
-        let t = now();
+        let t = self.now();
         let agent = json!({
             "id": new_id("agent_"),
             "type": "agent",
@@ -123,14 +121,10 @@ impl Facade {
     /// Without a `version` lock, a write that lost a race is applied again on the version
     /// that won (the caller asked for a change, not for a change of that version).
     pub async fn update_agent(&self, id: &str, body: &Value) -> Result<Value> {
-        let locked = body.get("version").is_some_and(|v| !v.is_null());
-        let mut tries = 0;
-        loop {
-            match self.update_agent_once(id, body).await {
-                Err(Error::Conflict(_)) if !locked && tries < RACE_RETRIES => tries += 1,
-                other => return other,
-            }
+        if body.get("version").is_some_and(|v| !v.is_null()) {
+            return self.update_agent_once(id, body).await;
         }
+        wire::again_on_lost_race(|| self.update_agent_once(id, body)).await
     }
 
     async fn update_agent_once(&self, id: &str, body: &Value) -> Result<Value> {
@@ -174,7 +168,7 @@ impl Facade {
         a["mcp_servers"] = json!(servers);
         a["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
         a["version"] = json!(cur.version + 1);
-        a["updated_at"] = json!(now());
+        a["updated_at"] = json!(self.now());
         self.put(KIND, id, cur.version + 1, a.clone(), History::Keep).await?;
         Ok(a)
     }
@@ -191,7 +185,7 @@ impl Facade {
                 (include_archived || a["archived_at"].is_null()) && created.holds(&a["created_at"])
             })
             .await?;
-        Ok(wire::Page { data, next_page, prev_page: None })
+        Ok(wire::Page { data, next_page })
     }
 
     pub async fn agent_versions(&self, id: &str, q: &PageQuery) -> Result<wire::Page> {
@@ -203,7 +197,7 @@ impl Facade {
         };
         let docs = self.engine.document_versions(KIND, id, after, limit).await?;
         let next_page = (docs.len() == limit).then(|| docs.last().map(|d| d.version.to_string())).flatten();
-        Ok(wire::Page { data: docs.into_iter().map(|d| d.body).collect(), next_page, prev_page: None })
+        Ok(wire::Page { data: docs.into_iter().map(|d| d.body).collect(), next_page })
     }
 }
 

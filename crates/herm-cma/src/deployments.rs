@@ -117,7 +117,7 @@ impl Facade {
         )
         .await?;
         let sched = schedule(body.get("schedule"))?;
-        let t = self.engine.now();
+        let t = self.now();
         let id = new_id("depl_");
         let mut d = json!({
             "id": id, "type": "deployment",
@@ -129,7 +129,7 @@ impl Facade {
             "status": "active", "paused_reason": null,
             "resources": [], "vault_ids": vaults, "budget": null,
             "metadata": metadata(body.get("metadata"))?,
-            "created_at": rfc3339(t), "updated_at": rfc3339(t), "archived_at": null,
+            "created_at": t, "updated_at": t, "archived_at": null,
         });
         self.put(KIND, &id, 1, d.clone(), History::Drop).await?;
         self.arm(&id, sched.as_ref().map(|s| &s.1)).await?;
@@ -219,7 +219,7 @@ impl Facade {
             None
         };
         d["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
-        d["updated_at"] = json!(rfc3339(self.engine.now()));
+        d["updated_at"] = json!(self.now());
         self.put(KIND, id, cur.version + 1, d.clone(), History::Drop).await?;
         if let Some(s) = sched {
             self.arm(id, s.as_ref().map(|s| &s.1)).await?;
@@ -235,7 +235,7 @@ impl Facade {
         if !d["archived_at"].is_null() {
             return Err(invalid("the deployment is archived"));
         }
-        let t = rfc3339(self.engine.now());
+        let t = self.now();
         match to {
             "archived" => {
                 d["archived_at"] = json!(t);
@@ -274,7 +274,7 @@ impl Facade {
         for d in &mut data {
             self.with_upcoming(d);
         }
-        Ok(wire::Page { data, next_page, prev_page: None })
+        Ok(wire::Page { data, next_page })
     }
 
     /// `POST …/run`: one fire now.
@@ -295,7 +295,7 @@ impl Facade {
             "id": run_id, "type": "deployment_run", "deployment_id": id,
             "agent": {"id": d["agent"]["id"], "version": d["agent"]["version"]},
             "trigger_context": trigger, "session_id": null, "error": null,
-            "created_at": rfc3339(self.engine.now()),
+            "created_at": self.now(),
         });
         let mut run = match self.put(RUN, run_id, 1, fresh.clone(), History::Drop).await {
             Ok(()) => fresh,
@@ -411,7 +411,7 @@ impl Facade {
         let next_page = (start + data.len() < all.len())
             .then(|| data.last().and_then(|r| r["id"].as_str().map(str::to_owned)))
             .flatten();
-        Ok(wire::Page { data, next_page, prev_page: None })
+        Ok(wire::Page { data, next_page })
     }
 }
 

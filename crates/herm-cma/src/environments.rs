@@ -3,7 +3,7 @@
 //! (the sandbox's network off); host allow-lists, package lists and self-hosted workers
 //! are refused by name.
 
-use crate::wire::{self, metadata, new_id, now, object, patch_metadata, string};
+use crate::wire::{self, metadata, new_id, object, patch_metadata, string};
 use crate::{Facade, PageQuery, Result, invalid, unsupported};
 use herm_store::History;
 use herm_types::config::SandboxSpec;
@@ -91,7 +91,7 @@ fn scope(v: Option<&Value>) -> Result<Value> {
 impl Facade {
     pub async fn create_environment(&self, body: &Value) -> Result<Value> {
         object(body, FIELDS)?;
-        let t = now();
+        let t = self.now();
         let env = json!({
             "id": new_id("env_"),
             "type": "environment",
@@ -130,7 +130,7 @@ impl Facade {
             e["scope"] = scope(body.get("scope"))?;
         }
         e["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
-        e["updated_at"] = json!(now());
+        e["updated_at"] = json!(self.now());
         self.put(KIND, id, cur.version + 1, e.clone(), History::Drop).await?;
         Ok(e)
     }
@@ -149,6 +149,6 @@ impl Facade {
     pub async fn list_environments(&self, q: &PageQuery, include_archived: bool) -> Result<wire::Page> {
         let (data, next_page) =
             self.doc_page(KIND, q, false, |e| include_archived || e["archived_at"].is_null()).await?;
-        Ok(wire::Page { data, next_page, prev_page: None })
+        Ok(wire::Page { data, next_page })
     }
 }

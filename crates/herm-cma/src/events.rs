@@ -184,7 +184,7 @@ impl Facade {
                     Ok(_) => {}
                     // Nothing running: the session is idle already.
                     Err(herm_engine::Error::NoActiveRun) => {
-                        receipts.push(json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": wire::now()}));
+                        receipts.push(json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": self.now()}));
                         continue;
                     }
                     Err(e) => return Err(e.into()),
@@ -317,7 +317,7 @@ impl Facade {
             Some(i) if i + 1 < all.len() && data.len() == limit => all[i]["id"].as_str().map(str::to_owned),
             _ => None,
         };
-        Ok(wire::Page { data, next_page, prev_page: None })
+        Ok(wire::Page { data, next_page })
     }
 }
 

@@ -72,10 +72,6 @@ impl Facade {
         f.engine.set_facade_timers(std::sync::Arc::new(deployments::Timers(f.clone())));
         f
     }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
 }
 
 /// The facade's errors; the server renders them in CMA's error shape.

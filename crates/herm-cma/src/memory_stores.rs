@@ -5,7 +5,7 @@
 //! read and the write is conditional on that version. Deleting a memory purges it with its
 //! history (herm's data-deletion rule). Stores cannot be attached to sessions yet.
 
-use crate::wire::{self, metadata, new_id, now, object, patch_metadata, rfc3339, string};
+use crate::wire::{self, metadata, new_id, object, patch_metadata, rfc3339, string};
 use crate::{Error, Facade, PageQuery, Result, invalid};
 use herm_store::History;
 use herm_types::config::{DeploymentSpec, Features, SandboxSpec};
@@ -124,7 +124,7 @@ impl Facade {
             limits: Default::default(),
         };
         let d = self.engine.create_deployment(spec).await?;
-        let t = now();
+        let t = self.now();
         let s = json!({
             "id": id, "type": "memory_store", "name": name, "description": description, "metadata": metadata,
             "created_at": t, "updated_at": t, "archived_at": null,
@@ -161,7 +161,7 @@ impl Facade {
             s["description"] = json!(string(body, "description", 2048, false)?);
         }
         s["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
-        s["updated_at"] = json!(now());
+        s["updated_at"] = json!(self.now());
         self.put(KIND, id, cur.version + 1, s.clone(), History::Drop).await?;
         Ok(strip(s))
     }
@@ -193,7 +193,7 @@ impl Facade {
                 (include_archived || s["archived_at"].is_null()) && created.holds(&s["created_at"])
             })
             .await?;
-        Ok(wire::Page { data: data.into_iter().map(strip).collect(), next_page, prev_page: None })
+        Ok(wire::Page { data: data.into_iter().map(strip).collect(), next_page })
     }
 
     /// The store's deployment, refusing writes to an archived store.
@@ -400,7 +400,7 @@ fn page_by_index(items: Vec<Value>, q: &PageQuery, limit: usize) -> Result<wire:
     };
     let end = (start + limit).min(items.len());
     let next_page = (end < items.len()).then(|| format!("at_{end}"));
-    Ok(wire::Page { data: items.into_iter().skip(start).take(limit).collect(), next_page, prev_page: None })
+    Ok(wire::Page { data: items.into_iter().skip(start).take(limit).collect(), next_page })
 }
 
 /// `GET …/memories`.

@@ -4,7 +4,7 @@
 //! metadata key share one deployment per (agent version, environment, key value).
 
 use crate::agents::{self, Range};
-use crate::wire::{self, metadata, new_id, now, object, patch_metadata, string};
+use crate::wire::{self, metadata, new_id, object, patch_metadata, string};
 use crate::{Error, Facade, PageQuery, Result, events, invalid, project, spec, tools, unsupported};
 use herm_store::History;
 use herm_types::*;
@@ -126,17 +126,12 @@ fn strings(v: Option<&Value>, field: &str, max: usize) -> Result<Vec<String>> {
 
 impl Facade {
     pub async fn create_session(&self, body: &Value) -> Result<Value> {
-        self.create_session_as(new_id("sesn_"), body, true).await
+        self.create_session_from(new_id("sesn_"), body, true, None).await
     }
 
-    /// Creates session `id` ([`Error::Conflict`] if it exists, nothing else made), sending
-    /// its `initial_events` when `send_initial` (a session whose first events cannot be taken
-    /// is then removed again).
-    pub(crate) async fn create_session_as(&self, id: String, body: &Value, send_initial: bool) -> Result<Value> {
-        self.create_session_from(id, body, send_initial, None).await
-    }
-
-    /// [`Self::create_session_as`] for a session a scheduled deployment makes (`deployment`).
+    /// Creates session `id` ([`Error::Conflict`] if it exists, nothing else made), made by
+    /// scheduled deployment `deployment` if any, sending its `initial_events` when
+    /// `send_initial` (a session whose first events cannot be taken is then removed again).
     pub(crate) async fn create_session_from(
         &self,
         id: String,
@@ -195,7 +190,7 @@ impl Facade {
                 Place { deployment: d.id, thread: d.default_thread_id, shared: false }
             }
         };
-        let t = now();
+        let t = self.now();
         let s = json!({
             "id": id,
             "type": "session",
@@ -319,13 +314,7 @@ impl Facade {
     /// A write that lost a race is applied again on the version that won (title and
     /// metadata patches commute).
     pub async fn update_session(&self, id: &str, body: &Value) -> Result<Value> {
-        let mut tries = 0;
-        loop {
-            match self.update_session_once(id, body).await {
-                Err(Error::Conflict(_)) if tries < agents::RACE_RETRIES => tries += 1,
-                other => return other,
-            }
-        }
+        wire::again_on_lost_race(|| self.update_session_once(id, body)).await
     }
 
     async fn update_session_once(&self, id: &str, body: &Value) -> Result<Value> {
@@ -345,7 +334,7 @@ impl Facade {
             s["title"] = json!(string(body, "title", 512, false)?);
         }
         s["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
-        s["updated_at"] = json!(now());
+        s["updated_at"] = json!(self.now());
         self.put(KIND, id, cur.version + 1, s.clone(), History::Drop).await?;
         self.session(id).await
     }
@@ -355,7 +344,7 @@ impl Facade {
         let cur = self.session_doc(id).await?;
         if cur.body["archived_at"].is_null() {
             let mut s = cur.body.clone();
-            s["archived_at"] = json!(now());
+            s["archived_at"] = json!(self.now());
             s["updated_at"] = s["archived_at"].clone();
             self.put(KIND, id, cur.version + 1, s, History::Drop).await?;
             let p = place(&cur.body)?;
@@ -407,7 +396,7 @@ impl Facade {
                 data.push(s);
             }
         }
-        Ok(wire::Page { data, next_page, prev_page: None })
+        Ok(wire::Page { data, next_page })
     }
 }
 

@@ -190,11 +190,3 @@ impl Pump {
         }
     }
 }
-
-/// For tests and tools: every frame of a log as the stream would send it from the start.
-pub fn replay(log: &[Event]) -> Vec<Frame> {
-    let mut p = Projector::default();
-    let mut out: Vec<Frame> = log.iter().flat_map(|e| frames(e.sequence.0, p.event(e))).collect();
-    out.extend(p.finish().into_iter().map(|v| frame(None, v)));
-    out
-}

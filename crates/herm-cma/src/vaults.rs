@@ -3,7 +3,7 @@
 //! response ever carries the token. Sessions given a vault send that token to the MCP server
 //! whose URL the credential names. Other credential types are refused by name.
 
-use crate::wire::{self, metadata, new_id, now, object, patch_metadata, string};
+use crate::wire::{self, metadata, new_id, object, patch_metadata, string};
 use crate::{Error, Facade, PageQuery, Result, invalid, unsupported};
 use herm_store::History;
 use herm_types::SecretId;
@@ -70,7 +70,7 @@ fn auth(v: Option<&Value>, current: Option<&Value>) -> Result<(Value, Option<Str
 impl Facade {
     pub async fn create_vault(&self, body: &Value) -> Result<Value> {
         object(body, &["display_name", "metadata"])?;
-        let t = now();
+        let t = self.now();
         let v = json!({
             "id": new_id("vlt_"),
             "type": "vault",
@@ -97,7 +97,7 @@ impl Facade {
             v["display_name"] = json!(string(body, "display_name", 256, true)?);
         }
         v["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
-        v["updated_at"] = json!(now());
+        v["updated_at"] = json!(self.now());
         self.put(VAULT, id, cur.version + 1, v.clone(), History::Drop).await?;
         Ok(v)
     }
@@ -120,7 +120,7 @@ impl Facade {
     pub async fn list_vaults(&self, q: &PageQuery, include_archived: bool) -> Result<wire::Page> {
         let (data, next_page) =
             self.doc_page(VAULT, q, false, |v| include_archived || v["archived_at"].is_null()).await?;
-        Ok(wire::Page { data, next_page, prev_page: None })
+        Ok(wire::Page { data, next_page })
     }
 
     pub async fn create_credential(&self, vault: &str, body: &Value) -> Result<Value> {
@@ -135,7 +135,7 @@ impl Facade {
         let token = token.ok_or_else(|| invalid("`auth.token` is required"))?;
         let id = new_id("vcrd_");
         let secret = self.engine.create_secret(format!("cma {id}"), &token, Some(format!("vault {vault}"))).await?;
-        let t = now();
+        let t = self.now();
         let c = json!({
             "id": id,
             "type": "vault_credential",
@@ -187,7 +187,7 @@ impl Facade {
             c["display_name"] = json!(string(body, "display_name", 256, false)?);
         }
         c["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
-        c["updated_at"] = json!(now());
+        c["updated_at"] = json!(self.now());
         self.put(CREDENTIAL, id, cur.version + 1, c.clone(), History::Drop).await?;
         if let (Some(old), Some(new)) = (old_secret, c[SECRET].as_str()) {
             // Sessions already using the credential send the new token from their next call.
@@ -271,7 +271,7 @@ impl Facade {
                 c["vault_id"] == vault && (include_archived || c["archived_at"].is_null())
             })
             .await?;
-        Ok(wire::Page { data: data.into_iter().map(shown).collect(), next_page, prev_page: None })
+        Ok(wire::Page { data: data.into_iter().map(shown).collect(), next_page })
     }
 
     /// The live bearer credentials of these vaults (for a session's MCP servers).

@@ -18,10 +18,6 @@ pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", raw.as_str().trim_start_matches(herm_types::EventId::PREFIX))
 }
 
-pub(crate) fn now() -> String {
-    rfc3339(chrono::Utc::now())
-}
-
 pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -102,6 +98,22 @@ pub(crate) fn object<'a>(body: &'a Value, known: &[&str]) -> Result<&'a Map<Stri
     Ok(m)
 }
 
+/// Times a write that lost a race is applied again.
+const RACE_RETRIES: u32 = 16;
+
+/// Runs `write` again while it loses a race with another write of the same document
+/// ([`Error::Conflict`]), up to [`RACE_RETRIES`] times: for changes that are meant for
+/// whatever version is current, not for the version they read.
+pub(crate) async fn again_on_lost_race<T, F: Future<Output = Result<T>>>(write: impl Fn() -> F) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        match write().await {
+            Err(Error::Conflict(_)) if tries < RACE_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// A list's query: `limit` and the opaque `page` token.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -124,11 +136,14 @@ impl PageQuery {
 pub struct Page {
     pub data: Vec<Value>,
     pub next_page: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prev_page: Option<String>,
 }
 
 impl Facade {
+    /// Now, as the engine's clock says (the test clock when one is configured).
+    pub(crate) fn now(&self) -> String {
+        rfc3339(self.engine.now())
+    }
+
     pub(crate) async fn doc(&self, kind: &'static str, id: &str, version: Option<i64>) -> Result<Document> {
         self.engine.document(kind, id, version).await?.ok_or(Error::NotFound(kind))
     }
@@ -153,7 +168,7 @@ impl Facade {
             return Ok(d.body);
         }
         let mut body = d.body;
-        let t = now();
+        let t = self.now();
         body["archived_at"] = json!(t);
         body["updated_at"] = json!(t);
         let version = if history == History::Rewrite { d.version } else { d.version + 1 };
