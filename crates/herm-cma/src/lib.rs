@@ -24,6 +24,7 @@ pub mod environments;
 pub mod events;
 pub mod memory_stores;
 pub mod project;
+mod resources;
 pub mod sessions;
 pub mod spec;
 pub mod stream;

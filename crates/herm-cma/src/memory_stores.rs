@@ -3,7 +3,8 @@
 //! conditional writes and redaction. CMA's paths are absolute (`/notes/a.md`), herm's
 //! relative (`notes/a.md`); a `content_sha256` precondition is checked against the version
 //! read and the write is conditional on that version. Deleting a memory purges it with its
-//! history (herm's data-deletion rule). Stores cannot be attached to sessions yet.
+//! history (herm's data-deletion rule). Sessions mount stores (`resources.rs`); a version
+//! one of their runs wrote names the session.
 
 use crate::wire::{self, metadata, new_id, object, patch_metadata, rfc3339, string};
 use crate::{Error, Facade, PageQuery, Result, invalid};
@@ -58,7 +59,7 @@ fn shown_memory(store: &str, m: &Memory, full: bool) -> Value {
     v
 }
 
-fn shown_version(store: &str, m: &MemoryId, v: &MemoryVersion, full: bool) -> Value {
+fn shown_version(store: &str, m: &MemoryId, v: &MemoryVersion, full: bool, created_by: Value) -> Value {
     let mut out = json!({
         "id": version_id(m, v.version),
         "type": "memory_version",
@@ -66,7 +67,7 @@ fn shown_version(store: &str, m: &MemoryId, v: &MemoryVersion, full: bool) -> Va
         "memory_store_id": store,
         "operation": v.operation,
         "path": format!("/{}", v.path),
-        "created_by": {"type": if v.source == herm_types::memory::MemorySource::Api { "api_actor" } else { "session_actor" }},
+        "created_by": created_by,
         "redacted_at": v.redacted_at.map(rfc3339),
         "created_at": rfc3339(v.created_at),
     });
@@ -122,6 +123,7 @@ impl Facade {
                 filesystem_webhooks: false,
             },
             limits: Default::default(),
+            memory_mounts: vec![],
         };
         let d = self.engine.create_deployment(spec).await?;
         let t = self.now();
@@ -144,6 +146,12 @@ impl Facade {
             .and_then(|s| DeploymentId::parse(s).ok())
             .ok_or(Error::NotFound(KIND))?;
         Ok((d, dep))
+    }
+
+    /// The store as shown and its herm deployment.
+    pub(crate) async fn memory_store_and_deployment(&self, id: &str) -> Result<(Value, DeploymentId)> {
+        let (d, dep) = self.store_doc(id).await?;
+        Ok((strip(d.body), dep))
     }
 
     pub async fn memory_store(&self, id: &str) -> Result<Value> {
@@ -336,12 +344,28 @@ impl Facade {
                 if q.operation.as_ref().is_none_or(|o| op == o.as_str())
                     && q.created.holds(&json!(rfc3339(v.created_at)))
                 {
-                    versions.push((v.created_at, shown_version(store, &id, &v, q.full)));
+                    let by = self.actor(&v).await;
+                    if q.session_id.as_ref().is_some_and(|s| by["session_id"] != s.as_str()) {
+                        continue;
+                    }
+                    versions.push((v.created_at, shown_version(store, &id, &v, q.full, by)));
                 }
             }
         }
         versions.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1["id"].as_str().cmp(&a.1["id"].as_str())));
         page_by_index(versions.into_iter().map(|(_, v)| v).collect(), &q.page, limit)
+    }
+
+    /// Who wrote a version: the API, or the session whose run it was.
+    async fn actor(&self, v: &MemoryVersion) -> Value {
+        let session = match &v.run_id {
+            Some(r) if v.source != herm_types::memory::MemorySource::Api => self.session_of_run(r).await,
+            _ => None,
+        };
+        match session {
+            Some(id) => json!({"type": "session_actor", "session_id": id}),
+            None => json!({"type": "api_actor", "api_key_id": null}),
+        }
     }
 
     /// The store's live memories (under `prefix`), at most [`MAX_LISTED`].
@@ -370,7 +394,8 @@ impl Facade {
             .into_iter()
             .find(|v| v.version == n)
             .ok_or(Error::NotFound("memory_version"))?;
-        Ok(shown_version(store, &m, &v, full))
+        let by = self.actor(&v).await;
+        Ok(shown_version(store, &m, &v, full, by))
     }
 
     /// Blanks an earlier version's content (the current one is updated or deleted instead).
@@ -378,7 +403,8 @@ impl Facade {
         let dep = self.writable(store).await?;
         let (m, n) = parse_version_id(id).ok_or(Error::NotFound("memory_version"))?;
         let v = self.engine.redact_memory_version(&dep, &m, n).await?;
-        Ok(shown_version(store, &m, &v, true))
+        let by = self.actor(&v).await;
+        Ok(shown_version(store, &m, &v, true, by))
     }
 }
 
@@ -418,6 +444,8 @@ pub struct VersionQuery {
     pub page: PageQuery,
     pub memory_id: Option<String>,
     pub operation: Option<String>,
+    /// Only versions written by this session's runs.
+    pub session_id: Option<String>,
     pub created: crate::agents::Range,
     pub full: bool,
 }

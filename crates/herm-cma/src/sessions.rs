@@ -99,12 +99,6 @@ fn snapshot(a: &Value) -> Value {
 }
 
 fn refuse_unbuilt(body: &Value) -> Result<()> {
-    if let Some(r) = body.get("resources").and_then(Value::as_array).and_then(|r| r.first()) {
-        let ty = r.get("type").and_then(Value::as_str).unwrap_or("?");
-        return Err(unsupported(format!(
-            "session resources of type `{ty}` are not supported by herm yet (files: write them with the agent's tools; GitHub repositories: clone them with `bash`; memory stores cannot be attached to sessions yet)"
-        )));
-    }
     if body.get("budget").is_some_and(|b| !b.is_null()) {
         return Err(unsupported(
             "session `budget` is not supported; herm's budgets are per run, per deployment per day and per customer per day (PUT /v1/customers/{id}/limits)",
@@ -152,6 +146,7 @@ impl Facade {
         }
         let vault_ids = strings(body.get("vault_ids"), "vault_ids", MAX_VAULTS)?;
         let bearers = self.bearers(&vault_ids).await?;
+        let resources = self.resources(body.get("resources")).await?;
         let title = string(body, "title", 512, false)?;
         let metadata = metadata(body.get("metadata"))?;
         let initial = match body.get("initial_events") {
@@ -183,9 +178,10 @@ impl Facade {
             .filter(|_| !overridden)
             .map(str::to_owned);
         let place = match share {
-            Some(key) => self.shared_place(&agent, &env, &bearers, &key).await?,
+            Some(key) => self.shared_place(&agent, &env, &bearers, &resources.mounts, &key).await?,
             None => {
-                let spec = spec::deployment(&agent, &env, &bearers, &id, &self.options.default_provider)?;
+                let spec =
+                    spec::deployment(&agent, &env, &bearers, &resources.mounts, &id, &self.options.default_provider)?;
                 let d = self.engine.create_deployment(spec).await?;
                 Place { deployment: d.id, thread: d.default_thread_id, shared: false }
             }
@@ -198,7 +194,7 @@ impl Facade {
             "agent": snapshot(&agent),
             "environment_id": env_id,
             "vault_ids": vault_ids,
-            "resources": [],
+            "resources": resources.shown,
             "metadata": metadata,
             "outcome_evaluations": [],
             "budget": null,
@@ -208,7 +204,11 @@ impl Facade {
             "archived_at": null,
             HERM: {"deployment_id": place.deployment.as_str(), "thread_id": place.thread.as_str(), "shared": place.shared},
         });
-        if let Err(e) = self.put(KIND, &id, 1, s.clone(), History::Drop).await {
+        let made = match self.remember_thread(&place.thread, &id).await {
+            Ok(()) => self.put(KIND, &id, 1, s.clone(), History::Drop).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
             self.forget_place(&place).await;
             return Err(e);
         }
@@ -224,6 +224,7 @@ impl Facade {
 
     /// Removes what a session creation made before it failed.
     async fn forget_place(&self, p: &Place) {
+        self.forget_thread(&p.thread).await;
         let gone = if p.shared {
             self.engine.delete_thread(&p.deployment, &p.thread).await
         } else {
@@ -240,10 +241,13 @@ impl Facade {
         agent: &Value,
         env: &Value,
         bearers: &[crate::vaults::Bearer],
+        mounts: &[herm_types::config::MemoryMount],
         key: &str,
     ) -> Result<Place> {
         let mut h = sha2::Sha256::new();
-        for part in [agent["id"].to_string(), agent["version"].to_string(), env["id"].to_string(), key.to_owned()] {
+        let mounted = serde_json::to_string(mounts).unwrap_or_default();
+        for part in [agent["id"].to_string(), agent["version"].to_string(), env["id"].to_string(), key.to_owned(), mounted]
+        {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -255,7 +259,7 @@ impl Facade {
             let t = self.engine.create_thread(&dep, None).await?;
             return Ok(Place { deployment: dep, thread: t.id, shared: true });
         }
-        let spec = spec::deployment(agent, env, bearers, key, &self.options.default_provider)?;
+        let spec = spec::deployment(agent, env, bearers, mounts, key, &self.options.default_provider)?;
         let d = self.engine.create_deployment(spec).await?;
         let next = self.engine.document(SHARED, &doc_id, None).await?.map(|d| d.version + 1).unwrap_or(1);
         if let Err(e) = self.put(SHARED, &doc_id, next, json!({"deployment_id": d.id.as_str()}), History::Drop).await {
@@ -369,6 +373,7 @@ impl Facade {
             Ok(()) | Err(herm_engine::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        self.forget_thread(&p.thread).await;
         self.engine.delete_document(KIND, id).await?;
         Ok(json!({"id": id, "type": "session_deleted"}))
     }
@@ -385,8 +390,9 @@ impl Facade {
                     && f.agent_version.is_none_or(|v| s["agent"]["version"] == v)
                     && f.created.holds(&s["created_at"])
                     && f.deployment_id.as_ref().is_none_or(|d| s["deployment_id"] == d.as_str())
-                    // Memory stores cannot be attached to sessions yet: no session has one.
-                    && f.memory_store_id.is_none()
+                    && f.memory_store_id.as_ref().is_none_or(|m| {
+                        s["resources"].as_array().is_some_and(|r| r.iter().any(|r| r["memory_store_id"] == m.as_str()))
+                    })
             })
             .await?;
         let mut data = Vec::new();

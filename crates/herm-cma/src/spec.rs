@@ -1,10 +1,10 @@
 //! A session's herm deployment, made from its pinned agent version, its environment and its
-//! vaults' credentials. Pure.
+//! vaults' credentials, mounting the memory stores it attaches. Pure.
 
 use crate::environments;
 use crate::vaults::Bearer;
 use crate::{Result, tools, unsupported};
-use herm_types::config::{BusyPolicy, DeploymentSpec, Features, Limits, McpServerSpec};
+use herm_types::config::{BusyPolicy, DeploymentSpec, Features, Limits, McpServerSpec, MemoryMount};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -24,6 +24,7 @@ pub fn deployment(
     agent: &Value,
     environment: &Value,
     bearers: &[Bearer],
+    mounts: &[MemoryMount],
     customer_id: &str,
     default_provider: &str,
 ) -> Result<DeploymentSpec> {
@@ -76,6 +77,7 @@ pub fn deployment(
             filesystem_webhooks: false,
         },
         limits: Limits::default(),
+        memory_mounts: mounts.to_vec(),
     })
 }
 
@@ -94,7 +96,7 @@ mod tests {
         });
         let env = json!({"config": {"type": "cloud", "networking": {"type": "unrestricted"}}});
         let bearers = [Bearer { mcp_server_url: "http://127.0.0.1:9/mcp/".into(), secret_id: "sec_1".into() }];
-        let s = deployment(&agent, &env, &bearers, "sesn_1", "anthropic").unwrap();
+        let s = deployment(&agent, &env, &bearers, &[], "sesn_1", "anthropic").unwrap();
         assert_eq!(s.model.as_deref(), Some("anthropic/claude-sonnet-4-5"));
         assert_eq!(s.system_prompt, "be brief");
         assert_eq!(s.sandbox.network, "on");
@@ -105,9 +107,9 @@ mod tests {
         assert!(!s.features.memory && !s.features.automations);
 
         let off = json!({"config": {"type": "cloud", "networking": {"type": "limited", "allow_mcp_servers": false}}});
-        assert!(deployment(&agent, &off, &[], "s", "anthropic").is_err());
+        assert!(deployment(&agent, &off, &[], &[], "s", "anthropic").is_err());
         let no_mcp = json!({"name": "a", "model": {"id": "openai/gpt-4o"}, "tools": [], "mcp_servers": []});
-        let s = deployment(&no_mcp, &off, &[], "s", "anthropic").unwrap();
+        let s = deployment(&no_mcp, &off, &[], &[], "s", "anthropic").unwrap();
         assert_eq!(s.sandbox.network, "off");
         assert_eq!(s.model.as_deref(), Some("openai/gpt-4o"));
         assert!(s.mcp_servers[..].is_empty());

@@ -311,6 +311,7 @@ impl Engine {
                     Box::new(automations::tools::AutomationTools),
                     Box::new(goals::tools::GoalTools),
                     Box::new(memory::tools::MemoryTools),
+                    Box::new(memory::mounts::MountTools),
                 ],
                 store,
                 bus,

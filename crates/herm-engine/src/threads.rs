@@ -88,6 +88,11 @@ impl Engine {
         Ok(ThreadDetail { thread, messages, pending })
     }
 
+    /// A run by id, of any deployment.
+    pub async fn run_by_id(&self, id: &RunId) -> Result<RunRecord> {
+        self.store().get_run(id).await?.ok_or(Error::NotFound("run"))
+    }
+
     /// A run of the deployment.
     pub async fn run(&self, dep: &DeploymentId, id: &RunId) -> Result<RunRecord> {
         self.store().get_run(id).await?.filter(|r| &r.deployment_id == dep).ok_or(Error::NotFound("run"))

@@ -28,6 +28,8 @@ pub mod limits {
     pub const MAX_MESSAGE: usize = 200_000;
     pub const MAX_MCP_SERVERS: usize = 20;
     pub const MAX_SKILLS: usize = 20;
+    pub const MAX_MEMORY_MOUNTS: usize = 8;
+    pub const MAX_MOUNT_INSTRUCTIONS: usize = 4096;
     pub const MAX_HTTP_TOOLS: usize = 64;
     pub const MAX_SECRETS: usize = 100;
     pub const MAX_SECRET_VALUE: usize = 64 * 1024;
@@ -219,6 +221,38 @@ pub struct DeploymentSpec {
     pub features: Features,
     #[serde(default)]
     pub limits: Limits,
+    /// Other deployments' memories this deployment's agent reaches by name with the memory
+    /// tools (a shared knowledge base, a team's notes): read, or also changed with
+    /// `read_write`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_mounts: Vec<MemoryMount>,
+}
+
+/// Another deployment's memories, reached by this deployment's agent under `name`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryMount {
+    /// The deployment whose memories are mounted (with `features.memory`).
+    #[schema(value_type = String)]
+    pub deployment_id: crate::DeploymentId,
+    /// The store's name for the agent (the memory tools' `store`).
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
+    pub name: String,
+    #[serde(default)]
+    pub access: MountAccess,
+    /// Guidance for the agent on this store, placed in its system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
+    pub instructions: Option<String>,
+}
+
+/// What the agent may do with a mounted store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MountAccess {
+    #[default]
+    ReadWrite,
+    ReadOnly,
 }
 
 fn hermes() -> String {
@@ -242,6 +276,7 @@ pub struct DeploymentPatch {
     pub busy_policy: Option<BusyPolicy>,
     pub features: Option<Features>,
     pub limits: Option<Limits>,
+    pub memory_mounts: Option<Vec<MemoryMount>>,
 }
 
 impl DeploymentSpec {
@@ -288,6 +323,9 @@ impl DeploymentSpec {
         }
         if let Some(v) = p.limits {
             s.limits = v;
+        }
+        if let Some(v) = p.memory_mounts {
+            s.memory_mounts = v;
         }
         s
     }
@@ -393,6 +431,21 @@ impl DeploymentSpec {
             }
             if t.description.len() > 4096 {
                 errs.push(FieldError::new(format!("{p}.description"), "longer than 4096 bytes"));
+            }
+        }
+        if self.memory_mounts.len() > limits::MAX_MEMORY_MOUNTS {
+            errs.push(FieldError::new("memory_mounts", "at most 8 mounted stores"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, m) in self.memory_mounts.iter().enumerate() {
+            if !valid_tool_name(&m.name) || m.name.len() > 64 {
+                errs.push(FieldError::new(format!("memory_mounts[{i}].name"), NAME_RULE));
+            }
+            if !names.insert(m.name.as_str()) {
+                errs.push(FieldError::new(format!("memory_mounts[{i}].name"), "duplicate store name"));
+            }
+            if m.instructions.as_ref().is_some_and(|t| t.len() > limits::MAX_MOUNT_INSTRUCTIONS) {
+                errs.push(FieldError::new(format!("memory_mounts[{i}].instructions"), "longer than 4096 bytes"));
             }
         }
         if let Some(n) = self.limits.max_run_steps

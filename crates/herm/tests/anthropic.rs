@@ -50,6 +50,14 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
         ("scenario pages".into(), vec![Reply::text(&["one ", "two"])]),
         ("scenario deployment".into(), vec![Reply::text(&["Nightly report done."]); 20]),
         ("scenario mcp".into(), vec![Reply::tool("docs__add", json!({"a": 2, "b": 3})), Reply::text(&["It is 5."])]),
+        (
+            "scenario stores-rw".into(),
+            vec![
+                Reply::tool("store_write", json!({"store": "team-notes", "path": "style/tabs.md", "content": "Use tabs."})),
+                Reply::text(&["Saved."]),
+            ],
+        ),
+        ("scenario stores-ro".into(), vec![Reply::text(&["Read it."])]),
     ]
 }
 
@@ -144,6 +152,27 @@ async fn sdk_versions_pages_and_refusals() {
     cma.sdk("refusals", &[]).await;
     cma.sdk("memory", &[]).await;
     cma.sdk("deployments", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_sessions_mount_memory_stores_with_their_access() {
+    let cma = start(CONFIG).await;
+    cma.sdk("stores", &[]).await;
+    let tools = |a: &Attempt| -> Vec<String> {
+        a.body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let rw = cma.requests("scenario stores-rw");
+    assert_eq!(rw.len(), 2, "one call for the write, one after it");
+    let system = rw[0].body["system"].to_string();
+    for want in ["Memory store `team-notes` (read-write", "Team Notes", "how the team works", "Keep style notes", "Ada likes tea."] {
+        assert!(system.contains(want), "the prompt names the store and shows its memories: {want} in {system}");
+    }
+    assert!(tools(&rw[0]).contains(&"store_write".to_owned()), "{:?}", tools(&rw[0]));
+    let ro = cma.requests("scenario stores-ro");
+    let system = ro[0].body["system"].to_string();
+    assert!(system.contains("(read-only)") && system.contains("Use tabs."), "the other session's write is seen: {system}");
+    let offered = tools(&ro[0]);
+    assert!(offered.contains(&"store_read".to_owned()) && !offered.iter().any(|t| t == "store_write" || t == "store_delete"), "{offered:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,6 +213,69 @@ async fn a_preference_from_one_thread_shapes_the_next_and_stays_in_its_deploymen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_mounts_another_deployments_memory_by_name_with_its_access() {
+    let model = FakeModel::start_with_sides(
+        vec![Reply::text(&["(main)"])],
+        vec![(
+            "MOUNT-RO".into(),
+            vec![
+                Reply::tool("store_read", json!({"store": "team", "path": "/team/style.md"})),
+                Reply::tool("store_write", json!({"store": "team", "path": "team/style.md", "content": "spaces"})),
+                Reply::text(&["Tabs."]),
+            ],
+        )],
+    )
+    .await;
+    let env = setup_model(model, Wire::Anthropic, json!({}), &memory_config(3600, 3600)).await;
+    mem(&env, "POST", "", &json!({"path": "team/style.md", "content": "Indent with tabs."}), 201).await;
+    let spec = |mounts: Value| {
+        json!({"customer_id": "cust-2", "name": "c", "system_prompt": "You are C.", "model": "fake/m1",
+               "features": {"memory": false}, "memory_mounts": mounts})
+    };
+    let c = env
+        .herm
+        .deploy(&spec(json!([{"deployment_id": env.dep, "name": "team", "access": "read_only",
+                              "instructions": "The team's conventions."}])))
+        .await;
+    assert_eq!(c["memory_mounts"][0]["access"], "read_only", "{c}");
+    let dep = c["deployment_id"].as_str().unwrap();
+    let sent = env
+        .herm
+        .ok("POST", &format!("/v1/deployments/{dep}/messages"), &json!({"content": "MOUNT-RO: how do we indent?"}), 202)
+        .await;
+    let run = env.herm.wait_run(dep, sent["run_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let reqs: Vec<Value> =
+        env.model.attempts().into_iter().filter(|a| a.body.to_string().contains("MOUNT-RO")).map(|a| a.body).collect();
+    assert_eq!(reqs.len(), 3);
+    let system = reqs[0]["system"].to_string();
+    assert!(system.contains("Memory store `team` (read-only)") && system.contains("The team's conventions."), "{system}");
+    assert!(system.contains("Indent with tabs."), "the store's memories are in the prompt: {system}");
+    let names: Vec<&str> = reqs[0]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"store_read") && !names.contains(&"store_write"), "{names:?}");
+    assert!(!names.contains(&"memory_write"), "C's own memory is off: {names:?}");
+    assert!(reqs[1].to_string().contains(r"team/style.md (version 1):\nIndent with tabs."), "the read came back: {}", reqs[1]);
+    let refused_write = &reqs[2]["messages"].as_array().unwrap().last().unwrap()["content"][0];
+    assert_eq!(refused_write["is_error"], true, "a write to a read-only store is refused: {refused_write}");
+    let listed = mem(&env, "GET", "", &Value::Null, 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["data"][0]["content"], "Indent with tabs.", "the store is unchanged: {listed}");
+
+    // What a mount must name.
+    let refused = |body: Value| {
+        let herm = &env.herm;
+        async move { herm.ok("POST", "/v1/deployments", &body, 400).await }
+    };
+    let e = refused(spec(json!([{"deployment_id": "dep_0357kcX9iLRbA4fgXxIcz9", "name": "x"}]))).await;
+    assert!(e.to_string().contains("memory_mounts[0].deployment_id"), "{e}");
+    let e = refused(spec(json!([{"deployment_id": dep, "name": "c"}]))).await;
+    assert!(e.to_string().contains("features.memory"), "a deployment with memory off cannot be mounted: {e}");
+    let e = refused(spec(json!([{"deployment_id": env.dep, "name": "a"}, {"deployment_id": env.dep, "name": "a"}]))).await;
+    assert!(e.to_string().contains("duplicate store name"), "{e}");
+    refused(spec(json!([{"deployment_id": env.dep, "name": "bad name"}]))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_thread_is_observed_once_even_across_kill_9() {
     let observer = vec![
         // The first observer request hangs: herm is killed while it is in flight.

@@ -53,6 +53,19 @@ impl Engine {
                 )]));
             }
         }
+        let mut unmounted = Vec::new();
+        for (i, m) in spec.memory_mounts.iter().enumerate() {
+            let memory_on = self.store().get_deployment(&m.deployment_id).await?.is_some_and(|d| d.spec.features.memory);
+            if !memory_on {
+                unmounted.push(FieldError::new(
+                    format!("memory_mounts[{i}].deployment_id"),
+                    format!("`{}` is not a deployment with `features.memory`", m.deployment_id),
+                ));
+            }
+        }
+        if !unmounted.is_empty() {
+            return Err(Error::Invalid(unmounted));
+        }
         let mut bad = Vec::new();
         for (name, r) in &spec.secrets {
             if !self.secret_exists(r).await? {

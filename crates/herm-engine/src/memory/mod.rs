@@ -3,11 +3,13 @@
 //! tools (`files.rs`). The Memories API's operations live here, with the one way a memory
 //! changes ([`Engine::put_memory`]: checked, redacted against the whole vault, conditional on
 //! the version read). Loading into a run is `load.rs` (ranking in the pure `rank.rs`); the
-//! agent's tools are `tools.rs`; the observer and dreams are `observer.rs` and `dream.rs`.
+//! agent's tools are `tools.rs`; other deployments' memories mounted by name are
+//! `mounts.rs`; the observer and dreams are `observer.rs` and `dream.rs`.
 
 pub mod dream;
 pub mod files;
 pub mod load;
+pub mod mounts;
 pub mod observer;
 pub mod rank;
 pub mod tools;

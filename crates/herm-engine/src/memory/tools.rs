@@ -8,7 +8,8 @@ use super::rank::{self, Doc};
 use crate::tools::source::{CallContext, Offer, Ran, ToolRunner, ToolSource};
 use crate::tools::{Origin, Tool, ToolOutput};
 use crate::{Engine, Error, Result};
-use herm_types::DeploymentId;
+use herm_store::DeploymentRecord;
+use herm_types::{DeploymentId, RunId};
 use herm_types::config::DeploymentSpec;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ const SNIPPET: usize = 300;
 pub struct MemoryTools;
 
 #[derive(Clone, Copy)]
-enum Op {
+pub(crate) enum Op {
     Search,
     Read,
     Write,
@@ -41,22 +42,20 @@ impl ToolSource for MemoryTools {
             t.repeat_safe = read_only;
             t
         };
-        let path = json!({"type": "string", "description": "e.g. preferences/brand-voice.md"});
         Offer {
             tools: vec![
                 tool(
                     "memory_search",
                     "Search this customer's memories (what earlier conversations taught you) by words; optionally only \
                      under a path prefix.",
-                    json!({"type": "object", "properties": {"query": {"type": "string"}, "prefix": {"type": "string"}},
-                           "required": ["query"]}),
+                    schema(Op::Search),
                     Op::Search,
                     true,
                 ),
                 tool(
                     "memory_read",
                     "Read one memory with its version.",
-                    json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
+                    schema(Op::Read),
                     Op::Read,
                     true,
                 ),
@@ -65,21 +64,32 @@ impl ToolSource for MemoryTools {
                     "Create or replace a memory: one durable observation per file (a preference, a correction, a fact \
                      about the customer), short and in your own words. Give `expected_version` (from memory_read) to \
                      replace only the version you read.",
-                    json!({"type": "object", "properties": {"path": path, "content": {"type": "string"},
-                           "expected_version": {"type": "integer", "minimum": 0}}, "required": ["path", "content"]}),
+                    schema(Op::Write),
                     Op::Write,
                     false,
                 ),
                 tool(
                     "memory_delete",
                     "Delete a memory that is wrong or no longer holds (its history is kept).",
-                    json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
+                    schema(Op::Delete),
                     Op::Delete,
                     false,
                 ),
             ],
             unavailable: Vec::new(),
         }
+    }
+}
+
+/// The input schema of an operation's tool.
+pub(crate) fn schema(op: Op) -> Value {
+    let path = json!({"type": "string", "description": "e.g. preferences/brand-voice.md"});
+    match op {
+        Op::Search => json!({"type": "object", "properties": {"query": {"type": "string"}, "prefix": {"type": "string"}},
+                             "required": ["query"]}),
+        Op::Read | Op::Delete => json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
+        Op::Write => json!({"type": "object", "properties": {"path": path, "content": {"type": "string"},
+                            "expected_version": {"type": "integer", "minimum": 0}}, "required": ["path", "content"]}),
     }
 }
 
@@ -97,10 +107,22 @@ impl ToolRunner for Runner {
 
 impl Runner {
     async fn apply(&self, cx: &CallContext<'_>, args: &Value) -> Result<String> {
-        let (engine, dep) = (cx.engine, &cx.dep.id);
-        let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
-        let who = Writer::agent(cx.run.cloned());
-        match self.0 {
+        apply(self.0, cx.engine, cx.dep, cx.run, args).await
+    }
+}
+
+/// One memory operation on `target`'s memories, for the calling run.
+pub(crate) async fn apply(
+    op: Op,
+    engine: &Engine,
+    target: &DeploymentRecord,
+    run: Option<&RunId>,
+    args: &Value,
+) -> Result<String> {
+    let dep = &target.id;
+    let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
+    let who = Writer::agent(run.cloned());
+    match op {
             Op::Search => {
                 let prefix = s("prefix");
                 let all = engine.store().memory_texts(dep).await?;
@@ -134,13 +156,12 @@ impl Runner {
             }
             Op::Write => {
                 let expected = args.get("expected_version").and_then(Value::as_i64);
-                let m = engine.put_memory(cx.dep, s("path"), Some(s("content").to_owned()), who, expected).await?;
+                let m = engine.put_memory(target, s("path"), Some(s("content").to_owned()), who, expected).await?;
                 Ok(format!("saved {} (version {})", m.path, m.version))
             }
             Op::Delete => {
-                let m = engine.put_memory(cx.dep, s("path"), None, who, None).await?;
+                let m = engine.put_memory(target, s("path"), None, who, None).await?;
                 Ok(format!("deleted {} (version {})", m.path, m.version))
             }
         }
     }
-}

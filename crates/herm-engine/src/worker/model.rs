@@ -191,12 +191,12 @@ impl Driver<'_> {
 
     /// The deployment's memory for this run (none for memory runs, which are given theirs
     /// in their message): the files are synced first if the sandbox is up, then the most
-    /// relevant memories to the run's message are loaded within the budget.
+    /// relevant memories to the run's message are loaded within the budget; then those of
+    /// the stores it mounts.
     async fn memory_section(&self, run: &RunId, dep: &DeploymentRecord) -> String {
-        if crate::machine::run_origin(&self.log, run).0.is_memory() || !dep.spec.features.memory {
+        if crate::machine::run_origin(&self.log, run).0.is_memory() {
             return String::new();
         }
-        self.engine.sync_memory_files_if_up(dep, Some(run)).await;
         let query = self
             .log
             .iter()
@@ -205,13 +205,16 @@ impl Driver<'_> {
                 _ => None,
             })
             .unwrap_or_default();
-        match self.engine.memory_prompt(dep, query).await {
-            Ok(l) => l.section,
-            Err(e) => {
-                tracing::warn!(deployment = %dep.id, error = %e, "memory could not be loaded for a run");
-                String::new()
+        let mut out = String::new();
+        if dep.spec.features.memory {
+            self.engine.sync_memory_files_if_up(dep, Some(run)).await;
+            match self.engine.memory_prompt(dep, query).await {
+                Ok(l) => out = l.section,
+                Err(e) => tracing::warn!(deployment = %dep.id, error = %e, "memory could not be loaded for a run"),
             }
         }
+        out.push_str(&self.engine.mounts_prompt(dep, query).await);
+        out
     }
 
     /// Other work started in the deployment: the dream ends (`interrupted`, `yielded`) and

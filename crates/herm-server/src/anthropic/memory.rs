@@ -125,11 +125,12 @@ pub async fn list_versions(
     RawQuery(q): RawQuery,
 ) -> Out {
     c.require(READ)?;
-    let q = Params::parse(q.as_deref(), &["limit", "page", "memory_id", "operation", "created_at", "view"])?;
+    let q = Params::parse(q.as_deref(), &["limit", "page", "memory_id", "operation", "session_id", "created_at", "view"])?;
     let vq = VersionQuery {
         page: q.page()?,
         memory_id: q.one("memory_id").map(str::to_owned),
         operation: q.one("operation").map(str::to_owned),
+        session_id: q.one("session_id").map(str::to_owned),
         created: q.range("created_at")?,
         full: view(&q, false)?,
     };

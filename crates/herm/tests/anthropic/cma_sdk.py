@@ -353,8 +353,8 @@ def refusals():
            events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_x", "result": "deny", "deny_message": "x" * 300_000}])
     expect(bad, "tool use", client.beta.sessions.events.send, s.id,
            events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_nope", "result": "allow"}])
-    expect(unp, "resources", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
-           resources=[{"type": "memory_store", "memory_store_id": "memstore_1"}])
+    expect(unp, "github_repository", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           resources=[{"type": "github_repository", "url": "https://github.com/a/b"}])
     expect(unp, "dreams", client.beta.dreams.list)
     e = expect(anthropic.NotFoundError, "session", client.beta.sessions.retrieve, "sesn_nope")
     assert e.body["error"]["type"] == "not_found_error", e.body
@@ -479,6 +479,47 @@ def memory():
     expect(anthropic.BadRequestError, "archived", mem.create, store.id, path="/x.md", content="x")
     assert client.beta.memory_stores.delete(store.id).type == "memory_store_deleted"
     return {"store": store.id}
+
+
+def stores():
+    env, agent = setup(tools=[])
+    store = client.beta.memory_stores.create(name="Team Notes", description="how the team works")
+    client.beta.memory_stores.memories.create(store.id, path="/people/ada.md", content="Ada likes tea.")
+    attach = {"type": "memory_store", "memory_store_id": store.id, "instructions": "Keep style notes under /style/."}
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id, resources=[attach])
+    (r,) = s.resources
+    assert (r.type, r.memory_store_id, r.access, r.name, r.description, r.instructions) == (
+        "memory_store", store.id, "read_write", "Team Notes", "how the team works", attach["instructions"]), r
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario stores-rw")])
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    use = next(e for e in tap.events if e.type == "agent.tool_use")
+    assert use.name == "store_write", use
+    result = next(e for e in tap.events if e.type == "agent.tool_result")
+    assert not result.is_error, result
+    tap.close()
+    # The session's write is the store's, by the session.
+    mems = list(client.beta.memory_stores.memories.list(store.id, path_prefix="/style/", view="full"))
+    assert [(m.path, m.content) for m in mems] == [("/style/tabs.md", "Use tabs.")], mems
+    (v,) = list(client.beta.memory_stores.memory_versions.list(store.id, session_id=s.id))
+    assert (v.operation, v.created_by.type, v.created_by.session_id) == ("created", "session_actor", s.id), v
+    assert [x.id for x in client.beta.sessions.list(memory_store_id=store.id)] == [s.id]
+    # Read-only: the store is in the prompt, and the agent cannot change it.
+    ro = client.beta.sessions.create(agent=agent.id, environment_id=env.id, resources=[{**attach, "access": "read_only"}])
+    assert ro.resources[0].access == "read_only", ro.resources
+    tap = Tap(ro.id, deltas=False)
+    client.beta.sessions.events.send(ro.id, events=[message("scenario stores-ro")])
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    tap.close()
+    bad = anthropic.BadRequestError
+    expect(bad, "not found", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           resources=[{"type": "memory_store", "memory_store_id": "memstore_nope"}])
+    expect(bad, "twice", client.beta.sessions.create, agent=agent.id, environment_id=env.id, resources=[attach, attach])
+    expect(bad, "access", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           resources=[{**attach, "access": "write_only"}])
+    client.beta.memory_stores.archive(store.id)
+    expect(bad, "archived", client.beta.sessions.create, agent=agent.id, environment_id=env.id, resources=[attach])
+    return {"store": store.id, "session": s.id}
 
 
 def deployments():

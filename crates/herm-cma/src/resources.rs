@@ -1,0 +1,157 @@
+//! Session resources. A `memory_store` resource mounts the store's herm deployment into the
+//! session's deployment (`memory_mounts`): the agent sees the store's instructions and most
+//! relevant memories in its system prompt and reaches the rest with the `store_*` tools,
+//! changing it only with `read_write` access. Its writes are versions made by the session
+//! (`created_by: session_actor`). herm mounts no filesystem for a store, so `mount_path` is
+//! absent. `file` and `github_repository` resources are refused, naming the feature.
+
+use crate::wire::string;
+use crate::{Error, Facade, Result, invalid, unsupported};
+use herm_types::config::{MemoryMount, MountAccess};
+use herm_types::*;
+use serde_json::{Value, json};
+
+/// Memory stores a session may mount at most (herm's limit on a deployment's mounts).
+const MAX_STORES: usize = herm_types::config::limits::MAX_MEMORY_MOUNTS;
+/// Where the session of a thread is found (a document per thread).
+const THREAD_SESSION: &str = "thread_session";
+
+/// A tool-safe name for a store (`[A-Za-z0-9_-]`, at most 64), unique among `taken` (pure).
+fn mount_name(store_name: &str, taken: &[String]) -> String {
+    let mut base: String = store_name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    base.truncate(56);
+    if base.is_empty() {
+        base = "store".into();
+    }
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}
+
+/// A session's resources: as shown, and the mounts they make.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub shown: Vec<Value>,
+    pub mounts: Vec<MemoryMount>,
+}
+
+impl Facade {
+    /// Checks and resolves `resources` (stores must exist and not be archived).
+    pub(crate) async fn resources(&self, v: Option<&Value>) -> Result<Resolved> {
+        let list = match v {
+            None | Some(Value::Null) => return Ok(Resolved::default()),
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(invalid("`resources` must be an array")),
+        };
+        let mut out = Resolved::default();
+        for (i, r) in list.iter().enumerate() {
+            match r.get("type").and_then(Value::as_str) {
+                Some("memory_store") => {}
+                Some("file") => {
+                    return Err(unsupported(
+                        "session resources of type `file` are not supported by herm yet (write files with the agent's tools or herm's Files API)",
+                    ));
+                }
+                Some("github_repository") => {
+                    return Err(unsupported(
+                        "session resources of type `github_repository` are not supported by herm yet (clone it with `bash`)",
+                    ));
+                }
+                _ => return Err(invalid(format!("`resources[{i}].type` must be `memory_store`, `file` or `github_repository`"))),
+            }
+            crate::wire::object(r, &["type", "memory_store_id", "access", "instructions"])?;
+            let id = string(r, "memory_store_id", 256, true)?.unwrap_or_default();
+            let access = match r.get("access").and_then(|a| if a.is_null() { None } else { Some(a) }) {
+                None => MountAccess::ReadWrite,
+                Some(a) if a == "read_write" => MountAccess::ReadWrite,
+                Some(a) if a == "read_only" => MountAccess::ReadOnly,
+                Some(_) => return Err(invalid(format!("`resources[{i}].access` must be `read_write` or `read_only`"))),
+            };
+            let instructions = string(r, "instructions", 4096, false)?;
+            if out.shown.iter().any(|s| s["memory_store_id"] == id.as_str()) {
+                return Err(invalid(format!("memory store `{id}` is attached twice")));
+            }
+            let (store, dep) = self.memory_store_and_deployment(&id).await.map_err(|e| match e {
+                Error::NotFound(_) => invalid(format!("memory store `{id}` not found")),
+                e => e,
+            })?;
+            if !store["archived_at"].is_null() {
+                return Err(invalid(format!("memory store `{id}` is archived")));
+            }
+            let taken: Vec<String> = out.mounts.iter().map(|m| m.name.clone()).collect();
+            let name = mount_name(store["name"].as_str().unwrap_or_default(), &taken);
+            out.shown.push(json!({
+                "type": "memory_store",
+                "memory_store_id": id,
+                "access": if access == MountAccess::ReadOnly { "read_only" } else { "read_write" },
+                "instructions": instructions,
+                "name": store["name"],
+                "description": store["description"].as_str().unwrap_or_default(),
+                "mount_path": null,
+            }));
+            let mut guidance = format!("The memory store \"{}\"", store["name"].as_str().unwrap_or_default());
+            if let Some(d) = store["description"].as_str().filter(|d| !d.is_empty()) {
+                guidance.push_str(&format!(": {d}"));
+            }
+            guidance.push('.');
+            if let Some(i) = &instructions {
+                guidance.push_str(&format!("\n{i}"));
+            }
+            out.mounts.push(MemoryMount { deployment_id: dep, name, access, instructions: Some(guidance) });
+        }
+        if out.mounts.len() > MAX_STORES {
+            return Err(invalid(format!("a session mounts at most {MAX_STORES} memory stores")));
+        }
+        Ok(out)
+    }
+
+    /// Remembers that `thread` is session `session`'s (what a memory version written by one
+    /// of its runs names).
+    pub(crate) async fn remember_thread(&self, thread: &ThreadId, session: &str) -> Result<()> {
+        self.put(THREAD_SESSION, thread.as_str(), 1, json!({"session_id": session}), herm_store::History::Drop).await
+    }
+
+    pub(crate) async fn forget_thread(&self, thread: &ThreadId) {
+        if let Err(e) = self.engine.delete_document(THREAD_SESSION, thread.as_str()).await {
+            tracing::warn!(thread = %thread, error = %e, "a session's thread record was not removed");
+        }
+    }
+
+    /// The session whose run `run` is, if it is one's.
+    pub(crate) async fn session_of_run(&self, run: &RunId) -> Option<String> {
+        let r = self.engine.run_by_id(run).await.ok()?;
+        let d = self.engine.document(THREAD_SESSION, r.thread_id.as_str(), None).await.ok()??;
+        d.body["session_id"].as_str().map(str::to_owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_names_are_tool_safe_and_unique() {
+        let table = [
+            ("User Preferences", vec![], "user-preferences"),
+            ("notes", vec!["notes".to_owned()], "notes-2"),
+            ("notes", vec!["notes".to_owned(), "notes-2".to_owned()], "notes-3"),
+            ("  ☃ ", vec![], "store"),
+            ("a_b.c", vec![], "a_b-c"),
+        ];
+        for (input, taken, want) in table {
+            assert_eq!(mount_name(input, &taken), want, "{input}");
+        }
+        assert_eq!(mount_name(&"x".repeat(100), &[]).len(), 56);
+    }
+}
