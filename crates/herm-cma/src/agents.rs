@@ -51,15 +51,6 @@ pub(crate) fn model(v: &Value) -> Result<Value> {
 }
 
 fn refuse_unbuilt(body: &Value) -> Result<()> {
-    match body.get("skills") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) if a.is_empty() => {}
-        Some(_) => {
-            return Err(unsupported(
-                "agent `skills` are not supported through this API yet (Anthropic's prebuilt skills are not available on herm; give a herm deployment SKILL.md skills instead)",
-            ));
-        }
-    }
     match body.get("multiagent") {
         None | Some(Value::Null) => {}
         Some(_) => {
@@ -100,7 +91,7 @@ impl Facade {
             "model": model,
             "tools": tools,
             "mcp_servers": servers,
-            "skills": [],
+            "skills": self.agent_skills(body.get("skills")).await?,
             "metadata": metadata(body.get("metadata"))?,
             "execution_identity": {"type": "service_account"},
             "multiagent": null,
@@ -166,6 +157,9 @@ impl Facade {
         let (tools, servers) = tools::normalize(tools_in, servers_in)?;
         a["tools"] = json!(tools);
         a["mcp_servers"] = json!(servers);
+        if body.get("skills").is_some() {
+            a["skills"] = json!(self.agent_skills(body.get("skills")).await?);
+        }
         a["metadata"] = json!(patch_metadata(&cur.body["metadata"], body.get("metadata"))?);
         a["version"] = json!(cur.version + 1);
         a["updated_at"] = json!(self.now());

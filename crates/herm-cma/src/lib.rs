@@ -25,6 +25,7 @@ pub mod events;
 pub mod memory_stores;
 pub mod project;
 mod resources;
+pub mod skills;
 pub mod sessions;
 pub mod spec;
 pub mod stream;
@@ -97,6 +98,9 @@ pub enum Error {
     /// A memory path another memory of the store holds (409).
     #[error("{0}")]
     PathConflict(String),
+    /// Something herm failed at, never the caller's mistake (500).
+    #[error("{0}")]
+    Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -70,8 +70,8 @@ async fn pinned(f: &Facade, v: Option<&Value>) -> Result<(Value, bool)> {
             return Err(invalid(format!("`agent.{k}`: unknown field")));
         }
     }
-    if o.get("skills").is_some_and(|s| s.as_array().is_none_or(|a| !a.is_empty())) {
-        return Err(unsupported("agent `skills` are not supported through this API yet"));
+    if o.get("skills").is_some() {
+        a["skills"] = json!(f.agent_skills(o.get("skills")).await?);
     }
     if let Some(m) = o.get("model") {
         a["model"] = agents::model(m)?;
@@ -145,8 +145,13 @@ impl Facade {
             return Err(invalid(format!("environment `{env_id}` is archived")));
         }
         let vault_ids = strings(body.get("vault_ids"), "vault_ids", MAX_VAULTS)?;
-        let bearers = self.bearers(&vault_ids).await?;
         let resources = self.resources(body.get("resources")).await?;
+        let skills = self.resolve_skills(&agent["skills"]).await?;
+        let attached = spec::Attached {
+            bearers: self.bearers(&vault_ids).await?,
+            mounts: resources.mounts,
+            skills: skills.iter().map(|s| s.spec.clone()).collect(),
+        };
         let title = string(body, "title", 512, false)?;
         let metadata = metadata(body.get("metadata"))?;
         let initial = match body.get("initial_events") {
@@ -178,14 +183,17 @@ impl Facade {
             .filter(|_| !overridden)
             .map(str::to_owned);
         let place = match share {
-            Some(key) => self.shared_place(&agent, &env, &bearers, &resources.mounts, &key).await?,
+            Some(key) => self.shared_place(&agent, &env, &attached, &key).await?,
             None => {
-                let spec =
-                    spec::deployment(&agent, &env, &bearers, &resources.mounts, &id, &self.options.default_provider)?;
+                let spec = spec::deployment(&agent, &env, &attached, &id, &self.options.default_provider)?;
                 let d = self.engine.create_deployment(spec).await?;
                 Place { deployment: d.id, thread: d.default_thread_id, shared: false }
             }
         };
+        if let Err(e) = self.write_skill_files(&place, &skills).await {
+            self.forget_place(&place).await;
+            return Err(e);
+        }
         let t = self.now();
         let s = json!({
             "id": id,
@@ -222,6 +230,27 @@ impl Facade {
         self.session(&id).await
     }
 
+    /// Writes the skills' files (besides SKILL.md) into the session's workspace, under
+    /// `skills/<name>/`, once its sandbox is there.
+    async fn write_skill_files(&self, p: &Place, skills: &[crate::skills::Resolved]) -> Result<()> {
+        if skills.iter().all(|s| s.files.is_empty()) {
+            return Ok(());
+        }
+        self.ready(p).await?;
+        for s in skills {
+            for (path, bytes) in &s.files {
+                let at = format!("{}/{}/{path}", crate::skills::WORKSPACE_DIR, s.spec.name);
+                self.engine.write_file(&p.deployment, &at, bytes.clone()).await.map_err(|e| match e {
+                    herm_engine::Error::NoSandbox => crate::unsupported(
+                        "this agent's skills have files besides SKILL.md, and this server runs no sandbox to put them in",
+                    ),
+                    e => e.into(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes what a session creation made before it failed.
     async fn forget_place(&self, p: &Place) {
         self.forget_thread(&p.thread).await;
@@ -240,12 +269,12 @@ impl Facade {
         &self,
         agent: &Value,
         env: &Value,
-        bearers: &[crate::vaults::Bearer],
-        mounts: &[herm_types::config::MemoryMount],
+        attached: &spec::Attached,
         key: &str,
     ) -> Result<Place> {
         let mut h = sha2::Sha256::new();
-        let mounted = serde_json::to_string(mounts).unwrap_or_default();
+        // Sessions share a deployment only when it would be made the same.
+        let mounted = serde_json::to_string(&(&attached.mounts, &attached.skills)).unwrap_or_default();
         for part in [agent["id"].to_string(), agent["version"].to_string(), env["id"].to_string(), key.to_owned(), mounted]
         {
             h.update(part.as_bytes());
@@ -259,7 +288,7 @@ impl Facade {
             let t = self.engine.create_thread(&dep, None).await?;
             return Ok(Place { deployment: dep, thread: t.id, shared: true });
         }
-        let spec = spec::deployment(agent, env, bearers, mounts, key, &self.options.default_provider)?;
+        let spec = spec::deployment(agent, env, attached, key, &self.options.default_provider)?;
         let d = self.engine.create_deployment(spec).await?;
         let next = self.engine.document(SHARED, &doc_id, None).await?.map(|d| d.version + 1).unwrap_or(1);
         if let Err(e) = self.put(SHARED, &doc_id, next, json!({"deployment_id": d.id.as_str()}), History::Drop).await {

@@ -1,10 +1,10 @@
 //! A session's herm deployment, made from its pinned agent version, its environment and its
-//! vaults' credentials, mounting the memory stores it attaches. Pure.
+//! vaults' credentials, mounting the memory stores it attaches, with its agent's skills. Pure.
 
 use crate::environments;
 use crate::vaults::Bearer;
 use crate::{Result, tools, unsupported};
-use herm_types::config::{BusyPolicy, DeploymentSpec, Features, Limits, McpServerSpec, MemoryMount};
+use herm_types::config::{BusyPolicy, DeploymentSpec, Features, Limits, McpServerSpec, MemoryMount, SkillSpec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -20,14 +20,25 @@ fn same_url(a: &str, b: &str) -> bool {
 /// The deployment: CMA's semantics where herm has a choice (messages sent while the agent
 /// works wait their turn; no memory or automations of herm's own; built-in tools as the
 /// agent's toolset says).
+/// What a session brings to its deployment besides its agent and environment.
+#[derive(Clone, Debug, Default)]
+pub struct Attached {
+    /// The vaults' `static_bearer` credentials.
+    pub bearers: Vec<Bearer>,
+    /// Its `memory_store` resources.
+    pub mounts: Vec<MemoryMount>,
+    /// Its agent's skills, as herm skills.
+    pub skills: Vec<SkillSpec>,
+}
+
 pub fn deployment(
     agent: &Value,
     environment: &Value,
-    bearers: &[Bearer],
-    mounts: &[MemoryMount],
+    attached: &Attached,
     customer_id: &str,
     default_provider: &str,
 ) -> Result<DeploymentSpec> {
+    let bearers = &attached.bearers;
     let tools: Vec<Value> = agent["tools"].as_array().cloned().unwrap_or_default();
     let servers: Vec<Value> = agent["mcp_servers"].as_array().cloned().unwrap_or_default();
     let net = &environment["config"]["networking"];
@@ -64,7 +75,7 @@ pub fn deployment(
         model: Some(model_ref(agent["model"]["id"].as_str().unwrap_or_default(), default_provider)),
         sandbox: environments::sandbox(&environment["config"]),
         mcp_servers: mcp,
-        skills: vec![],
+        skills: attached.skills.clone(),
         secrets,
         http_tools: vec![],
         tool_policies: tools::policies(&tools),
@@ -77,7 +88,7 @@ pub fn deployment(
             filesystem_webhooks: false,
         },
         limits: Limits::default(),
-        memory_mounts: mounts.to_vec(),
+        memory_mounts: attached.mounts.clone(),
     })
 }
 
@@ -95,8 +106,8 @@ mod tests {
             "mcp_servers": [{"type": "url", "name": "docs", "url": "http://127.0.0.1:9/mcp"}],
         });
         let env = json!({"config": {"type": "cloud", "networking": {"type": "unrestricted"}}});
-        let bearers = [Bearer { mcp_server_url: "http://127.0.0.1:9/mcp/".into(), secret_id: "sec_1".into() }];
-        let s = deployment(&agent, &env, &bearers, &[], "sesn_1", "anthropic").unwrap();
+        let bearers = vec![Bearer { mcp_server_url: "http://127.0.0.1:9/mcp/".into(), secret_id: "sec_1".into() }];
+        let s = deployment(&agent, &env, &Attached { bearers, ..Attached::default() }, "sesn_1", "anthropic").unwrap();
         assert_eq!(s.model.as_deref(), Some("anthropic/claude-sonnet-4-5"));
         assert_eq!(s.system_prompt, "be brief");
         assert_eq!(s.sandbox.network, "on");
@@ -107,9 +118,9 @@ mod tests {
         assert!(!s.features.memory && !s.features.automations);
 
         let off = json!({"config": {"type": "cloud", "networking": {"type": "limited", "allow_mcp_servers": false}}});
-        assert!(deployment(&agent, &off, &[], &[], "s", "anthropic").is_err());
+        assert!(deployment(&agent, &off, &Attached::default(), "s", "anthropic").is_err());
         let no_mcp = json!({"name": "a", "model": {"id": "openai/gpt-4o"}, "tools": [], "mcp_servers": []});
-        let s = deployment(&no_mcp, &off, &[], &[], "s", "anthropic").unwrap();
+        let s = deployment(&no_mcp, &off, &Attached::default(), "s", "anthropic").unwrap();
         assert_eq!(s.sandbox.network, "off");
         assert_eq!(s.model.as_deref(), Some("openai/gpt-4o"));
         assert!(s.mcp_servers[..].is_empty());

@@ -24,6 +24,7 @@ fn shown(mut c: Value) -> Value {
 }
 
 /// The MCP server URL and herm secret of each live credential of these vaults.
+#[derive(Clone, Debug)]
 pub struct Bearer {
     pub mcp_server_url: String,
     pub secret_id: String,

@@ -58,6 +58,14 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
             ],
         ),
         ("scenario stores-ro".into(), vec![Reply::text(&["Read it."])]),
+        (
+            "scenario skills".into(),
+            vec![
+                Reply::tool("load_skill", json!({"name": "csv-report"})),
+                Reply::tool("shell", json!({"command": "cat /workspace/skills/csv-report/scripts/report.py"})),
+                Reply::text(&["Reported."]),
+            ],
+        ),
     ]
 }
 
@@ -152,6 +160,17 @@ async fn sdk_versions_pages_and_refusals() {
     cma.sdk("refusals", &[]).await;
     cma.sdk("memory", &[]).await;
     cma.sdk("deployments", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_uploaded_skills_reach_the_session_and_its_sandbox() {
+    let cma = start(&sandbox_config()).await;
+    cma.sdk("skills", &[]).await;
+    let reqs = cma.requests("scenario skills");
+    assert_eq!(reqs.len(), 3, "one call per step");
+    let system = reqs[0].body["system"].to_string();
+    assert!(system.contains("csv-report") && system.contains("Make a CSV report"), "the pinned version's skill: {system}");
+    assert!(!system.contains("tidy"), "not the later version: {system}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

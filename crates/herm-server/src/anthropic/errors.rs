@@ -29,6 +29,10 @@ impl From<herm_cma::Error> for ApiError {
             E::Conflict(m) => ApiError::conflict(m),
             E::Precondition(m) => ApiError::new(StatusCode::CONFLICT, "memory_precondition_failed", m),
             E::PathConflict(m) => ApiError::new(StatusCode::CONFLICT, "memory_path_conflict", m),
+            E::Internal(m) => {
+                tracing::error!(error = %m, "the facade failed");
+                ApiError::internal()
+            }
         }
     }
 }
@@ -43,6 +47,8 @@ fn not_found_code(what: &str) -> &'static str {
         "memory_store" => "memory_store_not_found",
         "memory" => "memory_not_found",
         "memory_version" => "memory_version_not_found",
+        "skill" => "skill_not_found",
+        "skill_version" => "skill_version_not_found",
         _ => "not_found",
     }
 }

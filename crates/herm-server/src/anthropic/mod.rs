@@ -9,6 +9,7 @@ mod errors;
 mod memory;
 mod query;
 mod routes;
+mod skills;
 mod stream;
 
 use crate::AppState;
@@ -58,6 +59,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/deployments/{id}/run", post(deployments::run))
         .route("/v1/deployment_runs", get(deployments::list_runs))
         .route("/v1/deployment_runs/{id}", get(deployments::get_run))
+        .route("/v1/skills", post(skills::create).get(skills::list))
+        .route("/v1/skills/{id}", get(skills::get).delete(skills::delete))
+        .route("/v1/skills/{id}/versions", post(skills::create_version).get(skills::list_versions))
+        .route("/v1/skills/{id}/versions/{version}", get(skills::get_version).delete(skills::delete_version))
+        .route("/v1/skills/{id}/versions/{version}/content", get(skills::content))
         .route("/v1/{*rest}", get(not_offered).post(not_offered).delete(not_offered))
         .fallback(errors::no_route)
         .layer(axum::middleware::from_fn(errors::cma_shape))

@@ -522,6 +522,58 @@ def stores():
     return {"store": store.id, "session": s.id}
 
 
+def skills():
+    import io
+    import zipfile
+    bad = anthropic.BadRequestError
+    md = ("---\nname: csv-report\ndescription: Make a CSV report of the numbers.\n---\n"
+          "Print the report with `cat /workspace/skills/csv-report/scripts/report.py`.\n")
+    script = ("csv-report/scripts/report.py", b"print('a,b')\n", "text/x-python")
+    sk = client.beta.skills.create(display_name="CSV report", files=[("csv-report/SKILL.md", md.encode(), "text/markdown"), script])
+    assert (sk.type, sk.source, sk.display_name) == ("skill", "custom", "CSV report"), sk
+    v1 = sk.latest_version_id
+    ver = client.beta.skills.versions.retrieve(v1, skill_id=sk.id)
+    assert (ver.name, ver.description, ver.skill_id) == ("csv-report", "Make a CSV report of the numbers.", sk.id), ver
+    archive = zipfile.ZipFile(io.BytesIO(client.beta.skills.versions.download(v1, skill_id=sk.id).read()))
+    assert sorted(archive.namelist()) == ["csv-report/SKILL.md", "csv-report/scripts/report.py"], archive.namelist()
+    assert archive.read("csv-report/SKILL.md").decode() == md
+    md2 = md.replace("Make a CSV", "Make a tidy CSV")
+    v2 = client.beta.skills.versions.create(sk.id, files=[("csv-report/SKILL.md", md2.encode(), "text/markdown"), script])
+    assert client.beta.skills.retrieve(sk.id).latest_version_id == v2.id and v2.id > v1, v2
+    assert [v.id for v in client.beta.skills.versions.list(sk.id)] == [v2.id, v1]
+    assert [x.id for x in client.beta.skills.list()] == [sk.id]
+    assert list(client.beta.skills.list(source="anthropic")) == []
+    expect(bad, "keeps the skill's name", client.beta.skills.versions.create, sk.id,
+           files=[("other/SKILL.md", md.replace("csv-report", "other").encode(), "text/markdown")])
+    expect(bad, "SKILL.md", client.beta.skills.create, files=[("x/README.md", b"x", "text/plain")])
+    expect(bad, "one top-level directory", client.beta.skills.create,
+           files=[("a/SKILL.md", md.encode(), "text/markdown"), ("b/x.py", b"", "text/plain")])
+    expect(bad, "not found", client.beta.agents.create, name="a", model="m", skills=[{"type": "custom", "skill_id": "skill_nope"}])
+    # An agent pinned to the first version: its session has the skill and its files.
+    env = client.beta.environments.create(name="skills")
+    toolset = [{"type": "agent_toolset_20260401", "default_config": {"permission_policy": {"type": "always_allow"}}}]
+    agent = client.beta.agents.create(name="reporter", model="claude-sonnet-4-5", tools=toolset,
+                                      skills=[{"type": "custom", "skill_id": sk.id, "version": v1}])
+    assert (agent.skills[0].skill_id, agent.skills[0].version) == (sk.id, v1), agent.skills
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario skills")])
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    results = [e for e in tap.events if e.type == "agent.tool_result"]
+    assert len(results) == 2 and not any(r.is_error for r in results), results
+    assert "/workspace/skills/csv-report/" in results[0].content[0].text, results[0]
+    assert "print('a,b')" in results[1].content[0].text, results[1]
+    tap.close()
+    # Versions go, then the skill.
+    assert client.beta.skills.versions.delete(v2.id, skill_id=sk.id).type == "skill_version_deleted"
+    assert client.beta.skills.retrieve(sk.id).latest_version_id == v1
+    expect(anthropic.ConflictError, "only version", client.beta.skills.versions.delete, v1, skill_id=sk.id)
+    assert client.beta.skills.delete(sk.id).type == "skill_deleted"
+    expect(anthropic.NotFoundError, "", client.beta.skills.retrieve, sk.id)
+    expect(bad, "no longer exists", client.beta.sessions.create, agent=agent.id, environment_id=env.id)
+    return {"skill": sk.id}
+
+
 def deployments():
     env, agent = setup(tools=[])
     d = client.beta.deployments.create(
