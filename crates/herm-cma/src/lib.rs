@@ -20,13 +20,14 @@
 
 pub mod agents;
 pub mod deployments;
+pub mod dreams;
 pub mod environments;
 pub mod events;
 pub mod memory_stores;
 pub mod project;
 mod resources;
-pub mod skills;
 pub mod sessions;
+pub mod skills;
 pub mod spec;
 pub mod stream;
 pub mod tools;

@@ -368,6 +368,15 @@ impl Facade {
         }
     }
 
+    /// Copies every live memory of one store's deployment into another's.
+    pub(crate) async fn copy_memories(&self, from: &DeploymentId, to: &DeploymentId) -> Result<()> {
+        for m in self.all_memories(from, None).await? {
+            let body = MemoryCreate { content: m.content.clone(), path: Some(m.path.clone()) };
+            self.engine.create_memory(to, body).await?;
+        }
+        Ok(())
+    }
+
     /// The store's live memories (under `prefix`), at most [`MAX_LISTED`].
     async fn all_memories(&self, dep: &DeploymentId, prefix: Option<String>) -> Result<Vec<Memory>> {
         let mut all: Vec<Memory> = Vec::new();

@@ -68,7 +68,11 @@ impl Facade {
                         "session resources of type `github_repository` are not supported by herm yet (clone it with `bash`)",
                     ));
                 }
-                _ => return Err(invalid(format!("`resources[{i}].type` must be `memory_store`, `file` or `github_repository`"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "`resources[{i}].type` must be `memory_store`, `file` or `github_repository`"
+                    )));
+                }
             }
             crate::wire::object(r, &["type", "memory_store_id", "access", "instructions"])?;
             let id = string(r, "memory_store_id", 256, true)?.unwrap_or_default();

@@ -265,17 +265,12 @@ impl Facade {
     }
 
     /// One deployment per (agent version, environment, key value), made on first use.
-    async fn shared_place(
-        &self,
-        agent: &Value,
-        env: &Value,
-        attached: &spec::Attached,
-        key: &str,
-    ) -> Result<Place> {
+    async fn shared_place(&self, agent: &Value, env: &Value, attached: &spec::Attached, key: &str) -> Result<Place> {
         let mut h = sha2::Sha256::new();
         // Sessions share a deployment only when it would be made the same.
         let mounted = serde_json::to_string(&(&attached.mounts, &attached.skills)).unwrap_or_default();
-        for part in [agent["id"].to_string(), agent["version"].to_string(), env["id"].to_string(), key.to_owned(), mounted]
+        for part in
+            [agent["id"].to_string(), agent["version"].to_string(), env["id"].to_string(), key.to_owned(), mounted]
         {
             h.update(part.as_bytes());
             h.update([0]);

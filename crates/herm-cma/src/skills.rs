@@ -168,7 +168,9 @@ impl Facade {
     pub async fn list_skills(&self, q: &PageQuery, source: Option<&str>) -> Result<wire::Page> {
         match source {
             None | Some("custom") => {}
-            Some("anthropic" | "anthropic_example" | "plugin") => return Ok(wire::Page { data: vec![], next_page: None }),
+            Some("anthropic" | "anthropic_example" | "plugin") => {
+                return Ok(wire::Page { data: vec![], next_page: None });
+            }
             Some(_) => return Err(invalid("`source` must be `custom`, `anthropic`, `anthropic_example` or `plugin`")),
         }
         let (data, next_page) = self.doc_page(KIND, q, true, |_| true).await?;
@@ -230,10 +232,16 @@ impl Facade {
         let all = self.versions(skill).await?;
         let start = match q.page.as_deref().filter(|p| !p.is_empty()) {
             None => 0,
-            Some(p) => all.iter().position(|v| v["id"] == p).map(|i| i + 1).ok_or_else(|| invalid("`page` is not a page token of this list"))?,
+            Some(p) => all
+                .iter()
+                .position(|v| v["id"] == p)
+                .map(|i| i + 1)
+                .ok_or_else(|| invalid("`page` is not a page token of this list"))?,
         };
         let data: Vec<Value> = all.iter().skip(start).take(limit).cloned().map(shown_version).collect();
-        let next_page = (start + data.len() < all.len()).then(|| data.last().map(|v| v["id"].as_str().unwrap_or_default().to_owned())).flatten();
+        let next_page = (start + data.len() < all.len())
+            .then(|| data.last().map(|v| v["id"].as_str().unwrap_or_default().to_owned()))
+            .flatten();
         Ok(wire::Page { data, next_page })
     }
 
@@ -325,7 +333,9 @@ impl Facade {
                 Some(_) => return Err(invalid("a skill's `version` must be a string")),
             };
             self.version_doc(id, version.as_deref().unwrap_or("latest")).await.map_err(|e| match e {
-                Error::NotFound(_) => invalid(format!("skill `{id}` (version {}) not found", version.as_deref().unwrap_or("latest"))),
+                Error::NotFound(_) => {
+                    invalid(format!("skill `{id}` (version {}) not found", version.as_deref().unwrap_or("latest")))
+                }
                 e => e,
             })?;
             if out.iter().any(|o: &Value| o["skill_id"] == id) {

@@ -18,6 +18,18 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
             vec![Reply::text(&[r#"{"result": "pass", "feedback": "The summary is there."}"#])],
         ),
         (
+            "DREAM-ONE".into(),
+            vec![
+                Reply::tool(
+                    "memory_write",
+                    json!({"path": "people/ada.md", "content": "Ada likes coffee.", "expected_version": 1}),
+                ),
+                Reply::text(&["Ada now likes coffee."]),
+            ],
+        ),
+        ("DREAM-TWO".into(), vec![Reply::text(&["slowly "; 100]).delayed(Duration::from_millis(100)); 3]),
+        ("scenario dream-source".into(), vec![Reply::text(&["Noted."])]),
+        (
             "scenario outcome".into(),
             vec![Reply::tool("goal_done", json!({"summary": "Wrote the summary."})), Reply::text(&["Claimed."])],
         ),
@@ -53,7 +65,10 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
         (
             "scenario stores-rw".into(),
             vec![
-                Reply::tool("store_write", json!({"store": "team-notes", "path": "style/tabs.md", "content": "Use tabs."})),
+                Reply::tool(
+                    "store_write",
+                    json!({"store": "team-notes", "path": "style/tabs.md", "content": "Use tabs."}),
+                ),
                 Reply::text(&["Saved."]),
             ],
         ),
@@ -169,8 +184,25 @@ async fn sdk_uploaded_skills_reach_the_session_and_its_sandbox() {
     let reqs = cma.requests("scenario skills");
     assert_eq!(reqs.len(), 3, "one call per step");
     let system = reqs[0].body["system"].to_string();
-    assert!(system.contains("csv-report") && system.contains("Make a CSV report"), "the pinned version's skill: {system}");
+    assert!(
+        system.contains("csv-report") && system.contains("Make a CSV report"),
+        "the pinned version's skill: {system}"
+    );
     assert!(!system.contains("tidy"), "not the later version: {system}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_dreams_consolidate_a_store_with_what_sessions_taught() {
+    let cma = start(CONFIG).await;
+    cma.sdk("dreams", &[]).await;
+    let first = cma.requests("DREAM-ONE");
+    assert_eq!(first.len(), 2, "the dream's two steps");
+    let asked = first[0].body.to_string();
+    assert!(
+        asked.contains("Ada likes tea.") && asked.contains("Ada switched to coffee"),
+        "memories and the session: {asked}"
+    );
+    assert!(cma.requests("DREAM-TWO").len() <= 2, "the canceled dream stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,15 +215,28 @@ async fn sdk_sessions_mount_memory_stores_with_their_access() {
     let rw = cma.requests("scenario stores-rw");
     assert_eq!(rw.len(), 2, "one call for the write, one after it");
     let system = rw[0].body["system"].to_string();
-    for want in ["Memory store `team-notes` (read-write", "Team Notes", "how the team works", "Keep style notes", "Ada likes tea."] {
+    for want in [
+        "Memory store `team-notes` (read-write",
+        "Team Notes",
+        "how the team works",
+        "Keep style notes",
+        "Ada likes tea.",
+    ] {
         assert!(system.contains(want), "the prompt names the store and shows its memories: {want} in {system}");
     }
     assert!(tools(&rw[0]).contains(&"store_write".to_owned()), "{:?}", tools(&rw[0]));
     let ro = cma.requests("scenario stores-ro");
     let system = ro[0].body["system"].to_string();
-    assert!(system.contains("(read-only)") && system.contains("Use tabs."), "the other session's write is seen: {system}");
+    assert!(
+        system.contains("(read-only)") && system.contains("Use tabs."),
+        "the other session's write is seen: {system}"
+    );
     let offered = tools(&ro[0]);
-    assert!(offered.contains(&"store_read".to_owned()) && !offered.iter().any(|t| t == "store_write" || t == "store_delete"), "{offered:?}");
+    assert!(
+        offered.contains(&"store_read".to_owned())
+            && !offered.iter().any(|t| t == "store_write" || t == "store_delete"),
+        "{offered:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

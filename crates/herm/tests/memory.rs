@@ -249,12 +249,19 @@ async fn a_deployment_mounts_another_deployments_memory_by_name_with_its_access(
         env.model.attempts().into_iter().filter(|a| a.body.to_string().contains("MOUNT-RO")).map(|a| a.body).collect();
     assert_eq!(reqs.len(), 3);
     let system = reqs[0]["system"].to_string();
-    assert!(system.contains("Memory store `team` (read-only)") && system.contains("The team's conventions."), "{system}");
+    assert!(
+        system.contains("Memory store `team` (read-only)") && system.contains("The team's conventions."),
+        "{system}"
+    );
     assert!(system.contains("Indent with tabs."), "the store's memories are in the prompt: {system}");
     let names: Vec<&str> = reqs[0]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     assert!(names.contains(&"store_read") && !names.contains(&"store_write"), "{names:?}");
     assert!(!names.contains(&"memory_write"), "C's own memory is off: {names:?}");
-    assert!(reqs[1].to_string().contains(r"team/style.md (version 1):\nIndent with tabs."), "the read came back: {}", reqs[1]);
+    assert!(
+        reqs[1].to_string().contains(r"team/style.md (version 1):\nIndent with tabs."),
+        "the read came back: {}",
+        reqs[1]
+    );
     let refused_write = &reqs[2]["messages"].as_array().unwrap().last().unwrap()["content"][0];
     assert_eq!(refused_write["is_error"], true, "a write to a read-only store is refused: {refused_write}");
     let listed = mem(&env, "GET", "", &Value::Null, 200).await;
@@ -270,7 +277,8 @@ async fn a_deployment_mounts_another_deployments_memory_by_name_with_its_access(
     assert!(e.to_string().contains("memory_mounts[0].deployment_id"), "{e}");
     let e = refused(spec(json!([{"deployment_id": dep, "name": "c"}]))).await;
     assert!(e.to_string().contains("features.memory"), "a deployment with memory off cannot be mounted: {e}");
-    let e = refused(spec(json!([{"deployment_id": env.dep, "name": "a"}, {"deployment_id": env.dep, "name": "a"}]))).await;
+    let e =
+        refused(spec(json!([{"deployment_id": env.dep, "name": "a"}, {"deployment_id": env.dep, "name": "a"}]))).await;
     assert!(e.to_string().contains("duplicate store name"), "{e}");
     refused(spec(json!([{"deployment_id": env.dep, "name": "bad name"}]))).await;
 }

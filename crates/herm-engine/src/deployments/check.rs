@@ -55,7 +55,8 @@ impl Engine {
         }
         let mut unmounted = Vec::new();
         for (i, m) in spec.memory_mounts.iter().enumerate() {
-            let memory_on = self.store().get_deployment(&m.deployment_id).await?.is_some_and(|d| d.spec.features.memory);
+            let memory_on =
+                self.store().get_deployment(&m.deployment_id).await?.is_some_and(|d| d.spec.features.memory);
             if !memory_on {
                 unmounted.push(FieldError::new(
                     format!("memory_mounts[{i}].deployment_id"),

@@ -52,6 +52,11 @@ impl Engine {
 
     /// `POST …/dreams`: dream now (409 while other work is active in the deployment).
     pub async fn start_dream(&self, dep: &DeploymentId) -> Result<Dream> {
+        self.start_dream_with(dep, &Brief::default()).await
+    }
+
+    /// Dreams now with a brief: guidance and conversations to learn from besides the memory.
+    pub async fn start_dream_with(&self, dep: &DeploymentId, brief: &Brief) -> Result<Dream> {
         let d = self.deployment(dep).await?;
         if !d.spec.features.memory {
             return Err(Error::Conflict("memory is off for this deployment (`features.memory`)".into()));
@@ -61,7 +66,7 @@ impl Engine {
                 "a run is active in this deployment; a dream runs only when it is idle".into(),
             ));
         }
-        Ok(view(self.dream(dep, "api", false).await?, None))
+        Ok(view(self.dream(dep, "api", false, brief).await?, None))
     }
 
     pub async fn list_dreams(&self, dep: &DeploymentId, before: Option<DreamId>, limit: usize) -> Result<Vec<Dream>> {
@@ -96,7 +101,7 @@ impl Engine {
     }
 
     /// Records a dream and starts its run (its worker after the timer batch `from_timer`).
-    async fn dream(&self, dep: &DeploymentId, reason: &str, from_timer: bool) -> Result<DreamRecord> {
+    async fn dream(&self, dep: &DeploymentId, reason: &str, from_timer: bool, brief: &Brief) -> Result<DreamRecord> {
         let rec = DreamRecord {
             id: DreamId::new(),
             deployment_id: dep.clone(),
@@ -106,7 +111,7 @@ impl Engine {
         };
         self.store().insert_dream(rec.clone()).await?;
         let material = self.store().memory_material(dep).await?;
-        let content = dream_message(&self.memory_listing(dep, MAX_MEMORY).await?);
+        let content = dream_message(&self.memory_listing(dep, MAX_MEMORY).await?, brief);
         let trigger = RunTrigger { dream_id: Some(rec.id.to_string()), ..Default::default() };
         let origin = Origin { kind: RunKind::Dream, trigger: Some(trigger), from_timer };
         let run = self.start_memory_run(dep, &origin, content, format!("dream:{}", rec.id)).await?;
@@ -144,7 +149,7 @@ impl Engine {
         let dreamed: i64 =
             self.store().get_mark(&format!("dreamed:{dep}")).await?.and_then(|v| v.parse().ok()).unwrap_or(0);
         if material > dreamed {
-            self.dream(dep, "idle", true).await?;
+            self.dream(dep, "idle", true, &Brief::default()).await?;
         }
         Ok(Fired::Done)
     }
@@ -161,7 +166,35 @@ impl Engine {
     }
 }
 
-fn dream_message(memories: &str) -> String {
+/// What a dream is given besides the memory: guidance on what to keep and how to organise
+/// it, and conversations (transcripts) to learn from.
+#[derive(Clone, Debug, Default)]
+pub struct Brief {
+    pub instructions: Option<String>,
+    pub conversations: Option<String>,
+}
+
+/// Characters of conversations a dream is given at most (the most recent are kept).
+pub const MAX_CONVERSATIONS: usize = 200_000;
+
+fn dream_message(memories: &str, brief: &Brief) -> String {
+    let mut extra = String::new();
+    if let Some(c) = brief.conversations.as_deref().filter(|c| !c.trim().is_empty()) {
+        extra.push_str(
+            "\n\nAlso learn from the conversations below: record what they teach that is durable (preferences, \
+             corrections, facts), in the same tidy set.",
+        );
+        let start = c.char_indices().rev().nth(MAX_CONVERSATIONS).map_or(0, |(i, _)| i);
+        extra.push_str(&format!("\n\n## Conversations\n{}", &c[start..]));
+    }
+    if let Some(i) = brief.instructions.as_deref().filter(|i| !i.trim().is_empty()) {
+        extra.push_str(&format!("\n\n## Instructions (they take precedence over the guidance above)\n{i}"));
+    }
+    let base = base_message(memories);
+    format!("{base}{extra}")
+}
+
+fn base_message(memories: &str) -> String {
     format!(
         "You are this agent's memory, dreaming: consolidate what it has learned about this customer. Below are \
          all its memories (path, version, text). Make them a tidy, true set:\n\
@@ -179,6 +212,19 @@ fn dream_message(memories: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_brief_adds_conversations_and_instructions() {
+        let plain = dream_message("m", &Brief::default());
+        assert!(plain.ends_with("## Memories\nm") && !plain.contains("## Conversations"), "{plain}");
+        let brief =
+            Brief { instructions: Some("Only keep tea facts.".into()), conversations: Some("user: I like tea".into()) };
+        let m = dream_message("m", &brief);
+        assert!(m.contains("## Conversations\nuser: I like tea"), "{m}");
+        assert!(m.ends_with("take precedence over the guidance above)\nOnly keep tea facts."), "{m}");
+        let long = Brief { instructions: None, conversations: Some(format!("old{}", "x".repeat(MAX_CONVERSATIONS))) };
+        assert!(!dream_message("m", &long).contains("old"), "the oldest part is cut");
+    }
 
     #[test]
     fn a_dream_is_where_its_run_is() {

@@ -32,7 +32,8 @@ impl ToolSource for MountTools {
         let all: Vec<&str> = mounts.iter().map(|m| m.name.as_str()).collect();
         let tool = |name: &str, description: &str, op: Op, stores: &[&str]| {
             let mut schema = tools::schema(op);
-            schema["properties"]["store"] = json!({"type": "string", "enum": stores, "description": "the store's name"});
+            schema["properties"]["store"] =
+                json!({"type": "string", "enum": stores, "description": "the store's name"});
             if let Some(r) = schema["required"].as_array_mut() {
                 r.insert(0, json!("store"));
             }
@@ -41,7 +42,12 @@ impl ToolSource for MountTools {
             t
         };
         let mut offered = vec![
-            tool("store_search", "Search a memory store by words; optionally only under a path prefix.", Op::Search, &all),
+            tool(
+                "store_search",
+                "Search a memory store by words; optionally only under a path prefix.",
+                Op::Search,
+                &all,
+            ),
             tool("store_read", "Read one memory of a memory store, with its version.", Op::Read, &all),
         ];
         if !writable.is_empty() {
@@ -204,6 +210,9 @@ mod tests {
         assert!(!s.contains("bbbb") && s.contains("`store_search` (store `team`)"), "{s}");
         assert!(!s.contains("this customer"), "{s}");
         let rw = section(&mount("notes", MountAccess::ReadWrite), &[], "x", 200);
-        assert!(rw.contains("(read-write: change it with `store_write`") && rw.contains("(The store is empty.)"), "{rw}");
+        assert!(
+            rw.contains("(read-write: change it with `store_write`") && rw.contains("(The store is empty.)"),
+            "{rw}"
+        );
     }
 }

@@ -9,8 +9,8 @@ use crate::tools::source::{CallContext, Offer, Ran, ToolRunner, ToolSource};
 use crate::tools::{Origin, Tool, ToolOutput};
 use crate::{Engine, Error, Result};
 use herm_store::DeploymentRecord;
-use herm_types::{DeploymentId, RunId};
 use herm_types::config::DeploymentSpec;
+use herm_types::{DeploymentId, RunId};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -52,13 +52,7 @@ impl ToolSource for MemoryTools {
                     Op::Search,
                     true,
                 ),
-                tool(
-                    "memory_read",
-                    "Read one memory with its version.",
-                    schema(Op::Read),
-                    Op::Read,
-                    true,
-                ),
+                tool("memory_read", "Read one memory with its version.", schema(Op::Read), Op::Read, true),
                 tool(
                     "memory_write",
                     "Create or replace a memory: one durable observation per file (a preference, a correction, a fact \
@@ -85,8 +79,10 @@ impl ToolSource for MemoryTools {
 pub(crate) fn schema(op: Op) -> Value {
     let path = json!({"type": "string", "description": "e.g. preferences/brand-voice.md"});
     match op {
-        Op::Search => json!({"type": "object", "properties": {"query": {"type": "string"}, "prefix": {"type": "string"}},
-                             "required": ["query"]}),
+        Op::Search => {
+            json!({"type": "object", "properties": {"query": {"type": "string"}, "prefix": {"type": "string"}},
+                             "required": ["query"]})
+        }
         Op::Read | Op::Delete => json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
         Op::Write => json!({"type": "object", "properties": {"path": path, "content": {"type": "string"},
                             "expected_version": {"type": "integer", "minimum": 0}}, "required": ["path", "content"]}),
@@ -123,45 +119,45 @@ pub(crate) async fn apply(
     let s = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
     let who = Writer::agent(run.cloned());
     match op {
-            Op::Search => {
-                let prefix = s("prefix");
-                let all = engine.store().memory_texts(dep).await?;
-                let live: Vec<_> = all.iter().filter(|m| m.path.starts_with(prefix)).collect();
-                let docs: Vec<Doc<'_>> = live.iter().map(|m| super::doc(m)).collect();
-                let terms = rank::terms(s("query"));
-                let hits: Vec<usize> = rank::rank(s("query"), &docs)
-                    .into_iter()
-                    .filter(|&i| {
-                        let text = format!("{} {}", docs[i].path, docs[i].content).to_lowercase();
-                        terms.is_empty() || terms.iter().any(|t| text.contains(t.as_str()))
-                    })
-                    .take(MAX_RESULTS)
-                    .collect();
-                if hits.is_empty() {
-                    return Ok("no memory matches".into());
-                }
-                Ok(hits
-                    .iter()
-                    .map(|&i| {
-                        let snippet: String = docs[i].content.chars().take(SNIPPET).collect();
-                        format!("{} (version {}):\n{}", docs[i].path, live[i].version, snippet)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n\n"))
+        Op::Search => {
+            let prefix = s("prefix");
+            let all = engine.store().memory_texts(dep).await?;
+            let live: Vec<_> = all.iter().filter(|m| m.path.starts_with(prefix)).collect();
+            let docs: Vec<Doc<'_>> = live.iter().map(|m| super::doc(m)).collect();
+            let terms = rank::terms(s("query"));
+            let hits: Vec<usize> = rank::rank(s("query"), &docs)
+                .into_iter()
+                .filter(|&i| {
+                    let text = format!("{} {}", docs[i].path, docs[i].content).to_lowercase();
+                    terms.is_empty() || terms.iter().any(|t| text.contains(t.as_str()))
+                })
+                .take(MAX_RESULTS)
+                .collect();
+            if hits.is_empty() {
+                return Ok("no memory matches".into());
             }
-            Op::Read => {
-                let path = herm_types::memory::check_path(s("path")).map_err(Error::Validation)?;
-                let m = engine.store().memory_at(dep, &path).await?.ok_or(Error::NotFound("memory"))?;
-                Ok(format!("{} (version {}):\n{}", m.path, m.version, m.content.unwrap_or_default()))
-            }
-            Op::Write => {
-                let expected = args.get("expected_version").and_then(Value::as_i64);
-                let m = engine.put_memory(target, s("path"), Some(s("content").to_owned()), who, expected).await?;
-                Ok(format!("saved {} (version {})", m.path, m.version))
-            }
-            Op::Delete => {
-                let m = engine.put_memory(target, s("path"), None, who, None).await?;
-                Ok(format!("deleted {} (version {})", m.path, m.version))
-            }
+            Ok(hits
+                .iter()
+                .map(|&i| {
+                    let snippet: String = docs[i].content.chars().take(SNIPPET).collect();
+                    format!("{} (version {}):\n{}", docs[i].path, live[i].version, snippet)
+                })
+                .collect::<Vec<_>>()
+                .join("\n\n"))
+        }
+        Op::Read => {
+            let path = herm_types::memory::check_path(s("path")).map_err(Error::Validation)?;
+            let m = engine.store().memory_at(dep, &path).await?.ok_or(Error::NotFound("memory"))?;
+            Ok(format!("{} (version {}):\n{}", m.path, m.version, m.content.unwrap_or_default()))
+        }
+        Op::Write => {
+            let expected = args.get("expected_version").and_then(Value::as_i64);
+            let m = engine.put_memory(target, s("path"), Some(s("content").to_owned()), who, expected).await?;
+            Ok(format!("saved {} (version {})", m.path, m.version))
+        }
+        Op::Delete => {
+            let m = engine.put_memory(target, s("path"), None, who, None).await?;
+            Ok(format!("deleted {} (version {})", m.path, m.version))
         }
     }
+}

@@ -48,6 +48,7 @@ fn not_found_code(what: &str) -> &'static str {
         "memory" => "memory_not_found",
         "memory_version" => "memory_version_not_found",
         "skill" => "skill_not_found",
+        "dream" => "dream_not_found",
         "skill_version" => "skill_version_not_found",
         _ => "not_found",
     }

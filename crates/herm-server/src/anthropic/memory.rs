@@ -125,7 +125,8 @@ pub async fn list_versions(
     RawQuery(q): RawQuery,
 ) -> Out {
     c.require(READ)?;
-    let q = Params::parse(q.as_deref(), &["limit", "page", "memory_id", "operation", "session_id", "created_at", "view"])?;
+    let q =
+        Params::parse(q.as_deref(), &["limit", "page", "memory_id", "operation", "session_id", "created_at", "view"])?;
     let vq = VersionQuery {
         page: q.page()?,
         memory_id: q.one("memory_id").map(str::to_owned),

@@ -5,6 +5,7 @@
 //! `anthropic-beta` are accepted and ignored.
 
 mod deployments;
+mod dreams;
 mod errors;
 mod memory;
 mod query;
@@ -59,6 +60,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/deployments/{id}/run", post(deployments::run))
         .route("/v1/deployment_runs", get(deployments::list_runs))
         .route("/v1/deployment_runs/{id}", get(deployments::get_run))
+        .route("/v1/dreams", post(dreams::create).get(dreams::list))
+        .route("/v1/dreams/{id}", get(dreams::get))
+        .route("/v1/dreams/{id}/cancel", post(dreams::cancel))
+        .route("/v1/dreams/{id}/archive", post(dreams::archive))
         .route("/v1/skills", post(skills::create).get(skills::list))
         .route("/v1/skills/{id}", get(skills::get).delete(skills::delete))
         .route("/v1/skills/{id}/versions", post(skills::create_version).get(skills::list_versions))

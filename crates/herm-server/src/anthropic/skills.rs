@@ -19,7 +19,8 @@ const WRITE: &str = "deployments:write";
 /// The upload's `files` (or `files[]`) and its `display_name`, within the limits.
 async fn read_upload(m: Result<Multipart, MultipartRejection>) -> ApiResult<(Vec<Upload>, Option<String>)> {
     let mut m = m.map_err(|e| ApiError::validation(format!("expected a multipart/form-data upload: {e}")))?;
-    let bad = |e: axum::extract::multipart::MultipartError| ApiError::validation(format!("the upload is malformed: {e}"));
+    let bad =
+        |e: axum::extract::multipart::MultipartError| ApiError::validation(format!("the upload is malformed: {e}"));
     let (mut files, mut display_name, mut total) = (Vec::new(), None, 0usize);
     while let Some(mut field) = m.next_field().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -50,11 +51,7 @@ async fn read_upload(m: Result<Multipart, MultipartRejection>) -> ApiResult<(Vec
     Ok((files, display_name))
 }
 
-pub async fn create(
-    State(st): State<AppState>,
-    c: Caller,
-    m: Result<Multipart, MultipartRejection>,
-) -> Out {
+pub async fn create(State(st): State<AppState>, c: Caller, m: Result<Multipart, MultipartRejection>) -> Out {
     c.require(WRITE)?;
     let (files, display_name) = read_upload(m).await?;
     ok(st.cma.create_skill(display_name, files).await)

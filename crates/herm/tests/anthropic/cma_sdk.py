@@ -355,7 +355,7 @@ def refusals():
            events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_nope", "result": "allow"}])
     expect(unp, "github_repository", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
            resources=[{"type": "github_repository", "url": "https://github.com/a/b"}])
-    expect(unp, "dreams", client.beta.dreams.list)
+    expect(unp, "Files API", client.beta.files.list)
     e = expect(anthropic.NotFoundError, "session", client.beta.sessions.retrieve, "sesn_nope")
     assert e.body["error"]["type"] == "not_found_error", e.body
     assert e.body["error"]["details"]["error_code"] == "session_not_found", e.body
@@ -572,6 +572,64 @@ def skills():
     expect(anthropic.NotFoundError, "", client.beta.skills.retrieve, sk.id)
     expect(bad, "no longer exists", client.beta.sessions.create, agent=agent.id, environment_id=env.id)
     return {"skill": sk.id}
+
+
+def wait_dream(dream_id, want, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        d = client.beta.dreams.retrieve(dream_id)
+        if d.status in want:
+            return d
+        assert time.time() < deadline, d
+        time.sleep(0.1)
+
+
+def dreams():
+    mem = client.beta.memory_stores.memories
+    store = client.beta.memory_stores.create(name="people", description="who is who")
+    mem.create(store.id, path="/people/ada.md", content="Ada likes tea.")
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario dream-source: Ada switched to coffee")])
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    tap.close()
+    inputs = [{"type": "memory_store", "memory_store_id": store.id}, {"type": "sessions", "session_ids": [s.id]}]
+    d = client.beta.dreams.create(inputs=inputs, model="claude-sonnet-4-5", instructions="DREAM-ONE: keep people under /people/.")
+    assert d.type == "dream" and d.status in ("pending", "running", "completed"), d
+    assert d.model.id == "claude-sonnet-4-5" and d.output_behavior.type == "create_new", d
+    (out,) = d.outputs
+    assert out.memory_store_id != store.id, "create_new writes a new store"
+    done = wait_dream(d.id, ("completed", "failed"))
+    assert done.status == "completed" and done.ended_at is not None and done.error is None, done
+    assert done.usage.output_tokens > 0, done.usage
+    dreamed = {m.path: m.content for m in mem.list(out.memory_store_id, view="full")}
+    assert dreamed == {"/people/ada.md": "Ada likes coffee."}, dreamed
+    assert mem.list(store.id, view="full").data[0].content == "Ada likes tea.", "the input store is untouched"
+    (v,) = [v for v in client.beta.memory_stores.memory_versions.list(out.memory_store_id) if v.operation == "modified"]
+    assert v.content_sha256, v
+    assert [x.id for x in client.beta.dreams.list(statuses=["completed"])] == [d.id]
+    assert list(client.beta.dreams.list(statuses=["running"])) == []
+    expect(anthropic.ConflictError, "completed", client.beta.dreams.cancel, d.id)
+    # In place, and canceled while it works.
+    slow = client.beta.dreams.create(inputs=inputs, model={"id": "claude-sonnet-4-5"}, instructions="DREAM-TWO",
+                                     output_behavior={"type": "update_existing", "memory_store_id": store.id})
+    assert slow.outputs[0].memory_store_id == store.id, slow
+    wait_dream(slow.id, ("running",))
+    canceled = client.beta.dreams.cancel(slow.id)
+    assert wait_dream(canceled.id, ("canceled",)).status == "canceled"
+    archived = client.beta.dreams.archive(slow.id)
+    assert archived.archived_at is not None, archived
+    assert [x.id for x in client.beta.dreams.list()] == [d.id], "archived dreams are not listed"
+    assert [x.id for x in client.beta.dreams.list(include_archived=True)] == [slow.id, d.id]
+    bad = anthropic.BadRequestError
+    expect(bad, "exactly one", client.beta.dreams.create, inputs=inputs[:1], model="claude-sonnet-4-5")
+    expect(bad, "not found", client.beta.dreams.create, model="claude-sonnet-4-5",
+           inputs=[inputs[0], {"type": "sessions", "session_ids": ["sesn_nope"]}])
+    expect(bad, "input memory store", client.beta.dreams.create, inputs=inputs, model="claude-sonnet-4-5",
+           output_behavior={"type": "update_existing", "memory_store_id": out.memory_store_id})
+    expect(anthropic.NotFoundError, "", client.beta.dreams.retrieve, "dream_nope")
+    return {"dream": d.id}
 
 
 def deployments():
