@@ -61,7 +61,7 @@ fn initial(v: Option<&Value>) -> Result<Vec<Value>> {
     for e in list {
         match e.get("type").and_then(Value::as_str) {
             Some("user.message") => {
-                events::message_text(e)?;
+                events::message(e)?;
             }
             Some("user.define_outcome") => {
                 events::outcome(e)?;

@@ -7,6 +7,7 @@ use crate::sessions::Place;
 use crate::wire::{self, object};
 use crate::{Error, Facade, PageQuery, Result, invalid, project, unsupported};
 use herm_engine::steering::Reply;
+use herm_types::attachment::{AttachmentInput, AttachmentKind};
 use herm_types::config::limits;
 use herm_types::event::RequestKind;
 use herm_types::proactive::GoalCreate;
@@ -23,33 +24,73 @@ const GOALS_PAGE: usize = 100;
 /// Events read after a send to find its echo (it is among the first few).
 const RECEIPT_WINDOW: usize = 50;
 
-/// A `user.message`'s text: its text blocks joined; other blocks are refused by name.
-pub(crate) fn message_text(e: &Value) -> Result<String> {
+/// A `user.message`: its text (text blocks, and documents given as plain text, joined) and
+/// its images and documents as herm attachments (base64 or a URL; the Files API's `file`
+/// sources are refused by name).
+pub(crate) fn message(e: &Value) -> Result<(String, Vec<AttachmentInput>)> {
     object(e, &["type", "content"])?;
     let blocks =
         e.get("content").and_then(Value::as_array).ok_or_else(|| invalid("`content` must be an array of blocks"))?;
-    let mut parts = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    let mut attachments = Vec::new();
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => {
-                parts.push(b.get("text").and_then(Value::as_str).ok_or_else(|| invalid("a text block needs `text`"))?)
+                object(b, &["type", "text"])?;
+                parts.push(
+                    b.get("text").and_then(Value::as_str).ok_or_else(|| invalid("a text block needs `text`"))?.into(),
+                )
             }
-            Some(t @ ("image" | "document" | "search_result" | "redacted")) => {
-                return Err(unsupported(format!(
-                    "`{t}` content blocks are not supported by herm's CMA API yet; send text"
-                )));
+            Some(t @ ("image" | "document")) => {
+                let kind = if t == "image" { AttachmentKind::Image } else { AttachmentKind::Document };
+                object(b, if t == "image" { &["type", "source"] } else { &["type", "source", "title"] })?;
+                let title = b.get("title").and_then(Value::as_str).map(str::to_owned);
+                let src = b.get("source").ok_or_else(|| invalid(format!("an {t} block needs a `source`")))?;
+                let field = |k: &str| src.get(k).and_then(Value::as_str).map(str::to_owned);
+                let input =
+                    |url, data, media_type| AttachmentInput { kind, url, data, media_type, name: title.clone() };
+                match src.get("type").and_then(Value::as_str) {
+                    Some("base64") => {
+                        object(src, &["type", "media_type", "data"])?;
+                        attachments.push(input(None, field("data"), field("media_type")));
+                    }
+                    Some("url") => {
+                        object(src, &["type", "url"])?;
+                        attachments.push(input(field("url"), None, None));
+                    }
+                    Some("text") if kind == AttachmentKind::Document => {
+                        object(src, &["type", "media_type", "data"])?;
+                        let text = field("data").ok_or_else(|| invalid("a text document needs `data`"))?;
+                        parts.push(match &title {
+                            Some(title) => format!("{title}\n\n{text}"),
+                            None => text,
+                        });
+                    }
+                    Some("file") => {
+                        return Err(unsupported(format!(
+                            "`file` sources need the Files API, which herm's CMA API does not offer yet: send the {t} as base64 or a URL"
+                        )));
+                    }
+                    _ => {
+                        return Err(invalid(format!("an {t} block's `source.type` must be `base64`, `url` or `text`")));
+                    }
+                }
             }
-            _ => return Err(invalid("content blocks need a `type`")),
+            Some(t @ ("search_result" | "redacted")) => {
+                return Err(unsupported(format!("`{t}` content blocks are not supported by herm's CMA API")));
+            }
+            _ => return Err(invalid("content blocks need a known `type`: `text`, `image` or `document`")),
         }
     }
     let text = parts.join("\n\n");
-    if text.trim().is_empty() {
-        return Err(invalid("the message has no text"));
+    if text.trim().is_empty() && attachments.is_empty() {
+        return Err(invalid("the message has no text, image or document"));
     }
     if text.len() > limits::MAX_MESSAGE {
         return Err(invalid(format!("the message is longer than {} bytes", limits::MAX_MESSAGE)));
     }
-    Ok(text)
+    herm_types::attachment::check_all(&attachments).map_err(invalid)?;
+    Ok((text, attachments))
 }
 
 /// A `user.define_outcome`: its description, its rubric's text and its attempts.
@@ -123,7 +164,7 @@ impl Facade {
         for e in events {
             match e.get("type").and_then(Value::as_str) {
                 Some("user.message") => {
-                    message_text(e)?;
+                    message(e)?;
                 }
                 Some("user.interrupt") => {
                     object(e, &["type", "session_thread_id"])?;
@@ -178,7 +219,8 @@ impl Facade {
             match ty {
                 "user.message" => {
                     let d = self.ready(&place).await?;
-                    self.engine.submit_message(&d, &place.thread, message_text(e)?, vec![]).await?;
+                    let (text, attachments) = message(e)?;
+                    self.engine.submit_message(&d, &place.thread, text, attachments).await?;
                 }
                 "user.interrupt" => match self.engine.interrupt(&place.thread, None).await {
                     Ok(_) => {}
@@ -261,7 +303,31 @@ impl Facade {
         let found = all.into_iter().find(|v| {
             v["type"] == ty && v["id"].as_str().is_some_and(|i| fresh.contains(i.trim_end_matches("_start")))
         });
-        Ok(found.unwrap_or_else(|| json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": null})))
+        let mut found = found.into_iter().collect::<Vec<_>>();
+        self.with_media(&place.deployment, &mut found).await;
+        Ok(found.pop().unwrap_or_else(|| json!({"id": wire::new_id("sevt_"), "type": ty, "processed_at": null})))
+    }
+
+    /// Puts the bytes of the images and documents sent as base64 back into the echoes of
+    /// user messages (the projection names them by herm attachment id; the log keeps
+    /// references only). One that cannot be read stays a reference.
+    pub(crate) async fn with_media(&self, dep: &DeploymentId, events: &mut [Value]) {
+        use base64::Engine as _;
+        for ev in events.iter_mut().filter(|v| v["type"] == "user.message") {
+            for block in ev["content"].as_array_mut().into_iter().flatten() {
+                let Some(id) = block["source"]["attachment_id"].as_str().and_then(|i| AttachmentId::parse(i).ok())
+                else {
+                    continue;
+                };
+                match self.engine.attachment_content(dep, &id).await {
+                    Ok((a, bytes)) => {
+                        block["source"] = json!({"type": "base64", "media_type": a.media_type,
+                            "data": base64::engine::general_purpose::STANDARD.encode(bytes)});
+                    }
+                    Err(e) => tracing::warn!(attachment = %id, error = %e, "a message's attachment could not be read"),
+                }
+            }
+        }
     }
 
     /// A projector that knows the outcomes (herm goals) defined on the session's thread.
@@ -313,6 +379,7 @@ impl Facade {
                 data.push(v.clone());
             }
         }
+        self.with_media(&place.deployment, &mut data).await;
         let next_page = match last {
             Some(i) if i + 1 < all.len() && data.len() == limit => all[i]["id"].as_str().map(str::to_owned),
             _ => None,

@@ -90,6 +90,27 @@ fn text(s: &str) -> Value {
     json!([{"type": "text", "text": s}])
 }
 
+/// A user message's blocks: its text, then its images and documents. One sent as a URL shows
+/// the URL; one sent as base64 names its herm attachment (the facade puts the bytes back).
+fn user_blocks(content: &str, attachments: &[herm_types::attachment::Attachment]) -> Value {
+    use herm_types::attachment::AttachmentKind;
+    let mut out = if content.is_empty() { vec![] } else { vec![json!({"type": "text", "text": content})] };
+    for a in attachments {
+        let ty = if a.kind == AttachmentKind::Image { "image" } else { "document" };
+        let source = match (&a.url, &a.attachment_id) {
+            (Some(url), _) => json!({"type": "url", "url": url}),
+            (None, Some(id)) => json!({"type": "base64", "media_type": a.media_type, "attachment_id": id.as_str()}),
+            (None, None) => json!({"type": "base64", "media_type": a.media_type}),
+        };
+        let mut block = json!({"type": ty, "source": source});
+        if let (Some(name), "document") = (&a.name, ty) {
+            block["title"] = json!(name);
+        }
+        out.push(block);
+    }
+    Value::Array(out)
+}
+
 /// CMA's `session.error` type for a herm run error code.
 pub fn error_type(code: &str) -> &'static str {
     match code {
@@ -175,8 +196,8 @@ impl Projector {
     fn map(&mut self, e: &Event) -> Vec<Value> {
         let id = e.id.as_str();
         match &e.kind {
-            EventKind::Message { role: Role::User, content, .. } => {
-                vec![with(base(id, "user.message", e), json!({"content": text(content)}))]
+            EventKind::Message { role: Role::User, content, attachments } => {
+                vec![with(base(id, "user.message", e), json!({"content": user_blocks(content, attachments)}))]
             }
             EventKind::GoalStatus { goal_id, status, .. } => self.goal_status(e, goal_id.as_str(), *status),
             EventKind::GoalVerdict { goal_id, result, feedback, .. } => {

@@ -162,7 +162,7 @@ impl Facade {
         for e in &initial {
             match e.get("type").and_then(Value::as_str) {
                 Some("user.message") => {
-                    events::message_text(e)?;
+                    events::message(e)?;
                 }
                 Some("user.define_outcome") => {
                     events::outcome(e)?;

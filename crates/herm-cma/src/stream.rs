@@ -54,8 +54,9 @@ impl Facade {
         let (tx, rx) = mpsc::channel(256);
         let mut backlog = Vec::new();
         for e in &log {
-            let out = projector.event(e);
+            let mut out = projector.event(e);
             if e.sequence.0 > cursor {
+                self.with_media(&place.deployment, &mut out).await;
                 backlog.extend(frames(e.sequence.0, out));
             }
         }
@@ -127,7 +128,14 @@ impl Pump {
             self.previewing = None;
         }
         self.learn_outcome(e).await;
-        for f in frames(e.sequence.0, self.projector.event(e)) {
+        self.emit(e).await
+    }
+
+    /// Sends the frames of one committed event (with the media of a user message).
+    async fn emit(&mut self, e: &Event) -> bool {
+        let mut out = self.projector.event(e);
+        self.facade.with_media(&self.deployment, &mut out).await;
+        for f in frames(e.sequence.0, out) {
             if self.tx.send(f).await.is_err() {
                 return false;
             }
@@ -178,10 +186,8 @@ impl Pump {
             for e in &page {
                 self.cursor = e.sequence.0;
                 self.learn_outcome(e).await;
-                for f in frames(e.sequence.0, self.projector.event(e)) {
-                    if self.tx.send(f).await.is_err() {
-                        return false;
-                    }
+                if !self.emit(e).await {
+                    return false;
                 }
             }
             if n < 500 {

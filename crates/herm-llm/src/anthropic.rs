@@ -28,8 +28,11 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
         let (role, blocks) = match m {
             Message::User { text, media } => {
                 // Images and documents first, as Anthropic advises, then the text.
+                // A message of media alone has no text block (the API refuses an empty one).
                 let mut b: Vec<Value> = media.iter().map(block).collect();
-                b.push(json!({"type": "text", "text": text}));
+                if !text.is_empty() || media.is_empty() {
+                    b.push(json!({"type": "text", "text": text}));
+                }
                 ("user", b)
             }
             Message::Assistant { text, tool_calls } => {

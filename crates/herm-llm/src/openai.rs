@@ -33,7 +33,9 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
                 messages.push(json!({"role": "user", "content": text}))
             }
             Message::User { text, media } => {
-                let mut parts = vec![json!({"type": "text", "text": text})];
+                // A message of media alone has no text part.
+                let mut parts: Vec<Value> =
+                    if text.is_empty() { vec![] } else { vec![json!({"type": "text", "text": text})] };
                 parts.extend(media.iter().map(part));
                 messages.push(json!({"role": "user", "content": parts}));
             }

@@ -29,6 +29,7 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
         ),
         ("DREAM-TWO".into(), vec![Reply::text(&["slowly "; 100]).delayed(Duration::from_millis(100)); 3]),
         ("scenario dream-source".into(), vec![Reply::text(&["Noted."])]),
+        ("scenario media".into(), vec![Reply::text(&["A pixel and your notes."])]),
         (
             "scenario outcome".into(),
             vec![Reply::tool("goal_done", json!({"summary": "Wrote the summary."})), Reply::text(&["Claimed."])],
@@ -203,6 +204,23 @@ async fn sdk_dreams_consolidate_a_store_with_what_sessions_taught() {
         "memories and the session: {asked}"
     );
     assert!(cma.requests("DREAM-TWO").len() <= 2, "the canceled dream stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_messages_carry_images_and_documents_to_the_model_and_back() {
+    let cma = start(CONFIG).await;
+    let facts = cma.sdk("media", &[]).await;
+    let reqs = cma.requests("scenario media");
+    assert_eq!(reqs.len(), 2, "one run per message");
+    let alone = reqs[1].body["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+    assert_eq!(alone.as_array().unwrap().len(), 1, "an image alone, with no empty text block: {alone}");
+    assert_eq!(alone[0]["type"], "image");
+    let blocks = &reqs[0].body["messages"][0]["content"];
+    let image = blocks.as_array().unwrap().iter().find(|b| b["type"] == "image").expect("the model got the image");
+    assert_eq!(image["source"]["media_type"], "image/png", "{blocks}");
+    assert!(image["source"]["data"].as_str().unwrap().starts_with("iVBORw0KGgo"), "{blocks}");
+    assert!(blocks.to_string().contains("Q3 revenue: 12"), "and the text document: {blocks}");
+    assert!(facts["session"].as_str().unwrap().starts_with("sesn_"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use super::query::Params;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, MAX_MESSAGE_BODY};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -192,7 +192,10 @@ pub async fn list_credentials(
     ok(st.cma.list_credentials(&id, &q.page()?, q.flag("include_archived")?).await)
 }
 
-pub async fn create_session(State(st): State<AppState>, c: Caller, b: JsonBody<Value>) -> Out {
+/// Messages may carry images and documents as base64: bodies up to herm's message limit.
+type MessageBody = JsonBody<Value, MAX_MESSAGE_BODY>;
+
+pub async fn create_session(State(st): State<AppState>, c: Caller, b: MessageBody) -> Out {
     c.require(WRITE)?;
     ok(st.cma.create_session(&b.value).await)
 }
@@ -258,7 +261,7 @@ pub async fn list_events(State(st): State<AppState>, c: Caller, Path(id): Path<S
     ok(st.cma.list_events(&id, &q.page()?, &f).await)
 }
 
-pub async fn send_events(State(st): State<AppState>, c: Caller, Path(id): Path<String>, b: JsonBody<Value>) -> Out {
+pub async fn send_events(State(st): State<AppState>, c: Caller, Path(id): Path<String>, b: MessageBody) -> Out {
     c.require(WRITE)?;
     ok(st.cma.send_events(&id, &b.value).await)
 }

@@ -345,8 +345,8 @@ def refusals():
            resources=[{"type": "file", "file_id": "file_1"}])
     expect(bad, "environment", client.beta.sessions.create, agent=agent.id, environment_id="env_nope")
     s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
-    expect(unp, "image", client.beta.sessions.events.send, s.id,
-           events=[{"type": "user.message", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}]}])
+    expect(unp, "search_result", client.beta.sessions.events.send, s.id,
+           events=[{"type": "user.message", "content": [{"type": "search_result", "source": "x", "title": "t", "content": []}]}])
     expect(unp, "system.message", client.beta.sessions.events.send, s.id,
            events=[{"type": "system.message", "content": [{"type": "text", "text": "c"}]}])
     expect(bad, "deny_message", client.beta.sessions.events.send, s.id,
@@ -572,6 +572,39 @@ def skills():
     expect(anthropic.NotFoundError, "", client.beta.skills.retrieve, sk.id)
     expect(bad, "no longer exists", client.beta.sessions.create, agent=agent.id, environment_id=env.id)
     return {"skill": sk.id}
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def media():
+    env, agent = setup(tools=[])
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    tap = Tap(s.id, deltas=False)
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    notes = {"type": "document", "title": "notes.txt", "source": {"type": "text", "media_type": "text/plain", "data": "Q3 revenue: 12"}}
+    sent = client.beta.sessions.events.send(s.id, events=[{"type": "user.message", "content": [
+        {"type": "text", "text": "scenario media: what is this?"}, image, notes]}])
+    echo = sent.data[0]
+    assert [b.type for b in echo.content] == ["text", "image"], echo
+    assert "notes.txt" in echo.content[0].text and "Q3 revenue: 12" in echo.content[0].text, echo
+    assert (echo.content[1].source.type, echo.content[1].source.data) == ("base64", PNG), echo.content[1]
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    streamed = next(e for e in tap.events if e.type == "user.message")
+    assert streamed.id == echo.id and streamed.content[1].source.data == PNG, streamed
+    (listed_echo,) = [e for e in listed(s.id) if e.type == "user.message"]
+    assert listed_echo.content[1].source.data == PNG, listed_echo
+    tap.close()
+    # An image alone is a message too.
+    alone = client.beta.sessions.events.send(s.id, events=[{"type": "user.message", "content": [image]}])
+    assert [b.type for b in alone.data[0].content] == ["image"], alone
+    expect(anthropic.UnprocessableEntityError, "Files API", client.beta.sessions.events.send, s.id, events=[
+        {"type": "user.message", "content": [{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]}])
+    expect(anthropic.BadRequestError, "", client.beta.sessions.events.send, s.id, events=[
+        {"type": "user.message", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": PNG}}]}])
+    expect(anthropic.BadRequestError, "no text", client.beta.sessions.events.send, s.id, events=[
+        {"type": "user.message", "content": []}])
+    return {"session": s.id}
 
 
 def wait_dream(dream_id, want, timeout=60):
