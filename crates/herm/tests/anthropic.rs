@@ -343,9 +343,9 @@ async fn plain_http_errors_pages_and_stream_resumption() {
     assert_eq!(p["data"].as_array().unwrap().len(), 1);
     assert!(p["next_page"].is_string() || p["next_page"].is_null());
     // Unsupported resources say so by name.
-    let (s, _, v) = call(herm, "GET", "/v1/dreams", &key, None).await;
+    let (s, _, v) = call(herm, "GET", "/v1/files", &key, None).await;
     assert_eq!(s, 422);
-    assert!(v["error"]["message"].as_str().unwrap().contains("dreams"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("Files API"), "{v}");
 
     // The stream: frames named by their type, a resumable id on each event's last frame.
     let (_, _, env) = call(herm, "POST", "/v1/environments", &key, Some(json!({"name": "e"}))).await;
