@@ -61,7 +61,8 @@ fn initial(v: Option<&Value>) -> Result<Vec<Value>> {
     for e in list {
         match e.get("type").and_then(Value::as_str) {
             Some("user.message") => {
-                events::message(e)?;
+                // Files it names are read when it is sent, at each fire.
+                events::parse_message(e)?;
             }
             Some("user.define_outcome") => {
                 events::outcome(e)?;

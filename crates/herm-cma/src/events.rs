@@ -24,15 +24,23 @@ const GOALS_PAGE: usize = 100;
 /// Events read after a send to find its echo (it is among the first few).
 const RECEIPT_WINDOW: usize = 50;
 
+/// A parsed `user.message`: its text, its attachments, and which of them come from uploaded
+/// files (position, file id) and still need their bytes.
+pub(crate) struct Parsed {
+    text: String,
+    attachments: Vec<AttachmentInput>,
+    files: Vec<(usize, String)>,
+}
+
 /// A `user.message`: its text (text blocks, and documents given as plain text, joined) and
-/// its images and documents as herm attachments (base64 or a URL; the Files API's `file`
-/// sources are refused by name).
-pub(crate) fn message(e: &Value) -> Result<(String, Vec<AttachmentInput>)> {
+/// its images and documents as herm attachments (base64, a URL, or an uploaded file).
+pub(crate) fn parse_message(e: &Value) -> Result<Parsed> {
     object(e, &["type", "content"])?;
     let blocks =
         e.get("content").and_then(Value::as_array).ok_or_else(|| invalid("`content` must be an array of blocks"))?;
     let mut parts: Vec<String> = Vec::new();
     let mut attachments = Vec::new();
+    let mut files = Vec::new();
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => {
@@ -67,12 +75,15 @@ pub(crate) fn message(e: &Value) -> Result<(String, Vec<AttachmentInput>)> {
                         });
                     }
                     Some("file") => {
-                        return Err(unsupported(format!(
-                            "`file` sources need the Files API, which herm's CMA API does not offer yet: send the {t} as base64 or a URL"
-                        )));
+                        object(src, &["type", "file_id"])?;
+                        let id = field("file_id").ok_or_else(|| invalid("a `file` source needs `file_id`"))?;
+                        files.push((attachments.len(), id));
+                        attachments.push(input(None, None, None));
                     }
                     _ => {
-                        return Err(invalid(format!("an {t} block's `source.type` must be `base64`, `url` or `text`")));
+                        return Err(invalid(format!(
+                            "an {t} block's `source.type` must be `base64`, `url`, `file` or (for documents) `text`"
+                        )));
                     }
                 }
             }
@@ -89,8 +100,27 @@ pub(crate) fn message(e: &Value) -> Result<(String, Vec<AttachmentInput>)> {
     if text.len() > limits::MAX_MESSAGE {
         return Err(invalid(format!("the message is longer than {} bytes", limits::MAX_MESSAGE)));
     }
-    herm_types::attachment::check_all(&attachments).map_err(invalid)?;
-    Ok((text, attachments))
+    Ok(Parsed { text, attachments, files })
+}
+
+impl Facade {
+    /// A `user.message`'s text and attachments, with the bytes of the uploaded files it
+    /// names, checked as herm checks a message's attachments.
+    pub(crate) async fn message(&self, e: &Value) -> Result<(String, Vec<AttachmentInput>)> {
+        let mut p = parse_message(e)?;
+        for (i, id) in &p.files {
+            let (f, bytes) = self.file_content(id).await.map_err(|e| match e {
+                Error::NotFound(_) => invalid(format!("file `{id}` not found")),
+                e => e,
+            })?;
+            let a = &mut p.attachments[*i];
+            a.data = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes));
+            a.media_type = f["mime_type"].as_str().map(str::to_owned);
+            a.name = a.name.take().or_else(|| f["filename"].as_str().map(str::to_owned));
+        }
+        herm_types::attachment::check_all(&p.attachments).map_err(invalid)?;
+        Ok((p.text, p.attachments))
+    }
 }
 
 /// A `user.define_outcome`: its description, its rubric's text and its attempts.
@@ -164,7 +194,7 @@ impl Facade {
         for e in events {
             match e.get("type").and_then(Value::as_str) {
                 Some("user.message") => {
-                    message(e)?;
+                    self.message(e).await?;
                 }
                 Some("user.interrupt") => {
                     object(e, &["type", "session_thread_id"])?;
@@ -219,7 +249,7 @@ impl Facade {
             match ty {
                 "user.message" => {
                     let d = self.ready(&place).await?;
-                    let (text, attachments) = message(e)?;
+                    let (text, attachments) = self.message(e).await?;
                     self.engine.submit_message(&d, &place.thread, text, attachments).await?;
                 }
                 "user.interrupt" => match self.engine.interrupt(&place.thread, None).await {

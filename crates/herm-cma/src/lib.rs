@@ -23,6 +23,7 @@ pub mod deployments;
 pub mod dreams;
 pub mod environments;
 pub mod events;
+pub mod files;
 pub mod memory_stores;
 pub mod project;
 mod resources;

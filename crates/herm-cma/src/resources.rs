@@ -3,9 +3,11 @@
 //! relevant memories in its system prompt and reaches the rest with the `store_*` tools,
 //! changing it only with `read_write` access. Its writes are versions made by the session
 //! (`created_by: session_actor`). herm mounts no filesystem for a store, so `mount_path` is
-//! absent. `file` and `github_repository` resources are refused, naming the feature.
+//! absent. A `file` resource copies an uploaded file into the session's workspace at its
+//! `mount_path` (under `/workspace`) when the session is made. `github_repository`
+//! resources are refused, naming the feature.
 
-use crate::wire::string;
+use crate::wire::{new_id, string};
 use crate::{Error, Facade, Result, invalid, unsupported};
 use herm_types::config::{MemoryMount, MountAccess};
 use herm_types::*;
@@ -13,6 +15,8 @@ use serde_json::{Value, json};
 
 /// Memory stores a session may mount at most (herm's limit on a deployment's mounts).
 const MAX_STORES: usize = herm_types::config::limits::MAX_MEMORY_MOUNTS;
+/// Files a session mounts at most.
+const MAX_FILES: usize = 100;
 /// Where the session of a thread is found (a document per thread).
 const THREAD_SESSION: &str = "thread_session";
 
@@ -44,6 +48,8 @@ fn mount_name(store_name: &str, taken: &[String]) -> String {
 pub(crate) struct Resolved {
     pub shown: Vec<Value>,
     pub mounts: Vec<MemoryMount>,
+    /// Uploaded files to copy into the workspace: (path under the workspace, file id).
+    pub files: Vec<(String, String)>,
 }
 
 impl Facade {
@@ -59,9 +65,23 @@ impl Facade {
             match r.get("type").and_then(Value::as_str) {
                 Some("memory_store") => {}
                 Some("file") => {
-                    return Err(unsupported(
-                        "session resources of type `file` are not supported by herm yet (write files with the agent's tools or herm's Files API)",
-                    ));
+                    crate::wire::object(r, &["type", "file_id", "mount_path"])?;
+                    let id = string(r, "file_id", 256, true)?.unwrap_or_default();
+                    let f = self.file(&id).await.map_err(|e| match e {
+                        Error::NotFound(_) => invalid(format!("file `{id}` not found")),
+                        e => e,
+                    })?;
+                    let mount = string(r, "mount_path", 1024, false)?;
+                    let (shown, rel) =
+                        crate::files::workspace_path(mount.as_deref(), f["filename"].as_str().unwrap_or("unnamed"))?;
+                    if out.files.iter().any(|(r, _)| *r == rel) {
+                        return Err(invalid(format!("two files are mounted at `{shown}`")));
+                    }
+                    let t = self.now();
+                    out.shown.push(json!({"id": new_id("sesrsc_"), "type": "file", "file_id": id, "mount_path": shown,
+                                          "created_at": t, "updated_at": t}));
+                    out.files.push((rel, id));
+                    continue;
                 }
                 Some("github_repository") => {
                     return Err(unsupported(
@@ -113,6 +133,9 @@ impl Facade {
                 guidance.push_str(&format!("\n{i}"));
             }
             out.mounts.push(MemoryMount { deployment_id: dep, name, access, instructions: Some(guidance) });
+        }
+        if out.files.len() > MAX_FILES {
+            return Err(invalid(format!("a session mounts at most {MAX_FILES} files")));
         }
         if out.mounts.len() > MAX_STORES {
             return Err(invalid(format!("a session mounts at most {MAX_STORES} memory stores")));

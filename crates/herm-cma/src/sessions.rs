@@ -162,7 +162,7 @@ impl Facade {
         for e in &initial {
             match e.get("type").and_then(Value::as_str) {
                 Some("user.message") => {
-                    events::message(e)?;
+                    self.message(e).await?;
                 }
                 Some("user.define_outcome") => {
                     events::outcome(e)?;
@@ -190,7 +190,25 @@ impl Facade {
                 Place { deployment: d.id, thread: d.default_thread_id, shared: false }
             }
         };
-        if let Err(e) = self.write_skill_files(&place, &skills).await {
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for s in &skills {
+            files.extend(
+                s.files
+                    .iter()
+                    .map(|(p, b)| (format!("{}/{}/{p}", crate::skills::WORKSPACE_DIR, s.spec.name), b.clone())),
+            );
+        }
+        let mut copied = Ok(());
+        for (at, id) in &resources.files {
+            match self.file_content(id).await {
+                Ok((_, bytes)) => files.push((at.clone(), bytes)),
+                Err(e) => copied = Err(e),
+            }
+        }
+        if let Err(e) = match copied {
+            Ok(()) => self.write_workspace(&place, files).await,
+            Err(e) => Err(e),
+        } {
             self.forget_place(&place).await;
             return Err(e);
         }
@@ -230,23 +248,20 @@ impl Facade {
         self.session(&id).await
     }
 
-    /// Writes the skills' files (besides SKILL.md) into the session's workspace, under
-    /// `skills/<name>/`, once its sandbox is there.
-    async fn write_skill_files(&self, p: &Place, skills: &[crate::skills::Resolved]) -> Result<()> {
-        if skills.iter().all(|s| s.files.is_empty()) {
+    /// Writes files into the session's workspace (its skills' files, its `file` resources),
+    /// once its sandbox is there.
+    async fn write_workspace(&self, p: &Place, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        if files.is_empty() {
             return Ok(());
         }
         self.ready(p).await?;
-        for s in skills {
-            for (path, bytes) in &s.files {
-                let at = format!("{}/{}/{path}", crate::skills::WORKSPACE_DIR, s.spec.name);
-                self.engine.write_file(&p.deployment, &at, bytes.clone()).await.map_err(|e| match e {
-                    herm_engine::Error::NoSandbox => crate::unsupported(
-                        "this agent's skills have files besides SKILL.md, and this server runs no sandbox to put them in",
-                    ),
-                    e => e.into(),
-                })?;
-            }
+        for (at, bytes) in files {
+            self.engine.write_file(&p.deployment, &at, bytes).await.map_err(|e| match e {
+                herm_engine::Error::NoSandbox => crate::unsupported(
+                    "this session has files for its sandbox (its skills' or its `file` resources), and this server runs no sandbox",
+                ),
+                e => e.into(),
+            })?;
         }
         Ok(())
     }

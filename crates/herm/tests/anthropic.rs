@@ -31,6 +31,10 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
         ("scenario dream-source".into(), vec![Reply::text(&["Noted."])]),
         ("scenario media".into(), vec![Reply::text(&["A pixel and your notes."])]),
         (
+            "scenario files".into(),
+            vec![Reply::tool("shell", json!({"command": "cat /workspace/data/in.csv"})), Reply::text(&["3"])],
+        ),
+        (
             "scenario outcome".into(),
             vec![Reply::tool("goal_done", json!({"summary": "Wrote the summary."})), Reply::text(&["Claimed."])],
         ),
@@ -179,9 +183,17 @@ async fn sdk_versions_pages_and_refusals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_uploaded_skills_reach_the_session_and_its_sandbox() {
+async fn sdk_uploaded_skills_and_files_reach_the_session_and_its_sandbox() {
     let cma = start(&sandbox_config()).await;
     cma.sdk("skills", &[]).await;
+    cma.sdk("files", &[]).await;
+    let reqs = cma.requests("scenario files");
+    assert_eq!(reqs.len(), 2);
+    let first = reqs[0].body["messages"][0]["content"].to_string();
+    assert!(
+        first.contains("\"type\":\"image\"") && first.contains("iVBORw0KGgo"),
+        "the uploaded image reached the model: {first}"
+    );
     let reqs = cma.requests("scenario skills");
     assert_eq!(reqs.len(), 3, "one call per step");
     let system = reqs[0].body["system"].to_string();
@@ -343,9 +355,9 @@ async fn plain_http_errors_pages_and_stream_resumption() {
     assert_eq!(p["data"].as_array().unwrap().len(), 1);
     assert!(p["next_page"].is_string() || p["next_page"].is_null());
     // Unsupported resources say so by name.
-    let (s, _, v) = call(herm, "GET", "/v1/files", &key, None).await;
+    let (s, _, v) = call(herm, "GET", "/v1/environments/env_x/work", &key, None).await;
     assert_eq!(s, 422);
-    assert!(v["error"]["message"].as_str().unwrap().contains("Files API"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("work queue"), "{v}");
 
     // The stream: frames named by their type, a resumable id on each event's last frame.
     let (_, _, env) = call(herm, "POST", "/v1/environments", &key, Some(json!({"name": "e"}))).await;

@@ -7,6 +7,7 @@
 mod deployments;
 mod dreams;
 mod errors;
+mod files;
 mod memory;
 mod query;
 mod routes;
@@ -64,6 +65,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/dreams/{id}", get(dreams::get))
         .route("/v1/dreams/{id}/cancel", post(dreams::cancel))
         .route("/v1/dreams/{id}/archive", post(dreams::archive))
+        .route("/v1/files", post(files::upload).get(files::list))
+        .route("/v1/files/{id}", get(files::get).delete(files::delete))
+        .route("/v1/files/{id}/content", get(files::content))
         .route("/v1/skills", post(skills::create).get(skills::list))
         .route("/v1/skills/{id}", get(skills::get).delete(skills::delete))
         .route("/v1/skills/{id}/versions", post(skills::create_version).get(skills::list_versions))

@@ -341,10 +341,11 @@ def refusals():
     expect(unp, "mcp_oauth", client.beta.vaults.credentials.create, vault.id,
            auth={"type": "mcp_oauth", "mcp_server_url": "https://x/mcp", "access_token": "t"})
     agent = client.beta.agents.create(name="a", model="m")
-    expect(unp, "resources", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+    expect(bad, "not found", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
            resources=[{"type": "file", "file_id": "file_1"}])
     expect(bad, "environment", client.beta.sessions.create, agent=agent.id, environment_id="env_nope")
     s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    expect(unp, "multiagent", client.beta.sessions.threads.list, s.id)
     expect(unp, "search_result", client.beta.sessions.events.send, s.id,
            events=[{"type": "user.message", "content": [{"type": "search_result", "source": "x", "title": "t", "content": []}]}])
     expect(unp, "system.message", client.beta.sessions.events.send, s.id,
@@ -355,7 +356,6 @@ def refusals():
            events=[{"type": "user.tool_confirmation", "tool_use_id": "evt_nope", "result": "allow"}])
     expect(unp, "github_repository", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
            resources=[{"type": "github_repository", "url": "https://github.com/a/b"}])
-    expect(unp, "Files API", client.beta.files.list)
     e = expect(anthropic.NotFoundError, "session", client.beta.sessions.retrieve, "sesn_nope")
     assert e.body["error"]["type"] == "not_found_error", e.body
     assert e.body["error"]["details"]["error_code"] == "session_not_found", e.body
@@ -604,6 +604,44 @@ def media():
         {"type": "user.message", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": PNG}}]}])
     expect(anthropic.BadRequestError, "no text", client.beta.sessions.events.send, s.id, events=[
         {"type": "user.message", "content": []}])
+    return {"session": s.id}
+
+
+def files():
+    import base64
+    csv = b"a,b\n1,2\n"
+    f = client.beta.files.upload(file=("data/report.csv", csv, "text/csv"))
+    assert (f.type, f.filename, f.mime_type, f.size_bytes, f.expires_at) == ("file", "report.csv", "text/csv", 8, None), f
+    assert client.beta.files.retrieve_metadata(f.id).filename == "report.csv"
+    assert client.beta.files.download(f.id).read() == csv
+    img = client.beta.files.upload(file=("pixel.png", base64.b64decode(PNG), "image/png"))
+    soon = client.beta.files.upload(file=("x.txt", b"x", "text/plain"), expires_in_seconds=3600)
+    assert soon.expires_at is not None, soon
+    assert [x.id for x in client.beta.files.list()] == [soon.id, img.id, f.id]
+    assert [x.id for x in client.beta.files.list(ids=[f.id, "file_nope"])] == [f.id]
+    expect(anthropic.BadRequestError, "expires_in_seconds", client.beta.files.upload, file=("y", b"y", "text/plain"),
+           expires_in_seconds=10)
+    toolset = [{"type": "agent_toolset_20260401", "default_config": {"permission_policy": {"type": "always_allow"}}}]
+    env, agent = setup(tools=toolset)
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id, resources=[
+        {"type": "file", "file_id": f.id, "mount_path": "/workspace/data/in.csv"}])
+    (r,) = s.resources
+    assert (r.type, r.file_id, r.mount_path) == ("file", f.id, "/workspace/data/in.csv") and r.id.startswith("sesrsc_"), r
+    tap = Tap(s.id, deltas=False)
+    sent = client.beta.sessions.events.send(s.id, events=[{"type": "user.message", "content": [
+        {"type": "text", "text": "scenario files: sum the csv"}, {"type": "image", "source": {"type": "file", "file_id": img.id}}]}])
+    assert sent.data[0].content[1].source.data == PNG, sent.data[0].content[1]
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    (result,) = [e for e in tap.events if e.type == "agent.tool_result"]
+    assert "1,2" in result.content[0].text, result
+    tap.close()
+    bad = anthropic.BadRequestError
+    expect(bad, "/workspace/", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           resources=[{"type": "file", "file_id": f.id, "mount_path": "/mnt/data/in.csv"}])
+    assert client.beta.files.delete(f.id).type == "file_deleted"
+    expect(anthropic.NotFoundError, "", client.beta.files.retrieve_metadata, f.id)
+    expect(bad, "not found", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           resources=[{"type": "file", "file_id": f.id}])
     return {"session": s.id}
 
 
