@@ -365,14 +365,12 @@ impl Facade {
         if body.get("vault_ids").is_some() {
             return Err(invalid("`vault_ids` cannot be changed on a session"));
         }
-        if body.get("agent").is_some() {
-            return Err(unsupported(
-                "changing a session's agent (`agent.tools`, `agent.mcp_servers`) is not supported by herm yet",
-            ));
-        }
         refuse_unbuilt(&json!({"budget": body.get("budget").cloned().unwrap_or(Value::Null)}))?;
         let cur = self.session_doc(id).await?;
         let mut s = cur.body.clone();
+        if let Some(a) = body.get("agent") {
+            s["agent"] = self.change_agent(&cur.body, a).await?;
+        }
         if body.get("title").is_some() {
             s["title"] = json!(string(body, "title", 512, false)?);
         }
@@ -380,6 +378,52 @@ impl Facade {
         s["updated_at"] = json!(self.now());
         self.put(KIND, id, cur.version + 1, s.clone(), History::Drop).await?;
         self.session(id).await
+    }
+
+    /// `agent: {tools?, mcp_servers?}` while the session is idle: its own deployment takes
+    /// the new tools, policies and servers from its next run; the session's agent snapshot
+    /// changes with it (the agent itself does not).
+    async fn change_agent(&self, session: &Value, change: &Value) -> Result<Value> {
+        object(change, &["type", "tools", "mcp_servers"])?;
+        if change.get("type").is_some_and(|t| t != "agent") {
+            return Err(invalid("`agent.type` must be `agent`"));
+        }
+        let p = place(session)?;
+        if p.shared {
+            return Err(unsupported(
+                "a session that shares its deployment (`share_by_metadata_key`) cannot change its agent alone",
+            ));
+        }
+        if self.engine.thread(&p.thread).await?.status == ThreadStatus::Running {
+            return Err(Error::Conflict("the session is running: change its agent when it is idle".into()));
+        }
+        let mut agent = session["agent"].clone();
+        let t = change.get("tools").unwrap_or(&agent["tools"]).clone();
+        let m = change.get("mcp_servers").unwrap_or(&agent["mcp_servers"]).clone();
+        let (t, m) = tools::normalize(Some(&t), Some(&m))?;
+        agent["tools"] = json!(t);
+        agent["mcp_servers"] = json!(m);
+        let env_id = session["environment_id"].as_str().unwrap_or_default();
+        let env = self.environment(env_id).await?;
+        let vaults: Vec<String> = strings(session.get("vault_ids"), "vault_ids", MAX_VAULTS)?;
+        let attached = spec::Attached { bearers: self.bearers(&vaults).await?, ..spec::Attached::default() };
+        let next = spec::deployment(&agent, &env, &attached, "", &self.options.default_provider)?;
+        let cur = self.engine.deployment(&p.deployment).await?;
+        let mut secrets: std::collections::BTreeMap<String, Option<String>> =
+            cur.spec.secrets.keys().map(|k| (k.clone(), None)).collect();
+        secrets.extend(next.secrets.into_iter().map(|(k, v)| (k, Some(v))));
+        let patch = herm_types::config::DeploymentPatch {
+            mcp_servers: Some(next.mcp_servers),
+            tool_policies: Some(next.tool_policies),
+            secrets: Some(secrets),
+            ..Default::default()
+        };
+        match self.engine.patch_deployment(&p.deployment, patch, Some(cur.revision)).await {
+            Err(herm_engine::Error::PreconditionFailed) => {
+                Err(Error::Conflict("the session's deployment changed while this request was applied".into()))
+            }
+            other => other.map(|_| agent).map_err(Error::from),
+        }
     }
 
     /// Archived: kept and readable, takes no more events; its run, if any, is interrupted.

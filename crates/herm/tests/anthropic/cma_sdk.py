@@ -289,6 +289,27 @@ def pin():
     return {"latest": latest.id, "old": old.id}
 
 
+def update_agent():
+    env, agent = setup()
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    allow = [{"type": "agent_toolset_20260401", "configs": [{"name": "bash", "permission_policy": {"type": "always_allow"}}]}]
+    s = client.beta.sessions.update(s.id, agent={"type": "agent", "tools": allow})
+    bash = next(c for c in s.agent.tools[0].configs if c.name == "bash")
+    assert bash.permission_policy.type == "always_allow", s.agent.tools
+    again = client.beta.agents.retrieve(agent.id)
+    assert again.version == 1, "the agent itself is unchanged"
+    assert next(c for c in again.tools[0].configs if c.name == "bash").permission_policy.type == "always_ask"
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario updated")])
+    idle = tap.idle()
+    assert idle.stop_reason.type == "end_turn", (idle, tap.types())
+    use = next(e for e in tap.events if e.type == "agent.tool_use")
+    assert (use.name, use.evaluated_permission) == ("bash", "allow"), use
+    tap.close()
+    expect(anthropic.BadRequestError, "unknown field", client.beta.sessions.update, s.id, agent={"system": "x"})
+    return {"session": s.id}
+
+
 def pages():
     made = {client.beta.environments.create(name=f"p{i}").id for i in range(5)}
     first = client.beta.environments.list(limit=2)
