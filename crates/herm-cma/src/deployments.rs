@@ -117,6 +117,7 @@ impl Facade {
                 .map_err(|_| invalid("`vault_ids` is a list of ids"))?,
         )
         .await?;
+        let resources = self.deployment_resources(body.get("resources")).await?;
         let sched = schedule(body.get("schedule"))?;
         let t = self.now();
         let id = new_id("depl_");
@@ -128,7 +129,7 @@ impl Facade {
             "initial_events": initial(body.get("initial_events"))?,
             "schedule": sched.as_ref().map(|s| s.0.clone()),
             "status": "active", "paused_reason": null,
-            "resources": [], "vault_ids": vaults, "budget": null,
+            "resources": resources, "vault_ids": vaults, "budget": null,
             "metadata": metadata(body.get("metadata"))?,
             "created_at": t, "updated_at": t, "archived_at": null,
         });
@@ -211,6 +212,9 @@ impl Facade {
             )
             .await?;
             d["vault_ids"] = v.clone();
+        }
+        if body.get("resources").is_some() {
+            d["resources"] = self.deployment_resources(body.get("resources")).await?;
         }
         let sched = if body.get("schedule").is_some() {
             let s = schedule(body.get("schedule"))?;
@@ -322,13 +326,23 @@ impl Facade {
         Ok(run)
     }
 
+    /// A deployment's `resources`: checked as a session's would be (what they name exists
+    /// now), kept as given, and resolved again at each fire.
+    async fn deployment_resources(&self, v: Option<&Value>) -> Result<Value> {
+        self.resources(v).await?;
+        Ok(match v {
+            None | Some(Value::Null) => json!([]),
+            Some(r) => r.clone(),
+        })
+    }
+
     /// Session `session` of deployment `d`, made if missing, with every initial event sent.
     async fn made_session(&self, d: &Value, session: &str) -> Result<()> {
         let initial = d["initial_events"].as_array().cloned().unwrap_or_default();
         if self.engine.document(crate::sessions::KIND, session, None).await?.is_none() {
             let body = json!({
                 "agent": d["agent"], "environment_id": d["environment_id"], "vault_ids": d["vault_ids"],
-                "metadata": d["metadata"],
+                "metadata": d["metadata"], "resources": d["resources"],
             });
             match self.create_session_from(session.to_owned(), &body, false, d["id"].as_str()).await {
                 Ok(_) | Err(Error::Conflict(_)) => {}
@@ -417,9 +431,6 @@ impl Facade {
 }
 
 fn refuse(body: &Value) -> Result<()> {
-    if body.get("resources").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
-        return Err(unsupported("deployment `resources` are not supported by herm yet"));
-    }
     if body.get("budget").is_some_and(|b| !b.is_null()) {
         return Err(unsupported("deployment `budget` is not supported; use herm's per-customer daily limits"));
     }

@@ -759,6 +759,15 @@ def deployments():
     expect(anthropic.UnprocessableEntityError, "budget", client.beta.deployments.create, name="x", agent=agent.id,
            environment_id=env.id, initial_events=[message("x")],
            budget={"type": "limit", "max_list_cost": {"amount": "1", "currency": "USD"}})
+    # Resources: each fire's session mounts them.
+    store = client.beta.memory_stores.create(name="ops notes")
+    withres = client.beta.deployments.update(d.id, resources=[{"type": "memory_store", "memory_store_id": store.id,
+                                                               "access": "read_only"}])
+    assert withres.resources[0].memory_store_id == store.id, withres.resources
+    fired = client.beta.sessions.retrieve(client.beta.deployments.run(d.id).session_id)
+    assert [(r.type, r.memory_store_id, r.access) for r in fired.resources] == [("memory_store", store.id, "read_only")]
+    expect(anthropic.BadRequestError, "not found", client.beta.deployments.update, d.id,
+           resources=[{"type": "memory_store", "memory_store_id": "memstore_nope"}])
     client.beta.deployments.archive(d.id)
     expect(anthropic.BadRequestError, "archived", client.beta.deployments.run, d.id)
     return {"deployment": d.id, "session": s.id}
