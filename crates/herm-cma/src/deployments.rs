@@ -107,8 +107,8 @@ fn slot_run_id(deployment: &str, at: DateTime<Utc>) -> String {
 impl Facade {
     pub async fn create_deployment(&self, body: &Value) -> Result<Value> {
         object(body, FIELDS)?;
-        refuse(body)?;
         let agent = pinned(self, body.get("agent")).await?;
+        let budget = crate::sessions::budget_of(body.get("budget"))?;
         let env_id = string(body, "environment_id", 256, true)?.unwrap_or_default();
         self.environment(&env_id).await.map_err(|_| invalid(format!("environment `{env_id}` not found")))?;
         let vaults = body.get("vault_ids").cloned().unwrap_or(json!([]));
@@ -129,7 +129,7 @@ impl Facade {
             "initial_events": initial(body.get("initial_events"))?,
             "schedule": sched.as_ref().map(|s| s.0.clone()),
             "status": "active", "paused_reason": null,
-            "resources": resources, "vault_ids": vaults, "budget": null,
+            "resources": resources, "vault_ids": vaults, "budget": budget,
             "metadata": metadata(body.get("metadata"))?,
             "created_at": t, "updated_at": t, "archived_at": null,
         });
@@ -182,7 +182,6 @@ impl Facade {
 
     pub async fn update_deployment(&self, id: &str, body: &Value) -> Result<Value> {
         object(body, FIELDS)?;
-        refuse(body)?;
         let cur = self.doc(KIND, id, None).await?;
         let mut d = cur.body.clone();
         if !d["archived_at"].is_null() {
@@ -215,6 +214,9 @@ impl Facade {
         }
         if body.get("resources").is_some() {
             d["resources"] = self.deployment_resources(body.get("resources")).await?;
+        }
+        if body.get("budget").is_some() {
+            d["budget"] = crate::sessions::budget_of(body.get("budget"))?;
         }
         let sched = if body.get("schedule").is_some() {
             let s = schedule(body.get("schedule"))?;
@@ -342,7 +344,7 @@ impl Facade {
         if self.engine.document(crate::sessions::KIND, session, None).await?.is_none() {
             let body = json!({
                 "agent": d["agent"], "environment_id": d["environment_id"], "vault_ids": d["vault_ids"],
-                "metadata": d["metadata"], "resources": d["resources"],
+                "metadata": d["metadata"], "resources": d["resources"], "budget": d["budget"],
             });
             match self.create_session_from(session.to_owned(), &body, false, d["id"].as_str()).await {
                 Ok(_) | Err(Error::Conflict(_)) => {}
@@ -428,13 +430,6 @@ impl Facade {
             .flatten();
         Ok(wire::Page { data, next_page })
     }
-}
-
-fn refuse(body: &Value) -> Result<()> {
-    if body.get("budget").is_some_and(|b| !b.is_null()) {
-        return Err(unsupported("deployment `budget` is not supported; use herm's per-customer daily limits"));
-    }
-    Ok(())
 }
 
 /// `GET /v1/deployments` filters.

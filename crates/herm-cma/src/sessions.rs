@@ -98,13 +98,42 @@ fn snapshot(a: &Value) -> Value {
     s
 }
 
-fn refuse_unbuilt(body: &Value) -> Result<()> {
-    if body.get("budget").is_some_and(|b| !b.is_null()) {
-        return Err(unsupported(
-            "session `budget` is not supported; herm's budgets are per run, per deployment per day and per customer per day (PUT /v1/customers/{id}/limits)",
-        ));
+/// `budget: {type: limit, max_list_cost: {amount: "1.50", currency: USD}}` in USD (pure).
+fn budget(v: Option<&Value>) -> Result<Option<f64>> {
+    let b = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(b) => b,
+    };
+    object(b, &["type", "max_list_cost"])?;
+    if b.get("type").and_then(Value::as_str) != Some("limit") {
+        return Err(invalid("`budget.type` must be `limit`"));
     }
-    Ok(())
+    let cost = b.get("max_list_cost").ok_or_else(|| invalid("`budget.max_list_cost` is required"))?;
+    object(cost, &["amount", "currency"])?;
+    if cost.get("currency").and_then(Value::as_str) != Some("USD") {
+        return Err(invalid("`budget.max_list_cost.currency` must be `USD`"));
+    }
+    let amount = match cost.get("amount") {
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(Value::Number(n)) => n.as_f64(),
+        _ => None,
+    };
+    match amount {
+        Some(a) if a.is_finite() && a > 0.0 => Ok(Some(a)),
+        _ => Err(invalid("`budget.max_list_cost.amount` must be a positive decimal string of USD")),
+    }
+}
+
+/// A `budget` checked and shown as the session will show it (`null` for none).
+pub(crate) fn budget_of(v: Option<&Value>) -> Result<Value> {
+    Ok(shown_budget(budget(v)?))
+}
+
+fn shown_budget(max: Option<f64>) -> Value {
+    match max {
+        Some(a) => json!({"type": "limit", "max_list_cost": {"amount": format!("{a}"), "currency": "USD"}}),
+        None => Value::Null,
+    }
 }
 
 fn strings(v: Option<&Value>, field: &str, max: usize) -> Result<Vec<String>> {
@@ -134,7 +163,6 @@ impl Facade {
         deployment: Option<&str>,
     ) -> Result<Value> {
         object(body, FIELDS)?;
-        refuse_unbuilt(body)?;
         let (agent, overridden) = pinned(self, body.get("agent")).await?;
         let env_id = string(body, "environment_id", 256, true)?.unwrap_or_default();
         let env = self.environment(&env_id).await.map_err(|e| match e {
@@ -151,7 +179,11 @@ impl Facade {
             bearers: self.bearers(&vault_ids).await?,
             mounts: resources.mounts,
             skills: skills.iter().map(|s| s.spec.clone()).collect(),
+            max_cost_usd: budget(body.get("budget"))?,
         };
+        if attached.max_cost_usd.is_some() {
+            self.budgetable(&agent).await?;
+        }
         let title = string(body, "title", 512, false)?;
         let metadata = metadata(body.get("metadata"))?;
         let initial = match body.get("initial_events") {
@@ -223,7 +255,7 @@ impl Facade {
             "resources": resources.shown,
             "metadata": metadata,
             "outcome_evaluations": [],
-            "budget": null,
+            "budget": shown_budget(attached.max_cost_usd),
             "deployment_id": deployment,
             "created_at": t,
             "updated_at": t,
@@ -283,7 +315,8 @@ impl Facade {
     async fn shared_place(&self, agent: &Value, env: &Value, attached: &spec::Attached, key: &str) -> Result<Place> {
         let mut h = sha2::Sha256::new();
         // Sessions share a deployment only when it would be made the same.
-        let mounted = serde_json::to_string(&(&attached.mounts, &attached.skills)).unwrap_or_default();
+        let mounted =
+            serde_json::to_string(&(&attached.mounts, &attached.skills, attached.max_cost_usd)).unwrap_or_default();
         for part in
             [agent["id"].to_string(), agent["version"].to_string(), env["id"].to_string(), key.to_owned(), mounted]
         {
@@ -365,9 +398,11 @@ impl Facade {
         if body.get("vault_ids").is_some() {
             return Err(invalid("`vault_ids` cannot be changed on a session"));
         }
-        refuse_unbuilt(&json!({"budget": body.get("budget").cloned().unwrap_or(Value::Null)}))?;
         let cur = self.session_doc(id).await?;
         let mut s = cur.body.clone();
+        if let Some(b) = body.get("budget") {
+            s["budget"] = self.change_budget(&cur.body, b).await?;
+        }
         if let Some(a) = body.get("agent") {
             s["agent"] = self.change_agent(&cur.body, a).await?;
         }
@@ -378,6 +413,51 @@ impl Facade {
         s["updated_at"] = json!(self.now());
         self.put(KIND, id, cur.version + 1, s.clone(), History::Drop).await?;
         self.session(id).await
+    }
+
+    /// A new `budget` (higher than what the session has cost) or `null` (none): the
+    /// session's own deployment's thread limit follows.
+    async fn change_budget(&self, session: &Value, b: &Value) -> Result<Value> {
+        if session["budget"].is_null() {
+            return Err(invalid("a budget cannot be added to a session created without one (budget_create_only)"));
+        }
+        let p = place(session)?;
+        if p.shared {
+            return Err(unsupported("a session that shares its deployment cannot change its budget alone"));
+        }
+        let max = budget(Some(b))?;
+        if let Some(max) = max {
+            let log = self.engine.thread_log(&p.thread).await?;
+            let (_, folded) = project::fold(&log, self.projector(&p).await?);
+            if max <= folded.usage().cost_usd {
+                return Err(invalid("the new budget is not above what the session has cost (budget_not_raised)"));
+            }
+        }
+        let cur = self.engine.deployment(&p.deployment).await?;
+        let limits = herm_types::config::Limits { max_thread_cost_usd: max, ..cur.spec.limits.clone() };
+        let patch = herm_types::config::DeploymentPatch { limits: Some(limits), ..Default::default() };
+        match self.engine.patch_deployment(&p.deployment, patch, Some(cur.revision)).await {
+            Err(herm_engine::Error::PreconditionFailed) => {
+                Err(Error::Conflict("the session's deployment changed while this request was applied".into()))
+            }
+            other => other.map(|_| shown_budget(max)).map_err(Error::from),
+        }
+    }
+
+    /// A budget needs a model with a list price (its cost is herm's price of the tokens).
+    async fn budgetable(&self, agent: &Value) -> Result<()> {
+        let m = spec::model_ref(agent["model"]["id"].as_str().unwrap_or_default(), &self.options.default_provider);
+        let priced = match self.engine.providers().resolve(&m).await {
+            Ok(r) => r.price.input_per_mtok > 0.0 || r.price.output_per_mtok > 0.0,
+            Err(_) => false,
+        };
+        if priced {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "model `{m}` has no price configured in herm, so a budget could not bind (model_not_budgetable)"
+            )))
+        }
     }
 
     /// `agent: {tools?, mcp_servers?}` while the session is idle: its own deployment takes

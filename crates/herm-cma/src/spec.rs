@@ -29,6 +29,8 @@ pub struct Attached {
     pub mounts: Vec<MemoryMount>,
     /// Its agent's skills, as herm skills.
     pub skills: Vec<SkillSpec>,
+    /// Its `budget`: what the session may cost in all (USD).
+    pub max_cost_usd: Option<f64>,
 }
 
 pub fn deployment(
@@ -87,7 +89,7 @@ pub fn deployment(
             steering: true,
             filesystem_webhooks: false,
         },
-        limits: Limits::default(),
+        limits: Limits { max_thread_cost_usd: attached.max_cost_usd, ..Limits::default() },
         memory_mounts: attached.mounts.clone(),
     })
 }

@@ -60,6 +60,8 @@ pub struct RunLimits {
     pub max_steps: Option<u32>,
     /// The most this run may cost (USD); no model call starts that would pass it.
     pub max_cost_usd: Option<f64>,
+    /// The most the run's thread may cost, all its runs together (USD).
+    pub thread_max_usd: Option<f64>,
     /// The deployment's daily budget and what it has spent today (this run included).
     pub daily: Option<Budget>,
     /// The customer's daily budget across its deployments, and what they spent today.
@@ -82,6 +84,7 @@ impl BudgetStop {
     pub fn message(&self) -> String {
         let what = match self.scope {
             herm_types::event::BudgetScope::Run => "the run's cost limit",
+            herm_types::event::BudgetScope::Thread => "the conversation's cost limit",
             herm_types::event::BudgetScope::Deployment => "the deployment's daily budget",
             herm_types::event::BudgetScope::Customer => "the customer's daily budget",
         };
@@ -109,13 +112,15 @@ struct Response<'a> {
 }
 
 /// The first budget the next call (expected to cost `next`) would pass, given what the run
-/// has cost so far. A call whose expected cost reaches a limit does not start.
-fn over_budget(limits: RunLimits, run_cost: f64, next: f64) -> Option<BudgetStop> {
+/// and its thread have cost so far. A call whose expected cost reaches a limit does not start.
+fn over_budget(limits: RunLimits, run_cost: f64, thread_cost: f64, next: f64) -> Option<BudgetStop> {
     use herm_types::event::BudgetScope;
     let run = limits.max_cost_usd.map(|limit_usd| (BudgetScope::Run, Budget { limit_usd, spent_usd: run_cost }));
+    let thread =
+        limits.thread_max_usd.map(|limit_usd| (BudgetScope::Thread, Budget { limit_usd, spent_usd: thread_cost }));
     let daily = limits.daily.map(|b| (BudgetScope::Deployment, b));
     let customer = limits.customer_daily.map(|b| (BudgetScope::Customer, b));
-    [run, daily, customer]
+    [run, thread, daily, customer]
         .into_iter()
         .flatten()
         .find(|(_, b)| b.spent_usd + next >= b.limit_usd)
@@ -128,11 +133,17 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
     let mut status = RunStatus::Queued;
     let mut steps = 0u32;
     let mut cost = 0f64;
-    // What the thread's latest model call cost (any run): the next one costs at least that.
-    let mut last_call = 0f64;
+    // What the thread's latest model call cost (any run): the next one costs at least that;
+    // and what all its calls cost.
+    let (mut last_call, mut thread_cost) = (0f64, 0f64);
     for e in log {
-        if let EventKind::ModelCall { cost_usd, .. } = &e.kind {
-            last_call = *cost_usd;
+        match &e.kind {
+            EventKind::ModelCall { cost_usd, .. } => {
+                last_call = *cost_usd;
+                thread_cost += cost_usd;
+            }
+            EventKind::Compaction { cost_usd, .. } => thread_cost += cost_usd,
+            _ => {}
         }
     }
     // The last model call of this run: the tool calls it asked for.
@@ -189,7 +200,7 @@ pub fn decide(log: &[Event], run: &RunId, limits: RunLimits, gate: &dyn Fn(&str)
         RunLimits { max_steps: Some(max), .. } if steps >= max => {
             Next::Fail { code: "max_steps_exceeded", message: format!("the run reached its limit of {max} steps") }
         }
-        _ => over_budget(limits, cost, last_call).map_or(Next::CallModel, Next::OverBudget),
+        _ => over_budget(limits, cost, thread_cost, last_call).map_or(Next::CallModel, Next::OverBudget),
     };
     let Some(calls) = requested else { return call_model(steps) };
     let mut asks: Vec<Ask> = Vec::new();

@@ -186,6 +186,9 @@ pub struct Limits {
     pub max_run_cost_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_daily_cost_usd: Option<f64>,
+    /// The most one thread (a conversation, all its runs together) may cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_thread_cost_usd: Option<f64>,
     /// The most tokens one model call may write (overrides the model's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u32>,
@@ -461,6 +464,7 @@ impl DeploymentSpec {
         for (path, v) in [
             ("limits.max_run_cost_usd", self.limits.max_run_cost_usd),
             ("limits.max_daily_cost_usd", self.limits.max_daily_cost_usd),
+            ("limits.max_thread_cost_usd", self.limits.max_thread_cost_usd),
         ] {
             if v.is_some_and(|v| !v.is_finite() || v <= 0.0) {
                 errs.push(FieldError::new(path, "must be a positive number of USD"));

@@ -96,6 +96,8 @@ impl ToolOutcome {
 pub enum BudgetScope {
     /// The run's own `limits.max_run_cost_usd`.
     Run,
+    /// The thread's `limits.max_thread_cost_usd` (all its runs together).
+    Thread,
     /// The deployment's `limits.max_daily_cost_usd`.
     Deployment,
     /// The customer's daily budget, across its deployments.
@@ -106,6 +108,7 @@ impl BudgetScope {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Run => "run",
+            Self::Thread => "thread",
             Self::Deployment => "deployment",
             Self::Customer => "customer",
         }

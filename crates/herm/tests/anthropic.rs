@@ -65,6 +65,7 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
         ("scenario pin-latest".into(), vec![Reply::text(&["latest"])]),
         ("scenario pin-old".into(), vec![Reply::text(&["old"])]),
         ("scenario pages".into(), vec![Reply::text(&["one ", "two"])]),
+        ("scenario budget".into(), vec![Reply::tool("shell", json!({"command": "true"})), Reply::text(&["never"])]),
         ("scenario updated".into(), vec![Reply::tool("shell", json!({"command": "true"})), Reply::text(&["ran"])]),
         ("scenario deployment".into(), vec![Reply::text(&["Nightly report done."]); 20]),
         ("scenario mcp".into(), vec![Reply::tool("docs__add", json!({"a": 2, "b": 3})), Reply::text(&["It is 5."])]),
@@ -179,6 +180,8 @@ async fn sdk_versions_pages_and_refusals() {
     assert!(system("scenario pin-old").contains("You are version one."), "{}", system("scenario pin-old"));
     cma.sdk("pages", &[]).await;
     cma.sdk("update_agent", &[]).await;
+    cma.sdk("budget", &[]).await;
+    assert_eq!(cma.requests("scenario budget").len(), 1, "the call that would pass the budget was not made");
     cma.sdk("refusals", &[]).await;
     cma.sdk("memory", &[]).await;
     cma.sdk("deployments", &[]).await;

@@ -105,6 +105,8 @@ fn decisions_from_logs() {
     let budget = |spent_usd| RunLimits { daily: Some(Budget { limit_usd: 2.0, spent_usd }), ..RunLimits::default() };
     let customer =
         |spent_usd| RunLimits { customer_daily: Some(Budget { limit_usd: 2.0, spent_usd }), ..RunLimits::default() };
+    let other = RunId::new();
+    let thread = RunLimits { thread_max_usd: Some(1.4), ..RunLimits::default() };
     let stop = |scope, limit_usd, spent_usd, next_call_usd| {
         Next::OverBudget(BudgetStop { scope, limit_usd, spent_usd, next_call_usd })
     };
@@ -187,6 +189,23 @@ fn decisions_from_logs() {
                 .push(&r, result("b")),
             one_usd,
             stop(BudgetScope::Run, 1.2, 1.0, 0.5),
+        ),
+        (
+            "a thread's earlier runs count against its cost limit",
+            Log::new()
+                .push(&other, model(&["a"]))
+                .push(&other, result("a"))
+                .push(&r, status(RunStatus::Running))
+                .push(&r, model(&["b"]))
+                .push(&r, result("b")),
+            thread,
+            stop(BudgetScope::Thread, 1.4, 1.0, 0.5),
+        ),
+        (
+            "a thread under its cost limit calls the model",
+            Log::new().push(&r, status(RunStatus::Running)).push(&r, model(&["a"])).push(&r, result("a")),
+            thread,
+            Next::CallModel,
         ),
         (
             "a deployment under its daily budget calls the model",

@@ -34,6 +34,7 @@ impl Driver<'_> {
         Ok(RunLimits {
             max_steps: Some(l.max_run_steps.unwrap_or(self.engine.options().default_max_steps)),
             max_cost_usd: l.max_run_cost_usd,
+            thread_max_usd: l.max_thread_cost_usd,
             daily,
             customer_daily,
         })

@@ -310,6 +310,33 @@ def update_agent():
     return {"session": s.id}
 
 
+def budget():
+    toolset = [{"type": "agent_toolset_20260401", "default_config": {"permission_policy": {"type": "always_allow"}}}]
+    env, agent = setup(tools=toolset)
+    limit = {"type": "limit", "max_list_cost": {"amount": "0.0005", "currency": "USD"}}
+    s = client.beta.sessions.create(agent=agent.id, environment_id=env.id, budget=limit)
+    assert (s.budget.max_list_cost.amount, s.budget.max_list_cost.currency) == ("0.0005", "USD"), s.budget
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario budget")])
+    idle = tap.idle()
+    assert idle.stop_reason.type == "budget_reached", (idle, tap.types())
+    assert len([e for e in tap.events if e.type == "span.model_request_end"]) == 1, tap.types()
+    tap.close()
+    bad = anthropic.BadRequestError
+    expect(bad, "budget_not_raised", client.beta.sessions.update, s.id,
+           budget={"type": "limit", "max_list_cost": {"amount": "0.0001", "currency": "USD"}})
+    up = client.beta.sessions.update(s.id, budget={"type": "limit", "max_list_cost": {"amount": "5", "currency": "USD"}})
+    assert up.budget.max_list_cost.amount == "5", up.budget
+    assert client.beta.sessions.update(s.id, budget=None).budget is None
+    plain = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
+    expect(bad, "budget_create_only", client.beta.sessions.update, plain.id, budget=limit)
+    unpriced = client.beta.agents.create(name="u", model="unpriced-model")
+    expect(bad, "model_not_budgetable", client.beta.sessions.create, agent=unpriced.id, environment_id=env.id, budget=limit)
+    expect(bad, "currency", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
+           budget={"type": "limit", "max_list_cost": {"amount": "1", "currency": "EUR"}})
+    return {"session": s.id}
+
+
 def pages():
     made = {client.beta.environments.create(name=f"p{i}").id for i in range(5)}
     first = client.beta.environments.list(limit=2)
@@ -756,16 +783,19 @@ def deployments():
     assert upd.schedule is None, upd
     expect(anthropic.BadRequestError, "cron", client.beta.deployments.update, d.id,
            schedule={"type": "cron", "expression": "every day", "timezone": "UTC"})
-    expect(anthropic.UnprocessableEntityError, "budget", client.beta.deployments.create, name="x", agent=agent.id,
+    expect(anthropic.BadRequestError, "currency", client.beta.deployments.create, name="x", agent=agent.id,
            environment_id=env.id, initial_events=[message("x")],
-           budget={"type": "limit", "max_list_cost": {"amount": "1", "currency": "USD"}})
+           budget={"type": "limit", "max_list_cost": {"amount": "1", "currency": "EUR"}})
     # Resources: each fire's session mounts them.
     store = client.beta.memory_stores.create(name="ops notes")
     withres = client.beta.deployments.update(d.id, resources=[{"type": "memory_store", "memory_store_id": store.id,
-                                                               "access": "read_only"}])
+                                                               "access": "read_only"}],
+                                             budget={"type": "limit", "max_list_cost": {"amount": "2", "currency": "USD"}})
+    assert withres.budget.max_list_cost.amount == "2", withres.budget
     assert withres.resources[0].memory_store_id == store.id, withres.resources
     fired = client.beta.sessions.retrieve(client.beta.deployments.run(d.id).session_id)
     assert [(r.type, r.memory_store_id, r.access) for r in fired.resources] == [("memory_store", store.id, "read_only")]
+    assert fired.budget.max_list_cost.amount == "2", fired.budget
     expect(anthropic.BadRequestError, "not found", client.beta.deployments.update, d.id,
            resources=[{"type": "memory_store", "memory_store_id": "memstore_nope"}])
     client.beta.deployments.archive(d.id)
