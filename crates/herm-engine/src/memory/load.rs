@@ -75,17 +75,22 @@ pub fn section(docs: &[Doc<'_>], query: &str, budget: u64, files: bool) -> Loade
         s.push_str("(No memories yet.)\n");
         return Loaded { section: s, shown: 0, total: 0 };
     }
+    let (body, shown) = ranked(docs, query, budget, "`memory_search`");
+    s.push_str(&body);
+    Loaded { section: s, shown, total: docs.len() }
+}
+
+/// The memories most relevant to `query` within `budget` tokens, rendered `### path` then
+/// text, and a line saying how many more `search` finds (pure); with how many are shown.
+pub fn ranked(docs: &[Doc<'_>], query: &str, budget: u64, search: &str) -> (String, usize) {
     let render = |d: &Doc<'_>| format!("\n### {}\n{}\n", d.path, d.content.trim_end());
-    let ranked = rank::rank(query, docs);
-    let chosen = rank::pack(&ranked, |i| rank::tokens(&render(&docs[i])), budget);
-    for &i in &chosen {
-        s.push_str(&render(&docs[i]));
-    }
+    let chosen = rank::pack(&rank::rank(query, docs), |i| rank::tokens(&render(&docs[i])), budget);
+    let mut s: String = chosen.iter().map(|&i| render(&docs[i])).collect();
     let rest = docs.len() - chosen.len();
     if rest > 0 {
-        s.push_str(&format!("\n({rest} more memories are not shown: find them with `memory_search`.)\n"));
+        s.push_str(&format!("\n({rest} more memories are not shown: find them with {search}.)\n"));
     }
-    Loaded { section: s, shown: chosen.len(), total: docs.len() }
+    (s, chosen.len())
 }
 
 #[cfg(test)]

@@ -129,14 +129,12 @@ pub fn section(m: &MemoryMount, docs: &[Doc<'_>], query: &str, budget: u64) -> S
         s.push_str(i.trim_end());
         s.push('\n');
     }
-    let loaded = super::load::section(docs, query, budget, false);
     if docs.is_empty() {
         s.push_str("(The store is empty.)\n");
         return s;
     }
-    // The memories as `load` renders them, without its heading about the customer's memory.
-    let body = loaded.section.split_once("\n\n### ").map(|(_, b)| format!("\n### {b}")).unwrap_or_default();
-    s.push_str(&body.replace("`memory_search`", &format!("`store_search` (store `{}`)", m.name)));
+    let search = format!("`store_search` (store `{}`)", m.name);
+    s.push_str(&super::load::ranked(docs, query, budget, &search).0);
     s
 }
 

@@ -646,7 +646,7 @@ def media():
     # An image alone is a message too.
     alone = client.beta.sessions.events.send(s.id, events=[{"type": "user.message", "content": [image]}])
     assert [b.type for b in alone.data[0].content] == ["image"], alone
-    expect(anthropic.UnprocessableEntityError, "Files API", client.beta.sessions.events.send, s.id, events=[
+    expect(anthropic.BadRequestError, "not found", client.beta.sessions.events.send, s.id, events=[
         {"type": "user.message", "content": [{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]}])
     expect(anthropic.BadRequestError, "", client.beta.sessions.events.send, s.id, events=[
         {"type": "user.message", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/bmp", "data": PNG}}]}])
