@@ -99,19 +99,16 @@ impl Facade {
                 _ => return Err(invalid("`output_behavior.type` must be `create_new` or `update_existing`")),
             },
         };
-        let (store, input_dep) = self.memory_store_and_deployment(&store_id).await.map_err(|e| match e {
-            Error::NotFound(_) => invalid(format!("memory store `{store_id}` not found")),
-            e => e,
-        })?;
+        let (store, input_dep) = self
+            .memory_store_and_deployment(&store_id)
+            .await
+            .map_err(crate::missing(format!("memory store `{store_id}`")))?;
         if !store["archived_at"].is_null() {
             return Err(invalid(format!("memory store `{store_id}` is archived")));
         }
         let mut conversations = String::new();
         for id in &session_ids {
-            let place = self.place_of(id, false).await.map_err(|e| match e {
-                Error::NotFound(_) => invalid(format!("session `{id}` not found")),
-                e => e,
-            })?;
+            let place = self.place_of(id, false).await.map_err(crate::missing(format!("session `{id}`")))?;
             let log = self.engine.thread_log(&place.thread).await?;
             conversations
                 .push_str(&format!("\n### Session {id}\n{}\n", herm_engine::memory::observer::transcript(&log)));
@@ -125,20 +122,25 @@ impl Facade {
                                              "description": store["description"]}))
                 .await?;
             let id = made["id"].as_str().unwrap_or_default().to_owned();
-            let (_, dep) = self.memory_store_and_deployment(&id).await?;
-            self.copy_memories(&input_dep, &dep).await?;
-            (id, dep)
+            (id.clone(), self.memory_store_and_deployment(&id).await?.1)
         };
-        let model_ref = spec::model_ref(model["id"].as_str().unwrap_or_default(), &self.options.default_provider);
-        let patch = DeploymentPatch { model: Some(model_ref), ..DeploymentPatch::default() };
-        self.engine.patch_deployment(&output_dep, patch, None).await?;
         let brief = Brief { instructions: instructions.clone(), conversations: Some(conversations) };
-        let dream = self.engine.start_dream_with(&output_dep, &brief).await.map_err(|e| match e {
-            herm_engine::Error::Conflict(_) => {
-                Error::Conflict(format!("memory store `{output_id}` is dreaming already"))
+        let from = (!update_existing).then_some(&input_dep);
+        let dream = match self.start_in(&output_dep, from, &model, &brief).await {
+            Ok(d) => d,
+            Err(e) => {
+                // A store made for this dream is not left behind.
+                if !update_existing && let Err(gone) = self.delete_memory_store(&output_id).await {
+                    tracing::warn!(store = %output_id, error = %gone, "a failed dream's new store was not removed");
+                }
+                return Err(match e {
+                    Error::Engine(herm_engine::Error::Conflict(_)) => {
+                        Error::Conflict(format!("memory store `{output_id}` is dreaming already"))
+                    }
+                    e => e,
+                });
             }
-            e => e.into(),
-        })?;
+        };
         let id = new_id("dream_");
         let d = json!({
             "id": id, "type": "dream", "inputs": [
@@ -153,6 +155,24 @@ impl Facade {
         });
         self.put(KIND, &id, 1, d.clone(), History::Drop).await?;
         self.shown_dream(d).await
+    }
+
+    /// Starts the dream in the output store's deployment (after copying `from`'s memories
+    /// into it), with the model asked for.
+    async fn start_in(
+        &self,
+        output: &DeploymentId,
+        from: Option<&DeploymentId>,
+        model: &Value,
+        brief: &Brief,
+    ) -> Result<herm_types::memory::Dream> {
+        if let Some(from) = from {
+            self.copy_memories(from, output).await?;
+        }
+        let model_ref = spec::model_ref(model["id"].as_str().unwrap_or_default(), &self.options.default_provider);
+        let patch = DeploymentPatch { model: Some(model_ref), ..DeploymentPatch::default() };
+        self.engine.patch_deployment(output, patch, None).await?;
+        Ok(self.engine.start_dream_with(output, brief).await?)
     }
 
     /// The dream as it stands: its run's status, end, usage and error.

@@ -109,10 +109,7 @@ impl Facade {
     pub(crate) async fn message(&self, e: &Value) -> Result<(String, Vec<AttachmentInput>)> {
         let mut p = parse_message(e)?;
         for (i, id) in &p.files {
-            let (f, bytes) = self.file_content(id).await.map_err(|e| match e {
-                Error::NotFound(_) => invalid(format!("file `{id}` not found")),
-                e => e,
-            })?;
+            let (f, bytes) = self.file_content(id).await.map_err(crate::missing(format!("file `{id}`")))?;
             let a = &mut p.attachments[*i];
             a.data = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes));
             a.media_type = f["mime_type"].as_str().map(str::to_owned);

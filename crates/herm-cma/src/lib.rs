@@ -111,6 +111,15 @@ pub(crate) fn invalid(m: impl Into<String>) -> Error {
     Error::Invalid(m.into())
 }
 
+/// For `map_err`: a reference in a request body that names nothing is the request's mistake
+/// (400 saying what), not a missing resource of the route (404).
+pub(crate) fn missing(what: String) -> impl FnOnce(Error) -> Error {
+    move |e| match e {
+        Error::NotFound(_) => invalid(format!("{what} not found")),
+        e => e,
+    }
+}
+
 pub(crate) fn unsupported(m: impl Into<String>) -> Error {
     Error::Unsupported(m.into())
 }

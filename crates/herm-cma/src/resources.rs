@@ -8,7 +8,7 @@
 //! resources are refused, naming the feature.
 
 use crate::wire::{new_id, string};
-use crate::{Error, Facade, Result, invalid, unsupported};
+use crate::{Facade, Result, invalid, unsupported};
 use herm_types::config::{MemoryMount, MountAccess};
 use herm_types::*;
 use serde_json::{Value, json};
@@ -67,10 +67,7 @@ impl Facade {
                 Some("file") => {
                     crate::wire::object(r, &["type", "file_id", "mount_path"])?;
                     let id = string(r, "file_id", 256, true)?.unwrap_or_default();
-                    let f = self.file(&id).await.map_err(|e| match e {
-                        Error::NotFound(_) => invalid(format!("file `{id}` not found")),
-                        e => e,
-                    })?;
+                    let f = self.file(&id).await.map_err(crate::missing(format!("file `{id}`")))?;
                     let mount = string(r, "mount_path", 1024, false)?;
                     let (shown, rel) =
                         crate::files::workspace_path(mount.as_deref(), f["filename"].as_str().unwrap_or("unnamed"))?;
@@ -106,10 +103,8 @@ impl Facade {
             if out.shown.iter().any(|s| s["memory_store_id"] == id.as_str()) {
                 return Err(invalid(format!("memory store `{id}` is attached twice")));
             }
-            let (store, dep) = self.memory_store_and_deployment(&id).await.map_err(|e| match e {
-                Error::NotFound(_) => invalid(format!("memory store `{id}` not found")),
-                e => e,
-            })?;
+            let (store, dep) =
+                self.memory_store_and_deployment(&id).await.map_err(crate::missing(format!("memory store `{id}`")))?;
             if !store["archived_at"].is_null() {
                 return Err(invalid(format!("memory store `{id}` is archived")));
             }

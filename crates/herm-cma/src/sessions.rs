@@ -57,10 +57,7 @@ async fn pinned(f: &Facade, v: Option<&Value>) -> Result<(Value, bool)> {
         }
         _ => return Err(invalid("`agent` is required: an agent id or an agent reference")),
     };
-    let mut a = f.agent(&id, version).await.map_err(|e| match e {
-        Error::NotFound(_) => invalid(format!("agent `{id}` (version {version:?}) not found")),
-        e => e,
-    })?;
+    let mut a = f.agent(&id, version).await.map_err(crate::missing(format!("agent `{id}` (version {version:?})")))?;
     if !a["archived_at"].is_null() {
         return Err(invalid(format!("agent `{id}` is archived")));
     }
@@ -165,10 +162,7 @@ impl Facade {
         object(body, FIELDS)?;
         let (agent, overridden) = pinned(self, body.get("agent")).await?;
         let env_id = string(body, "environment_id", 256, true)?.unwrap_or_default();
-        let env = self.environment(&env_id).await.map_err(|e| match e {
-            Error::NotFound(_) => invalid(format!("environment `{env_id}` not found")),
-            e => e,
-        })?;
+        let env = self.environment(&env_id).await.map_err(crate::missing(format!("environment `{env_id}`")))?;
         if !env["archived_at"].is_null() {
             return Err(invalid(format!("environment `{env_id}` is archived")));
         }

@@ -17,29 +17,18 @@ const READ: &str = "deployments:read";
 const WRITE: &str = "deployments:write";
 
 async fn read_upload(m: Result<Multipart, MultipartRejection>) -> ApiResult<FileUpload> {
-    let mut m = m.map_err(|e| ApiError::validation(format!("expected a multipart/form-data upload: {e}")))?;
-    let bad =
-        |e: axum::extract::multipart::MultipartError| ApiError::validation(format!("the upload is malformed: {e}"));
+    let parts = super::upload::parts(m, MAX_BYTES + 1024, "a file is").await?;
     let mut up = FileUpload { filename: None, content_type: None, bytes: Vec::new(), expires_in_seconds: None };
     let mut seen_file = false;
-    while let Some(mut field) = m.next_field().await.map_err(bad)? {
-        let name = field.name().unwrap_or_default().to_owned();
-        let (file_name, content_type) = (field.file_name().map(str::to_owned), field.content_type().map(str::to_owned));
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if bytes.len() + chunk.len() > MAX_BYTES {
-                return Err(ApiError::validation(format!("a file is at most {MAX_BYTES} bytes")));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        match name.as_str() {
+    for p in parts {
+        match p.name.as_str() {
             "file" if !seen_file => {
                 seen_file = true;
-                (up.filename, up.content_type, up.bytes) = (file_name, content_type, bytes);
+                (up.filename, up.content_type, up.bytes) = (p.file_name, p.content_type, p.bytes);
             }
             "file" => return Err(ApiError::validation("one `file` per upload")),
             "expires_in_seconds" => {
-                let s = String::from_utf8_lossy(&bytes).trim().to_owned();
+                let s = String::from_utf8_lossy(&p.bytes).trim().to_owned();
                 let n = s.parse().map_err(|_| ApiError::validation("`expires_in_seconds` must be an integer"))?;
                 up.expires_in_seconds = Some(n);
             }

@@ -13,6 +13,7 @@ mod query;
 mod routes;
 mod skills;
 mod stream;
+mod upload;
 
 use crate::AppState;
 use axum::Router;

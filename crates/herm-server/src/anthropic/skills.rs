@@ -18,31 +18,20 @@ const WRITE: &str = "deployments:write";
 
 /// The upload's `files` (or `files[]`) and its `display_name`, within the limits.
 async fn read_upload(m: Result<Multipart, MultipartRejection>) -> ApiResult<(Vec<Upload>, Option<String>)> {
-    let mut m = m.map_err(|e| ApiError::validation(format!("expected a multipart/form-data upload: {e}")))?;
-    let bad =
-        |e: axum::extract::multipart::MultipartError| ApiError::validation(format!("the upload is malformed: {e}"));
-    let (mut files, mut display_name, mut total) = (Vec::new(), None, 0usize);
-    while let Some(mut field) = m.next_field().await.map_err(bad)? {
-        let name = field.name().unwrap_or_default().to_owned();
-        let file_name = field.file_name().map(str::to_owned);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            total += chunk.len();
-            if total > MAX_BYTES + 64 * 1024 {
-                return Err(ApiError::validation(format!("a skill's files are at most {MAX_BYTES} bytes together")));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        match name.as_str() {
+    // A little room for the display name; the files' own total is the facade's to check.
+    let parts = super::upload::parts(m, MAX_BYTES + 64 * 1024, "a skill's files are").await?;
+    let (mut files, mut display_name) = (Vec::new(), None);
+    for p in parts {
+        match p.name.as_str() {
             "files" | "files[]" => {
-                let path = file_name.ok_or_else(|| ApiError::validation("every file needs a filename (its path)"))?;
+                let path = p.file_name.ok_or_else(|| ApiError::validation("every file needs a filename (its path)"))?;
                 if files.len() == MAX_FILES {
                     return Err(ApiError::validation(format!("a skill holds at most {MAX_FILES} files")));
                 }
-                files.push(Upload { path, bytes });
+                files.push(Upload { path, bytes: p.bytes });
             }
             "display_name" => {
-                let s = String::from_utf8(bytes).map_err(|_| ApiError::validation("`display_name` is not UTF-8"))?;
+                let s = String::from_utf8(p.bytes).map_err(|_| ApiError::validation("`display_name` is not UTF-8"))?;
                 display_name = Some(s);
             }
             other => return Err(ApiError::validation(format!("`{other}`: unknown field"))),

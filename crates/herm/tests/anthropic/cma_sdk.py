@@ -748,6 +748,9 @@ def dreams():
     expect(bad, "input memory store", client.beta.dreams.create, inputs=inputs, model="claude-sonnet-4-5",
            output_behavior={"type": "update_existing", "memory_store_id": out.memory_store_id})
     expect(anthropic.NotFoundError, "", client.beta.dreams.retrieve, "dream_nope")
+    stores = [x.id for x in client.beta.memory_stores.list()]
+    expect(bad, "", client.beta.dreams.create, inputs=inputs, model="unconfigured/model")
+    assert [x.id for x in client.beta.memory_stores.list()] == stores, "a failed dream leaves no new store"
     return {"dream": d.id}
 
 
