@@ -27,6 +27,7 @@ pub mod files;
 pub mod memory_stores;
 pub mod project;
 mod resources;
+pub mod session_resources;
 pub mod sessions;
 pub mod skills;
 pub mod spec;

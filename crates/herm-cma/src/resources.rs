@@ -65,18 +65,11 @@ impl Facade {
             match r.get("type").and_then(Value::as_str) {
                 Some("memory_store") => {}
                 Some("file") => {
-                    crate::wire::object(r, &["type", "file_id", "mount_path"])?;
-                    let id = string(r, "file_id", 256, true)?.unwrap_or_default();
-                    let f = self.file(&id).await.map_err(crate::missing(format!("file `{id}`")))?;
-                    let mount = string(r, "mount_path", 1024, false)?;
-                    let (shown, rel) =
-                        crate::files::workspace_path(mount.as_deref(), f["filename"].as_str().unwrap_or("unnamed"))?;
+                    let (shown, rel, id) = self.file_resource(r).await?;
                     if out.files.iter().any(|(r, _)| *r == rel) {
-                        return Err(invalid(format!("two files are mounted at `{shown}`")));
+                        return Err(invalid(format!("two files are mounted at `{}`", shown["mount_path"])));
                     }
-                    let t = self.now();
-                    out.shown.push(json!({"id": new_id("sesrsc_"), "type": "file", "file_id": id, "mount_path": shown,
-                                          "created_at": t, "updated_at": t}));
+                    out.shown.push(shown);
                     out.files.push((rel, id));
                     continue;
                 }
@@ -110,7 +103,9 @@ impl Facade {
             }
             let taken: Vec<String> = out.mounts.iter().map(|m| m.name.clone()).collect();
             let name = mount_name(store["name"].as_str().unwrap_or_default(), &taken);
+            let t = self.now();
             out.shown.push(json!({
+                "id": new_id("sesrsc_"), "created_at": t, "updated_at": t,
                 "type": "memory_store",
                 "memory_store_id": id,
                 "access": if access == MountAccess::ReadOnly { "read_only" } else { "read_write" },
@@ -136,6 +131,19 @@ impl Facade {
             return Err(invalid(format!("a session mounts at most {MAX_STORES} memory stores")));
         }
         Ok(out)
+    }
+
+    /// A `file` resource: as shown, its path under the workspace, and its file's id.
+    pub(crate) async fn file_resource(&self, r: &Value) -> Result<(Value, String, String)> {
+        crate::wire::object(r, &["type", "file_id", "mount_path"])?;
+        let id = string(r, "file_id", 256, true)?.unwrap_or_default();
+        let f = self.file(&id).await.map_err(crate::missing(format!("file `{id}`")))?;
+        let mount = string(r, "mount_path", 1024, false)?;
+        let (shown, rel) = crate::files::workspace_path(mount.as_deref(), f["filename"].as_str().unwrap_or("unnamed"))?;
+        let t = self.now();
+        let v = json!({"id": new_id("sesrsc_"), "type": "file", "file_id": id, "mount_path": shown,
+                       "created_at": t, "updated_at": t});
+        Ok((v, rel, id))
     }
 
     /// Remembers that `thread` is session `session`'s (what a memory version written by one

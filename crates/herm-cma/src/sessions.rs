@@ -276,7 +276,7 @@ impl Facade {
 
     /// Writes files into the session's workspace (its skills' files, its `file` resources),
     /// once its sandbox is there.
-    async fn write_workspace(&self, p: &Place, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+    pub(crate) async fn write_workspace(&self, p: &Place, files: Vec<(String, Vec<u8>)>) -> Result<()> {
         if files.is_empty() {
             return Ok(());
         }

@@ -69,6 +69,7 @@ fn sides() -> Vec<(String, Vec<Reply>)> {
         ("scenario updated".into(), vec![Reply::tool("shell", json!({"command": "true"})), Reply::text(&["ran"])]),
         ("scenario deployment".into(), vec![Reply::text(&["Nightly report done."]); 20]),
         ("scenario mcp".into(), vec![Reply::tool("docs__add", json!({"a": 2, "b": 3})), Reply::text(&["It is 5."])]),
+        ("scenario stores-gone".into(), vec![Reply::text(&["No store now."])]),
         (
             "scenario stores-rw".into(),
             vec![
@@ -247,7 +248,18 @@ async fn sdk_sessions_mount_memory_stores_with_their_access() {
     let tools = |a: &Attempt| -> Vec<String> {
         a.body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
     };
-    let rw = cma.requests("scenario stores-rw");
+    let gone = cma.requests("scenario stores-gone");
+    assert_eq!(gone.len(), 1);
+    assert!(
+        !tools(&gone[0]).iter().any(|t| t.starts_with("store_")),
+        "the removed store is gone: {:?}",
+        tools(&gone[0])
+    );
+    let rw: Vec<Attempt> = cma
+        .requests("scenario stores-rw")
+        .into_iter()
+        .filter(|a| !a.body.to_string().contains("stores-gone"))
+        .collect();
     assert_eq!(rw.len(), 2, "one call for the write, one after it");
     let system = rw[0].body["system"].to_string();
     for want in [

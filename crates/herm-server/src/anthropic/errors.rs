@@ -50,6 +50,7 @@ fn not_found_code(what: &str) -> &'static str {
         "skill" => "skill_not_found",
         "dream" => "dream_not_found",
         "file" => "file_not_found",
+        "session_resource" => "session_resource_not_found",
         "skill_version" => "skill_version_not_found",
         _ => "not_found",
     }

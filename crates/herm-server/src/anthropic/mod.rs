@@ -10,6 +10,7 @@ mod errors;
 mod files;
 mod memory;
 mod query;
+mod resources;
 mod routes;
 mod skills;
 mod stream;
@@ -62,6 +63,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/deployments/{id}/run", post(deployments::run))
         .route("/v1/deployment_runs", get(deployments::list_runs))
         .route("/v1/deployment_runs/{id}", get(deployments::get_run))
+        .route("/v1/sessions/{id}/resources", get(resources::list).post(resources::add))
+        .route(
+            "/v1/sessions/{id}/resources/{resource_id}",
+            get(resources::get).post(resources::update).delete(resources::delete),
+        )
         .route("/v1/dreams", post(dreams::create).get(dreams::list))
         .route("/v1/dreams/{id}", get(dreams::get))
         .route("/v1/dreams/{id}/cancel", post(dreams::cancel))

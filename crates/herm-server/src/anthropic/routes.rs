@@ -272,7 +272,6 @@ pub async fn not_offered(c: Caller, Path(rest): Path<String>) -> ApiError {
     let parts: Vec<&str> = rest.split('/').collect();
     let what = match (parts.first().copied().unwrap_or_default(), parts.get(2).copied()) {
         ("environments", Some("work")) => "the work queue of self-hosted environments is",
-        ("sessions", Some("resources")) => "session resources are",
         ("sessions", Some("threads")) => "multiagent session threads are",
         _ => return super::errors::no_route().await,
     };

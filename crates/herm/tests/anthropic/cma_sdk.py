@@ -552,6 +552,14 @@ def stores():
     (v,) = list(client.beta.memory_stores.memory_versions.list(store.id, session_id=s.id))
     assert (v.operation, v.created_by.type, v.created_by.session_id) == ("created", "session_actor", s.id), v
     assert [x.id for x in client.beta.sessions.list(memory_store_id=store.id)] == [s.id]
+    # Taken off the session: its next run no longer has the store.
+    assert [x.id for x in client.beta.sessions.resources.list(s.id)] == [r.id] and r.id.startswith("sesrsc_")
+    assert client.beta.sessions.resources.delete(r.id, session_id=s.id).type == "session_resource_deleted"
+    assert client.beta.sessions.retrieve(s.id).resources == []
+    tap = Tap(s.id, deltas=False)
+    client.beta.sessions.events.send(s.id, events=[message("scenario stores-gone")])
+    assert tap.idle().stop_reason.type == "end_turn", tap.types()
+    tap.close()
     # Read-only: the store is in the prompt, and the agent cannot change it.
     ro = client.beta.sessions.create(agent=agent.id, environment_id=env.id, resources=[{**attach, "access": "read_only"}])
     assert ro.resources[0].access == "read_only", ro.resources
@@ -686,6 +694,18 @@ def files():
     bad = anthropic.BadRequestError
     expect(bad, "/workspace/", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
            resources=[{"type": "file", "file_id": f.id, "mount_path": "/mnt/data/in.csv"}])
+    res = client.beta.sessions.resources
+    assert [x.id for x in res.list(s.id)] == [r.id]
+    assert res.retrieve(r.id, session_id=s.id).file_id == f.id
+    added = res.add(s.id, type="file", file_id=img.id, mount_path="/workspace/data/pixel.png")
+    assert (added.type, added.mount_path) == ("file", "/workspace/data/pixel.png"), added
+    assert [x.id for x in res.list(s.id)] == [r.id, added.id]
+    expect(bad, "already", res.add, s.id, type="file", file_id=f.id, mount_path="/workspace/data/pixel.png")
+    expect(anthropic.UnprocessableEntityError, "github_repository", res.update, r.id, session_id=s.id,
+           authorization_token="t")
+    assert res.delete(added.id, session_id=s.id).type == "session_resource_deleted"
+    assert [x.id for x in res.list(s.id)] == [r.id]
+    expect(anthropic.NotFoundError, "", res.retrieve, added.id, session_id=s.id)
     assert client.beta.files.delete(f.id).type == "file_deleted"
     expect(anthropic.NotFoundError, "", client.beta.files.retrieve_metadata, f.id)
     expect(bad, "not found", client.beta.sessions.create, agent=agent.id, environment_id=env.id,
