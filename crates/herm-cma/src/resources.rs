@@ -43,6 +43,21 @@ fn mount_name(store_name: &str, taken: &[String]) -> String {
     name
 }
 
+/// What the agent is told about a mounted store (pure): its name and description, then the
+/// caller's instructions, within herm's bound on a mount's instructions (the caller's are
+/// kept whole; the description gives way).
+fn guidance(name: &str, description: &str, instructions: Option<&str>) -> String {
+    let max = herm_types::config::limits::MAX_MOUNT_INSTRUCTIONS;
+    let tail = instructions.map(|i| format!("\n{i}")).unwrap_or_default();
+    let mut head = if description.is_empty() {
+        format!("The memory store \"{name}\".")
+    } else {
+        format!("The memory store \"{name}\": {description}.")
+    };
+    while head.len() + tail.len() > max && head.pop().is_some() {}
+    format!("{head}{tail}").trim_start().to_owned()
+}
+
 /// A session's resources: as shown, and the mounts they make.
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
@@ -93,6 +108,9 @@ impl Facade {
                 Some(_) => return Err(invalid(format!("`resources[{i}].access` must be `read_write` or `read_only`"))),
             };
             let instructions = string(r, "instructions", 4096, false)?;
+            if instructions.as_ref().is_some_and(|i| i.len() > herm_types::config::limits::MAX_MOUNT_INSTRUCTIONS) {
+                return Err(invalid("`instructions` is at most 4096 bytes"));
+            }
             if out.shown.iter().any(|s| s["memory_store_id"] == id.as_str()) {
                 return Err(invalid(format!("memory store `{id}` is attached twice")));
             }
@@ -114,15 +132,12 @@ impl Facade {
                 "description": store["description"].as_str().unwrap_or_default(),
                 "mount_path": null,
             }));
-            let mut guidance = format!("The memory store \"{}\"", store["name"].as_str().unwrap_or_default());
-            if let Some(d) = store["description"].as_str().filter(|d| !d.is_empty()) {
-                guidance.push_str(&format!(": {d}"));
-            }
-            guidance.push('.');
-            if let Some(i) = &instructions {
-                guidance.push_str(&format!("\n{i}"));
-            }
-            out.mounts.push(MemoryMount { deployment_id: dep, name, access, instructions: Some(guidance) });
+            let about = guidance(
+                store["name"].as_str().unwrap_or_default(),
+                store["description"].as_str().unwrap_or_default(),
+                instructions.as_deref(),
+            );
+            out.mounts.push(MemoryMount { deployment_id: dep, name, access, instructions: Some(about) });
         }
         if out.files.len() > MAX_FILES {
             return Err(invalid(format!("a session mounts at most {MAX_FILES} files")));
@@ -169,6 +184,20 @@ impl Facade {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guidance_keeps_the_instructions_whole_within_herms_bound() {
+        assert_eq!(guidance("notes", "", None), "The memory store \"notes\".");
+        assert_eq!(
+            guidance("notes", "team notes", Some("Be terse.")),
+            "The memory store \"notes\": team notes.\nBe terse."
+        );
+        let long = "i".repeat(4000);
+        let g = guidance("notes", &"d".repeat(2048), Some(&long));
+        assert!(g.len() <= 4096 && g.ends_with(&long) && g.starts_with("The memory store"), "{}", g.len());
+        let all = "i".repeat(4096);
+        assert_eq!(guidance("notes", "d", Some(&all)).len(), 4096);
+    }
 
     #[test]
     fn mount_names_are_tool_safe_and_unique() {
