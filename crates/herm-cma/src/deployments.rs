@@ -108,7 +108,7 @@ impl Facade {
     pub async fn create_deployment(&self, body: &Value) -> Result<Value> {
         object(body, FIELDS)?;
         let agent = pinned(self, body.get("agent")).await?;
-        let budget = crate::sessions::budget_of(body.get("budget"))?;
+        let budget = crate::session_update::budget_of(body.get("budget"))?;
         let env_id = string(body, "environment_id", 256, true)?.unwrap_or_default();
         self.environment(&env_id).await.map_err(|_| invalid(format!("environment `{env_id}` not found")))?;
         let vaults = body.get("vault_ids").cloned().unwrap_or(json!([]));
@@ -216,7 +216,7 @@ impl Facade {
             d["resources"] = self.deployment_resources(body.get("resources")).await?;
         }
         if body.get("budget").is_some() {
-            d["budget"] = crate::sessions::budget_of(body.get("budget"))?;
+            d["budget"] = crate::session_update::budget_of(body.get("budget"))?;
         }
         let sched = if body.get("schedule").is_some() {
             let s = schedule(body.get("schedule"))?;

@@ -28,6 +28,7 @@ pub mod memory_stores;
 pub mod project;
 mod resources;
 pub mod session_resources;
+mod session_update;
 pub mod sessions;
 pub mod skills;
 pub mod spec;
