@@ -51,11 +51,22 @@ pub fn running(dir: &Path) -> Option<Net> {
     cmdline(holder).contains(&marker(dir)).then_some(Net { holder })
 }
 
-/// Starts the deployment's network unless it runs.
+/// Starts the deployment's network unless it runs. A start that fails is tried once more
+/// from scratch: on a loaded machine slirp4netns has been seen to give up on a namespace.
 pub async fn ensure(dir: &Path) -> Result<Net> {
     if let Some(n) = running(dir) {
         return Ok(n);
     }
+    match start(dir).await {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "the sandbox network did not start; trying once more");
+            start(dir).await
+        }
+    }
+}
+
+async fn start(dir: &Path) -> Result<Net> {
     stop(dir);
     let fail = |e: String| Error::Engine(format!("sandbox network: {e}"));
     // The holder keeps the namespace alive; its $0 marks it as this deployment's.
@@ -69,7 +80,11 @@ pub async fn ensure(dir: &Path) -> Result<Net> {
     while !cmdline(pid).contains(&mark) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let slirp =
+    if !cmdline(pid).contains(&mark) {
+        kill_group(pid);
+        return Err(fail("unshare did not make the namespace in time".into()));
+    }
+    let mut slirp =
         detached("slirp4netns", &["--configure", "--mtu=65520", "--disable-host-loopback", &pid.to_string(), "tap0"])
             .map_err(|e| fail(format!("cannot start slirp4netns (is it installed?): {e}")))?;
     std::fs::write(pidfile(dir), format!("{pid} {}", slirp.id().unwrap_or(0))).map_err(|e| fail(e.to_string()))?;
@@ -80,6 +95,10 @@ pub async fn ensure(dir: &Path) -> Result<Net> {
         let routes = std::fs::read_to_string(format!("/proc/{pid}/net/route")).unwrap_or_default();
         if routes.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some("00000000")) {
             return Ok(Net { holder: pid });
+        }
+        if let Ok(Some(status)) = slirp.try_wait() {
+            stop(dir);
+            return Err(fail(format!("slirp4netns exited ({status}) before configuring the namespace")));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
