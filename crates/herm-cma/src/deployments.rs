@@ -400,7 +400,6 @@ impl Facade {
     }
 
     pub async fn list_deployment_runs(&self, q: &PageQuery, f: &RunFilter) -> Result<wire::Page> {
-        let limit = q.limit()?;
         // Newest first; run ids derived from slots are not time-ordered, so this reads all.
         let mut all = Vec::new();
         let mut after = None;
@@ -416,19 +415,7 @@ impl Facade {
         all.sort_by(|a, b| {
             b["created_at"].as_str().cmp(&a["created_at"].as_str()).then(b["id"].as_str().cmp(&a["id"].as_str()))
         });
-        let start = match q.page.as_deref() {
-            None | Some("") => 0,
-            Some(p) => all
-                .iter()
-                .position(|r| r["id"] == p)
-                .map(|i| i + 1)
-                .ok_or_else(|| invalid("`page` is not a page token of this list"))?,
-        };
-        let data: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
-        let next_page = (start + data.len() < all.len())
-            .then(|| data.last().and_then(|r| r["id"].as_str().map(str::to_owned)))
-            .flatten();
-        Ok(wire::Page { data, next_page })
+        wire::page_after_id(all, q)
     }
 }
 

@@ -338,13 +338,23 @@ impl Facade {
             None => self.all_memories(&dep, None).await?.into_iter().map(|m| m.memory_id).collect(),
         };
         let mut versions = Vec::new();
+        // Many versions come from one run: its session is looked up once.
+        let mut actors: std::collections::HashMap<Option<RunId>, Value> = std::collections::HashMap::new();
         for id in ids {
             for v in self.engine.memory_versions(&dep, &id).await? {
                 let op = serde_json::to_value(v.operation).unwrap_or(Value::Null);
                 if q.operation.as_ref().is_none_or(|o| op == o.as_str())
                     && q.created.holds(&json!(rfc3339(v.created_at)))
                 {
-                    let by = self.actor(&v).await;
+                    let key = v.run_id.clone().filter(|_| v.source != herm_types::memory::MemorySource::Api);
+                    let by = match actors.get(&key) {
+                        Some(by) => by.clone(),
+                        None => {
+                            let by = self.actor(&v).await;
+                            actors.insert(key, by.clone());
+                            by
+                        }
+                    };
                     if q.session_id.as_ref().is_some_and(|s| by["session_id"] != s.as_str()) {
                         continue;
                     }

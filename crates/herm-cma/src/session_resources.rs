@@ -16,21 +16,8 @@ fn workspace_rel(r: &Value) -> Option<&str> {
 
 impl Facade {
     pub async fn session_resources(&self, session: &str, q: &PageQuery) -> Result<wire::Page> {
-        let limit = q.limit()?;
         let all = self.session_doc(session).await?.body["resources"].as_array().cloned().unwrap_or_default();
-        let start = match q.page.as_deref().filter(|p| !p.is_empty()) {
-            None => 0,
-            Some(p) => all
-                .iter()
-                .position(|r| r["id"] == p)
-                .map(|i| i + 1)
-                .ok_or_else(|| invalid("`page` is not a page token of this list"))?,
-        };
-        let data: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
-        let next_page = (start + data.len() < all.len())
-            .then(|| data.last().and_then(|r| r["id"].as_str().map(str::to_owned)))
-            .flatten();
-        Ok(wire::Page { data, next_page })
+        wire::page_after_id(all, q)
     }
 
     pub async fn session_resource(&self, session: &str, id: &str) -> Result<Value> {

@@ -180,12 +180,9 @@ impl Facade {
             }
         };
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-        for s in &skills {
-            files.extend(
-                s.files
-                    .iter()
-                    .map(|(p, b)| (format!("{}/{}/{p}", crate::skills::WORKSPACE_DIR, s.spec.name), b.clone())),
-            );
+        for s in skills {
+            let dir = format!("{}/{}", crate::skills::WORKSPACE_DIR, s.spec.name);
+            files.extend(s.files.into_iter().map(|(p, b)| (format!("{dir}/{p}"), b)));
         }
         let mut copied = Ok(());
         for (at, id) in &resources.files {

@@ -228,21 +228,8 @@ impl Facade {
     }
 
     pub async fn list_skill_versions(&self, skill: &str, q: &PageQuery) -> Result<wire::Page> {
-        let limit = q.limit()?;
-        let all = self.versions(skill).await?;
-        let start = match q.page.as_deref().filter(|p| !p.is_empty()) {
-            None => 0,
-            Some(p) => all
-                .iter()
-                .position(|v| v["id"] == p)
-                .map(|i| i + 1)
-                .ok_or_else(|| invalid("`page` is not a page token of this list"))?,
-        };
-        let data: Vec<Value> = all.iter().skip(start).take(limit).cloned().map(shown_version).collect();
-        let next_page = (start + data.len() < all.len())
-            .then(|| data.last().map(|v| v["id"].as_str().unwrap_or_default().to_owned()))
-            .flatten();
-        Ok(wire::Page { data, next_page })
+        let all = self.versions(skill).await?.into_iter().map(shown_version).collect();
+        wire::page_after_id(all, q)
     }
 
     async fn version_doc(&self, skill: &str, version: &str) -> Result<Value> {

@@ -138,6 +138,23 @@ pub struct Page {
     pub next_page: Option<String>,
 }
 
+/// A page of a list held in full, after the item whose `id` is the page token (pure).
+pub(crate) fn page_after_id(all: Vec<Value>, q: &PageQuery) -> Result<Page> {
+    let limit = q.limit()?;
+    let start = match q.page.as_deref().filter(|p| !p.is_empty()) {
+        None => 0,
+        Some(p) => all
+            .iter()
+            .position(|v| v["id"] == p)
+            .map(|i| i + 1)
+            .ok_or_else(|| invalid("`page` is not a page token of this list"))?,
+    };
+    let more = start + limit < all.len();
+    let data: Vec<Value> = all.into_iter().skip(start).take(limit).collect();
+    let next_page = more.then(|| data.last().and_then(|v| v["id"].as_str().map(str::to_owned))).flatten();
+    Ok(Page { data, next_page })
+}
+
 impl Facade {
     /// Now, as the engine's clock says (the test clock when one is configured).
     pub(crate) fn now(&self) -> String {
