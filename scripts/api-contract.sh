@@ -14,15 +14,24 @@
 # The two SSE streams (`…/events/stream`, `GET /v1/deployments/{id}/events`) are left out:
 # they never end by design, so a fuzzer cannot judge a response; the black-box SSE tests
 # cover them.
-# Usage: scripts/api-contract.sh [path to the herm binary]   (default: target/debug/herm)
+# Usage: scripts/api-contract.sh [path to the herm binary | --install]   (default: target/debug/herm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
 venv=.tools/schemathesis
 if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+  # The package index can be out of reach for a while (name resolution failing): try again
+  # for a few minutes before giving up.
+  for attempt in 1 2 3 4 5 6; do
+    "$venv/bin/pip" install --quiet --retries 10 "schemathesis==$SCHEMATHESIS_VERSION" && break
+    [ "$attempt" -lt 6 ] || exit 1
+    echo "installing Schemathesis failed (attempt $attempt); trying again in 30 s" >&2
+    sleep 30
+  done
 fi
+# `--install` only installs (scripts/test.sh does it before building, while nothing else runs).
+[ "${1:-}" != "--install" ] || exit 0
 bin="${1:-${CARGO_TARGET_DIR:-target}/debug/herm}"
 work=$(mktemp -d)
 key="contract-admin-key-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"

@@ -21,6 +21,8 @@ scripts/build-image.sh
 scripts/mcp-peers.sh >/dev/null
 # The console's tests drive a real headless browser.
 scripts/browser.sh
+# The API contract's fuzzer, installed now with the other tools rather than after the build.
+scripts/api-contract.sh --install
 
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
