@@ -21,6 +21,9 @@ scripts/build-image.sh
 scripts/mcp-peers.sh >/dev/null
 # The console's tests drive a real headless browser.
 scripts/browser.sh
+# The PostgreSQL store's tests run against a real server (a fresh `herm_test` database).
+HERM_TEST_DATABASE_URL=$(scripts/postgres.sh --test)
+export HERM_TEST_DATABASE_URL HERM_REQUIRE_POSTGRES=1
 # The API contract's fuzzer, installed now with the other tools rather than after the build.
 scripts/api-contract.sh --install
 

@@ -36,6 +36,12 @@ impl Bus {
         map.entry(dep.clone()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
 
+    /// The deployments someone subscribes to now (a store that learns of other nodes' commits
+    /// catches these up).
+    pub fn watched(&self) -> Vec<DeploymentId> {
+        self.channels.lock().iter().filter(|(_, tx)| tx.receiver_count() > 0).map(|(d, _)| d.clone()).collect()
+    }
+
     /// Sets the tap (replacing any earlier one).
     pub fn set_tap(&self, tap: Tap) {
         *self.tap.write() = Some(tap);

@@ -14,6 +14,7 @@
 
 pub mod bus;
 mod records;
+pub mod postgres;
 pub mod sqlite;
 pub mod vault;
 

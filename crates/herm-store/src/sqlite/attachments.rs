@@ -11,11 +11,11 @@ use crate::*;
 use rusqlite::{OptionalExtension, Row, params};
 use std::path::{Path, PathBuf};
 
-type AttRow = (String, Option<String>, String, i64);
+pub(crate) type AttRow = (String, Option<String>, String, i64);
 fn att_row(r: &Row) -> rusqlite::Result<AttRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
-fn att_rec(t: AttRow) -> Result<AttachmentRecord> {
+pub(crate) fn att_rec(t: AttRow) -> Result<AttachmentRecord> {
     Ok(AttachmentRecord {
         deployment_id: parse_id(t.0)?,
         thread_id: t.1.map(parse_id).transpose()?,
@@ -25,7 +25,7 @@ fn att_rec(t: AttRow) -> Result<AttachmentRecord> {
 }
 
 /// A hex SHA-256: the only file names under a deployment's directory.
-fn is_sha(s: &str) -> bool {
+pub(crate) fn is_sha(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 

@@ -7,12 +7,12 @@ use super::rows::*;
 use crate::*;
 use rusqlite::{OptionalExtension, Row, params};
 
-const COLS: &str = "kind, id, version, body";
-type DocRow = (String, String, i64, String);
+pub(crate) const COLS: &str = "kind, id, version, body";
+pub(crate) type DocRow = (String, String, i64, String);
 fn doc_row(r: &Row) -> rusqlite::Result<DocRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
-fn doc_rec(t: DocRow) -> Result<Document> {
+pub(crate) fn doc_rec(t: DocRow) -> Result<Document> {
     Ok(Document { kind: t.0, id: t.1, version: t.2, body: json(&t.3)? })
 }
 

@@ -8,12 +8,12 @@ use crate::*;
 use herm_types::memory::{MemoryOperation, MemorySource, MemoryVersion};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const MEM_COLS: &str = "id, deployment_id, path, content, source, version, file_sha, created_at, updated_at";
-type MemRow = (String, String, String, Option<String>, String, i64, Option<String>, i64, i64);
+pub(crate) const MEM_COLS: &str = "id, deployment_id, path, content, source, version, file_sha, created_at, updated_at";
+pub(crate) type MemRow = (String, String, String, Option<String>, String, i64, Option<String>, i64, i64);
 fn mem_row(r: &Row) -> rusqlite::Result<MemRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
-fn mem_rec(t: MemRow) -> Result<MemoryRecord> {
+pub(crate) fn mem_rec(t: MemRow) -> Result<MemoryRecord> {
     Ok(MemoryRecord {
         id: parse_id(t.0)?,
         deployment_id: parse_id(t.1)?,
@@ -27,12 +27,12 @@ fn mem_rec(t: MemRow) -> Result<MemoryRecord> {
     })
 }
 
-const VER_COLS: &str = "memory_id, version, operation, path, content, source, run_id, created_at, redacted_at";
-type VerRow = (String, i64, String, String, Option<String>, String, Option<String>, i64, Option<i64>);
+pub(crate) const VER_COLS: &str = "memory_id, version, operation, path, content, source, run_id, created_at, redacted_at";
+pub(crate) type VerRow = (String, i64, String, String, Option<String>, String, Option<String>, i64, Option<i64>);
 fn ver_row(r: &Row) -> rusqlite::Result<VerRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
-fn ver_rec(t: VerRow) -> Result<MemoryVersionRecord> {
+pub(crate) fn ver_rec(t: VerRow) -> Result<MemoryVersionRecord> {
     Ok(MemoryVersionRecord {
         memory_id: parse_id(t.0)?,
         version: MemoryVersion {
@@ -48,12 +48,12 @@ fn ver_rec(t: VerRow) -> Result<MemoryVersionRecord> {
     })
 }
 
-const DREAM_COLS: &str = "d.id, d.deployment_id, d.reason, d.created_at, r.id, r.status";
-type DreamRow = (String, String, String, i64, Option<String>, Option<String>);
+pub(crate) const DREAM_COLS: &str = "d.id, d.deployment_id, d.reason, d.created_at, r.id, r.status";
+pub(crate) type DreamRow = (String, String, String, i64, Option<String>, Option<String>);
 fn dream_row(r: &Row) -> rusqlite::Result<DreamRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
-fn dream_rec(t: DreamRow) -> Result<DreamRecord> {
+pub(crate) fn dream_rec(t: DreamRow) -> Result<DreamRecord> {
     let run = match (t.4, t.5) {
         (Some(id), Some(s)) => Some((parse_id(id)?, RunStatus::parse(&s).ok_or_else(|| corrupt("run status"))?)),
         _ => None,
@@ -66,10 +66,10 @@ fn dream_rec(t: DreamRow) -> Result<DreamRecord> {
         run,
     })
 }
-const DREAM_FROM: &str = "dreams d LEFT JOIN runs r ON r.kind='dream' AND json_extract(r.trigger, '$.dream_id') = d.id";
+pub(crate) const DREAM_FROM: &str = "dreams d LEFT JOIN runs r ON r.kind='dream' AND json_extract(r.trigger, '$.dream_id') = d.id";
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 

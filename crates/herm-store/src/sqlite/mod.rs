@@ -3,16 +3,16 @@
 
 mod access;
 mod append;
-mod attachments;
+pub(crate) mod attachments;
 mod config;
-mod documents;
+pub(crate) mod documents;
 mod log;
-mod memory;
-mod proactive;
-mod rows;
+pub(crate) mod memory;
+pub(crate) mod proactive;
+pub(crate) mod rows;
 mod schema;
-mod timers;
-mod webhooks;
+pub(crate) mod timers;
+pub(crate) mod webhooks;
 mod writer;
 
 use crate::bus::Bus;

@@ -8,12 +8,12 @@ use crate::*;
 use herm_types::proactive::{FiringSource, GoalStatus};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-const AUTO_COLS: &str = "id, deployment_id, spec, enabled, paused_reason, token_hash, revision, created_at, updated_at";
-type AutoRow = (String, String, String, bool, Option<String>, Option<String>, i64, i64, i64);
+pub(crate) const AUTO_COLS: &str = "id, deployment_id, spec, enabled, paused_reason, token_hash, revision, created_at, updated_at";
+pub(crate) type AutoRow = (String, String, String, bool, Option<String>, Option<String>, i64, i64, i64);
 fn auto_row(r: &Row) -> rusqlite::Result<AutoRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
-fn auto_rec(t: AutoRow) -> Result<AutomationRecord> {
+pub(crate) fn auto_rec(t: AutoRow) -> Result<AutomationRecord> {
     Ok(AutomationRecord {
         id: parse_id(t.0)?,
         deployment_id: parse_id(t.1)?,
@@ -27,14 +27,14 @@ fn auto_rec(t: AutoRow) -> Result<AutomationRecord> {
     })
 }
 
-const FIRING_COLS: &str = "f.automation_id, f.key, f.slot_at, f.source, f.skipped, f.run_id, f.thread_id, f.reason, \
+pub(crate) const FIRING_COLS: &str = "f.automation_id, f.key, f.slot_at, f.source, f.skipped, f.run_id, f.thread_id, f.reason, \
      f.created_at, r.status";
-type FiringRow =
+pub(crate) type FiringRow =
     (String, String, Option<i64>, String, bool, Option<String>, Option<String>, Option<String>, i64, Option<String>);
 fn firing_row(r: &Row) -> rusqlite::Result<FiringRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
 }
-fn firing_rec(t: FiringRow) -> Result<FiringRecord> {
+pub(crate) fn firing_rec(t: FiringRow) -> Result<FiringRecord> {
     Ok(FiringRecord {
         firing: NewFiring {
             automation_id: parse_id(t.0)?,
@@ -51,12 +51,12 @@ fn firing_rec(t: FiringRow) -> Result<FiringRecord> {
     })
 }
 
-const GOAL_COLS: &str = "id, deployment_id, thread_id, spec, status, state, revision, created_at, updated_at";
-type GoalRow = (String, String, String, String, String, String, i64, i64, i64);
+pub(crate) const GOAL_COLS: &str = "id, deployment_id, thread_id, spec, status, state, revision, created_at, updated_at";
+pub(crate) type GoalRow = (String, String, String, String, String, String, i64, i64, i64);
 fn goal_row(r: &Row) -> rusqlite::Result<GoalRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
-fn goal_rec(t: GoalRow) -> Result<GoalRecord> {
+pub(crate) fn goal_rec(t: GoalRow) -> Result<GoalRecord> {
     Ok(GoalRecord {
         id: parse_id(t.0)?,
         deployment_id: parse_id(t.1)?,

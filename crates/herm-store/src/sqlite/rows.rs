@@ -6,31 +6,31 @@ use crate::*;
 use herm_types::event::RunError;
 use rusqlite::{Connection, OptionalExtension, Row};
 
-pub(super) fn corrupt(e: impl std::fmt::Display) -> Error {
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::Corrupt(e.to_string())
 }
 
-pub(super) fn parse_id<T: std::str::FromStr>(s: String) -> Result<T>
+pub(crate) fn parse_id<T: std::str::FromStr>(s: String) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
     s.parse::<T>().map_err(corrupt)
 }
 
-pub(super) fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(corrupt)
 }
 
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(corrupt)
 }
 
-pub(super) const KEY_COLS: &str = "id, name, hash, scopes, created_at, revoked_at";
-pub(super) type KeyRow = (String, String, String, String, i64, Option<i64>);
-pub(super) fn key_row(r: &Row) -> rusqlite::Result<KeyRow> {
+pub(crate) const KEY_COLS: &str = "id, name, hash, scopes, created_at, revoked_at";
+pub(crate) type KeyRow = (String, String, String, String, i64, Option<i64>);
+pub(crate) fn key_row(r: &Row) -> rusqlite::Result<KeyRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
-pub(super) fn key_rec(t: KeyRow) -> Result<ApiKeyRecord> {
+pub(crate) fn key_rec(t: KeyRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: parse_id(t.0)?,
         name: t.1,
@@ -41,12 +41,12 @@ pub(super) fn key_rec(t: KeyRow) -> Result<ApiKeyRecord> {
     })
 }
 
-pub(super) const SECRET_COLS: &str = "id, name, description, nonce, ciphertext, created_at";
-pub(super) type SecretRow = (String, String, Option<String>, Vec<u8>, Vec<u8>, i64);
-pub(super) fn secret_row(r: &Row) -> rusqlite::Result<SecretRow> {
+pub(crate) const SECRET_COLS: &str = "id, name, description, nonce, ciphertext, created_at";
+pub(crate) type SecretRow = (String, String, Option<String>, Vec<u8>, Vec<u8>, i64);
+pub(crate) fn secret_row(r: &Row) -> rusqlite::Result<SecretRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
-pub(super) fn secret_rec(t: SecretRow) -> Result<SecretRecord> {
+pub(crate) fn secret_rec(t: SecretRow) -> Result<SecretRecord> {
     Ok(SecretRecord {
         id: parse_id(t.0)?,
         name: t.1,
@@ -57,12 +57,12 @@ pub(super) fn secret_rec(t: SecretRow) -> Result<SecretRecord> {
     })
 }
 
-pub(super) const DEP_COLS: &str = "id, status, error, spec, default_thread_id, created_at, updated_at, revision";
-pub(super) type DepRow = (String, String, Option<String>, String, String, i64, i64, i64);
-pub(super) fn dep_row(r: &Row) -> rusqlite::Result<DepRow> {
+pub(crate) const DEP_COLS: &str = "id, status, error, spec, default_thread_id, created_at, updated_at, revision";
+pub(crate) type DepRow = (String, String, Option<String>, String, String, i64, i64, i64);
+pub(crate) fn dep_row(r: &Row) -> rusqlite::Result<DepRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
-pub(super) fn dep_rec(t: DepRow) -> Result<DeploymentRecord> {
+pub(crate) fn dep_rec(t: DepRow) -> Result<DeploymentRecord> {
     Ok(DeploymentRecord {
         id: parse_id(t.0)?,
         status: DeploymentStatus::parse(&t.1).ok_or_else(|| corrupt("deployment status"))?,
@@ -75,13 +75,13 @@ pub(super) fn dep_rec(t: DepRow) -> Result<DeploymentRecord> {
     })
 }
 
-pub(super) const THREAD_COLS: &str =
+pub(crate) const THREAD_COLS: &str =
     "id, deployment_id, title, status, message_count, created_at, last_activity_at, next_seq";
-pub(super) type ThreadRow = (String, String, Option<String>, String, i64, i64, i64, i64);
-pub(super) fn thread_row(r: &Row) -> rusqlite::Result<ThreadRow> {
+pub(crate) type ThreadRow = (String, String, Option<String>, String, i64, i64, i64, i64);
+pub(crate) fn thread_row(r: &Row) -> rusqlite::Result<ThreadRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
-pub(super) fn thread_rec(t: ThreadRow) -> Result<ThreadRecord> {
+pub(crate) fn thread_rec(t: ThreadRow) -> Result<ThreadRecord> {
     Ok(ThreadRecord {
         id: parse_id(t.0)?,
         deployment_id: parse_id(t.1)?,
@@ -94,11 +94,11 @@ pub(super) fn thread_rec(t: ThreadRow) -> Result<ThreadRecord> {
     })
 }
 
-pub(super) const RUN_COLS: &str = "id, thread_id, deployment_id, status, steps, input_tokens, output_tokens, cost_usd, \
+pub(crate) const RUN_COLS: &str = "id, thread_id, deployment_id, status, steps, input_tokens, output_tokens, cost_usd, \
      error, started_at, ended_at, kind, trigger";
-pub(super) type RunRow =
+pub(crate) type RunRow =
     (String, String, String, String, i64, i64, i64, f64, Option<String>, i64, Option<i64>, String, Option<String>);
-pub(super) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+pub(crate) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -115,7 +115,7 @@ pub(super) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
         r.get(12)?,
     ))
 }
-pub(super) fn run_rec(t: RunRow) -> Result<RunRecord> {
+pub(crate) fn run_rec(t: RunRow) -> Result<RunRecord> {
     Ok(RunRecord {
         id: parse_id(t.0)?,
         thread_id: parse_id(t.1)?,
@@ -131,12 +131,12 @@ pub(super) fn run_rec(t: RunRow) -> Result<RunRecord> {
     })
 }
 
-pub(super) const EVENT_COLS: &str = "id, seq, dseq, deployment_id, thread_id, run_id, data, created_at";
-pub(super) type EventRow = (String, i64, i64, String, String, Option<String>, String, i64);
-pub(super) fn event_row(r: &Row) -> rusqlite::Result<EventRow> {
+pub(crate) const EVENT_COLS: &str = "id, seq, dseq, deployment_id, thread_id, run_id, data, created_at";
+pub(crate) type EventRow = (String, i64, i64, String, String, Option<String>, String, i64);
+pub(crate) fn event_row(r: &Row) -> rusqlite::Result<EventRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
-pub(super) fn event_rec(t: EventRow) -> Result<Event> {
+pub(crate) fn event_rec(t: EventRow) -> Result<Event> {
     Ok(Event {
         id: parse_id(t.0)?,
         sequence: Sequence(t.1),
@@ -150,7 +150,7 @@ pub(super) fn event_rec(t: EventRow) -> Result<Event> {
 }
 
 /// At most one row, mapped to its record.
-pub(super) fn one<T, R>(
+pub(crate) fn one<T, R>(
     conn: &Connection,
     sql: &str,
     p: impl rusqlite::Params,
@@ -160,7 +160,7 @@ pub(super) fn one<T, R>(
     conn.prepare_cached(sql)?.query_row(p, row).optional()?.map(rec).transpose()
 }
 
-pub(super) fn collect<T, R>(
+pub(crate) fn collect<T, R>(
     conn: &Connection,
     sql: &str,
     p: impl rusqlite::Params,

@@ -8,9 +8,9 @@ use crate::*;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-type TimerRow = (String, String, i64, String, i64);
+pub(crate) type TimerRow = (String, String, i64, String, i64);
 
-fn timer_rec(t: TimerRow) -> Result<ClaimedTimer> {
+pub(crate) fn timer_rec(t: TimerRow) -> Result<ClaimedTimer> {
     Ok(ClaimedTimer { key: t.0, kind: t.1, due_at: from_micros(t.2), payload: json(&t.3)?, epoch: t.4 })
 }
 

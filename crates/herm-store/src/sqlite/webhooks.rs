@@ -9,18 +9,18 @@ use crate::*;
 use herm_types::webhook::{Delivery, DeliveryStatus, Webhook, WebhookEvent};
 use rusqlite::{OptionalExtension, Row, params};
 
-const HOOK_COLS: &str = "id, spec, created_at";
-type HookRow = (String, String, i64);
+pub(crate) const HOOK_COLS: &str = "id, spec, created_at";
+pub(crate) type HookRow = (String, String, i64);
 fn hook_row(r: &Row) -> rusqlite::Result<HookRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
-fn hook_rec(t: HookRow) -> Result<Webhook> {
+pub(crate) fn hook_rec(t: HookRow) -> Result<Webhook> {
     Ok(Webhook { id: parse_id(t.0)?, spec: json(&t.1)?, created_at: from_micros(t.2) })
 }
 
-const DELIVERY_COLS: &str = "id, webhook_id, event_id, event, status, attempts, next_attempt_at, last_status, \
+pub(crate) const DELIVERY_COLS: &str = "id, webhook_id, event_id, event, status, attempts, next_attempt_at, last_status, \
                              last_error, created_at, delivered_at, payload";
-type DeliveryRow =
+pub(crate) type DeliveryRow =
     (String, String, String, String, String, i64, Option<i64>, Option<i64>, Option<String>, i64, Option<i64>, String);
 fn delivery_row(r: &Row) -> rusqlite::Result<DeliveryRow> {
     Ok((
@@ -38,7 +38,7 @@ fn delivery_row(r: &Row) -> rusqlite::Result<DeliveryRow> {
         r.get(11)?,
     ))
 }
-fn delivery_rec(t: DeliveryRow) -> Result<Delivery> {
+pub(crate) fn delivery_rec(t: DeliveryRow) -> Result<Delivery> {
     let event: WebhookEvent = serde_json::from_value(serde_json::Value::String(t.3)).map_err(corrupt)?;
     let status: DeliveryStatus = serde_json::from_value(serde_json::Value::String(t.4)).map_err(corrupt)?;
     Ok(Delivery {

@@ -1,0 +1,204 @@
+//! Committed events onto this node's bus, in commit order, whichever node committed them.
+//!
+//! Every append notifies `herm_events` with its deployment and range of deployment
+//! positions, inside its transaction (PostgreSQL delivers notifications at commit, in commit
+//! order). Each node keeps, per deployment, the next position it will publish; an append of
+//! its own or a notification past that position makes it read the gap from the log first, so
+//! the bus sees every event once, in order, even when a notification was lost or the listening
+//! connection dropped. A sweep every [`SWEEP`] reads past positions of the deployments someone
+//! on this node watches, for a notification that never came.
+
+use super::PostgresStore;
+use crate::{EventFilter, LogStore};
+use herm_types::event::LiveFrame;
+use herm_types::{DeploymentId, Event};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the deployments watched on this node are checked for events no notification
+/// announced.
+const SWEEP: Duration = Duration::from_secs(2);
+/// Events read from the log per query while catching up.
+const PAGE: usize = 500;
+
+/// The notification an append sends: `deployment first last`.
+pub(super) fn note(dep: &str, first: i64, last: i64) -> String {
+    format!("{dep} {first} {last}")
+}
+
+fn parse_note(s: &str) -> Option<(DeploymentId, i64, i64)> {
+    let mut it = s.split(' ');
+    let dep = DeploymentId::parse(it.next()?).ok()?;
+    let first = it.next()?.parse().ok()?;
+    let last = it.next()?.parse().ok()?;
+    Some((dep, first, last))
+}
+
+/// Per deployment, the next position this node publishes.
+#[derive(Default)]
+pub struct Fanout {
+    next: tokio::sync::Mutex<HashMap<DeploymentId, i64>>,
+}
+
+impl Fanout {
+    /// Publishes an append this node committed (and, first, anything before it not yet seen).
+    pub(super) async fn committed(&self, store: &PostgresStore, events: &[Arc<Event>]) {
+        let Some(first) = events.first() else { return };
+        let dep = first.deployment_id.clone();
+        let mut next = self.next.lock().await;
+        let at = *next.entry(dep.clone()).or_insert(first.deployment_sequence.0);
+        if at < first.deployment_sequence.0 {
+            publish_from_log(store, &dep, at, first.deployment_sequence.0 - 1, &mut next).await;
+        }
+        let at = next.get(&dep).copied().unwrap_or(first.deployment_sequence.0);
+        for e in events.iter().filter(|e| e.deployment_sequence.0 >= at) {
+            store.bus().publish(&dep, LiveFrame::Committed(e.clone()));
+        }
+        if let Some(last) = events.last() {
+            next.insert(dep, at.max(last.deployment_sequence.0 + 1));
+        }
+    }
+
+    /// Publishes what the log holds of `dep` up to `last` (a notification, or a sweep).
+    async fn announced(&self, store: &PostgresStore, dep: DeploymentId, first: i64, last: i64) {
+        let mut next = self.next.lock().await;
+        let at = *next.entry(dep.clone()).or_insert(first);
+        if at <= last {
+            publish_from_log(store, &dep, at, last, &mut next).await;
+        }
+    }
+}
+
+/// Reads `dep`'s events in `[from, to]` and publishes them; the next position moves past
+/// what was read (a failed read leaves it, so the next notification or sweep tries again).
+async fn publish_from_log(
+    store: &PostgresStore,
+    dep: &DeploymentId,
+    from: i64,
+    to: i64,
+    next: &mut HashMap<DeploymentId, i64>,
+) {
+    let mut at = from;
+    while at <= to {
+        let page = match store.deployment_events(dep, at - 1, PAGE, &EventFilter::default()).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, deployment = %dep, "cannot read committed events to publish");
+                return;
+            }
+        };
+        let Some(last) = page.last().map(|e| e.deployment_sequence.0) else { break };
+        for e in page.into_iter().filter(|e| e.deployment_sequence.0 <= to) {
+            store.bus().publish(dep, LiveFrame::Committed(Arc::new(e)));
+        }
+        at = last.min(to) + 1;
+        next.insert(dep.clone(), at);
+    }
+}
+
+/// Starts the listening connection (reconnecting when it drops) and the sweep.
+pub(super) fn listen(store: PostgresStore, cfg: tokio_postgres::Config) {
+    let weak = Arc::downgrade(&store.inner);
+    drop(store);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let store = PostgresStore { inner };
+            if let Err(e) = listen_once(&store, &cfg).await {
+                tracing::warn!(error = %e, "the database notification connection failed; reconnecting");
+            }
+            drop(store);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+async fn listen_once(store: &PostgresStore, cfg: &tokio_postgres::Config) -> crate::Result<()> {
+    use futures::StreamExt;
+    let (client, mut conn) = cfg.connect(tokio_postgres::NoTls).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "database notification stream ended");
+                    return;
+                }
+            }
+        }
+    });
+    client.batch_execute("LISTEN herm_events").await?;
+    // Anything committed while no connection listened.
+    sweep(store).await;
+    let mut tick = tokio::time::interval(SWEEP);
+    loop {
+        tokio::select! {
+            n = rx.recv() => match n {
+                Some(n) => {
+                    if let Some((dep, first, last)) = parse_note(&n) {
+                        store.inner.fanout.announced(store, dep, first, last).await;
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => sweep(store).await,
+        }
+        if Arc::strong_count(&store.inner) <= 1 {
+            break;
+        }
+    }
+    driver.abort();
+    Ok(())
+}
+
+/// Catches up the deployments someone on this node watches, from their positions in the log.
+async fn sweep(store: &PostgresStore) {
+    let watched = store.bus().watched();
+    if watched.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = watched.iter().map(|d| d.to_string()).collect();
+    let heads: Vec<(String, i64)> = match store.client().await {
+        Ok(c) => match super::rows(&c, "SELECT id, next_dseq FROM deployments WHERE id = ANY($1)", &[&ids], |r| {
+            Ok(super::cols!(r; 0, 1))
+        })
+        .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read deployments' positions");
+                return;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reach the database for a sweep");
+            return;
+        }
+    };
+    for (dep, next) in heads {
+        let Ok(dep) = DeploymentId::parse(&dep) else { continue };
+        // A deployment first seen by a sweep starts from its head: its watchers read the log.
+        store.inner.fanout.announced(store, dep, next, next - 1).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_round_trip_and_refuse_garbage() {
+        let dep = DeploymentId::new();
+        assert_eq!(parse_note(&note(dep.as_str(), 3, 9)), Some((dep, 3, 9)));
+        assert_eq!(parse_note("nope 1 2"), None);
+        assert_eq!(parse_note(""), None);
+    }
+}
