@@ -38,7 +38,12 @@ pub struct StorageConfig {
     /// Holds the SQLite database, the master key file and the lock file.
     pub data_dir: PathBuf,
     /// Master key file; default `<data_dir>/master.key`. `HERM_MASTER_KEY` (64 hex) wins.
+    /// Nodes sharing one database must all hold the same key.
     pub master_key_file: Option<PathBuf>,
+    /// `postgres://user:password@host:port/database`: keep the log, configuration and vault
+    /// in PostgreSQL (many nodes may share it) instead of the data directory's SQLite. It
+    /// holds a password: never logged.
+    pub database_url: Option<String>,
 }
 
 /// `[memory]`: what a run is shown of its deployment's memory, when idle threads are
@@ -266,7 +271,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             server: ServerConfig { addr: "127.0.0.1:8080".into() },
-            storage: StorageConfig { data_dir: "herm-data".into(), master_key_file: None },
+            storage: StorageConfig { data_dir: "herm-data".into(), master_key_file: None, database_url: None },
             engine: EngineConfig::default(),
             sandbox: SandboxConfig::default(),
             mcp: McpConfig::default(),

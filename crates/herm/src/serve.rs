@@ -9,6 +9,7 @@ use herm_engine::{Engine, EngineOptions};
 use herm_server::AppState;
 use herm_store::Store;
 use herm_store::bus::Bus;
+use herm_store::postgres::PostgresStore;
 use herm_store::sqlite::SqliteStore;
 use herm_store::vault::{MasterKey, Vault};
 use std::fs::File;
@@ -47,12 +48,50 @@ pub async fn open(
     };
     let vault = Arc::new(Vault::new(&key)?);
     let bus = Bus::new();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?);
+    let store: Arc<dyn Store> = match &cfg.storage.database_url {
+        None => Arc::new(SqliteStore::open(&dir.join("herm.db"), bus.clone()).context("cannot open the database")?),
+        Some(url) => Arc::new(shared_store(cfg, url, &vault, bus.clone()).await?),
+    };
     let p = providers(Providers::new(store.clone(), cfg.providers.clone(), opts.http.clone()));
     let sb = sandbox(cfg, &opts.sandbox).await?;
     let engine = Engine::new(store, bus, vault, p, sb, opts);
     Ok(Opened { engine, _lock: lock })
+}
+
+/// Opens the PostgreSQL store many nodes share, after checking that this node may join:
+/// its master key opens the vault, and no other live node holds its node id.
+async fn shared_store(cfg: &Config, url: &str, vault: &Vault, bus: Bus) -> anyhow::Result<PostgresStore> {
+    // The URL holds a password: errors name the database's answer, never the URL.
+    let store = PostgresStore::connect(url, bus).await.context("cannot open the PostgreSQL database")?;
+    match store.check_master_key(vault).await {
+        Err(herm_store::Error::Crypto) => anyhow::bail!(
+            "this node's master key cannot open the shared vault: every node of one database must hold the same key \
+             (storage.master_key_file or HERM_MASTER_KEY)"
+        ),
+        r => r.context("cannot check the master key against the database")?,
+    }
+    let incarnation = node_identity(&cfg.storage.data_dir)?;
+    let stale = std::time::Duration::from_secs(cfg.engine.lease_ttl_secs.max(1));
+    store.claim_node(&cfg.engine.node_id, &incarnation, stale).await.map_err(|e| match e {
+        herm_store::Error::Conflict(why) => anyhow::anyhow!(why),
+        e => anyhow::Error::new(e).context("cannot register this node"),
+    })?;
+    tracing::info!(node = %cfg.engine.node_id, "joined the shared database");
+    Ok(store)
+}
+
+/// This node's lasting identity, kept in its data directory: the same node restarted
+/// presents it again and takes its node id back at once.
+fn node_identity(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("node.identity");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        _ => {
+            let id = format!("{:032x}", rand::random::<u128>());
+            std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
+    }
 }
 
 /// The sandbox backend the configuration asks for.

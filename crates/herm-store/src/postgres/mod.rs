@@ -18,6 +18,7 @@ mod documents;
 pub mod fanout;
 mod log;
 mod memory;
+mod nodes;
 mod proactive;
 mod schema;
 mod timers;

@@ -121,7 +121,7 @@ pub async fn setup_env(model: FakeModel, wire: Wire, extra: Value, config: &str,
 
 /// The provider `fake` on the fake model's endpoint for `wire`, its key the stored secret
 /// `key`, with `extra` fields (`models`, `forward_urls`).
-fn provider(model: &FakeModel, wire: Wire, key: &Value, extra: Value) -> Value {
+pub fn provider(model: &FakeModel, wire: Wire, key: &Value, extra: Value) -> Value {
     let (kind, url) = match wire {
         Wire::Anthropic => ("anthropic", model.anthropic_url()),
         Wire::OpenAi => ("openai-compatible", model.openai_url()),
