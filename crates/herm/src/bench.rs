@@ -1,7 +1,8 @@
 //! `herm bench`: runtime overhead per agent step, in process, with an instant model and a
 //! tool call that the runtime resolves without external I/O, on SQLite with
-//! `synchronous=FULL`. A baseline measured in the same run (one durable SQLite commit) puts
-//! the figures in proportion on a noisy machine.
+//! `synchronous=FULL` or (`--store postgres`, `--nodes N`) on PostgreSQL shared by N engines.
+//! A baseline measured in the same run (one durable commit of the same database) puts the
+//! figures in proportion on a noisy machine.
 
 use crate::config::Config;
 use async_trait::async_trait;
@@ -20,13 +21,13 @@ use std::time::{Duration, Instant};
 pub struct BenchArgs {
     /// Concurrency levels (threads running at once).
     #[arg(long, default_value = "1,100,1000", value_delimiter = ',')]
-    threads: Vec<usize>,
+    pub(crate) threads: Vec<usize>,
     /// Model calls per run (each but the last is followed by one tool call).
     #[arg(long, default_value_t = 10)]
-    steps_per_run: u32,
+    pub(crate) steps_per_run: u32,
     /// Runs per thread at concurrency 1 (for stable percentiles).
     #[arg(long, default_value_t = 50)]
-    single_runs: u32,
+    pub(crate) single_runs: u32,
     /// Instead: park this many threads waiting on an approval and report memory and the
     /// latency from confirmation to the tool call starting.
     #[arg(long)]
@@ -47,6 +48,17 @@ pub struct BenchArgs {
     /// its session stream against herm's own API, this many alternating runs per side.
     #[arg(long)]
     cma: Option<u32>,
+    /// The store measured: `sqlite` (the embedded default) or `postgres`.
+    #[arg(long, default_value = "sqlite")]
+    pub(crate) store: String,
+    /// With `--store postgres`: the server (a fresh database is made there and dropped after);
+    /// default `HERM_BENCH_DATABASE_URL`, else the one `scripts/postgres.sh` sets up.
+    #[arg(long)]
+    pub(crate) database_url: Option<String>,
+    /// With `--store postgres`: engines (nodes, each with its own pool, node id and workers)
+    /// sharing the database; runs are started round-robin across them.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) nodes: usize,
     /// With `--schedules`: enabled automations (not due) for the idle-cost measurement.
     #[arg(long, default_value_t = 100_000)]
     idle_automations: usize,
@@ -177,12 +189,24 @@ pub(crate) async fn round(
     threads: &[ThreadId],
     tag: &str,
 ) -> anyhow::Result<Duration> {
+    round_on(std::slice::from_ref(engine), dep, model, threads, tag).await
+}
+
+/// [`round`] with runs started round-robin on several engines (nodes of one database).
+pub(crate) async fn round_on(
+    engines: &[Engine],
+    dep: &DeploymentId,
+    model: &Instant0,
+    threads: &[ThreadId],
+    tag: &str,
+) -> anyhow::Result<Duration> {
     use std::sync::atomic::Ordering;
+    let engine = &engines[0];
     let target = model.finals.load(Ordering::SeqCst) + threads.len();
     let started = Instant::now();
     let mut handles = Vec::new();
     for (i, t) in threads.iter().enumerate() {
-        let (e, t, msg) = (engine.clone(), t.clone(), format!("{tag} {i}"));
+        let (e, t, msg) = (engines[i % engines.len()].clone(), t.clone(), format!("{tag} {i}"));
         handles.push(tokio::spawn(async move { e.submit_text(&t, Default::default(), msg).await }));
     }
     let mut runs = Vec::with_capacity(threads.len());
@@ -190,7 +214,7 @@ pub(crate) async fn round(
         runs.push(h.await??.run_id);
     }
     let deadline = started + Duration::from_secs(300);
-    while model.finals.load(Ordering::SeqCst) < target || engine.active_workers() > 0 {
+    while model.finals.load(Ordering::SeqCst) < target || engines.iter().any(|e| e.active_workers() > 0) {
         anyhow::ensure!(Instant::now() < deadline, "benchmark runs stalled");
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
@@ -215,11 +239,30 @@ pub(crate) async fn bench_engine(
     model: Arc<dyn ModelClient>,
     spec: serde_json::Value,
 ) -> anyhow::Result<BenchEngine> {
+    let (opened, dir) = open_node(tag, model, |_| {}).await?;
+    let spec: DeploymentSpec = serde_json::from_value(spec)?;
+    let mut dep = opened.engine.create_deployment(spec).await?;
+    // Without a sandbox, provisioning is immediate; wait for it all the same.
+    while dep.status == DeploymentStatus::Provisioning {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        dep = opened.engine.deployment(&dep.id).await?;
+    }
+    Ok(BenchEngine { opened, dep, dir })
+}
+
+/// An in-process engine (started) in a fresh temporary data directory whose `bench` provider
+/// is `model`; `storage` adjusts the configuration (a database URL, a node id) first.
+pub(crate) async fn open_node(
+    tag: &str,
+    model: Arc<dyn ModelClient>,
+    storage: impl FnOnce(&mut Config),
+) -> anyhow::Result<(crate::serve::Opened, std::path::PathBuf)> {
     let dir = std::env::temp_dir().join(format!("herm-{tag}-{}", EventId::new()));
     std::fs::create_dir_all(&dir)?;
     let mut cfg = Config::default();
     cfg.storage.data_dir = dir.clone();
     cfg.sandbox.backend = "none".into();
+    storage(&mut cfg);
     let provider = ProviderSpec {
         kind: ProviderKind::OpenaiCompatible,
         base_url: None,
@@ -232,15 +275,8 @@ pub(crate) async fn bench_engine(
     let opened =
         crate::serve::open(&cfg, cfg.engine_options(), move |p| p.with_factory(Arc::new(move |_| Some(model.clone()))))
             .await?;
-    let spec: DeploymentSpec = serde_json::from_value(spec)?;
     opened.engine.start().await?;
-    let mut dep = opened.engine.create_deployment(spec).await?;
-    // Without a sandbox, provisioning is immediate; wait for it all the same.
-    while dep.status == DeploymentStatus::Provisioning {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        dep = opened.engine.deployment(&dep.id).await?;
-    }
-    Ok(BenchEngine { opened, dep, dir })
+    Ok((opened, dir))
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -262,6 +298,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.schedules {
         return crate::bench_schedule::run(n.max(1), args.idle_automations).await;
     }
+    if args.store == "postgres" {
+        return crate::bench_postgres::run(&args).await;
+    }
+    anyhow::ensure!(args.store == "sqlite", "--store is `sqlite` or `postgres`");
+    anyhow::ensure!(args.nodes == 1, "--nodes needs --store postgres (SQLite serves one node)");
     let model = Arc::new(Instant0::new(args.steps_per_run));
     let spec = json!({
         "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
@@ -278,15 +319,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("baseline: one durable SQLite commit p50 {} p99 {}", ms(pct(&base, 0.5)), ms(pct(&base, 0.99)));
 
+    measure(std::slice::from_ref(&engine), &dep.id, &model, &args, &base).await?;
+    engine.shutdown().await;
+    drop(opened);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Steps at each concurrency of `args.threads`: runs started round-robin on `engines`, with
+/// p50/p99 per step against the baseline commit's p50, and steps per second.
+pub(crate) async fn measure(
+    engines: &[Engine],
+    dep: &DeploymentId,
+    model: &Instant0,
+    args: &BenchArgs,
+    base: &[Duration],
+) -> anyhow::Result<()> {
+    let engine = &engines[0];
     for &n in &args.threads {
         let mut threads = Vec::with_capacity(n);
         for _ in 0..n {
-            threads.push(engine.create_thread(&dep.id, None).await?.id);
+            threads.push(engine.create_thread(dep, None).await?.id);
         }
         let rounds = if n == 1 { args.single_runs } else { 1 };
         let mut elapsed = Duration::ZERO;
         for r in 0..rounds {
-            elapsed += round(&engine, &dep.id, &model, &threads, &format!("c{n} r{r}")).await?;
+            elapsed += round_on(engines, dep, model, &threads, &format!("c{n} r{r}")).await?;
         }
         // A step is the interval between two consecutive model calls of one run: fold, model
         // call, journal, tool call journaled and resolved, result journaled.
@@ -297,13 +355,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "threads {n:>5}: step p50 {} p99 {} ({:.1}x / {:.1}x baseline commit) — {total_steps} steps in {:.2} s = {rate:.0} steps/s",
             ms(pct(&steps, 0.5)),
             ms(pct(&steps, 0.99)),
-            pct(&steps, 0.5).as_secs_f64() / pct(&base, 0.5).as_secs_f64().max(1e-9),
-            pct(&steps, 0.99).as_secs_f64() / pct(&base, 0.5).as_secs_f64().max(1e-9),
+            pct(&steps, 0.5).as_secs_f64() / pct(base, 0.5).as_secs_f64().max(1e-9),
+            pct(&steps, 0.99).as_secs_f64() / pct(base, 0.5).as_secs_f64().max(1e-9),
             elapsed.as_secs_f64(),
         );
     }
-    engine.shutdown().await;
-    drop(opened);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_cma;
 mod bench_mcp;
+mod bench_postgres;
 mod bench_memory;
 mod bench_schedule;
 mod bench_tracing;

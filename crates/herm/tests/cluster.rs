@@ -200,3 +200,80 @@ async fn a_taken_node_id_and_another_master_key_are_refused() {
     assert!(!err.contains("herm:herm"), "the database URL's password was printed: {err}");
     drop(a);
 }
+
+/// The automation's firings, read through `node`.
+async fn firings(node: &Herm, dep: &str, id: &str) -> Vec<Value> {
+    let v = node.ok("GET", &format!("/v1/deployments/{dep}/automations/{id}/firings?limit=100"), &Value::Null, 200).await;
+    v["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_slot_fires_once_across_three_nodes_and_their_kills() {
+    let Some(db) = database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // One test clock for the cluster; it jumps a minute at a time.
+    let clock = dir.path().join("clock");
+    let t0 = chrono::DateTime::parse_from_rfc3339("2030-01-07T08:00:30Z").unwrap().with_timezone(&chrono::Utc);
+    set_clock(&clock, t0);
+    let cfg = config().replace("[engine]\n", &format!("[engine]\ntest_clock_file = {:?}\n", clock.display().to_string()))
+        + "\n[memory]\nobserve_after_secs = 86400\n";
+    let mut nodes = Vec::new();
+    for n in ["a", "b", "c"] {
+        let mut o = options(dir.path(), n, &db, MASTER_KEY);
+        o.config = Some(cfg.clone());
+        nodes.push(Herm::start(o).await);
+    }
+    let model = FakeModel::start((0..20).map(|i| Reply::text(&[&format!("done {i}")])).collect()).await;
+    let pk = nodes[0].ok("POST", "/v1/secrets", &json!({"name": "PROVIDER_KEY", "value": PROVIDER_KEY}), 201).await;
+    nodes[0].ok("PUT", "/v1/providers/fake", &provider(&model, Wire::OpenAi, &pk["secret_id"], json!({})), 200).await;
+    let d = nodes[0]
+        .deploy(&json!({"customer_id": "c", "name": "ticker", "system_prompt": "Tick.", "model": "fake/m1"}))
+        .await;
+    let dep = d["deployment_id"].as_str().unwrap().to_owned();
+    let a = nodes[1]
+        .ok(
+            "POST",
+            &format!("/v1/deployments/{dep}/automations"),
+            &json!({"name": "tick", "schedule": "every minute", "instructions": "Tick."}),
+            201,
+        )
+        .await;
+    let id = a["automation_id"].as_str().unwrap().to_owned();
+    // Minute after minute, one node (a different one each time) is killed at a different
+    // moment around the slot's firing, and comes back.
+    let waits = [0u64, 40, 150, 300, 600, 900];
+    for (i, wait) in waits.iter().enumerate() {
+        let minute = i as i64 + 1;
+        set_clock(&clock, t0 + chrono::Duration::seconds(minute * 60 - 30) + chrono::Duration::milliseconds(100));
+        tokio::time::sleep(Duration::from_millis(*wait)).await;
+        let victim = i % 3;
+        nodes[victim].kill9().await;
+        nodes[victim].restart().await;
+        let slot =
+            (t0 + chrono::Duration::seconds(minute * 60 - 30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let reader = &nodes[(victim + 1) % 3];
+        let mut fired = None;
+        for _ in 0..400 {
+            if let Some(f) = firings(reader, &dep, &id).await.into_iter().find(|f| f["slot_at"] == slot) {
+                fired = Some(f);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let f = fired.unwrap_or_else(|| panic!("slot {slot} never fired"));
+        let r = reader.wait_run(&dep, f["run_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(r["status"], "completed", "{r}");
+    }
+    // Every slot once, one run each, one completed model call each.
+    let all = firings(&nodes[2], &dep, &id).await;
+    let mut slots: Vec<&str> = all.iter().map(|f| f["slot_at"].as_str().unwrap()).collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!((slots.len(), all.len()), (6, 6), "{all:?}");
+    assert!(all.iter().all(|f| f["status"] == "fired"), "{all:?}");
+    let mut runs: Vec<&str> = all.iter().map(|f| f["run_id"].as_str().unwrap()).collect();
+    runs.sort();
+    runs.dedup();
+    assert_eq!(runs.len(), 6);
+    assert_eq!(model.completed_per_step().iter().take(7).copied().collect::<Vec<_>>(), [1, 1, 1, 1, 1, 1, 0]);
+}
