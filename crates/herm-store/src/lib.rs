@@ -13,8 +13,8 @@
 //!   sees a plaintext except inside [`vault::Vault`].
 
 pub mod bus;
-mod records;
 pub mod postgres;
+mod records;
 pub mod sqlite;
 pub mod vault;
 

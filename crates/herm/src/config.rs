@@ -220,6 +220,10 @@ pub struct SandboxConfig {
     /// Docker: containers kept started and answering for the next new deployments (built
     /// with `image`, network on and these limits; 0 turns the pool off).
     pub pool_size: usize,
+    /// A directory on storage every node mounts at this same path (NFS, CephFS, EFS…):
+    /// deployments' workspaces live there, so a run that moves to another node (its node
+    /// died) finds its files. Namespaces backend; without it each node keeps its own.
+    pub shared_workspaces: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -263,6 +267,7 @@ impl Default for SandboxConfig {
             shell_timeout_secs: 120,
             idle_stop_secs: 900,
             pool_size: 2,
+            shared_workspaces: None,
         }
     }
 }

@@ -3,8 +3,8 @@
 mod bench;
 mod bench_cma;
 mod bench_mcp;
-mod bench_postgres;
 mod bench_memory;
+mod bench_postgres;
 mod bench_schedule;
 mod bench_tracing;
 mod bench_waiting;

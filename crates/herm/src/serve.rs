@@ -115,7 +115,19 @@ async fn sandbox(
             },
         })
     };
-    let namespaces = || herm_sandbox::namespaces::NamespacesSandbox::new(&cfg.storage.data_dir.join("sandboxes"));
+    let namespaces = || {
+        let n = herm_sandbox::namespaces::NamespacesSandbox::new(&cfg.storage.data_dir.join("sandboxes"))?;
+        match &s.shared_workspaces {
+            Some(dir) => n.with_shared_workspaces(dir),
+            None => Ok(n),
+        }
+    };
+    if s.shared_workspaces.is_some() && matches!(s.backend.as_str(), "docker" | "auto") {
+        anyhow::bail!(
+            "sandbox.shared_workspaces needs backend = \"namespaces\": the Docker backend keeps each workspace in a \
+             volume of its node's engine"
+        );
+    }
     match s.backend.as_str() {
         "none" => Ok(None),
         "docker" => Ok(Some(Arc::new(docker().await.context("the Docker engine does not answer")?))),

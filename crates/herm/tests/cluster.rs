@@ -63,7 +63,8 @@ async fn lease_owner(db: &str, thread: &str) -> Option<String> {
 
 /// Four `record` calls, then a final answer; step 2's first response hangs mid-stream.
 fn script() -> Vec<Reply> {
-    let mut s: Vec<Reply> = (0..4).map(|i| Reply::tool("record", record(i, 0)).with_text(&["step ", &i.to_string()])).collect();
+    let mut s: Vec<Reply> =
+        (0..4).map(|i| Reply::tool("record", record(i, 0)).with_text(&["step ", &i.to_string()])).collect();
     s.push(Reply::text(&["all ", "done"]));
     s[2] = s[2].clone().stall_first();
     s
@@ -203,7 +204,8 @@ async fn a_taken_node_id_and_another_master_key_are_refused() {
 
 /// The automation's firings, read through `node`.
 async fn firings(node: &Herm, dep: &str, id: &str) -> Vec<Value> {
-    let v = node.ok("GET", &format!("/v1/deployments/{dep}/automations/{id}/firings?limit=100"), &Value::Null, 200).await;
+    let v =
+        node.ok("GET", &format!("/v1/deployments/{dep}/automations/{id}/firings?limit=100"), &Value::Null, 200).await;
     v["data"].as_array().unwrap().clone()
 }
 
@@ -215,7 +217,8 @@ async fn every_slot_fires_once_across_three_nodes_and_their_kills() {
     let clock = dir.path().join("clock");
     let t0 = chrono::DateTime::parse_from_rfc3339("2030-01-07T08:00:30Z").unwrap().with_timezone(&chrono::Utc);
     set_clock(&clock, t0);
-    let cfg = config().replace("[engine]\n", &format!("[engine]\ntest_clock_file = {:?}\n", clock.display().to_string()))
+    let cfg = config()
+        .replace("[engine]\n", &format!("[engine]\ntest_clock_file = {:?}\n", clock.display().to_string()))
         + "\n[memory]\nobserve_after_secs = 86400\n";
     let mut nodes = Vec::new();
     for n in ["a", "b", "c"] {
@@ -276,4 +279,46 @@ async fn every_slot_fires_once_across_three_nodes_and_their_kills() {
     runs.dedup();
     assert_eq!(runs.len(), 6);
     assert_eq!(model.completed_per_step().iter().take(7).copied().collect::<Vec<_>>(), [1, 1, 1, 1, 1, 1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_on_shared_storage_follows_its_deployment_to_another_node() {
+    let Some(db) = database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared-workspaces");
+    let cfg = sandbox_config().replace("backend = \"docker\"", "backend = \"namespaces\"").replace("pool_size = 1", "")
+        + &format!("shared_workspaces = {:?}\n", shared.display().to_string());
+    let node = |n: &str| {
+        let mut o = options(dir.path(), n, &db, MASTER_KEY);
+        o.config = Some(cfg.clone());
+        o
+    };
+    let script = vec![
+        Reply::tool("shell", json!({"command": "mkdir -p notes && echo kept > notes/a.txt"})),
+        Reply::text(&["written"]),
+        Reply::tool("read_file", json!({"path": "notes/a.txt"})),
+        Reply::text(&["read"]),
+    ];
+    let model = FakeModel::start(script).await;
+    // Only node a runs while the first run writes the file.
+    let mut a = Herm::start(node("a")).await;
+    let pk = a.ok("POST", "/v1/secrets", &json!({"name": "PROVIDER_KEY", "value": PROVIDER_KEY}), 201).await;
+    a.ok("PUT", "/v1/providers/fake", &provider(&model, Wire::OpenAi, &pk["secret_id"], json!({})), 200).await;
+    let d =
+        a.deploy(&json!({"customer_id": "c", "name": "writer", "system_prompt": "Work.", "model": "fake/m1"})).await;
+    let dep = d["deployment_id"].as_str().unwrap().to_owned();
+    let first = a.ok("POST", &format!("/v1/deployments/{dep}/messages"), &json!({"content": "write"}), 202).await;
+    let r = a.wait_run(&dep, first["run_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(r["status"], "completed", "{r}\n{}", a.log_text());
+    // Node a dies; node b, on another "host" (its own data directory), takes the next run.
+    let b = Herm::start(node("b")).await;
+    a.kill9().await;
+    let second = b.ok("POST", &format!("/v1/deployments/{dep}/messages"), &json!({"content": "read"}), 202).await;
+    let r = b.wait_run(&dep, second["run_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(r["status"], "completed", "{r}\n{}", b.log_text());
+    let log = b.thread_log(d["thread_id"].as_str().unwrap()).await;
+    let results: Vec<&Value> = log.iter().filter(|e| e["type"] == "tool_result").collect();
+    assert_eq!(results[1]["result"], "kept\n", "{results:?}");
+    assert!(shared.join(&dep).join("workspace/notes/a.txt").is_file());
+    assert!(!dir.path().join("b/sandboxes").join(&dep).join("workspace").exists(), "the workspace is not b's own");
 }

@@ -40,6 +40,9 @@ const CGROUPS: &str = "/sys/fs/cgroup";
 
 pub struct NamespacesSandbox {
     root: PathBuf,
+    /// Where workspaces live: `root`, or a directory every node mounts (shared storage), so a
+    /// run that moves to another node finds its deployment's files there.
+    workspaces: PathBuf,
     /// Starting or stopping a deployment's network is one at a time (two racing starts
     /// would leave a holder nobody tracks).
     net_lock: tokio::sync::Mutex<()>,
@@ -55,11 +58,30 @@ impl NamespacesSandbox {
         }
         std::fs::write(root.join("seccomp.bpf"), crate::seccomp::program()?)
             .map_err(|e| Error::Engine(e.to_string()))?;
-        Ok(Self { root: root.to_owned(), net_lock: tokio::sync::Mutex::new(()) })
+        Ok(Self { root: root.to_owned(), workspaces: root.to_owned(), net_lock: tokio::sync::Mutex::new(()) })
     }
 
+    /// Keeps workspaces under `dir` (shared storage every node mounts at the same path)
+    /// instead of the node's own `root`; the rest (network, limits) stays the node's.
+    pub fn with_shared_workspaces(mut self, dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Engine(format!("cannot use {}: {e}", dir.display())))?;
+        self.workspaces = dir.to_owned();
+        Ok(self)
+    }
+
+    /// The node's own state of a deployment (network, resolver).
     fn dir(&self, dep: &DeploymentId) -> PathBuf {
         self.root.join(dep.as_str())
+    }
+
+    /// The deployment's workspace, bound at `/workspace`.
+    fn workspace(&self, dep: &DeploymentId) -> PathBuf {
+        self.workspaces.join(dep.as_str()).join("workspace")
+    }
+
+    /// Whether this node set the deployment up (its own state and the workspace both there).
+    fn is_set_up(&self, dep: &DeploymentId) -> bool {
+        self.dir(dep).is_dir() && self.workspace(dep).is_dir()
     }
 
     /// Cgroup directories of a deployment, one per v1 controller (or the v2 unified one).
@@ -158,7 +180,7 @@ impl NamespacesSandbox {
             let resolv = crate::netns::resolv_conf(&self.dir(dep));
             a.extend(["--ro-bind".into(), resolv.display().to_string(), "/etc/resolv.conf".into()]);
         }
-        let ws = self.dir(dep).join("workspace");
+        let ws = self.workspace(dep);
         a.extend(["--bind".into(), ws.display().to_string(), WORKSPACE.into(), "--chdir".into(), cwd.into()]);
         // Last: the root itself read-only (the binds and /tmp keep their own modes).
         a.extend(["--remount-ro".into(), "/".into()]);
@@ -173,14 +195,17 @@ impl Sandbox for NamespacesSandbox {
     }
 
     async fn ensure(&self, dep: &DeploymentId, cfg: &SandboxConfig) -> Result<()> {
-        let ws = self.dir(dep).join("workspace");
+        let ws = self.workspace(dep);
         std::fs::create_dir_all(&ws).map_err(|e| Error::Engine(e.to_string()))?;
+        std::fs::create_dir_all(self.dir(dep)).map_err(|e| Error::Engine(e.to_string()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             // Other users of the host must not read a deployment's workspace.
-            std::fs::set_permissions(self.dir(dep), std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::Engine(format!("cannot restrict the workspace: {e}")))?;
+            for d in [self.dir(dep), self.workspaces.join(dep.as_str())] {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| Error::Engine(format!("cannot restrict the workspace: {e}")))?;
+            }
         }
         Self::write_limits(dep, cfg)?;
         let _one = self.net_lock.lock().await;
@@ -193,7 +218,7 @@ impl Sandbox for NamespacesSandbox {
     }
 
     async fn exec(&self, dep: &DeploymentId, req: ExecRequest, out: &mut OutputSink<'_>) -> Result<ExecOutput> {
-        if !self.dir(dep).join("workspace").is_dir() {
+        if !self.is_set_up(dep) {
             return Err(Error::NotFound(format!("sandbox of {dep}")));
         }
         let limit = Duration::from_secs(req.timeout.as_secs().max(1));
@@ -282,16 +307,17 @@ impl Sandbox for NamespacesSandbox {
             let _ = std::fs::remove_dir(&dir);
         }
         if !keep_workspace {
-            let d = self.dir(dep);
-            if d.exists() {
-                std::fs::remove_dir_all(&d).map_err(|e| Error::Engine(e.to_string()))?;
+            for d in [self.dir(dep), self.workspaces.join(dep.as_str())] {
+                if d.exists() {
+                    std::fs::remove_dir_all(&d).map_err(|e| Error::Engine(e.to_string()))?;
+                }
             }
         }
         Ok(())
     }
 
     async fn status(&self, dep: &DeploymentId) -> Result<Status> {
-        Ok(if self.dir(dep).join("workspace").is_dir() { Status::Running } else { Status::Missing })
+        Ok(if self.is_set_up(dep) { Status::Running } else { Status::Missing })
     }
 
     async fn list(&self) -> Result<Vec<DeploymentId>> {

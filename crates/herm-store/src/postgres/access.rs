@@ -88,8 +88,13 @@ impl AccessStore for PostgresStore {
 
     async fn get_secret(&self, id: &SecretId) -> Result<Option<SecretRecord>> {
         let c = self.client().await?;
-        opt(&c, &format!("SELECT {SECRET_COLS} FROM secrets WHERE id=$1 AND deleted_at IS NULL"), &[&id.as_str()], secret_of)
-            .await
+        opt(
+            &c,
+            &format!("SELECT {SECRET_COLS} FROM secrets WHERE id=$1 AND deleted_at IS NULL"),
+            &[&id.as_str()],
+            secret_of,
+        )
+        .await
     }
 
     async fn list_secrets(&self) -> Result<Vec<SecretRecord>> {
@@ -139,7 +144,9 @@ impl AccessStore for PostgresStore {
             // Removed between the two statements (aborted): the caller may try again.
             None => IdemBegin::InProgress,
             Some((f, _, _)) if f != fp => IdemBegin::Mismatch,
-            Some((_, Some(status), body)) => IdemBegin::Replay { status: status as u16, body: body.unwrap_or_default() },
+            Some((_, Some(status), body)) => {
+                IdemBegin::Replay { status: status as u16, body: body.unwrap_or_default() }
+            }
             Some(_) => IdemBegin::InProgress,
         })
     }

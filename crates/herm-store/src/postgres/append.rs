@@ -13,9 +13,12 @@ use herm_types::*;
 pub(super) const ACTIVE: &str = "('queued','running','waiting_on_human')";
 
 pub(super) async fn active_run_id<C: GenericClient>(c: &C, thread: &str) -> Result<Option<String>> {
-    opt(c, &format!("SELECT id FROM runs WHERE thread_id=$1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"), &[&thread], |r| {
-        Ok(r.try_get(0)?)
-    })
+    opt(
+        c,
+        &format!("SELECT id FROM runs WHERE thread_id=$1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"),
+        &[&thread],
+        |r| Ok(r.try_get(0)?),
+    )
     .await
 }
 

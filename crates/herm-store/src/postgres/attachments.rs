@@ -53,7 +53,14 @@ impl AttachmentStore for PostgresStore {
             &tx,
             "INSERT INTO attachments (id, deployment_id, thread_id, reference, sha256, created_at)
              VALUES ($1,$2,$3,$4,$5,$6)",
-            &[&id.as_str(), &dep, &rec.thread_id.as_ref().map(|t| t.as_str()), &reference, &sha, &micros(rec.created_at)],
+            &[
+                &id.as_str(),
+                &dep,
+                &rec.thread_id.as_ref().map(|t| t.as_str()),
+                &reference,
+                &sha,
+                &micros(rec.created_at),
+            ],
         )
         .await?;
         tx.commit().await?;

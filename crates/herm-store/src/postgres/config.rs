@@ -101,8 +101,13 @@ impl ConfigStore for PostgresStore {
 
     async fn get_deployment(&self, id: &DeploymentId) -> Result<Option<DeploymentRecord>> {
         let c = self.client().await?;
-        opt(&c, &format!("SELECT {DEP_COLS} FROM deployments WHERE id=$1 AND status != 'deleted'"), &[&id.as_str()], dep_of)
-            .await
+        opt(
+            &c,
+            &format!("SELECT {DEP_COLS} FROM deployments WHERE id=$1 AND status != 'deleted'"),
+            &[&id.as_str()],
+            dep_of,
+        )
+        .await
     }
 
     async fn list_deployments(&self, q: DeploymentQuery) -> Result<Vec<DeploymentRecord>> {

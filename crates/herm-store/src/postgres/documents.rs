@@ -63,12 +63,22 @@ impl DocumentStore for PostgresStore {
         let c = self.client().await?;
         match version {
             Some(v) => {
-                opt(&c, &format!("SELECT {COLS} FROM documents WHERE kind=$1 AND id=$2 AND version=$3"), &[&kind, &id, &v], doc_of)
-                    .await
+                opt(
+                    &c,
+                    &format!("SELECT {COLS} FROM documents WHERE kind=$1 AND id=$2 AND version=$3"),
+                    &[&kind, &id, &v],
+                    doc_of,
+                )
+                .await
             }
             None => {
-                opt(&c, &format!("SELECT {COLS} FROM documents WHERE kind=$1 AND id=$2 AND latest"), &[&kind, &id], doc_of)
-                    .await
+                opt(
+                    &c,
+                    &format!("SELECT {COLS} FROM documents WHERE kind=$1 AND id=$2 AND latest"),
+                    &[&kind, &id],
+                    doc_of,
+                )
+                .await
             }
         }
     }

@@ -34,9 +34,12 @@ impl LogStore for PostgresStore {
 
     async fn get_thread(&self, id: &ThreadId) -> Result<Option<ThreadRecord>> {
         let c = self.client().await?;
-        opt(&c, &format!("SELECT {THREAD_COLS} FROM threads WHERE id=$1 AND deleted_at IS NULL"), &[&id.as_str()], |r| {
-            thread_rec(cols!(r; 0, 1, 2, 3, 4, 5, 6, 7))
-        })
+        opt(
+            &c,
+            &format!("SELECT {THREAD_COLS} FROM threads WHERE id=$1 AND deleted_at IS NULL"),
+            &[&id.as_str()],
+            |r| thread_rec(cols!(r; 0, 1, 2, 3, 4, 5, 6, 7)),
+        )
         .await
     }
 
@@ -148,7 +151,9 @@ impl LogStore for PostgresStore {
         by: herm_types::api::UsageGroup,
     ) -> Result<Vec<herm_types::api::UsageRow>> {
         let key = match by {
-            herm_types::api::UsageGroup::Day => "to_char(to_timestamp(created_at / 1000000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            herm_types::api::UsageGroup::Day => {
+                "to_char(to_timestamp(created_at / 1000000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            }
             herm_types::api::UsageGroup::Model => "COALESCE(data::jsonb->>'model', '')",
         };
         let sql = format!(
@@ -288,4 +293,3 @@ impl LogStore for PostgresStore {
         .await
     }
 }
-

@@ -7,8 +7,7 @@ use crate::*;
 use deadpool_postgres::Transaction;
 use herm_types::memory::MemoryOperation;
 
-const DREAM_FROM: &str =
-    "dreams d LEFT JOIN runs r ON r.kind='dream' AND (r.trigger::jsonb)->>'dream_id' = d.id";
+const DREAM_FROM: &str = "dreams d LEFT JOIN runs r ON r.kind='dream' AND (r.trigger::jsonb)->>'dream_id' = d.id";
 
 fn mem_of(r: &tokio_postgres::Row) -> Result<MemoryRecord> {
     mem_rec(cols!(r; 0, 1, 2, 3, 4, 5, 6, 7, 8))
@@ -167,14 +166,24 @@ impl MemoryStore for PostgresStore {
 
     async fn memory_versions(&self, id: &MemoryId) -> Result<Vec<MemoryVersionRecord>> {
         let c = self.client().await?;
-        rows(&c, &format!("SELECT {VER_COLS} FROM memory_versions WHERE memory_id=$1 ORDER BY version"), &[&id.as_str()], ver_of)
-            .await
+        rows(
+            &c,
+            &format!("SELECT {VER_COLS} FROM memory_versions WHERE memory_id=$1 ORDER BY version"),
+            &[&id.as_str()],
+            ver_of,
+        )
+        .await
     }
 
     async fn memory_versions_by_run(&self, run: &RunId) -> Result<Vec<MemoryVersionRecord>> {
         let c = self.client().await?;
-        rows(&c, &format!("SELECT {VER_COLS} FROM memory_versions WHERE run_id=$1 ORDER BY seq"), &[&run.as_str()], ver_of)
-            .await
+        rows(
+            &c,
+            &format!("SELECT {VER_COLS} FROM memory_versions WHERE run_id=$1 ORDER BY seq"),
+            &[&run.as_str()],
+            ver_of,
+        )
+        .await
     }
 
     async fn redact_memory_version(&self, id: &MemoryId, version: i64) -> Result<bool> {
@@ -203,7 +212,8 @@ impl MemoryStore for PostgresStore {
 
     async fn set_memory_file(&self, id: &MemoryId, version: i64, sha: Option<String>) -> Result<bool> {
         let c = self.client().await?;
-        Ok(exec(&c, "UPDATE memories SET file_sha=$3 WHERE id=$1 AND version=$2", &[&id.as_str(), &version, &sha]).await?
+        Ok(exec(&c, "UPDATE memories SET file_sha=$3 WHERE id=$1 AND version=$2", &[&id.as_str(), &version, &sha])
+            .await?
             > 0)
     }
 
@@ -255,7 +265,8 @@ impl MemoryStore for PostgresStore {
 
     async fn mark_once(&self, key: &str, value_: &str) -> Result<String> {
         let c = self.client().await?;
-        exec(&c, "INSERT INTO marks (key, value) VALUES ($1,$2) ON CONFLICT (key) DO NOTHING", &[&key, &value_]).await?;
+        exec(&c, "INSERT INTO marks (key, value) VALUES ($1,$2) ON CONFLICT (key) DO NOTHING", &[&key, &value_])
+            .await?;
         value(&c, "SELECT value FROM marks WHERE key=$1", &[&key]).await
     }
 

@@ -87,9 +87,11 @@ impl PostgresStore {
 
     /// Like [`Self::connect`], with a parsed configuration (a test's own schema, say).
     pub async fn connect_with(cfg: tokio_postgres::Config, bus: Bus) -> Result<Self> {
-        let mgr = Manager::from_config(cfg.clone(), tokio_postgres::NoTls, ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        });
+        let mgr = Manager::from_config(
+            cfg.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(mgr)
             .max_size(POOL_SIZE)
             .build()

@@ -36,13 +36,11 @@ impl PostgresStore {
         )
         .await?;
         if took == 0 {
-            let age: Option<i64> = opt(
-                &c,
-                &format!("SELECT {DB_NOW_MS} - heartbeat_at FROM nodes WHERE node_id=$1"),
-                &[&node_id],
-                |r| Ok(r.try_get(0)?),
-            )
-            .await?;
+            let age: Option<i64> =
+                opt(&c, &format!("SELECT {DB_NOW_MS} - heartbeat_at FROM nodes WHERE node_id=$1"), &[&node_id], |r| {
+                    Ok(r.try_get(0)?)
+                })
+                .await?;
             return Err(Error::Conflict(format!(
                 "node id `{node_id}` belongs to another live node (its last heartbeat {} ms ago); give each node its own engine.node_id",
                 age.unwrap_or_default()
@@ -82,12 +80,18 @@ impl PostgresStore {
         let id = check_id()?;
         let (nonce, ct) = vault.seal(&id, CHECK)?;
         let c = self.client().await?;
-        exec(&c, "INSERT INTO vault_check (id, nonce, ciphertext) VALUES (1, $1, $2) ON CONFLICT DO NOTHING", &[&nonce, &ct])
-            .await?;
+        exec(
+            &c,
+            "INSERT INTO vault_check (id, nonce, ciphertext) VALUES (1, $1, $2) ON CONFLICT DO NOTHING",
+            &[&nonce, &ct],
+        )
+        .await?;
         let (nonce, ct): (Vec<u8>, Vec<u8>) =
-            opt(&c, "SELECT nonce, ciphertext FROM vault_check WHERE id=1", &[], |r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .await?
-                .ok_or(Error::NotFound)?;
+            opt(&c, "SELECT nonce, ciphertext FROM vault_check WHERE id=1", &[], |r| {
+                Ok((r.try_get(0)?, r.try_get(1)?))
+            })
+            .await?
+            .ok_or(Error::NotFound)?;
         match vault.open(&id, &nonce, &ct) {
             Ok(v) if v.expose() == CHECK => Ok(()),
             _ => Err(Error::Crypto),

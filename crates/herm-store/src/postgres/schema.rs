@@ -138,10 +138,15 @@ CREATE TABLE vault_check (id INT PRIMARY KEY, nonce BYTEA NOT NULL, ciphertext B
 pub(super) async fn migrate(c: &mut deadpool_postgres::Object) -> Result<()> {
     let tx = c.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS herm_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+    // (Checked rather than `IF NOT EXISTS`, whose notice every later start would log.)
+    let fresh: bool = tx.query_one("SELECT to_regclass('herm_migrations') IS NULL", &[]).await?.try_get(0)?;
+    if fresh {
+        tx.batch_execute(
+            "CREATE TABLE herm_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
         .await?;
-    let current: i64 =
-        tx.query_one("SELECT COALESCE(MAX(version), 0) FROM herm_migrations", &[]).await?.try_get(0)?;
+    }
+    let current: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM herm_migrations", &[]).await?.try_get(0)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         tx.batch_execute(sql).await?;
         tx.execute("INSERT INTO herm_migrations (version) VALUES ($1)", &[&((i + 1) as i64)]).await?;

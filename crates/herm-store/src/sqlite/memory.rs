@@ -27,7 +27,8 @@ pub(crate) fn mem_rec(t: MemRow) -> Result<MemoryRecord> {
     })
 }
 
-pub(crate) const VER_COLS: &str = "memory_id, version, operation, path, content, source, run_id, created_at, redacted_at";
+pub(crate) const VER_COLS: &str =
+    "memory_id, version, operation, path, content, source, run_id, created_at, redacted_at";
 pub(crate) type VerRow = (String, i64, String, String, Option<String>, String, Option<String>, i64, Option<i64>);
 fn ver_row(r: &Row) -> rusqlite::Result<VerRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
@@ -66,7 +67,8 @@ pub(crate) fn dream_rec(t: DreamRow) -> Result<DreamRecord> {
         run,
     })
 }
-pub(crate) const DREAM_FROM: &str = "dreams d LEFT JOIN runs r ON r.kind='dream' AND json_extract(r.trigger, '$.dream_id') = d.id";
+pub(crate) const DREAM_FROM: &str =
+    "dreams d LEFT JOIN runs r ON r.kind='dream' AND json_extract(r.trigger, '$.dream_id') = d.id";
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 pub(crate) fn like_escape(s: &str) -> String {

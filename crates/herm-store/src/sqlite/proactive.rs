@@ -8,7 +8,8 @@ use crate::*;
 use herm_types::proactive::{FiringSource, GoalStatus};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-pub(crate) const AUTO_COLS: &str = "id, deployment_id, spec, enabled, paused_reason, token_hash, revision, created_at, updated_at";
+pub(crate) const AUTO_COLS: &str =
+    "id, deployment_id, spec, enabled, paused_reason, token_hash, revision, created_at, updated_at";
 pub(crate) type AutoRow = (String, String, String, bool, Option<String>, Option<String>, i64, i64, i64);
 fn auto_row(r: &Row) -> rusqlite::Result<AutoRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
@@ -51,7 +52,8 @@ pub(crate) fn firing_rec(t: FiringRow) -> Result<FiringRecord> {
     })
 }
 
-pub(crate) const GOAL_COLS: &str = "id, deployment_id, thread_id, spec, status, state, revision, created_at, updated_at";
+pub(crate) const GOAL_COLS: &str =
+    "id, deployment_id, thread_id, spec, status, state, revision, created_at, updated_at";
 pub(crate) type GoalRow = (String, String, String, String, String, String, i64, i64, i64);
 fn goal_row(r: &Row) -> rusqlite::Result<GoalRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
