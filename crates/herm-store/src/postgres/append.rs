@@ -100,12 +100,11 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append) -> Result<Vec<Ev
     let n = a.events.len() as i64;
     let end: i64 =
         value(tx, "UPDATE deployments SET next_dseq=next_dseq+$2 WHERE id=$1 RETURNING next_dseq", &[&dep, &n]).await?;
-    let mut dseq = end - n;
     let mut out = Vec::with_capacity(a.events.len());
     let mut messages = 0i64;
     let mut status_changed = a.new_run.is_some();
     let created_at = crate::sqlite::from_micros(now);
-    for ev in &a.events {
+    for (dseq, ev) in (end - n..).zip(a.events.iter()) {
         if ev.kind.is_ephemeral() {
             return Err(Error::Corrupt("ephemeral events are not appended".into()));
         }
@@ -163,7 +162,6 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append) -> Result<Vec<Ev
             kind: ev.kind.clone(),
         });
         seq += 1;
-        dseq += 1;
     }
     exec(
         tx,
