@@ -1,7 +1,8 @@
 //! The append transaction on PostgreSQL: the thread's row is locked first (its lease and
-//! conditions are judged under that lock), then the deployment's sequence row, so appends of
-//! one deployment commit in `deployment_sequence` order with no gap; the commit notifies
-//! every node (`herm_events`).
+//! conditions are judged under that lock) and the projections written; the deployment's
+//! sequence row is taken last, so appends of one deployment commit in `deployment_sequence`
+//! order with no gap while holding it only for the events' insert; the commit notifies every
+//! node (`herm_events`).
 
 use super::fanout::Fanout;
 use super::{DB_NOW_MS, exec, opt, value};
@@ -98,27 +99,14 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append, fanout: &Fanout)
         )
         .await?;
     }
-    let n = a.events.len() as i64;
-    let end: i64 =
-        value(tx, "UPDATE deployments SET next_dseq=next_dseq+$2 WHERE id=$1 RETURNING next_dseq", &[&dep, &n]).await?;
-    fanout.reserve(&deployment_id, end - n);
-    let mut out = Vec::with_capacity(a.events.len());
+    // Projections first: nothing here needs a deployment position.
     let mut messages = 0i64;
     let mut status_changed = a.new_run.is_some();
-    let created_at = crate::sqlite::from_micros(now);
-    for (dseq, ev) in (end - n..).zip(a.events.iter()) {
+    for ev in &a.events {
         if ev.kind.is_ephemeral() {
             return Err(Error::Corrupt("ephemeral events are not appended".into()));
         }
-        let data = serde_json::to_string(&ev.kind).map_err(corrupt)?;
         let run = ev.run_id.as_ref().map(|r| r.as_str());
-        exec(
-            tx,
-            "INSERT INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-            &[&tid, &seq, &dep, &dseq, &ev.id.as_str(), &run, &ev.kind.type_name(), &EVENT_FORMAT_VERSION, &data, &now],
-        )
-        .await?;
         match &ev.kind {
             EventKind::Message { role: Role::User, .. } | EventKind::AgentMessage { .. } => messages += 1,
             EventKind::ModelCall { input_tokens, output_tokens, cost_usd, .. } => {
@@ -153,18 +141,10 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append, fanout: &Fanout)
             }
             _ => {}
         }
-        out.push(Event {
-            id: ev.id.clone(),
-            sequence: Sequence(seq),
-            deployment_sequence: DeploymentSeq(dseq),
-            deployment_id: deployment_id.clone(),
-            thread_id: a.thread_id.clone(),
-            run_id: ev.run_id.clone(),
-            created_at,
-            kind: ev.kind.clone(),
-        });
-        seq += 1;
     }
+    let n = a.events.len() as i64;
+    let first_seq = seq;
+    seq += n;
     exec(
         tx,
         "UPDATE threads SET next_seq=$2, last_activity_at=$3, message_count=message_count+$4 WHERE id=$1",
@@ -175,12 +155,58 @@ pub(super) async fn append_tx(tx: &Transaction<'_>, a: &Append, fanout: &Fanout)
         let st = thread_status(tx, tid).await?;
         exec(tx, "UPDATE threads SET status=$2 WHERE id=$1", &[&tid, &st]).await?;
     }
-    if n > 0 {
-        // Delivered to every listening node at commit, in commit order.
-        let note = super::fanout::note(&dep, end - n, end - 1);
-        exec(tx, "SELECT pg_notify('herm_events', $1)", &[&note]).await?;
+    if n == 0 {
+        return Ok(Vec::new());
     }
+    // Positions last: the deployment's row stays locked from here to the commit, so appends of
+    // one deployment wait on each other for three statements, not the whole transaction.
+    let end: i64 =
+        value(tx, "UPDATE deployments SET next_dseq=next_dseq+$2 WHERE id=$1 RETURNING next_dseq", &[&dep, &n]).await?;
+    fanout.reserve(&deployment_id, end - n);
+    let created_at = crate::sqlite::from_micros(now);
+    let mut cols = EventColumns::default();
+    let mut out = Vec::with_capacity(a.events.len());
+    for ((s, d), ev) in (first_seq..).zip(end - n..).zip(a.events.iter()) {
+        cols.seq.push(s);
+        cols.dseq.push(d);
+        cols.id.push(ev.id.to_string());
+        cols.run.push(ev.run_id.as_ref().map(|r| r.to_string()));
+        cols.kind.push(ev.kind.type_name().to_owned());
+        cols.data.push(serde_json::to_string(&ev.kind).map_err(corrupt)?);
+        out.push(Event {
+            id: ev.id.clone(),
+            sequence: Sequence(s),
+            deployment_sequence: DeploymentSeq(d),
+            deployment_id: deployment_id.clone(),
+            thread_id: a.thread_id.clone(),
+            run_id: ev.run_id.clone(),
+            created_at,
+            kind: ev.kind.clone(),
+        });
+    }
+    exec(
+        tx,
+        "INSERT INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
+         SELECT $1, u.s, $2, u.d, u.i, u.r, u.t, $3, u.x, $4
+         FROM UNNEST($5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[]) AS u(s, d, i, r, t, x)",
+        &[&tid, &dep, &EVENT_FORMAT_VERSION, &now, &cols.seq, &cols.dseq, &cols.id, &cols.run, &cols.kind, &cols.data],
+    )
+    .await?;
+    // Delivered to every listening node at commit, in commit order.
+    let note = super::fanout::note(&dep, end - n, end - 1);
+    exec(tx, "SELECT pg_notify('herm_events', $1)", &[&note]).await?;
     Ok(out)
+}
+
+/// An append's events as columns, inserted with one statement.
+#[derive(Default)]
+struct EventColumns {
+    seq: Vec<i64>,
+    dseq: Vec<i64>,
+    id: Vec<String>,
+    run: Vec<Option<String>>,
+    kind: Vec<String>,
+    data: Vec<String>,
 }
 
 /// Records the append's [`crate::Once`] mark; refuses with [`Error::Duplicate`] if it is there.

@@ -12,7 +12,7 @@ use super::PostgresStore;
 use crate::{EventFilter, LogStore};
 use herm_types::event::LiveFrame;
 use herm_types::{DeploymentId, Event};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,10 +35,30 @@ fn parse_note(s: &str) -> Option<(DeploymentId, i64, i64)> {
     Some((dep, first, last))
 }
 
-/// Per deployment, the next position this node publishes.
+/// What this node publishes of one deployment.
+#[derive(Default)]
+struct Stream {
+    /// The next position to publish.
+    next: i64,
+    /// This node's own commits past a gap, held until the gap is filled.
+    held: BTreeMap<i64, Arc<Event>>,
+}
+
+impl Stream {
+    /// Publishes what is contiguous from `next`.
+    fn flush(&mut self, store: &PostgresStore, dep: &DeploymentId) {
+        while let Some(e) = self.held.remove(&self.next) {
+            store.bus().publish(dep, LiveFrame::Committed(e));
+            self.next += 1;
+        }
+    }
+}
+
+/// Per deployment, what this node has published (each behind its own lock: deployments never
+/// wait on each other).
 #[derive(Default)]
 pub struct Fanout {
-    next: tokio::sync::Mutex<HashMap<DeploymentId, i64>>,
+    streams: parking_lot::Mutex<HashMap<DeploymentId, Arc<tokio::sync::Mutex<Stream>>>>,
     /// Per deployment, the first position of this node's earliest append, taken inside the
     /// append's transaction (under the deployment's row lock, so in commit order): where
     /// publishing starts when the deployment is new to this node, whichever of its first
@@ -52,60 +72,82 @@ impl Fanout {
         self.floors.lock().entry(dep.clone()).or_insert(first);
     }
 
-    /// Publishes an append this node committed (and, first, anything before it not yet seen).
+    /// The deployment's stream, made starting at `start` if new.
+    fn stream(&self, dep: &DeploymentId, start: i64) -> Arc<tokio::sync::Mutex<Stream>> {
+        self.streams
+            .lock()
+            .entry(dep.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Stream { next: start, held: BTreeMap::new() })))
+            .clone()
+    }
+
+    /// Publishes an append this node committed once everything before it is published; a gap
+    /// (another append not yet reported, another node's commit) is filled by that append, by
+    /// the notification, or by the sweep.
     pub(super) async fn committed(&self, store: &PostgresStore, events: &[Arc<Event>]) {
         let Some(first) = events.first() else { return };
         let dep = first.deployment_id.clone();
         let floor = self.floors.lock().get(&dep).copied().unwrap_or(first.deployment_sequence.0);
-        let mut next = self.next.lock().await;
-        let at = *next.entry(dep.clone()).or_insert(floor.min(first.deployment_sequence.0));
-        if at < first.deployment_sequence.0 {
-            publish_from_log(store, &dep, at, first.deployment_sequence.0 - 1, &mut next).await;
+        let stream = self.stream(&dep, floor.min(first.deployment_sequence.0));
+        let mut s = stream.lock().await;
+        let next = s.next;
+        for e in events.iter().filter(|e| e.deployment_sequence.0 >= next) {
+            s.held.insert(e.deployment_sequence.0, e.clone());
         }
-        let at = next.get(&dep).copied().unwrap_or(first.deployment_sequence.0);
-        for e in events.iter().filter(|e| e.deployment_sequence.0 >= at) {
-            store.bus().publish(&dep, LiveFrame::Committed(e.clone()));
-        }
-        if let Some(last) = events.last() {
-            next.insert(dep, at.max(last.deployment_sequence.0 + 1));
-        }
+        s.flush(store, &dep);
     }
 
-    /// Publishes what the log holds of `dep` up to `last` (a notification, or a sweep).
+    /// Publishes `dep`'s positions up to `last` (announced by a notification, or found by a
+    /// sweep), reading from the log those this node does not hold.
     async fn announced(&self, store: &PostgresStore, dep: DeploymentId, first: i64, last: i64) {
-        let mut next = self.next.lock().await;
-        let at = *next.entry(dep.clone()).or_insert(first);
-        if at <= last {
-            publish_from_log(store, &dep, at, last, &mut next).await;
+        let stream = self.stream(&dep, first);
+        let mut s = stream.lock().await;
+        while s.next <= last {
+            if s.held.contains_key(&s.next) {
+                s.flush(store, &dep);
+                continue;
+            }
+            // Up to the next held position (or `last`), from the log.
+            let to = s.held.range(s.next..).next().map(|(p, _)| p - 1).unwrap_or(last).min(last);
+            let before = s.next;
+            // A failed read, or positions not in the log yet: the next notification or sweep.
+            if !publish_from_log(store, &dep, &mut s, to).await || s.next == before {
+                return;
+            }
+            s.flush(store, &dep);
         }
     }
 }
 
-/// Reads `dep`'s events in `[from, to]` and publishes them; the next position moves past
-/// what was read (a failed read leaves it, so the next notification or sweep tries again).
-async fn publish_from_log(
-    store: &PostgresStore,
-    dep: &DeploymentId,
-    from: i64,
-    to: i64,
-    next: &mut HashMap<DeploymentId, i64>,
-) {
-    let mut at = from;
-    while at <= to {
-        let page = match store.deployment_events(dep, at - 1, PAGE, &EventFilter::default()).await {
+/// Reads `dep`'s events in `[s.next, to]` and publishes them; false if the read failed (the
+/// next notification or sweep tries again).
+async fn publish_from_log(store: &PostgresStore, dep: &DeploymentId, s: &mut Stream, to: i64) -> bool {
+    while s.next <= to {
+        let page = match store.deployment_events(dep, s.next - 1, PAGE, &EventFilter::default()).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, deployment = %dep, "cannot read committed events to publish");
-                return;
+                return false;
             }
         };
-        let Some(last) = page.last().map(|e| e.deployment_sequence.0) else { break };
-        for e in page.into_iter().filter(|e| e.deployment_sequence.0 <= to) {
-            store.bus().publish(dep, LiveFrame::Committed(Arc::new(e)));
+        let before = s.next;
+        for e in page {
+            let at = e.deployment_sequence.0;
+            if at > to {
+                return true;
+            }
+            if at == s.next {
+                s.held.remove(&at);
+                store.bus().publish(dep, LiveFrame::Committed(Arc::new(e)));
+                s.next += 1;
+            }
         }
-        at = last.min(to) + 1;
-        next.insert(dep.clone(), at);
+        if s.next == before {
+            // Nothing at `next` yet (the log is read before a commit shows): later.
+            return true;
+        }
     }
+    true
 }
 
 /// Starts the listening connection (reconnecting when it drops) and the sweep.
