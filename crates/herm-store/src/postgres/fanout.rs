@@ -2,11 +2,12 @@
 //!
 //! Every append notifies `herm_events` with its deployment and range of deployment
 //! positions, inside its transaction (PostgreSQL delivers notifications at commit, in commit
-//! order). Each node keeps, per deployment, the next position it will publish; an append of
-//! its own or a notification past that position makes it read the gap from the log first, so
-//! the bus sees every event once, in order, even when a notification was lost or the listening
-//! connection dropped. A sweep every [`SWEEP`] reads past positions of the deployments someone
-//! on this node watches, for a notification that never came.
+//! order). Each node keeps, per deployment, the next position it will publish: its own
+//! appends past a gap are held until the gap fills; a notification past that position makes
+//! it read from the log what it does not hold; so the bus sees every event once, in order,
+//! even when a notification was lost or the listening connection dropped. A sweep every
+//! [`SWEEP`] reads past positions of the deployments someone on this node watches, for a
+//! notification that never came.
 
 use super::PostgresStore;
 use crate::{EventFilter, LogStore};
