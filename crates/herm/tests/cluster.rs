@@ -25,17 +25,10 @@ async fn database() -> Option<String> {
     };
     let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    let name = format!("herm_c_{:016x}", rand_u64());
+    let name = format!("herm_c_{:016x}", rand::random::<u64>());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
     let (head, _) = base.rsplit_once('/').unwrap();
     Some(format!("{head}/{name}"))
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
-    h.finish()
 }
 
 fn options(dir: &std::path::Path, node: &str, db: &str, key: &str) -> HermOptions {

@@ -1,11 +1,10 @@
 //! Memories (every change a version), dreams and marks on PostgreSQL.
 
 use super::{PostgresStore, cols, exec, opt, rows, value};
-use crate::sqlite::memory::{DREAM_COLS, MEM_COLS, VER_COLS, dream_rec, like_escape, mem_rec, ver_rec};
+use crate::sqlite::memory::{DREAM_COLS, MEM_COLS, VER_COLS, dream_rec, like_escape, mem_rec, next_version, ver_rec};
 use crate::sqlite::{from_micros, micros, now_micros};
 use crate::*;
 use deadpool_postgres::Transaction;
-use herm_types::memory::MemoryOperation;
 
 const DREAM_FROM: &str = "dreams d LEFT JOIN runs r ON r.kind='dream' AND (r.trigger::jsonb)->>'dream_id' = d.id";
 
@@ -24,17 +23,7 @@ async fn write_tx(tx: &Transaction<'_>, w: &MemoryWrite, now: i64) -> Result<Mem
     let current =
         opt(tx, &format!("SELECT {MEM_COLS} FROM memories WHERE id=$1 FOR UPDATE"), &[&w.memory_id.as_str()], mem_of)
             .await?;
-    let (version, operation, created_at) = match (&current, w.expected) {
-        (None, Expected::Absent) => (1, MemoryOperation::Created, now),
-        (Some(_), Expected::Absent) => return Err(Error::Stale),
-        (None, Expected::Version(_)) => return Err(Error::NotFound),
-        (Some(m), Expected::Version(v)) if m.version != v => return Err(Error::Stale),
-        (Some(m), _) if m.content.is_none() => return Err(Error::NotFound),
-        (Some(m), Expected::Version(v)) => {
-            let op = if w.content.is_some() { MemoryOperation::Modified } else { MemoryOperation::Deleted };
-            (v + 1, op, micros(m.created_at))
-        }
-    };
+    let (version, operation, created_at) = next_version(current.as_ref(), w, now)?;
     let path_taken = || Error::Conflict(format!("a memory already lives at `{}`", w.path));
     if w.content.is_some() {
         let taken: Option<String> = opt(

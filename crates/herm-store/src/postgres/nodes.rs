@@ -3,7 +3,7 @@
 //! once) and one master key (a node whose key cannot open the vault's check value refuses to
 //! start, so it never writes secrets the others cannot read).
 
-use super::{DB_NOW_MS, PostgresStore, exec, opt, value};
+use super::{DB_NOW_MS, PostgresStore, exec, opt};
 use crate::vault::Vault;
 use crate::{Error, Result};
 use herm_types::SecretId;
@@ -96,16 +96,5 @@ impl PostgresStore {
             Ok(v) if v.expose() == CHECK => Ok(()),
             _ => Err(Error::Crypto),
         }
-    }
-
-    /// How many nodes beat within `window` (for operators and tests).
-    pub async fn live_nodes(&self, window: Duration) -> Result<i64> {
-        let c = self.client().await?;
-        value(
-            &c,
-            &format!("SELECT COUNT(*) FROM nodes WHERE heartbeat_at >= {DB_NOW_MS} - $1"),
-            &[&(window.as_millis().min(i64::MAX as u128) as i64)],
-        )
-        .await
     }
 }

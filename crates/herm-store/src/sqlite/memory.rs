@@ -71,6 +71,27 @@ pub(crate) const DREAM_FROM: &str =
     "dreams d LEFT JOIN runs r ON r.kind='dream' AND json_extract(r.trigger, '$.dream_id') = d.id";
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+/// What a write makes of the memory as it stands: its next version, the operation, and when
+/// the memory was created; refused when the write was based on another state.
+pub(crate) fn next_version(
+    current: Option<&MemoryRecord>,
+    w: &MemoryWrite,
+    now: i64,
+) -> Result<(i64, MemoryOperation, i64)> {
+    Ok(match (current, w.expected) {
+        (None, Expected::Absent) => (1, MemoryOperation::Created, now),
+        (Some(_), Expected::Absent) => return Err(Error::Stale),
+        (None, Expected::Version(_)) => return Err(Error::NotFound),
+        (Some(m), Expected::Version(v)) if m.version != v => return Err(Error::Stale),
+        // A deleted memory comes back only as a new memory.
+        (Some(m), _) if m.content.is_none() => return Err(Error::NotFound),
+        (Some(m), Expected::Version(v)) => {
+            let op = if w.content.is_some() { MemoryOperation::Modified } else { MemoryOperation::Deleted };
+            (v + 1, op, micros(m.created_at))
+        }
+    })
+}
+
 pub(crate) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
@@ -83,18 +104,7 @@ fn write_tx(c: &Connection, w: &MemoryWrite, now: i64) -> Result<MemoryRecord> {
         .optional()?
         .map(mem_rec)
         .transpose()?;
-    let (version, operation, created_at) = match (&current, w.expected) {
-        (None, Expected::Absent) => (1, MemoryOperation::Created, now),
-        (Some(_), Expected::Absent) => return Err(Error::Stale),
-        (None, Expected::Version(_)) => return Err(Error::NotFound),
-        (Some(m), Expected::Version(v)) if m.version != v => return Err(Error::Stale),
-        // A deleted memory comes back only as a new memory.
-        (Some(m), _) if m.content.is_none() => return Err(Error::NotFound),
-        (Some(m), Expected::Version(v)) => {
-            let op = if w.content.is_some() { MemoryOperation::Modified } else { MemoryOperation::Deleted };
-            (v + 1, op, micros(m.created_at))
-        }
-    };
+    let (version, operation, created_at) = next_version(current.as_ref(), w, now)?;
     if w.content.is_some() {
         let taken: Option<String> = c
             .prepare_cached("SELECT id FROM memories WHERE deployment_id=?1 AND path=?2 AND content IS NOT NULL")?
