@@ -10,11 +10,13 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
-/// Problem bodies are small; anything larger is passed through untouched.
-const MAX_PROBLEM: usize = 256 * 1024;
+/// The most of a problem body read to reshape it (a detail can quote what was sent).
+const MAX_PROBLEM: usize = 4 * 1024 * 1024;
+/// The most of a detail an error message repeats.
+const MAX_MESSAGE: usize = 2048;
 
 impl From<herm_cma::Error> for ApiError {
     fn from(e: herm_cma::Error) -> Self {
@@ -101,9 +103,7 @@ pub async fn cma_shape(mut req: Request, next: Next) -> Response {
 
 async fn reshape(resp: Response, request_id: &str) -> Response {
     let (parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_PROBLEM).await else {
-        return (parts.status, "error").into_response();
-    };
+    let bytes = axum::body::to_bytes(body, MAX_PROBLEM).await.unwrap_or_default();
     let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let code = problem["code"].as_str().unwrap_or("error").to_owned();
     let mut message = problem["detail"].as_str().unwrap_or_default().to_owned();
@@ -116,6 +116,7 @@ async fn reshape(resp: Response, request_id: &str) -> Response {
             .collect();
         message = format!("{message} ({})", fields.join("; "));
     }
+    let message = clipped(message);
     let body = json!({
         "type": "error",
         "error": {"type": error_type(parts.status, &code), "message": message, "details": {"error_code": code}},
@@ -131,6 +132,33 @@ async fn reshape(resp: Response, request_id: &str) -> Response {
     out
 }
 
+/// A message no longer than [`MAX_MESSAGE`] bytes, cut at a character boundary.
+fn clipped(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 pub async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint in the Claude Managed Agents API")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_clipped_at_a_character_boundary() {
+        assert_eq!(clipped("short".into()), "short");
+        let long = "é".repeat(MAX_MESSAGE);
+        let c = clipped(long);
+        assert!(c.len() <= MAX_MESSAGE + '…'.len_utf8() && c.ends_with('…'));
+        assert!(c.trim_end_matches('…').chars().all(|ch| ch == 'é'));
+    }
 }
