@@ -24,7 +24,7 @@ pub fn message_tokens(m: &Message) -> u64 {
     let (bytes, media): (usize, u64) = match m {
         Message::User { text, media } => (text.len(), media.iter().map(|x| media_tokens(&x.attachment)).sum()),
         Message::Assistant { text, tool_calls } => {
-            (text.len() + tool_calls.iter().map(|c| c.tool.len() + c.arguments.to_string().len()).sum::<usize>(), 0)
+            (text.len() + tool_calls.iter().map(|c| c.tool.len() + json_len(&c.arguments)).sum::<usize>(), 0)
         }
         Message::ToolResults(rs) => (
             rs.iter().map(|r| r.content.len()).sum(),
@@ -37,9 +37,26 @@ pub fn message_tokens(m: &Message) -> u64 {
 /// Estimated tokens of what a request sends besides the conversation: the system prompt
 /// and the tools.
 pub fn fixed_tokens(req: &herm_llm::ModelRequest) -> u64 {
-    let tools: usize =
-        req.tools.iter().map(|t| t.name.len() + t.description.len() + t.input_schema.to_string().len()).sum();
+    let tools: usize = req.tools.iter().map(|t| t.name.len() + t.description.len() + json_len(&t.input_schema)).sum();
     ((req.system.len() + tools) as u64).div_ceil(4)
+}
+
+/// The length of `v` as compact JSON, counted without building the text.
+pub fn json_len(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Writing a `Value` into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 /// Estimated tokens of a whole request.
@@ -207,6 +224,17 @@ mod tests {
     }
     fn said(t: &str, seq: i64) -> Turn {
         Turn { message: Message::Assistant { text: t.into(), tool_calls: vec![] }, first: seq, last: seq }
+    }
+
+    #[test]
+    fn json_len_is_the_compact_texts_length() {
+        for v in [
+            serde_json::json!({}),
+            serde_json::json!({"a": [1, 2.5, "é\"x"], "b": null, "c": {"d": true}}),
+            serde_json::json!("line\nbreak"),
+        ] {
+            assert_eq!(json_len(&v), v.to_string().len());
+        }
     }
 
     #[test]

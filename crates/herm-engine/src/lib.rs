@@ -281,6 +281,8 @@ struct Inner {
     webhook_wake: Arc<tokio::sync::Notify>,
     /// Who fires the timers a facade set (see [`timers::FacadeTimers`]).
     facade_timers: Mutex<Option<Arc<dyn timers::FacadeTimers>>>,
+    /// Thread logs between worker sessions.
+    logs: worker::logs::LogCache,
 }
 
 impl Engine {
@@ -331,6 +333,7 @@ impl Engine {
                 fetcher: attachments::fetch::Fetcher::new(opts_fetch),
                 media: attachments::MediaCache::new(MEDIA_CACHE_BYTES),
                 webhook_wake,
+                logs: Default::default(),
             }),
         }
     }

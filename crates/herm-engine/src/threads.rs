@@ -65,6 +65,7 @@ impl Engine {
         self.store().delete_thread(&t.id).await?;
         self.media_cache().forget(&t.deployment_id);
         self.cancel_worker(&t.id);
+        self.inner.logs.forget_thread(&t.id);
         Ok(())
     }
 

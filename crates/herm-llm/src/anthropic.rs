@@ -83,7 +83,7 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
         b["tools"] = req
             .tools
             .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": *t.input_schema}))
             .collect();
     }
     b

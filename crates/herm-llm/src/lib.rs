@@ -27,7 +27,8 @@ use std::time::Duration;
 pub struct ToolSpec {
     pub name: String,
     pub description: String,
-    pub input_schema: Value,
+    /// Shared with the tool it describes: a request does not copy it.
+    pub input_schema: std::sync::Arc<Value>,
 }
 
 /// One tool result returned to the model.

@@ -76,7 +76,7 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
         b["tools"] = req
             .tools
             .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.input_schema}}))
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": *t.input_schema}}))
             .collect();
     }
     b

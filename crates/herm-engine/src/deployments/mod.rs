@@ -133,6 +133,7 @@ impl Engine {
         self.media_cache().forget(id);
         self.destroy_sandbox(id, keep_workspace).await;
         self.mcp().forget(id);
+        self.inner.logs.forget_deployment(id);
         Ok(())
     }
 }

@@ -173,7 +173,7 @@ pub(super) async fn list_tools(
             remote: t.name.to_string(),
             name,
             description: t.description.as_deref().unwrap_or_default().to_owned(),
-            input_schema: schema,
+            input_schema: schema.into(),
             repeat_safe: hints.is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true)),
             validator,
         });

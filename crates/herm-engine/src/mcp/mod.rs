@@ -70,7 +70,7 @@ pub struct McpTool {
     /// `<server>__<tool>`, the name the model sees.
     pub name: String,
     pub description: String,
-    pub input_schema: Value,
+    pub input_schema: std::sync::Arc<Value>,
     /// The server says it has no effects (`readOnlyHint`) or repeats safely (`idempotentHint`).
     pub repeat_safe: bool,
     pub validator: Arc<jsonschema::Validator>,

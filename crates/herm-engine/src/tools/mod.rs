@@ -39,7 +39,7 @@ impl Origin {
 pub struct Tool {
     pub name: String,
     pub description: String,
-    pub input_schema: Value,
+    pub input_schema: Arc<Value>,
     /// Safe to run again after a crash left its outcome unknown (read-only).
     pub repeat_safe: bool,
     pub origin: Origin,
@@ -68,14 +68,14 @@ impl Tool {
     pub fn new(
         name: impl Into<String>,
         description: impl Into<String>,
-        input_schema: Value,
+        input_schema: impl Into<Arc<Value>>,
         origin: Origin,
         runner: Arc<dyn ToolRunner>,
     ) -> Self {
         Self {
             name: name.into(),
             description: description.into(),
-            input_schema,
+            input_schema: input_schema.into(),
             repeat_safe: false,
             origin,
             default_permission: ToolPermission::AlwaysAllow,

@@ -4,6 +4,7 @@
 
 mod compact;
 mod limits;
+pub(crate) mod logs;
 mod model;
 mod person;
 
@@ -67,12 +68,18 @@ async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken)
         thread,
         lease: &lease,
         work: &work,
-        log: Vec::new(),
+        log: engine.inner.logs.take(thread),
         current: None,
         redactor: Default::default(),
         system: Default::default(),
+        appended: Default::default(),
     };
     let out = driver.drive().await;
+    driver.take_appended();
+    // Kept for the thread's next run, unless the thread was deleted meanwhile.
+    if matches!(store.get_thread(thread).await, Ok(Some(_))) {
+        engine.inner.logs.put(thread, std::mem::take(&mut driver.log));
+    }
     work.cancel();
     let _ = heartbeat.await;
     if let Err(e) = store.release_lease(&lease).await {
@@ -95,6 +102,9 @@ struct Driver<'a> {
     redactor: parking_lot::Mutex<Option<Arc<crate::redact::Redactor>>>,
     /// The current run's system prompt (file skills are read from the workspace for it).
     system: parking_lot::Mutex<Option<String>>,
+    /// What this worker's appends committed since the last fold, as the store returned it:
+    /// the next fold takes it into `log` instead of reading it back.
+    appended: parking_lot::Mutex<Vec<Arc<Event>>>,
 }
 
 /// The current run's settings: its deployment, its customer's limits, and its trace id (for
@@ -138,6 +148,7 @@ impl Driver<'_> {
             if self.work.is_cancelled() {
                 return Ok(());
             }
+            self.take_appended();
             let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
             self.log.extend(store.thread_events(self.thread, last, 1 << 20).await?);
             let Some(run) = machine::active_run(&self.log) else { return Ok(()) };
@@ -164,6 +175,20 @@ impl Driver<'_> {
             if let Flow::Stop = flow {
                 return Ok(());
             }
+        }
+    }
+
+    /// Takes this worker's own committed events into the log while they follow it without a
+    /// gap; from the first that does not (another writer's event came between), the log is
+    /// read from the store instead.
+    fn take_appended(&mut self) {
+        let appended = std::mem::take(self.appended.get_mut());
+        for e in appended {
+            let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
+            if e.sequence.0 != last + 1 {
+                return;
+            }
+            self.log.push(Event::clone(&e));
         }
     }
 
@@ -229,7 +254,10 @@ impl Driver<'_> {
             once: None,
         };
         match self.engine.store().append(a).await {
-            Ok(_) => Ok(Appended::Written),
+            Ok(events) => {
+                self.appended.lock().extend(events);
+                Ok(Appended::Written)
+            }
             Err(herm_store::Error::Conflict(_)) => Ok(Appended::Refused),
             Err(herm_store::Error::LeaseLost) => Ok(Appended::LeaseLost),
             Err(e) => Err(e.into()),

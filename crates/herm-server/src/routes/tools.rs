@@ -22,7 +22,7 @@ fn info(t: &Tool) -> ToolInfo {
         enabled: t.permission != ToolPermission::Disabled,
         permission: t.permission,
         repeat_safe: t.repeat_safe,
-        input_schema: t.input_schema.clone(),
+        input_schema: serde_json::Value::clone(&t.input_schema),
     }
 }
 
