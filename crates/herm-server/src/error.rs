@@ -17,6 +17,19 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The most bytes of a detail, or of a field error's path or message, a problem repeats (a
+/// detail can quote what was sent).
+const MAX_TEXT: usize = 2048;
+
+/// `s` cut to [`MAX_TEXT`] bytes at a character boundary, marked with `…` when cut.
+fn clipped(mut s: String) -> String {
+    if s.len() > MAX_TEXT {
+        s.truncate(s.floor_char_boundary(MAX_TEXT));
+        s.push('…');
+    }
+    s
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self { status, code, detail: detail.into(), errors: Vec::new() }
@@ -72,8 +85,12 @@ impl IntoResponse for ApiError {
             title: self.status.canonical_reason().unwrap_or("Error").into(),
             status: self.status.as_u16(),
             code: self.code.into(),
-            detail: self.detail,
-            errors: self.errors,
+            detail: clipped(self.detail),
+            errors: self
+                .errors
+                .into_iter()
+                .map(|e| FieldError { path: clipped(e.path), message: clipped(e.message) })
+                .collect(),
         };
         let body = serde_json::to_vec(&p).unwrap_or_default();
         let mut r = (self.status, body).into_response();
@@ -190,4 +207,17 @@ pub async fn no_route() -> ApiError {
 /// Fallback for a known route with the wrong method.
 pub async fn bad_method() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_clipped_at_a_character_boundary() {
+        assert_eq!(clipped("short".into()), "short");
+        let c = clipped("é".repeat(MAX_TEXT));
+        assert!(c.len() <= MAX_TEXT + '…'.len_utf8() && c.ends_with('…'));
+        assert!(c.trim_end_matches('…').chars().all(|ch| ch == 'é'));
+    }
 }

@@ -13,10 +13,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-/// The most of a problem body read to reshape it (a detail can quote what was sent).
-const MAX_PROBLEM: usize = 4 * 1024 * 1024;
-/// The most of a detail an error message repeats.
-const MAX_MESSAGE: usize = 2048;
+/// Problem bodies are small (their texts are clipped where they are made); one larger than
+/// this still gets CMA's shape, without its message.
+const MAX_PROBLEM: usize = 256 * 1024;
 
 impl From<herm_cma::Error> for ApiError {
     fn from(e: herm_cma::Error) -> Self {
@@ -116,7 +115,6 @@ async fn reshape(resp: Response, request_id: &str) -> Response {
             .collect();
         message = format!("{message} ({})", fields.join("; "));
     }
-    let message = clipped(message);
     let body = json!({
         "type": "error",
         "error": {"type": error_type(parts.status, &code), "message": message, "details": {"error_code": code}},
@@ -132,33 +130,6 @@ async fn reshape(resp: Response, request_id: &str) -> Response {
     out
 }
 
-/// A message no longer than [`MAX_MESSAGE`] bytes, cut at a character boundary.
-fn clipped(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
-    }
-    message
-}
-
 pub async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint in the Claude Managed Agents API")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_are_clipped_at_a_character_boundary() {
-        assert_eq!(clipped("short".into()), "short");
-        let long = "é".repeat(MAX_MESSAGE);
-        let c = clipped(long);
-        assert!(c.len() <= MAX_MESSAGE + '…'.len_utf8() && c.ends_with('…'));
-        assert!(c.trim_end_matches('…').chars().all(|ch| ch == 'é'));
-    }
 }
