@@ -44,11 +44,34 @@ fn cmdline(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// The deployment's network if it runs.
+/// The network namespace `pid` is in (`None` once it is gone).
+fn netns_of(pid: &str) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()
+}
+
+/// Whether `pid` is this deployment's holder with its own namespace made: `unshare` has
+/// exec'd the holder's shell (its arguments name the marker before that too) and the process
+/// is in a network namespace other than this process's (the host's).
+fn is_holder(pid: u32, mark: &str) -> bool {
+    let line = cmdline(pid);
+    line.starts_with("sh ")
+        && line.contains(mark)
+        && matches!((netns_of(&pid.to_string()), netns_of("self")), (Some(theirs), Some(ours)) if theirs != ours)
+}
+
+/// Whether `pid` is the slirp4netns serving `holder`'s namespace.
+fn is_slirp_of(pid: u32, holder: u32) -> bool {
+    let line = cmdline(pid);
+    line.starts_with("slirp4netns ") && line.contains(&format!(" {holder} "))
+}
+
+/// The deployment's network if it runs: its holder and its slirp4netns both alive (a network
+/// whose slirp4netns died has no way out and is started again).
 pub fn running(dir: &Path) -> Option<Net> {
     let text = std::fs::read_to_string(pidfile(dir)).ok()?;
-    let holder: u32 = text.split_whitespace().next()?.parse().ok()?;
-    cmdline(holder).contains(&marker(dir)).then_some(Net { holder })
+    let mut pids = text.split_whitespace().map(|p| p.parse::<u32>().ok());
+    let (holder, slirp) = (pids.next()??, pids.next()??);
+    (is_holder(holder, &marker(dir)) && is_slirp_of(slirp, holder)).then_some(Net { holder })
 }
 
 /// Starts the deployment's network unless it runs. A start that fails is tried once more
@@ -74,13 +97,15 @@ async fn start(dir: &Path) -> Result<Net> {
     let holder = detached("unshare", &["--net", "--", "sh", "-c", "while :; do sleep 3600; done", &mark])
         .map_err(|e| fail(format!("cannot start unshare: {e}")))?;
     let pid = holder.id().ok_or_else(|| fail("unshare exited at once".into()))?;
-    // Wait for unshare to have made the namespace (its exec into sh shows the marker). The
-    // limits are generous: on a loaded machine slirp4netns took more than a second.
+    // Wait for unshare to have made the namespace and exec'd the holder. Handing slirp4netns
+    // the pid any earlier makes it configure the host's own namespace (a second default
+    // route, through the sandbox's gateway). The limits are generous: on a loaded machine
+    // slirp4netns took more than a second.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !cmdline(pid).contains(&mark) && std::time::Instant::now() < deadline {
+    while !is_holder(pid, &mark) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    if !cmdline(pid).contains(&mark) {
+    if !is_holder(pid, &mark) {
         kill_group(pid);
         return Err(fail("unshare did not make the namespace in time".into()));
     }
@@ -117,8 +142,7 @@ pub fn stop(dir: &Path) {
         kill_group(h);
     }
     if let (Some(h), Some(s)) = (holder, slirp)
-        && cmdline(s).starts_with("slirp4netns")
-        && cmdline(s).contains(&format!(" {h} "))
+        && is_slirp_of(s, h)
     {
         kill_group(s);
     }
@@ -141,4 +165,70 @@ fn kill_group(pid: u32) {
         .args(["-KILL", "--", &format!("-{pid}")])
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+#[cfg(test)]
+mod tests {
+    //! Real namespaces and slirp4netns (installed by `scripts/docker.sh`; root, as the tests run).
+    use super::*;
+
+    fn routes(pid: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{pid}/net/route")).unwrap_or_default()
+    }
+
+    fn has_default_route(table: &str, iface: &str) -> bool {
+        table.lines().skip(1).any(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some(iface) && f.next() == Some("00000000")
+        })
+    }
+
+    /// Many networks started at once (the load under which `unshare` is slow to make its
+    /// namespace) each get a namespace of their own, configured by their own slirp4netns, and
+    /// the host's namespace is never touched: no `tap0`, no second default route.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn networks_are_made_in_their_own_namespace_never_the_hosts() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = (0..24).map(|i| root.path().join(format!("d{i}"))).collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let started = futures::future::join_all(dirs.iter().map(|d| ensure(d))).await;
+        let host_ns = netns_of("self").unwrap();
+        let host_routes = routes("self");
+        for (d, net) in dirs.iter().zip(&started) {
+            let net = net.as_ref().unwrap();
+            assert_ne!(netns_of(&net.holder.to_string()).unwrap(), host_ns, "{}", d.display());
+            assert!(has_default_route(&routes(&net.holder.to_string()), "tap0"), "{}", d.display());
+            assert_eq!(running(d).map(|n| n.holder), Some(net.holder));
+        }
+        for d in &dirs {
+            stop(d);
+        }
+        assert!(!host_routes.contains("tap0"), "the host's namespace was configured: {host_routes}");
+    }
+
+    /// A network whose slirp4netns died is not taken as running: the next `ensure` makes it
+    /// again (else commands would run with no way out and no error).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_network_without_its_slirp_is_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ensure(dir.path()).await.unwrap();
+        let text = std::fs::read_to_string(pidfile(dir.path())).unwrap();
+        let slirp: u32 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kill_group(slirp);
+        for _ in 0..500 {
+            if !is_slirp_of(slirp, first.holder) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(running(dir.path()).is_none());
+        let second = ensure(dir.path()).await.unwrap();
+        assert_ne!(second.holder, first.holder);
+        assert!(!is_holder(first.holder, &marker(dir.path())), "the old holder was stopped");
+        assert!(has_default_route(&routes(&second.holder.to_string()), "tap0"));
+        stop(dir.path());
+        assert!(running(dir.path()).is_none());
+    }
 }

@@ -160,7 +160,7 @@ async fn network_on_reaches_out_but_not_the_hosts_loopback() {
     let port = host_server("hello-from-host").await;
     let ip = host_ip();
     let probe = format!(
-        "curl -s -m 5 http://{ip}:{port}/ || echo no-egress; echo; \
+        "curl -sS -m 5 http://{ip}:{port}/ || echo no-egress; echo; \
          curl -s -m 3 http://10.0.2.2:{port}/ || echo loopback-unreachable; echo; cat /etc/resolv.conf"
     );
     let script = vec![shell(&probe), Reply::text(&["done"]), shell(&probe), Reply::text(&["done"])];
@@ -170,6 +170,9 @@ async fn network_on_reaches_out_but_not_the_hosts_loopback() {
     assert!(out.contains("hello-from-host"), "egress works: {out}");
     assert!(out.contains("loopback-unreachable") && !out.contains("hello-from-host\nhello"), "{out}");
     assert!(out.contains("nameserver 10.0.2.3"), "{out}");
+    // The sandbox's network was made in its own namespace: the host's routes are untouched.
+    let host_routes = std::fs::read_to_string("/proc/net/route").unwrap();
+    assert!(!host_routes.contains("tap0"), "the host's namespace was configured: {host_routes}");
     // The namespace survives a herm restart and is reused.
     let mut on = on;
     on.herm.kill9().await;
