@@ -121,8 +121,12 @@ pub fn turns(log: &[Event], run: &RunId) -> Vec<Turn> {
             _ => None,
         })
         .collect();
-    let unseen_until =
-        |seq: i64| calls.iter().find(|(at, _)| *at > seq).filter(|(_, c)| *c < seq).map(|(at, _)| at + 1);
+    // The calls are in log order: the first one after `seq` is found by bisection (one
+    // linear search per message made long threads quadratic).
+    let unseen_until = |seq: i64| {
+        let next = calls.partition_point(|(at, _)| *at <= seq);
+        calls.get(next).filter(|(_, c)| *c < seq).map(|(at, _)| at + 1)
+    };
     let mut b = Builder {
         out: vec![],
         pending_text: String::new(),

@@ -104,7 +104,7 @@ impl Driver<'_> {
     /// The log a run's conversation is built from: a memory run (observer, dream) sees only
     /// its own run; any other run, the whole thread.
     pub(super) fn conversation_log(&self, run: &RunId) -> std::borrow::Cow<'_, [Event]> {
-        if crate::machine::run_origin(&self.log, run).0.is_memory() {
+        if self.run_kind(run).is_memory() {
             self.log.iter().filter(|e| e.run_id.as_ref() == Some(run)).cloned().collect::<Vec<_>>().into()
         } else {
             self.log.as_slice().into()

@@ -112,6 +112,8 @@ struct Driver<'a> {
 #[derive(Clone)]
 struct Current {
     run: RunId,
+    /// What started the run (its first `run_status` says; read once, not on every fold).
+    kind: RunKind,
     dep: DeploymentRecord,
     customer: herm_types::webhook::CustomerLimits,
     trace_id: String,
@@ -157,7 +159,8 @@ impl Driver<'_> {
                 let Some(dep) = store.get_deployment(&thread.deployment_id).await? else { return Ok(()) };
                 let customer = store.customer_limits(&dep.spec.customer_id).await?;
                 let trace_id = herm_types::trace::hex(&herm_types::trace::trace_id(run.as_str()));
-                self.current = Some(Current { run: run.clone(), dep, customer, trace_id });
+                let kind = machine::run_origin(&self.log, &run).0;
+                self.current = Some(Current { run: run.clone(), kind, dep, customer, trace_id });
                 *self.redactor.lock() = None;
                 *self.system.lock() = None;
             }
@@ -165,7 +168,7 @@ impl Driver<'_> {
             let dep = current.dep;
             let limits = self.limits(&dep, &current.customer).await?;
             // One look at the tools per fold: the gate, the model's offer and the call agree.
-            let kind = machine::run_origin(&self.log, &run).0;
+            let kind = current.kind;
             let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(kind)).await;
             // Log lines of the step carry the run's trace id (JSON logs show the span's fields).
             let span = tracing::info_span!("run", run_id = %run, trace_id = %current.trace_id);
@@ -175,6 +178,15 @@ impl Driver<'_> {
             if let Flow::Stop = flow {
                 return Ok(());
             }
+        }
+    }
+
+    /// What started `run`: the current run's kind as read when it was first seen, else from
+    /// the log.
+    fn run_kind(&self, run: &RunId) -> RunKind {
+        match &self.current {
+            Some(c) if &c.run == run => c.kind,
+            _ => machine::run_origin(&self.log, run).0,
         }
     }
 
@@ -277,7 +289,7 @@ impl Driver<'_> {
     /// Tells the proactive loops that one of their runs ended or waits for a person (a
     /// user's run concerns none).
     async fn status_changed(&self, run: &RunId) {
-        if machine::run_origin(&self.log, run).0 != RunKind::User {
+        if self.run_kind(run) != RunKind::User {
             self.engine.run_status_changed(run).await;
         }
     }
@@ -287,7 +299,7 @@ impl Driver<'_> {
     async fn ended(&self, run: &RunId) {
         self.status_changed(run).await;
         if let Some(Current { dep, .. }) = &self.current
-            && !machine::run_origin(&self.log, run).0.is_memory()
+            && !self.run_kind(run).is_memory()
         {
             self.engine.work_ended(dep, self.thread).await;
         }

@@ -33,7 +33,7 @@ impl Driver<'_> {
             Ok(m) => m,
             Err(Unconfigured(code, message)) => return self.fail(run, code, message).await,
         };
-        let kind = crate::machine::run_origin(&self.log, run).0;
+        let kind = self.run_kind(run);
         if kind == RunKind::Dream && self.engine.dream_must_yield(&dep.id).await {
             return self.yield_dream(run, dep).await;
         }
@@ -194,7 +194,7 @@ impl Driver<'_> {
     /// relevant memories to the run's message are loaded within the budget; then those of
     /// the stores it mounts.
     async fn memory_section(&self, run: &RunId, dep: &DeploymentRecord) -> String {
-        if crate::machine::run_origin(&self.log, run).0.is_memory() {
+        if self.run_kind(run).is_memory() {
             return String::new();
         }
         let query = self
