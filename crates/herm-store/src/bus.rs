@@ -6,6 +6,10 @@
 //!
 //! A tap (at most one, set by the engine) sees every frame as it is published, whether or not
 //! anyone subscribes: the metrics count committed events there, in commit order.
+//!
+//! A relay (at most one, set by a store shared by several nodes) is handed each ephemeral
+//! frame published on this node, to pass on to the others; what it receives from them comes
+//! back through [`Bus::publish_relayed`], which does not hand it on again.
 
 use herm_types::DeploymentId;
 use herm_types::event::LiveFrame;
@@ -23,6 +27,7 @@ pub type Tap = Arc<dyn Fn(&DeploymentId, &LiveFrame) + Send + Sync>;
 pub struct Bus {
     channels: Arc<Mutex<HashMap<DeploymentId, broadcast::Sender<LiveFrame>>>>,
     tap: Arc<parking_lot::RwLock<Option<Tap>>>,
+    relay: Arc<parking_lot::RwLock<Option<Tap>>>,
 }
 
 impl Bus {
@@ -47,8 +52,22 @@ impl Bus {
         *self.tap.write() = Some(tap);
     }
 
-    /// Publishes a frame; frames for a deployment nobody watches are dropped at once.
+    /// Sets the relay (replacing any earlier one).
+    pub fn set_relay(&self, relay: Tap) {
+        *self.relay.write() = Some(relay);
+    }
+
+    /// Publishes a frame; frames for a deployment nobody watches are dropped at once. An
+    /// ephemeral frame also goes to the relay, if one is set.
     pub fn publish(&self, dep: &DeploymentId, frame: LiveFrame) {
+        if let (LiveFrame::Ephemeral(_), Some(relay)) = (&frame, self.relay.read().as_ref()) {
+            relay(dep, &frame);
+        }
+        self.publish_relayed(dep, frame);
+    }
+
+    /// Publishes a frame that came from another node (the relay does not see it).
+    pub fn publish_relayed(&self, dep: &DeploymentId, frame: LiveFrame) {
         if let Some(tap) = self.tap.read().as_ref() {
             tap(dep, &frame);
         }

@@ -414,11 +414,11 @@ pub enum LiveFrame {
 }
 
 /// A live-only fragment (token or tool output), sent without an SSE id.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EphemeralFrame {
     pub deployment_id: DeploymentId,
     pub thread_id: ThreadId,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<RunId>,
     #[serde(flatten)]
     pub kind: EventKind,

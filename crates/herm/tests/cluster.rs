@@ -141,8 +141,17 @@ async fn a_run_survives_its_node_and_streams_from_every_node() {
     assert_eq!(all, (1..=all.len() as i64).collect::<Vec<_>>());
     let mut streamed = Vec::new();
     for i in &survivors {
-        let frames = readers[*i].until(Duration::from_secs(20), completed).await;
+        let mut frames = readers[*i].until(Duration::from_secs(20), completed).await;
         assert_eq!(positions(&frames), all, "node {i}'s stream");
+        // The run's live tokens reached every node's stream, wherever it ran (a preview
+        // relayed from another node may trail the event it previews).
+        while let Some(f) = readers[*i].next(Duration::from_millis(500)).await {
+            assert!(!f.is_committed(), "node {i}: {f:?}");
+            frames.push(f);
+        }
+        let tokens: String =
+            frames.iter().filter(|f| f.data["type"] == "token").filter_map(|f| f.data["delta"].as_str()).collect();
+        assert!(tokens.contains("step 3") && tokens.contains("all done"), "node {i}'s live tokens: {tokens:?}");
         streamed.push(frames);
     }
     // Resumed on the other survivor from the middle of the first one's stream: the rest, once.

@@ -1,4 +1,5 @@
-//! Committed events onto this node's bus, in commit order, whichever node committed them.
+//! Committed events onto this node's bus, in commit order, whichever node committed them
+//! (and, on the same listening connection, other nodes' live frames: see [`super::live`]).
 //!
 //! Every append notifies `herm_events` with its deployment and range of deployment
 //! positions, inside its transaction (PostgreSQL delivers notifications at commit, in commit
@@ -177,7 +178,8 @@ async fn listen_once(store: &PostgresStore, cfg: &tokio_postgres::Config) -> cra
         while let Some(m) = messages.next().await {
             match m {
                 Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    if tx.send(n.payload().to_owned()).is_err() {
+                    let live = n.channel() == super::live::CHANNEL;
+                    if tx.send((live, n.payload().to_owned())).is_err() {
                         return;
                     }
                 }
@@ -189,14 +191,20 @@ async fn listen_once(store: &PostgresStore, cfg: &tokio_postgres::Config) -> cra
             }
         }
     });
-    client.batch_execute("LISTEN herm_events").await?;
+    client.batch_execute(&format!("LISTEN herm_events; LISTEN {}", super::live::CHANNEL)).await?;
     // Anything committed while no connection listened.
     sweep(store).await;
     let mut tick = tokio::time::interval(SWEEP);
     loop {
         tokio::select! {
             n = rx.recv() => match n {
-                Some(n) => {
+                // Another node's live frame: straight onto this node's bus.
+                Some((true, n)) => {
+                    if let Some(f) = super::live::received(&store.inner.origin, &n) {
+                        store.bus().publish_relayed(&f.deployment_id.clone(), LiveFrame::Ephemeral(Arc::new(f)));
+                    }
+                }
+                Some((false, n)) => {
                     if let Some((dep, first, last)) = parse_note(&n) {
                         store.inner.fanout.announced(store, dep, first, last).await;
                     }

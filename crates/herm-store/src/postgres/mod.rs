@@ -16,6 +16,7 @@ mod attachments;
 mod config;
 mod documents;
 pub mod fanout;
+mod live;
 mod log;
 mod memory;
 mod nodes;
@@ -74,6 +75,8 @@ struct Inner {
     pool: Pool,
     bus: Bus,
     fanout: fanout::Fanout,
+    /// What marks this node's live frames (see [`live`]).
+    origin: String,
 }
 
 impl PostgresStore {
@@ -100,7 +103,10 @@ impl PostgresStore {
             let mut c = pool.get().await?;
             schema::migrate(&mut c).await?;
         }
-        let store = Self { inner: Arc::new(Inner { pool, bus, fanout: fanout::Fanout::default() }) };
+        let origin = live::origin();
+        let store =
+            Self { inner: Arc::new(Inner { pool, bus, fanout: fanout::Fanout::default(), origin: origin.clone() }) };
+        live::start(&store, origin);
         fanout::listen(store.clone(), cfg);
         Ok(store)
     }
