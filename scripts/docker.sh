@@ -4,10 +4,11 @@
 # Usage: scripts/docker.sh
 set -euo pipefail
 # docker.io for the Docker backend; bubblewrap (and slirp4netns for its network) for the
-# namespaces backend.
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1; then
+# namespaces backend; iproute2 for the network tests (`ip` inside a namespace).
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v bwrap >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1 \
+  || ! command -v ip >/dev/null 2>&1; then
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io bubblewrap slirp4netns >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io bubblewrap slirp4netns iproute2 >/dev/null
 fi
 if docker info >/dev/null 2>&1; then
   exit 0

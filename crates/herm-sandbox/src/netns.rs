@@ -59,19 +59,27 @@ fn is_holder(pid: u32, mark: &str) -> bool {
         && matches!((netns_of(&pid.to_string()), netns_of("self")), (Some(theirs), Some(ours)) if theirs != ours)
 }
 
+/// Whether `holder`'s namespace has its default route (slirp4netns configured it).
+fn has_way_out(holder: u32) -> bool {
+    let routes = std::fs::read_to_string(format!("/proc/{holder}/net/route")).unwrap_or_default();
+    routes.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some("00000000"))
+}
+
 /// Whether `pid` is the slirp4netns serving `holder`'s namespace.
 fn is_slirp_of(pid: u32, holder: u32) -> bool {
     let line = cmdline(pid);
     line.starts_with("slirp4netns ") && line.contains(&format!(" {holder} "))
 }
 
-/// The deployment's network if it runs: its holder and its slirp4netns both alive (a network
-/// whose slirp4netns died has no way out and is started again).
+/// The deployment's network if it runs: its holder and its slirp4netns alive, and its
+/// namespace configured. Anything less has no way out and is started again (`stop` first
+/// ends what is left: a slirp4netns that configured another namespace, as an earlier herm
+/// could, lets go of it).
 pub fn running(dir: &Path) -> Option<Net> {
     let text = std::fs::read_to_string(pidfile(dir)).ok()?;
     let mut pids = text.split_whitespace().map(|p| p.parse::<u32>().ok());
     let (holder, slirp) = (pids.next()??, pids.next()??);
-    (is_holder(holder, &marker(dir)) && is_slirp_of(slirp, holder)).then_some(Net { holder })
+    (is_holder(holder, &marker(dir)) && is_slirp_of(slirp, holder) && has_way_out(holder)).then_some(Net { holder })
 }
 
 /// Starts the deployment's network unless it runs. A start that fails is tried once more
@@ -117,8 +125,7 @@ async fn start(dir: &Path) -> Result<Net> {
     // Configured once the namespace has a default route.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        let routes = std::fs::read_to_string(format!("/proc/{pid}/net/route")).unwrap_or_default();
-        if routes.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some("00000000")) {
+        if has_way_out(pid) {
             return Ok(Net { holder: pid });
         }
         if let Ok(Some(status)) = slirp.try_wait() {
@@ -230,5 +237,23 @@ mod tests {
         assert!(has_default_route(&routes(&second.holder.to_string()), "tap0"));
         stop(dir.path());
         assert!(running(dir.path()).is_none());
+    }
+
+    /// A namespace that lost its way out (its route gone, as when slirp4netns configured
+    /// some other namespace) is not taken as running either: it is made again, configured.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_network_without_its_route_is_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ensure(dir.path()).await.unwrap();
+        let status = std::process::Command::new("nsenter")
+            .args(["-t", &first.holder.to_string(), "-n", "ip", "route", "del", "default"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(running(dir.path()).is_none());
+        let second = ensure(dir.path()).await.unwrap();
+        assert_ne!(second.holder, first.holder);
+        assert!(has_default_route(&routes(&second.holder.to_string()), "tap0"));
+        stop(dir.path());
     }
 }
