@@ -127,23 +127,33 @@ fn split(f: &EphemeralFrame) -> Vec<EphemeralFrame> {
         EventKind::Token { delta, .. } | EventKind::ToolOutput { delta, .. } => delta,
         _ => return vec![f.clone()],
     };
+    // Never below one character's four bytes, so every cut moves on.
     let room = MAX_PAYLOAD / 6;
-    if delta.len() <= room {
-        return vec![f.clone()];
-    }
     let mut out = Vec::new();
     let mut rest = delta.as_str();
     while !rest.is_empty() {
-        let cut = rest.floor_char_boundary(room.min(rest.len())).max(rest.chars().next().map_or(0, char::len_utf8));
-        let (piece, tail) = rest.split_at(cut);
-        let mut part = f.clone();
-        if let EventKind::Token { delta, .. } | EventKind::ToolOutput { delta, .. } = &mut part.kind {
-            *delta = piece.to_owned();
-        }
-        out.push(part);
+        let (piece, tail) = rest.split_at(rest.floor_char_boundary(room));
+        out.push(with_delta(f, piece));
         rest = tail;
     }
     out
+}
+
+/// `f` carrying `delta` instead of its own (the rest copied; its own delta is not).
+fn with_delta(f: &EphemeralFrame, delta: &str) -> EphemeralFrame {
+    let kind = match &f.kind {
+        EventKind::Token { message_id, .. } => EventKind::Token { delta: delta.into(), message_id: message_id.clone() },
+        EventKind::ToolOutput { tool_use_id, stream, .. } => {
+            EventKind::ToolOutput { tool_use_id: tool_use_id.clone(), stream: *stream, delta: delta.into() }
+        }
+        other => other.clone(),
+    };
+    EphemeralFrame {
+        deployment_id: f.deployment_id.clone(),
+        thread_id: f.thread_id.clone(),
+        run_id: f.run_id.clone(),
+        kind,
+    }
 }
 
 #[cfg(test)]
