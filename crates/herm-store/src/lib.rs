@@ -356,6 +356,12 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Appends events atomically (all or none) and publishes them after commit.
     async fn append(&self, a: Append) -> Result<Vec<Arc<Event>>>;
+    /// The thread's last sequence when this store knows it without reading (an append to
+    /// it committed through this store since it opened); `None` when it does not. A worker
+    /// whose log ends there skips reading the thread again.
+    fn thread_head(&self, _thread: &ThreadId) -> Option<i64> {
+        None
+    }
     /// Events of a thread with `sequence > after`, oldest first.
     async fn thread_events(&self, thread: &ThreadId, after: i64, limit: usize) -> Result<Vec<Event>>;
     /// Events of a deployment with `deployment_sequence > after`, oldest first.

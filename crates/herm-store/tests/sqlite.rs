@@ -161,3 +161,25 @@ fn usage_reads_through_its_index() {
         .collect();
     assert!(plan.iter().any(|p| p.contains("events_usage")), "{plan:?}");
 }
+
+/// The SQLite store knows each thread's end without reading once an append to it committed
+/// (a worker then skips its fold's read): exact after appends, unknown after a delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_knows_where_a_thread_ends_after_its_appends() {
+    use herm_store::*;
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture(&dir);
+    let d = suite::deployment(f.store.as_ref()).await;
+    let t = d.default_thread_id.clone();
+    assert_eq!(f.store.thread_head(&t), None, "nothing appended through this store yet");
+    let run = suite::start_run(f.store.as_ref(), &t).await;
+    assert_eq!(f.store.thread_head(&t), Some(2));
+    let mut a = Append::new(t.clone(), vec![suite::user(&run, "x")]);
+    a.conditions.push(Condition::LastSequenceIs(1));
+    assert!(f.store.append(a).await.is_err());
+    assert_eq!(f.store.thread_head(&t), Some(2), "a refused append moves nothing");
+    f.store.append(Append::new(t.clone(), vec![suite::user(&run, "y"), suite::user(&run, "z")])).await.unwrap();
+    assert_eq!(f.store.thread_head(&t), Some(4));
+    assert!(f.store.delete_thread(&t).await.unwrap());
+    assert_eq!(f.store.thread_head(&t), None);
+}

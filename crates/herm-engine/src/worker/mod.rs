@@ -152,7 +152,11 @@ impl Driver<'_> {
             }
             self.take_appended();
             let last = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
-            self.log.extend(store.thread_events(self.thread, last, 1 << 20).await?);
+            // Read only what the log may lack: a store that knows the thread ends here
+            // (nobody else appended since this worker's own commit) spares the read.
+            if store.thread_head(self.thread) != Some(last) {
+                self.log.extend(store.thread_events(self.thread, last, 1 << 20).await?);
+            }
             let Some(run) = machine::active_run(&self.log) else { return Ok(()) };
             if self.current.as_ref().map(|c| &c.run) != Some(&run) {
                 let Some(thread) = store.get_thread(self.thread).await? else { return Ok(()) };

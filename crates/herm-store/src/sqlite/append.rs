@@ -46,7 +46,24 @@ pub(crate) fn thread_status_str(s: ThreadStatus) -> &'static str {
     }
 }
 
-pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
+/// The events of an append serialized, before the job reaches the writer thread (the one
+/// thread every append waits for does no JSON work); ephemeral kinds are refused here.
+pub(crate) fn serialize(a: &Append) -> Result<Vec<String>> {
+    a.events
+        .iter()
+        .map(|ev| {
+            if ev.kind.is_ephemeral() {
+                return Err(Error::Corrupt("ephemeral events are not appended".into()));
+            }
+            serde_json::to_string(&ev.kind).map_err(|e| Error::Corrupt(e.to_string()))
+        })
+        .collect()
+}
+
+/// Consumes `a`, whose events `data` holds serialized ([`serialize`]): their contents move
+/// into the committed events (nothing is copied, and nothing the caller allocated is freed
+/// on the writer thread).
+pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Result<Vec<Event>> {
     let now = now_micros();
     let tid = a.thread_id.as_str();
     let row = conn
@@ -110,11 +127,7 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
     let mut messages = 0i64;
     let mut status_changed = a.new_run.is_some();
     let created_at = from_micros(now);
-    for ev in &a.events {
-        if ev.kind.is_ephemeral() {
-            return Err(Error::Corrupt("ephemeral events are not appended".into()));
-        }
-        let data = serde_json::to_string(&ev.kind).map_err(|e| Error::Corrupt(e.to_string()))?;
+    for (ev, data) in a.events.into_iter().zip(data) {
         let run = ev.run_id.as_ref().map(|r| r.as_str());
         conn.prepare_cached(
             "INSERT INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
@@ -162,14 +175,14 @@ pub(crate) fn append_tx(conn: &Connection, a: &Append) -> Result<Vec<Event>> {
             _ => {}
         }
         out.push(Event {
-            id: ev.id.clone(),
+            id: ev.id,
             sequence: Sequence(seq),
             deployment_sequence: DeploymentSeq(dseq),
             deployment_id: deployment_id.clone(),
             thread_id: a.thread_id.clone(),
-            run_id: ev.run_id.clone(),
+            run_id: ev.run_id,
             created_at,
-            kind: ev.kind.clone(),
+            kind: ev.kind,
         });
         seq += 1;
         dseq += 1;

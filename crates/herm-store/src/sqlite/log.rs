@@ -1,6 +1,6 @@
 //! Threads, runs, the event log (appends in [`super::append`]) and leases in SQLite.
 
-use super::append::{active_run_id, append_tx};
+use super::append::{active_run_id, append_tx, serialize};
 use super::rows::*;
 use super::{SqliteStore, micros, now_micros};
 use crate::*;
@@ -77,6 +77,7 @@ impl LogStore for SqliteStore {
                 Ok(n > 0)
             })
             .await?;
+        self.inner.heads.forget(&thread);
         // Its attachments' bytes go with it.
         self.drop_thread_blobs(&thread).await?;
         Ok(deleted)
@@ -178,18 +179,26 @@ impl LogStore for SqliteStore {
     }
 
     async fn append(&self, a: Append) -> Result<Vec<Arc<Event>>> {
-        let bus = self.bus().clone();
+        let store = self.clone();
+        let data = serialize(&a)?;
         self.inner
             .writer
             .write(
-                move |c| Ok(append_tx(c, &a)?.into_iter().map(Arc::new).collect::<Vec<_>>()),
+                move |c| Ok(append_tx(c, a, data)?.into_iter().map(Arc::new).collect::<Vec<_>>()),
                 move |events: &Vec<Arc<Event>>| {
+                    if let Some(last) = events.last() {
+                        store.inner.heads.set(&last.thread_id, last.sequence.0);
+                    }
                     for e in events {
-                        bus.publish(&e.deployment_id, LiveFrame::Committed(e.clone()));
+                        store.bus().publish(&e.deployment_id, LiveFrame::Committed(e.clone()));
                     }
                 },
             )
             .await
+    }
+
+    fn thread_head(&self, thread: &ThreadId) -> Option<i64> {
+        self.inner.heads.get(thread)
     }
 
     async fn thread_events(&self, thread: &ThreadId, after: i64, limit: usize) -> Result<Vec<Event>> {

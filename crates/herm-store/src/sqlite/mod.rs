@@ -6,6 +6,7 @@ mod append;
 pub(crate) mod attachments;
 mod config;
 pub(crate) mod documents;
+mod heads;
 mod log;
 pub(crate) mod memory;
 pub(crate) mod proactive;
@@ -61,6 +62,8 @@ struct Inner {
     /// One permit per read connection.
     read_permits: tokio::sync::Semaphore,
     bus: Bus,
+    /// Each thread's last sequence, set after every commit (see [`heads`]).
+    heads: heads::Heads,
     /// Where attachments' bytes live: `blobs/` beside the database.
     blobs: PathBuf,
     /// Held while a deployment's bytes are written or removed (see `attachments`), one lock
@@ -87,6 +90,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(READERS),
                 bus,
+                heads: Default::default(),
                 blobs,
                 blob_locks: (0..16).map(|_| tokio::sync::Mutex::new(())).collect(),
             }),

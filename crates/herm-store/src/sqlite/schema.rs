@@ -285,6 +285,9 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     tune(conn)
 }
 
+/// Prepared statements each connection keeps (every distinct statement the store runs fits).
+const STATEMENT_CACHE: usize = 512;
+
 /// Settings for every connection, readers included.
 pub(crate) fn tune(conn: &Connection) -> rusqlite::Result<()> {
     // Savepoint sub-journals (one per job in a group commit) stay in memory, not a temp file.
@@ -294,6 +297,9 @@ pub(crate) fn tune(conn: &Connection) -> rusqlite::Result<()> {
     // Without the planner stability guarantee, a build with STAT4 re-prepares a cached
     // statement whenever a bound value changes: every step paid a full parse.
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    // The default cache holds 16 statements; one append alone runs about as many, so the
+    // writer (which also renews leases, claims timers…) re-parsed statements on every step.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! all jobs waiting, runs each inside its own SAVEPOINT (a failing job rolls back alone),
 //! commits once, and then completes the jobs in order. With `synchronous=FULL` one fsync thus
 //! covers many concurrent runs' appends, and after-commit hooks (publishing to the bus) run
-//! in commit order.
+//! in commit order. A job alone in its batch (the usual case at low load) is the
+//! transaction itself, without a savepoint.
 
 use crate::{Error, Result};
 use rusqlite::Connection;
@@ -72,7 +73,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin a write transaction");
             for job in batch {
                 let (_, done) = job(None);
@@ -80,31 +81,66 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
             continue;
         }
-        let mut completions = Vec::with_capacity(batch.len());
-        for job in batch {
-            let sp = exec(&conn, "SAVEPOINT job");
-            let (ok, done) = job(Some(&conn));
-            let end = if ok && sp.is_ok() {
-                exec(&conn, "RELEASE job")
-            } else {
-                exec(&conn, "ROLLBACK TO job").and_then(|_| exec(&conn, "RELEASE job"))
-            };
-            if let Err(e) = end {
-                tracing::error!(error = %e, "savepoint handling failed");
-            }
-            completions.push(done);
-        }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "group commit failed; its jobs report the failure");
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
-                tracing::error!(error = %e, "rollback after a failed commit failed");
-            }
-        }
-        for done in completions {
-            done(commit.clone());
+        let completions = if batch.len() == 1 { solo(&conn, batch) } else { grouped(&conn, batch) };
+        for (done, outcome) in completions {
+            done(outcome);
         }
     }
+}
+
+/// What a job left to do after the commit, and the outcome to give it.
+type Finish = (Completion, Result<(), String>);
+
+/// A lone job is the whole transaction: it commits, or (if it failed) rolls back, without
+/// a savepoint's sub-journal.
+fn solo(conn: &Connection, batch: Vec<Job>) -> Vec<Finish> {
+    let mut out = Vec::with_capacity(1);
+    for job in batch {
+        let (ok, done) = job(Some(conn));
+        let outcome = if ok {
+            commit(conn)
+        } else {
+            // The job reports its own error; what it wrote before failing is undone.
+            if let Err(e) = exec(conn, "ROLLBACK") {
+                tracing::error!(error = %e, "rollback of a failed write failed");
+            }
+            Ok(())
+        };
+        out.push((done, outcome));
+    }
+    out
+}
+
+/// Each job in its own savepoint (a failing one rolls back alone), then one commit.
+fn grouped(conn: &Connection, batch: Vec<Job>) -> Vec<Finish> {
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch {
+        let sp = exec(conn, "SAVEPOINT job");
+        let (ok, done) = job(Some(conn));
+        let end = if ok && sp.is_ok() {
+            exec(conn, "RELEASE job")
+        } else {
+            exec(conn, "ROLLBACK TO job").and_then(|_| exec(conn, "RELEASE job"))
+        };
+        if let Err(e) = end {
+            tracing::error!(error = %e, "savepoint handling failed");
+        }
+        completions.push(done);
+    }
+    let outcome = commit(conn);
+    completions.into_iter().map(|done| (done, outcome.clone())).collect()
+}
+
+/// Commits the open transaction; on failure rolls it back and says why.
+fn commit(conn: &Connection) -> Result<(), String> {
+    let commit = exec(conn, "COMMIT").map(|_| ()).map_err(|e| e.to_string());
+    if let Err(e) = &commit {
+        tracing::error!(error = %e, "group commit failed; its jobs report the failure");
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "rollback after a failed commit failed");
+        }
+    }
+    commit
 }
 
 /// Runs a fixed statement through the statement cache (no re-parse per job).

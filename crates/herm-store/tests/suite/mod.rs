@@ -104,10 +104,12 @@ pub async fn sequences_are_contiguous_and_published_in_commit_order(f: Fixture) 
         }
     }
     assert_eq!(seen, (1..=400).collect::<Vec<i64>>());
-    // Each thread's log is contiguous from 1; the deployment's is too.
+    // Each thread's log is contiguous from 1; the deployment's is too. A head the store
+    // knows without reading is the log's end, whatever order the appends committed in.
     for t in &threads {
         let log = f.store.thread_events(t, 0, 1000).await.unwrap();
         assert_eq!(log.iter().map(|e| e.sequence.0).collect::<Vec<_>>(), (1..=100).collect::<Vec<i64>>());
+        assert!(matches!(f.store.thread_head(t), None | Some(100)), "head {:?}", f.store.thread_head(t));
     }
     let all = f.store.deployment_events(&d.id, 0, 1000, &EventFilter::default()).await.unwrap();
     assert_eq!(all.len(), 400);
@@ -142,6 +144,20 @@ pub async fn conditions_refuse_atomically(f: Fixture) {
     // Ephemeral kinds are never written.
     let a = Append::new(t.clone(), vec![NewEvent::new(None, EventKind::Token { delta: "x".into(), message_id: None })]);
     assert!(f.store.append(a).await.is_err());
+    // An append failing after it wrote (its run created, its second event's id taken) leaves
+    // nothing behind, and the next append finds the thread as it was.
+    let taken = f.store.thread_events(&t, 0, 100).await.unwrap()[0].id.clone();
+    let other = RunId::new();
+    let mut dup = user(&other, "w");
+    dup.id = taken;
+    let mut a = Append::new(t.clone(), vec![user(&other, "v"), dup]);
+    a.new_run = Some(NewRun::user(other.clone(), RunStatus::Queued));
+    assert!(f.store.append(a).await.is_err());
+    assert!(f.store.get_run(&other).await.unwrap().is_none(), "a failed append creates no run");
+    assert_eq!(f.store.thread_events(&t, 0, 100).await.unwrap().len(), 3);
+    assert!(matches!(f.store.thread_head(&t), None | Some(3)));
+    let next = f.store.append(Append::new(t.clone(), vec![user(&run, "u")])).await.unwrap();
+    assert_eq!(next[0].sequence.0, 4);
     // Unknown thread.
     assert!(matches!(f.store.append(Append::new(ThreadId::new(), vec![user(&run, "z")])).await, Err(Error::NotFound)));
 }
