@@ -4,8 +4,10 @@
 //! One broadcast channel per deployment; subscribers filter by thread. A subscriber that lags
 //! behind receives `Lagged` and re-reads the committed log, so slowness never loses events.
 //!
-//! A tap (at most one, set by the engine) sees every frame as it is published, whether or not
-//! anyone subscribes: the metrics count committed events there, in commit order.
+//! A tap (at most one, set by the engine) sees every frame this node produces as it is
+//! published, whether or not anyone subscribes: the metrics and spans count committed events
+//! there, in commit order. Frames from other nodes of a shared store reach readers but not the
+//! tap (their own node counts them), so a cluster's metrics add up and no span is exported twice.
 //!
 //! A relay (at most one, set by a store shared by several nodes) is handed each ephemeral
 //! frame published on this node, to pass on to the others; what it receives from them comes
@@ -57,20 +59,28 @@ impl Bus {
         *self.relay.write() = Some(relay);
     }
 
-    /// Publishes a frame; frames for a deployment nobody watches are dropped at once. An
-    /// ephemeral frame also goes to the relay, if one is set.
+    /// Publishes a frame this node produced: the tap sees it, readers get it (frames for a
+    /// deployment nobody watches are dropped at once), and an ephemeral frame also goes to
+    /// the relay, if one is set.
     pub fn publish(&self, dep: &DeploymentId, frame: LiveFrame) {
         if let (LiveFrame::Ephemeral(_), Some(relay)) = (&frame, self.relay.read().as_ref()) {
             relay(dep, &frame);
         }
+        self.observe(dep, &frame);
         self.publish_relayed(dep, frame);
     }
 
-    /// Publishes a frame that came from another node (the relay does not see it).
-    pub fn publish_relayed(&self, dep: &DeploymentId, frame: LiveFrame) {
+    /// Hands a frame this node produced to the tap alone (its readers already had it, as
+    /// another node's: see [`Bus::publish_relayed`]).
+    pub fn observe(&self, dep: &DeploymentId, frame: &LiveFrame) {
         if let Some(tap) = self.tap.read().as_ref() {
-            tap(dep, &frame);
+            tap(dep, frame);
         }
+    }
+
+    /// Publishes a frame that came from another node to this node's readers (neither the
+    /// relay nor the tap sees it).
+    pub fn publish_relayed(&self, dep: &DeploymentId, frame: LiveFrame) {
         let mut map = self.channels.lock();
         // No receivers left: forget the channel so idle deployments cost nothing.
         if let Some(tx) = map.get(dep)

@@ -111,3 +111,66 @@ async fn live_frames_reach_the_other_nodes_once() {
     }
     assert_eq!(own, words);
 }
+
+/// Readers on every node see every commit, but each node's tap (its metrics and spans) sees
+/// only the commits it made, once each: a cluster's counts add up, no span is exported twice.
+/// Appends race on two nodes into one deployment, so each node also publishes some of its own
+/// events from the log before its append reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_taps_only_its_own_commits_while_readers_see_all() {
+    use herm_store::*;
+    use herm_types::event::LiveFrame;
+    use herm_types::*;
+    use std::collections::HashMap;
+    let Some(cfg) = schema().await else { return };
+    let (bus_a, bus_b) = (Bus::new(), Bus::new());
+    let a = Arc::new(PostgresStore::connect_with(cfg.clone(), bus_a.clone()).await.unwrap());
+    let b = Arc::new(PostgresStore::connect_with(cfg, bus_b.clone()).await.unwrap());
+    let tapped: Vec<Arc<parking_lot::Mutex<HashMap<EventId, usize>>>> = vec![Default::default(), Default::default()];
+    for (bus, seen) in [(&bus_a, &tapped[0]), (&bus_b, &tapped[1])] {
+        let seen = seen.clone();
+        bus.set_tap(Arc::new(move |_, f| {
+            if let LiveFrame::Committed(e) = f {
+                *seen.lock().entry(e.id.clone()).or_default() += 1;
+            }
+        }));
+    }
+    let d = suite::deployment(a.as_ref()).await;
+    let (mut on_a, mut on_b) = (bus_a.subscribe(&d.id), bus_b.subscribe(&d.id));
+    let threads: Vec<ThreadId> = (0..4).map(|_| ThreadId::new()).collect();
+    for t in &threads {
+        a.create_thread(NewThread { id: t.clone(), deployment_id: d.id.clone(), title: None }).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..120usize {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let t = threads[i % 4].clone();
+        tasks.push(tokio::spawn(async move {
+            let ev = NewEvent::new(None, EventKind::Steer { message: format!("m{i}") });
+            let out = store.append(Append::new(t, vec![ev])).await.unwrap();
+            (i % 2, out[0].id.clone())
+        }));
+    }
+    let mut by_node: [Vec<EventId>; 2] = [vec![], vec![]];
+    for t in tasks {
+        let (node, id) = t.await.unwrap();
+        by_node[node].push(id);
+    }
+    for rx in [&mut on_a, &mut on_b] {
+        let mut got = Vec::new();
+        while got.len() < 120 {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.unwrap().unwrap() {
+                LiveFrame::Committed(e) => got.push(e.deployment_sequence.0),
+                LiveFrame::Ephemeral(_) => {}
+            }
+        }
+        assert_eq!(got, (1..=120).collect::<Vec<i64>>(), "every reader sees every commit once, in order");
+    }
+    for (node, seen) in tapped.iter().enumerate() {
+        let seen = seen.lock();
+        assert_eq!(seen.len(), 60, "node {node} taps its own 60 commits and no other");
+        for id in &by_node[node] {
+            assert_eq!(seen.get(id), Some(&1), "node {node} taps its commit {id} once");
+        }
+    }
+}

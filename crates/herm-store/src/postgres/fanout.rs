@@ -93,8 +93,14 @@ impl Fanout {
         let stream = self.stream(&dep, floor.min(first.deployment_sequence.0));
         let mut s = stream.lock().await;
         let next = s.next;
-        for e in events.iter().filter(|e| e.deployment_sequence.0 >= next) {
-            s.held.insert(e.deployment_sequence.0, e.clone());
+        for e in events {
+            if e.deployment_sequence.0 >= next {
+                s.held.insert(e.deployment_sequence.0, e.clone());
+            } else {
+                // Read from the log and published before this call, as if another node's:
+                // counted now, once, as this node's.
+                store.bus().observe(&dep, &LiveFrame::Committed(e.clone()));
+            }
         }
         s.flush(store, &dep);
     }
@@ -139,8 +145,13 @@ async fn publish_from_log(store: &PostgresStore, dep: &DeploymentId, s: &mut Str
                 return true;
             }
             if at == s.next {
-                s.held.remove(&at);
-                store.bus().publish(dep, LiveFrame::Committed(Arc::new(e)));
+                // Held: this node committed it (its tap counts it); else another node's, or
+                // this node's not yet reported (counted when it is, in `committed`).
+                let frame = LiveFrame::Committed(Arc::new(e));
+                match s.held.remove(&at) {
+                    Some(_) => store.bus().publish(dep, frame),
+                    None => store.bus().publish_relayed(dep, frame),
+                }
                 s.next += 1;
             }
         }
