@@ -73,6 +73,13 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        // A rollback that failed earlier would leave a transaction open and refuse every
+        // later BEGIN: end it first.
+        if !conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("ROLLBACK")
+        {
+            tracing::error!(error = %e, "a transaction left open could not be rolled back");
+        }
         if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin a write transaction");
             for job in batch {
