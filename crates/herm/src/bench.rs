@@ -343,21 +343,26 @@ pub(crate) async fn measure(
         }
         let rounds = if n == 1 { args.single_runs } else { 1 };
         let mut elapsed = Duration::ZERO;
+        let cpu = crate::bench_schedule::cpu_time();
         for r in 0..rounds {
             elapsed += round_on(engines, dep, model, &threads, &format!("c{n} r{r}")).await?;
         }
+        // The process's CPU time (every thread: workers, the writer, telemetry) per step: what
+        // the runtime spends, which a busy host's wait does not inflate as it does wall time.
+        let cpu = crate::bench_schedule::cpu_time().saturating_sub(cpu);
         // A step is the interval between two consecutive model calls of one run: fold, model
         // call, journal, tool call journaled and resolved, result journaled.
         let steps = model.take_steps();
         let total_steps = (n as u64) * (rounds as u64) * (args.steps_per_run as u64);
         let rate = total_steps as f64 / elapsed.as_secs_f64();
         println!(
-            "threads {n:>5}: step p50 {} p99 {} ({:.1}x / {:.1}x baseline commit) — {total_steps} steps in {:.2} s = {rate:.0} steps/s",
+            "threads {n:>5}: step p50 {} p99 {} ({:.1}x / {:.1}x baseline commit) — {total_steps} steps in {:.2} s = {rate:.0} steps/s, herm cpu {:.0} µs/step",
             ms(pct(&steps, 0.5)),
             ms(pct(&steps, 0.99)),
             pct(&steps, 0.5).as_secs_f64() / pct(base, 0.5).as_secs_f64().max(1e-9),
             pct(&steps, 0.99).as_secs_f64() / pct(base, 0.5).as_secs_f64().max(1e-9),
             elapsed.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / total_steps.max(1) as f64,
         );
     }
     Ok(())

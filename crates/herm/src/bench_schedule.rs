@@ -21,7 +21,7 @@ const PARALLEL: usize = 64;
 const IDLE: Duration = Duration::from_secs(10);
 
 /// User and system CPU time of this process so far (getrusage: microsecond resolution).
-fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `u` is a valid, writable rusage.
