@@ -161,6 +161,16 @@ pub(crate) fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// User and system CPU time of this process so far (getrusage: microsecond resolution).
+pub(crate) fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 /// Baseline: one durable commit of a small row, as the store makes it.
 pub(crate) fn baseline(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<Duration>> {
     let c = rusqlite::Connection::open(dir.join("baseline.db"))?;
@@ -343,13 +353,13 @@ pub(crate) async fn measure(
         }
         let rounds = if n == 1 { args.single_runs } else { 1 };
         let mut elapsed = Duration::ZERO;
-        let cpu = crate::bench_schedule::cpu_time();
+        let cpu = cpu_time();
         for r in 0..rounds {
             elapsed += round_on(engines, dep, model, &threads, &format!("c{n} r{r}")).await?;
         }
         // The process's CPU time (every thread: workers, the writer, telemetry) per step: what
         // the runtime spends, which a busy host's wait does not inflate as it does wall time.
-        let cpu = crate::bench_schedule::cpu_time().saturating_sub(cpu);
+        let cpu = cpu_time().saturating_sub(cpu);
         // A step is the interval between two consecutive model calls of one run: fold, model
         // call, journal, tool call journaled and resolved, result journaled.
         let steps = model.take_steps();

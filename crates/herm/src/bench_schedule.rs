@@ -20,21 +20,11 @@ const PARALLEL: usize = 64;
 /// How long each idle measurement lasts.
 const IDLE: Duration = Duration::from_secs(10);
 
-/// User and system CPU time of this process so far (getrusage: microsecond resolution).
-pub(crate) fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the zeroed struct it is given and reads nothing else.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
 /// CPU used per second of wall time while idle, and RSS at the end.
 async fn idle_cost() -> (f64, u64) {
-    let (c0, t0) = (cpu_time(), Instant::now());
+    let (c0, t0) = (crate::bench::cpu_time(), Instant::now());
     tokio::time::sleep(IDLE).await;
-    let cpu = (cpu_time() - c0).as_secs_f64() * 1000.0 / t0.elapsed().as_secs_f64();
+    let cpu = (crate::bench::cpu_time() - c0).as_secs_f64() * 1000.0 / t0.elapsed().as_secs_f64();
     (cpu, crate::bench_waiting::rss().0)
 }
 

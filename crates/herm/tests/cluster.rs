@@ -288,27 +288,12 @@ async fn every_slot_fires_once_across_three_nodes_and_their_kills() {
     for r in &runs {
         let (s, run) = nodes[0].get(&format!("/v1/deployments/{dep}/runs/{r}")).await;
         assert_eq!(s, 200, "{run}");
-        let events = thread_events(&nodes[0], run["thread_id"].as_str().unwrap()).await;
+        let events = nodes[0].thread_log(run["thread_id"].as_str().unwrap()).await;
         let calls = events.iter().filter(|e| e["type"] == "model_call" && e["run_id"] == *r).count();
         assert_eq!(calls, 1, "run {r} journaled {calls} model calls");
     }
     let per_step = model.completed_per_step();
     assert!(per_step[..6].iter().all(|n| (1..=2).contains(n)) && per_step[6] == 0, "{per_step:?}");
-}
-
-/// The whole log of a thread, page after page.
-async fn thread_events(node: &Herm, thread: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (s, page) = node.get(&format!("/v1/threads/{thread}/events?limit=100{cursor}")).await;
-        assert_eq!(s, 200, "{page}");
-        out.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => return out,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,7 +88,10 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
             continue;
         }
-        let completions = if batch.len() == 1 { solo(&conn, batch) } else { grouped(&conn, batch) };
+        let completions = match <[Job; 1]>::try_from(batch) {
+            Ok([job]) => vec![solo(&conn, job)],
+            Err(batch) => grouped(&conn, batch),
+        };
         for (done, outcome) in completions {
             done(outcome);
         }
@@ -100,22 +103,18 @@ type Finish = (Completion, Result<(), String>);
 
 /// A lone job is the whole transaction: it commits, or (if it failed) rolls back, without
 /// a savepoint's sub-journal.
-fn solo(conn: &Connection, batch: Vec<Job>) -> Vec<Finish> {
-    let mut out = Vec::with_capacity(1);
-    for job in batch {
-        let (ok, done) = job(Some(conn));
-        let outcome = if ok {
-            commit(conn)
-        } else {
-            // The job reports its own error; what it wrote before failing is undone.
-            if let Err(e) = exec(conn, "ROLLBACK") {
-                tracing::error!(error = %e, "rollback of a failed write failed");
-            }
-            Ok(())
-        };
-        out.push((done, outcome));
-    }
-    out
+fn solo(conn: &Connection, job: Job) -> Finish {
+    let (ok, done) = job(Some(conn));
+    let outcome = if ok {
+        commit(conn)
+    } else {
+        // The job reports its own error; what it wrote before failing is undone.
+        if let Err(e) = exec(conn, "ROLLBACK") {
+            tracing::error!(error = %e, "rollback of a failed write failed");
+        }
+        Ok(())
+    };
+    (done, outcome)
 }
 
 /// Each job in its own savepoint (a failing one rolls back alone), then one commit.
