@@ -28,52 +28,58 @@ impl ToolSource for AutomationTools {
         if !spec.features.automations {
             return Offer::default();
         }
-        let id_schema = json!({"type": "object", "properties": {"automation_id": {"type": "string"}}, "required": ["automation_id"]});
-        let mut create = Tool::new(
-            "create_automation",
-            "Schedule recurring work: `schedule` is plain language (\"every Monday at 9am\", \"every weekday at 17:30\", \
-             \"every 15 minutes\") or a 5-field cron; at each time, `instructions` arrive in this conversation as a message \
-             and you act on them. Returns the cron it was read as and the next run time.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string"},
-                    "schedule": {"type": "string"},
-                    "instructions": {"type": "string"},
-                    "timezone": {"type": "string", "description": "IANA time zone, e.g. Europe/Paris (default UTC)"}
-                },
-                "required": ["name", "schedule", "instructions"]
-            }),
-            Origin::Builtin,
-            Arc::new(Runner(Op::Create)),
-        );
-        create.default_permission = ToolPermission::AlwaysAsk;
-        let mut list = Tool::new(
-            "list_automations",
-            "List this agent's automations with their schedules, state and next run time.",
-            json!({"type": "object", "properties": {}}),
-            Origin::Builtin,
-            Arc::new(Runner(Op::List)),
-        );
-        list.repeat_safe = true;
-        let pause = Tool::new(
-            "pause_automation",
-            "Pause an automation (it stops firing until resumed).",
-            id_schema.clone(),
-            Origin::Builtin,
-            Arc::new(Runner(Op::Pause)),
-        );
-        let mut delete = Tool::new(
-            "delete_automation",
-            "Delete an automation and its history.",
-            id_schema,
-            Origin::Builtin,
-            Arc::new(Runner(Op::Delete)),
-        );
-        delete.default_permission = ToolPermission::AlwaysAsk;
-        Offer { tools: vec![create, list, pause, delete], unavailable: Vec::new() }
+        Offer { tools: TOOLS.clone(), unavailable: Vec::new() }
     }
 }
+
+/// The tools, built once (a step's offer clones them instead of building their schemas).
+static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
+    let id_schema =
+        json!({"type": "object", "properties": {"automation_id": {"type": "string"}}, "required": ["automation_id"]});
+    let mut create = Tool::new(
+        "create_automation",
+        "Schedule recurring work: `schedule` is plain language (\"every Monday at 9am\", \"every weekday at 17:30\", \
+         \"every 15 minutes\") or a 5-field cron; at each time, `instructions` arrive in this conversation as a message \
+         and you act on them. Returns the cron it was read as and the next run time.",
+        json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "schedule": {"type": "string"},
+                "instructions": {"type": "string"},
+                "timezone": {"type": "string", "description": "IANA time zone, e.g. Europe/Paris (default UTC)"}
+            },
+            "required": ["name", "schedule", "instructions"]
+        }),
+        Origin::Builtin,
+        Arc::new(Runner(Op::Create)),
+    );
+    create.default_permission = ToolPermission::AlwaysAsk;
+    let mut list = Tool::new(
+        "list_automations",
+        "List this agent's automations with their schedules, state and next run time.",
+        json!({"type": "object", "properties": {}}),
+        Origin::Builtin,
+        Arc::new(Runner(Op::List)),
+    );
+    list.repeat_safe = true;
+    let pause = Tool::new(
+        "pause_automation",
+        "Pause an automation (it stops firing until resumed).",
+        id_schema.clone(),
+        Origin::Builtin,
+        Arc::new(Runner(Op::Pause)),
+    );
+    let mut delete = Tool::new(
+        "delete_automation",
+        "Delete an automation and its history.",
+        id_schema,
+        Origin::Builtin,
+        Arc::new(Runner(Op::Delete)),
+    );
+    delete.default_permission = ToolPermission::AlwaysAsk;
+    vec![create, list, pause, delete]
+});
 
 struct Runner(Op);
 

@@ -22,24 +22,32 @@ impl ToolSource for SandboxTools {
         if engine.sandbox().is_none() || !spec.sandbox.enabled {
             return Offer::default();
         }
-        let mut tools: Vec<Tool> = Builtin::ALL
-            .into_iter()
-            .map(|b| {
-                let mut t = Tool::new(b.name(), b.description(), b.schema(), Origin::Builtin, Arc::new(b));
-                t.repeat_safe = b.repeat_safe();
-                t
-            })
-            .collect();
+        let mut tools = BUILTINS.clone();
         // Offered to models that take images.
         if engine.sees_images(spec).await {
-            let mut t =
-                Tool::new(view::NAME, view::DESCRIPTION, view::schema(), Origin::Builtin, Arc::new(view::ViewImage));
-            t.repeat_safe = true;
-            tools.push(t);
+            tools.push(VIEW_IMAGE.clone());
         }
         Offer { tools, unavailable: Vec::new() }
     }
 }
+
+/// The built-ins, built once (a step's offer clones them instead of building their schemas).
+static BUILTINS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
+    Builtin::ALL
+        .into_iter()
+        .map(|b| {
+            let mut t = Tool::new(b.name(), b.description(), b.schema(), Origin::Builtin, Arc::new(b));
+            t.repeat_safe = b.repeat_safe();
+            t
+        })
+        .collect()
+});
+
+static VIEW_IMAGE: std::sync::LazyLock<Tool> = std::sync::LazyLock::new(|| {
+    let mut t = Tool::new(view::NAME, view::DESCRIPTION, view::schema(), Origin::Builtin, Arc::new(view::ViewImage));
+    t.repeat_safe = true;
+    t
+});
 
 #[async_trait::async_trait]
 impl ToolRunner for Builtin {

@@ -28,39 +28,41 @@ enum Op {
 #[async_trait::async_trait]
 impl ToolSource for GoalTools {
     async fn offer(&self, _: &Engine, _: &DeploymentId, _: &DeploymentSpec) -> Offer {
-        let tool = |name: &str, description: &str, schema: Value, op: Op| {
-            let mut t = Tool::new(name, description, schema, Origin::Builtin, Arc::new(Runner(op)));
-            t.only_for = Some(herm_types::RunKind::Goal);
-            t
-        };
-        let text = |k: &str| json!({"type": "object", "properties": {k: {"type": "string"}}, "required": [k]});
-        Offer {
-            tools: vec![
-                tool(
-                    "goal_progress",
-                    "Record progress on the goal this run works on (the next runs and the judge see it).",
-                    text("note"),
-                    Op::Progress,
-                ),
-                tool(
-                    "goal_wait",
-                    "Nothing more can be done on the goal this run works on until later: no run of it starts before \
-                     `until` (RFC 3339) or before `for` has passed (`30m`, `2h`, `1d`).",
-                    json!({"type": "object", "properties": {"until": {"type": "string"}, "for": {"type": "string"}, "reason": {"type": "string"}}}),
-                    Op::Wait,
-                ),
-                tool(
-                    "goal_done",
-                    "Claim the goal this run works on is done, with a summary of the evidence; a judge checks it against the \
-                     done criteria.",
-                    text("summary"),
-                    Op::Done,
-                ),
-            ],
-            unavailable: Vec::new(),
-        }
+        Offer { tools: TOOLS.clone(), unavailable: Vec::new() }
     }
 }
+
+/// The tools, built once (a step's offer clones them instead of building their schemas).
+static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
+    let tool = |name: &str, description: &str, schema: Value, op: Op| {
+        let mut t = Tool::new(name, description, schema, Origin::Builtin, Arc::new(Runner(op)));
+        t.only_for = Some(herm_types::RunKind::Goal);
+        t
+    };
+    let text = |k: &str| json!({"type": "object", "properties": {k: {"type": "string"}}, "required": [k]});
+    vec![
+        tool(
+            "goal_progress",
+            "Record progress on the goal this run works on (the next runs and the judge see it).",
+            text("note"),
+            Op::Progress,
+        ),
+        tool(
+            "goal_wait",
+            "Nothing more can be done on the goal this run works on until later: no run of it starts before \
+             `until` (RFC 3339) or before `for` has passed (`30m`, `2h`, `1d`).",
+            json!({"type": "object", "properties": {"until": {"type": "string"}, "for": {"type": "string"}, "reason": {"type": "string"}}}),
+            Op::Wait,
+        ),
+        tool(
+            "goal_done",
+            "Claim the goal this run works on is done, with a summary of the evidence; a judge checks it against the \
+             done criteria.",
+            text("summary"),
+            Op::Done,
+        ),
+    ]
+});
 
 struct Runner(Op);
 

@@ -36,44 +36,46 @@ impl ToolSource for MemoryTools {
         if !spec.features.memory {
             return Offer::default();
         }
-        let tool = |name: &str, description: &str, schema: Value, op: Op, read_only: bool| {
-            let mut t = Tool::new(name, description, schema, Origin::Builtin, Arc::new(Runner(op)));
-            t.memory_work = true;
-            t.repeat_safe = read_only;
-            t
-        };
-        Offer {
-            tools: vec![
-                tool(
-                    "memory_search",
-                    "Search this customer's memories (what earlier conversations taught you) by words; optionally only \
-                     under a path prefix.",
-                    schema(Op::Search),
-                    Op::Search,
-                    true,
-                ),
-                tool("memory_read", "Read one memory with its version.", schema(Op::Read), Op::Read, true),
-                tool(
-                    "memory_write",
-                    "Create or replace a memory: one durable observation per file (a preference, a correction, a fact \
-                     about the customer), short and in your own words. Give `expected_version` (from memory_read) to \
-                     replace only the version you read.",
-                    schema(Op::Write),
-                    Op::Write,
-                    false,
-                ),
-                tool(
-                    "memory_delete",
-                    "Delete a memory that is wrong or no longer holds (its history is kept).",
-                    schema(Op::Delete),
-                    Op::Delete,
-                    false,
-                ),
-            ],
-            unavailable: Vec::new(),
-        }
+        Offer { tools: TOOLS.clone(), unavailable: Vec::new() }
     }
 }
+
+/// The tools, built once (a step's offer clones them instead of building their schemas).
+static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
+    let tool = |name: &str, description: &str, schema: Value, op: Op, read_only: bool| {
+        let mut t = Tool::new(name, description, schema, Origin::Builtin, Arc::new(Runner(op)));
+        t.memory_work = true;
+        t.repeat_safe = read_only;
+        t
+    };
+    vec![
+        tool(
+            "memory_search",
+            "Search this customer's memories (what earlier conversations taught you) by words; optionally only \
+             under a path prefix.",
+            schema(Op::Search),
+            Op::Search,
+            true,
+        ),
+        tool("memory_read", "Read one memory with its version.", schema(Op::Read), Op::Read, true),
+        tool(
+            "memory_write",
+            "Create or replace a memory: one durable observation per file (a preference, a correction, a fact \
+             about the customer), short and in your own words. Give `expected_version` (from memory_read) to \
+             replace only the version you read.",
+            schema(Op::Write),
+            Op::Write,
+            false,
+        ),
+        tool(
+            "memory_delete",
+            "Delete a memory that is wrong or no longer holds (its history is kept).",
+            schema(Op::Delete),
+            Op::Delete,
+            false,
+        ),
+    ]
+});
 
 /// The input schema of an operation's tool.
 pub(crate) fn schema(op: Op) -> Value {

@@ -23,39 +23,49 @@ impl ToolSource for AgentTools {
     async fn offer(&self, _: &Engine, _: &DeploymentId, spec: &DeploymentSpec) -> Offer {
         let mut tools = Vec::new();
         if !spec.skills.is_empty() {
-            let mut t = Tool::new(
-                LOAD_SKILL,
-                "Load the full instructions of one of your skills (listed in your system prompt) when a task needs it.",
-                json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
-                Origin::Builtin,
-                Arc::new(LoadSkill),
-            );
-            t.repeat_safe = true;
-            tools.push(t);
+            tools.push(LOAD_SKILL_TOOL.clone());
         }
         if spec.features.steering {
-            let mut t = Tool::new(
-                ASK_USER,
-                "Ask the user a clarifying question instead of guessing (for example when several items match). \
-                 The run pauses until they answer; the answer is the result.",
-                json!({
-                    "type": "object",
-                    "properties": {
-                        "question": {"type": "string", "description": "The question, in one or two sentences."},
-                        "options": {"type": "array", "items": {"type": "string"}, "description": "Choices to offer, if any."}
-                    },
-                    "required": ["question"]
-                }),
-                Origin::Builtin,
-                Arc::new(AskUser),
-            );
-            t.repeat_safe = true;
-            t.asks_person = true;
-            tools.push(t);
+            tools.push(ASK_USER_TOOL.clone());
         }
         Offer { tools, unavailable: Vec::new() }
     }
 }
+
+/// `load_skill`, built once (a step's offer clones it instead of building its schema).
+static LOAD_SKILL_TOOL: std::sync::LazyLock<Tool> = std::sync::LazyLock::new(|| {
+    let mut t = Tool::new(
+        LOAD_SKILL,
+        "Load the full instructions of one of your skills (listed in your system prompt) when a task needs it.",
+        json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+        Origin::Builtin,
+        Arc::new(LoadSkill),
+    );
+    t.repeat_safe = true;
+    t
+});
+
+/// `ask_user`, built once.
+static ASK_USER_TOOL: std::sync::LazyLock<Tool> = std::sync::LazyLock::new(|| {
+    let mut t = Tool::new(
+        ASK_USER,
+        "Ask the user a clarifying question instead of guessing (for example when several items match). \
+         The run pauses until they answer; the answer is the result.",
+        json!({
+            "type": "object",
+            "properties": {
+                "question": {"type": "string", "description": "The question, in one or two sentences."},
+                "options": {"type": "array", "items": {"type": "string"}, "description": "Choices to offer, if any."}
+            },
+            "required": ["question"]
+        }),
+        Origin::Builtin,
+        Arc::new(AskUser),
+    );
+    t.repeat_safe = true;
+    t.asks_person = true;
+    t
+});
 
 /// `ask_user` goes through the steering path (a request, then the person's answer as its
 /// result); it is never run.

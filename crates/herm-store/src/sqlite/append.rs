@@ -7,11 +7,21 @@ use herm_types::event::{EVENT_FORMAT_VERSION, Role};
 use herm_types::*;
 use rusqlite::{Connection, OptionalExtension, params};
 
-const ACTIVE: &str = "('queued','running','waiting_on_human')";
+/// The statuses of an active run, spelled into the statements below (a literal, so looking a
+/// statement up in the cache formats nothing).
+macro_rules! active {
+    () => {
+        "('queued','running','waiting_on_human')"
+    };
+}
 
 pub(crate) fn active_run_id(conn: &Connection, thread: &str) -> Result<Option<String>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT id FROM runs WHERE thread_id=?1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"))?
+        .prepare_cached(concat!(
+            "SELECT id FROM runs WHERE thread_id=?1 AND status IN ",
+            active!(),
+            " ORDER BY id LIMIT 1"
+        ))?
         .query_row([thread], |r| r.get::<_, String>(0))
         .optional()?)
 }
@@ -19,8 +29,10 @@ pub(crate) fn active_run_id(conn: &Connection, thread: &str) -> Result<Option<St
 /// Derives a thread's status from its runs.
 pub(crate) fn thread_status(conn: &Connection, thread: &str) -> Result<ThreadStatus> {
     let active: Option<String> = conn
-        .prepare_cached(&format!(
-            "SELECT status FROM runs WHERE thread_id=?1 AND status IN {ACTIVE} ORDER BY id LIMIT 1"
+        .prepare_cached(concat!(
+            "SELECT status FROM runs WHERE thread_id=?1 AND status IN ",
+            active!(),
+            " ORDER BY id LIMIT 1"
         ))?
         .query_row([thread], |r| r.get(0))
         .optional()?;
@@ -58,6 +70,39 @@ pub(crate) fn serialize(a: &Append) -> Result<Vec<String>> {
             serde_json::to_string(&ev.kind).map_err(|e| Error::Corrupt(e.to_string()))
         })
         .collect()
+}
+
+/// Refuses, before anything is written, the ids that would fail an insert part-way: an
+/// event's or the new run's id already taken, or an event id given twice.
+fn ids_free(conn: &Connection, a: &Append) -> Result<()> {
+    let taken = |sql: &str, id: &str| -> Result<bool> { Ok(conn.prepare_cached(sql)?.query_row([id], |r| r.get(0))?) };
+    for (i, ev) in a.events.iter().enumerate() {
+        if a.events[..i].iter().any(|e| e.id == ev.id) {
+            return Err(Error::Conflict(format!("event id {} is given twice", ev.id)));
+        }
+        if taken("SELECT EXISTS (SELECT 1 FROM events WHERE id=?1)", ev.id.as_str())? {
+            return Err(Error::Conflict(format!("event {} exists", ev.id)));
+        }
+    }
+    if let Some(r) = &a.new_run
+        && taken("SELECT EXISTS (SELECT 1 FROM runs WHERE id=?1)", r.id.as_str())?
+    {
+        return Err(Error::Conflict(format!("run {} exists", r.id)));
+    }
+    Ok(())
+}
+
+/// Whether `once` is recorded already (what [`record_once`] would refuse).
+fn once_taken(conn: &Connection, once: Option<&crate::Once>) -> Result<bool> {
+    Ok(match once {
+        None => false,
+        Some(crate::Once::Firing(f)) => conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM automation_firings WHERE automation_id=?1 AND key=?2)")?
+            .query_row(params![f.automation_id.as_str(), f.key], |r| r.get(0))?,
+        Some(crate::Once::Key { key, .. }) => conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM once_keys WHERE key=?1)")?
+            .query_row([key], |r| r.get(0))?,
+    })
 }
 
 /// Consumes `a`, whose events `data` holds serialized ([`serialize`]): their contents move
@@ -109,6 +154,11 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
         }
     }
     let deployment_id = DeploymentId::parse(&dep).map_err(|e| Error::Corrupt(e.to_string()))?;
+    if let Err(e) = ids_free(conn, &a) {
+        // An append repeated whole is refused as a repeat when it carries a once-key.
+        return Err(if once_taken(conn, a.once.as_ref())? { Error::Duplicate } else { e });
+    }
+    // Every check is made: from here on only a database fault fails the append.
     if let Some(once) = &a.once {
         record_once(conn, once, now)?;
     }
@@ -129,8 +179,12 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
     let created_at = from_micros(now);
     for (ev, data) in a.events.into_iter().zip(data) {
         let run = ev.run_id.as_ref().map(|r| r.as_str());
+        // OR FAIL: the table's trigger (the webhook outbox) would otherwise make every insert
+        // open a statement journal, copying each page it touches that the transaction already
+        // changed. An insert that fails fails the whole append, whose savepoint (or
+        // transaction) undoes all it wrote: the statement needs no undo of its own.
         conn.prepare_cached(
-            "INSERT INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
+            "INSERT OR FAIL INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
         )?
         .execute(params![

@@ -181,9 +181,10 @@ impl LogStore for SqliteStore {
     async fn append(&self, a: Append) -> Result<Vec<Arc<Event>>> {
         let store = self.clone();
         let data = serialize(&a)?;
+        // The append makes its checks before it writes: no savepoint (see `writer`).
         self.inner
             .writer
-            .write(
+            .write_checked(
                 move |c| Ok(append_tx(c, a, data)?.into_iter().map(Arc::new).collect::<Vec<_>>()),
                 move |events: &Vec<Arc<Event>>| {
                     if let Some(last) = events.last() {

@@ -1,9 +1,11 @@
-//! The embedded SQLite store: one writer thread with group commit (see [`writer`]) and a
-//! small pool of read connections used from blocking tasks.
+//! The embedded SQLite store: one writer thread with group commit (see [`writer`]), a
+//! checkpointer thread (see [`checkpointer`]) and a small pool of read connections used from
+//! blocking tasks.
 
 mod access;
 mod append;
 pub(crate) mod attachments;
+mod checkpointer;
 mod config;
 pub(crate) mod documents;
 mod heads;
@@ -82,6 +84,7 @@ impl SqliteStore {
         if swept > 0 {
             tracing::info!(files = swept, "removed attachment files no record holds");
         }
+        checkpointer::attach(&mut conn, path, Default::default())?;
         let writer = Writer::spawn(conn)?;
         Ok(Self {
             inner: Arc::new(Inner {
