@@ -282,7 +282,10 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA busy_timeout=5000;
          PRAGMA secure_delete=ON;",
     )?;
-    tune(conn)
+    tune(conn)?;
+    // Memory-mapped pages for the writer: no other connection changes what it reads, so its
+    // mapping stays valid (only the file's growth remaps it).
+    conn.execute_batch("PRAGMA mmap_size=268435456;")
 }
 
 /// Prepared statements each connection keeps (every distinct statement the store runs fits).
@@ -292,8 +295,11 @@ const STATEMENT_CACHE: usize = 512;
 pub(crate) fn tune(conn: &Connection) -> rusqlite::Result<()> {
     // Savepoint sub-journals (one per job in a group commit) stay in memory, not a temp file.
     conn.execute_batch("PRAGMA temp_store=MEMORY;")?;
-    // A 64 MiB page cache and memory-mapped reads: hot pages are never re-read with pread.
-    conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;")?;
+    // A 64 MiB page cache. Readers map no pages: a read transaction that finds the journal
+    // changed since its connection's last one unmaps the whole file, and with appends every
+    // few hundred microseconds that was nearly every read, each unmap interrupting every CPU
+    // to flush its TLB (in a virtual machine, an exit each).
+    conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA mmap_size=0;")?;
     // Without the planner stability guarantee, a build with STAT4 re-prepares a cached
     // statement whenever a bound value changes: every step paid a full parse.
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
