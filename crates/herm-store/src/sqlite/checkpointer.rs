@@ -75,23 +75,32 @@ mod tests {
         c
     }
 
+    /// A database of `rows` rows of 4 KB, written one commit each by a writer whose
+    /// checkpoints are `at`; the writer stays open.
+    fn written(dir: &Path, at: Checkpoints, rows: i64) -> (std::path::PathBuf, Connection) {
+        let path = dir.join("db");
+        let mut w = open(&path);
+        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)").unwrap();
+        attach(&mut w, &path, at).unwrap();
+        for i in 0..rows {
+            w.execute("INSERT INTO t (id, v) VALUES (?1, zeroblob(4000))", [i]).unwrap();
+        }
+        (path, w)
+    }
+
+    fn len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
     #[test]
     fn the_checkpointer_moves_the_journal_into_the_database_while_the_writer_keeps_writing() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let mut w = open(&path);
-        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)").unwrap();
-        attach(&mut w, &path, Checkpoints { wake_at: 16, inline_at: i32::MAX }).unwrap();
-        let db_len = || std::fs::metadata(&path).unwrap().len();
-        let before = db_len();
-        for i in 0..200 {
-            w.execute("INSERT INTO t (id, v) VALUES (?1, zeroblob(4000))", [i]).unwrap();
-        }
-        // The writer never checkpoints (inline_at is out of reach): only the thread can have
-        // copied the rows into the database file.
+        // The writer never checkpoints (inline_at is out of reach): only the thread can copy
+        // the rows into the database file.
+        let (path, w) = written(dir.path(), Checkpoints { wake_at: 16, inline_at: i32::MAX }, 200);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while db_len() < before + 100 * 4000 {
-            assert!(Instant::now() < deadline, "no checkpoint moved the journal: {} bytes", db_len());
+        while len(&path) < 100 * 4000 {
+            assert!(Instant::now() < deadline, "no checkpoint moved the journal: {} bytes", len(&path));
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(w);
@@ -102,17 +111,11 @@ mod tests {
     #[test]
     fn past_the_inline_mark_the_writer_checkpoints_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let mut w = open(&path);
-        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)").unwrap();
         // The thread is never woken; the writer checkpoints every 32 pages, and a journal
         // checkpointed whole starts again from its beginning at the next write.
-        attach(&mut w, &path, Checkpoints { wake_at: i32::MAX, inline_at: 32 }).unwrap();
-        for i in 0..300 {
-            w.execute("INSERT INTO t (id, v) VALUES (?1, zeroblob(4000))", [i]).unwrap();
-        }
-        let wal = std::fs::metadata(path.with_file_name("db-wal")).unwrap().len();
+        let (path, _w) = written(dir.path(), Checkpoints { wake_at: i32::MAX, inline_at: 32 }, 300);
+        let wal = len(&path.with_file_name("db-wal"));
         assert!(wal < 64 * 4200, "the journal grew to {wal} bytes");
-        assert!(std::fs::metadata(&path).unwrap().len() > 250 * 4000);
+        assert!(len(&path) > 250 * 4000);
     }
 }
