@@ -158,7 +158,8 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
         // An append repeated whole is refused as a repeat when it carries a once-key.
         return Err(if once_taken(conn, a.once.as_ref())? { Error::Duplicate } else { e });
     }
-    // Every check is made: from here on only a database fault fails the append.
+    // Every check is made (the once-mark's insert refuses without writing): after it, only a
+    // database fault fails the append.
     if let Some(once) = &a.once {
         record_once(conn, once, now)?;
     }
@@ -181,8 +182,8 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
         let run = ev.run_id.as_ref().map(|r| r.as_str());
         // OR FAIL: the table's trigger (the webhook outbox) would otherwise make every insert
         // open a statement journal, copying each page it touches that the transaction already
-        // changed. An insert that fails fails the whole append, whose savepoint (or
-        // transaction) undoes all it wrote: the statement needs no undo of its own.
+        // changed. An insert that fails (a database fault: the ids were checked) fails the
+        // append, and the writer undoes it with its transaction (see `writer`).
         conn.prepare_cached(
             "INSERT OR FAIL INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
