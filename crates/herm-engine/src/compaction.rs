@@ -59,9 +59,14 @@ pub fn json_len(v: &serde_json::Value) -> usize {
     c.0
 }
 
+/// Estimated tokens of a conversation's messages.
+pub fn messages_tokens(messages: &[Message]) -> u64 {
+    messages.iter().map(message_tokens).sum()
+}
+
 /// Estimated tokens of a whole request.
 pub fn request_tokens(req: &herm_llm::ModelRequest) -> u64 {
-    fixed_tokens(req) + req.messages.iter().map(message_tokens).sum::<u64>()
+    fixed_tokens(req) + messages_tokens(&req.messages)
 }
 
 /// A call's usage as the provider reported it, or, when it reported none (llama.cpp's

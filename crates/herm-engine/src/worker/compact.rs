@@ -40,7 +40,7 @@ impl Driver<'_> {
         let usable = window.saturating_sub(req.max_tokens as u64);
         let threshold = (usable as f64 * opts.compact_at) as u64;
         let fixed = compaction::fixed_tokens(req);
-        let before = fixed + req.messages.iter().map(compaction::message_tokens).sum::<u64>();
+        let before = fixed + compaction::messages_tokens(&req.messages);
         if why == Why::Threshold && before <= threshold {
             return Ok(None);
         }

@@ -75,7 +75,7 @@ pub(crate) fn serialize(a: &Append) -> Result<Vec<String>> {
 /// Refuses, before anything is written, the ids that would fail an insert part-way: an
 /// event's or the new run's id already taken, or an event id given twice.
 fn ids_free(conn: &Connection, a: &Append) -> Result<()> {
-    let taken = |sql: &str, id: &str| -> Result<bool> { Ok(conn.prepare_cached(sql)?.query_row([id], |r| r.get(0))?) };
+    let taken = |sql: &str, id: &str| exists(conn, sql, [id]);
     for (i, ev) in a.events.iter().enumerate() {
         if a.events[..i].iter().any(|e| e.id == ev.id) {
             return Err(Error::Conflict(format!("event id {} is given twice", ev.id)));
@@ -94,15 +94,22 @@ fn ids_free(conn: &Connection, a: &Append) -> Result<()> {
 
 /// Whether `once` is recorded already (what [`record_once`] would refuse).
 fn once_taken(conn: &Connection, once: Option<&crate::Once>) -> Result<bool> {
-    Ok(match once {
-        None => false,
-        Some(crate::Once::Firing(f)) => conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM automation_firings WHERE automation_id=?1 AND key=?2)")?
-            .query_row(params![f.automation_id.as_str(), f.key], |r| r.get(0))?,
-        Some(crate::Once::Key { key, .. }) => conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM once_keys WHERE key=?1)")?
-            .query_row([key], |r| r.get(0))?,
-    })
+    match once {
+        None => Ok(false),
+        Some(crate::Once::Firing(f)) => exists(
+            conn,
+            "SELECT EXISTS (SELECT 1 FROM automation_firings WHERE automation_id=?1 AND key=?2)",
+            params![f.automation_id.as_str(), f.key],
+        ),
+        Some(crate::Once::Key { key, .. }) => {
+            exists(conn, "SELECT EXISTS (SELECT 1 FROM once_keys WHERE key=?1)", [key])
+        }
+    }
+}
+
+/// The answer of a `SELECT EXISTS (…)` statement.
+fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    Ok(conn.prepare_cached(sql)?.query_row(params, |r| r.get(0))?)
 }
 
 /// Consumes `a`, whose events `data` holds serialized ([`serialize`]): their contents move

@@ -183,13 +183,7 @@ fn grouped(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Vec<Job>) {
             let (ok, done) = (job.run)(Some(conn));
             completions.push(done);
             if !ok && conn.total_changes() != before {
-                let why = "a write of the same group commit failed part-way; the group was rolled back";
-                tracing::error!("{why}");
-                if let Err(e) = exec(conn, "ROLLBACK") {
-                    tracing::error!(error = %e, "rollback of a failed group failed");
-                }
-                let failed = completions.into_iter().map(|done| (done, Err(why.to_owned()))).collect();
-                return (failed, jobs.collect());
+                return (rolled_back(conn, completions), jobs.collect());
             }
             continue;
         }
@@ -207,6 +201,16 @@ fn grouped(conn: &Connection, batch: Vec<Job>) -> (Vec<Finish>, Vec<Job>) {
     }
     let outcome = commit(conn);
     (completions.into_iter().map(|done| (done, outcome.clone())).collect(), Vec::new())
+}
+
+/// Rolls back a group a checked job left half-written; every job run so far fails with it.
+fn rolled_back(conn: &Connection, completions: Vec<Completion>) -> Vec<Finish> {
+    let why = "a write of the same group commit failed part-way; the group was rolled back";
+    tracing::error!("{why}");
+    if let Err(e) = exec(conn, "ROLLBACK") {
+        tracing::error!(error = %e, "rollback of a failed group failed");
+    }
+    completions.into_iter().map(|done| (done, Err(why.to_owned()))).collect()
 }
 
 /// Commits the open transaction; on failure rolls it back and says why.
