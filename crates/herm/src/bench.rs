@@ -1,8 +1,10 @@
-//! `herm bench`: runtime overhead per agent step, in process, with an instant model and a
-//! tool call that the runtime resolves without external I/O, on SQLite with
-//! `synchronous=FULL` or (`--store postgres`, `--nodes N`) on PostgreSQL shared by N engines.
-//! A baseline measured in the same run (one durable commit of the same database) puts the
-//! figures in proportion on a noisy machine.
+//! `herm bench`: runtime overhead per agent step, in process, with an instant model, on
+//! SQLite with `synchronous=FULL` or (`--store postgres`, `--nodes N`) on PostgreSQL shared
+//! by N engines. Each step's tool call is measured two ways: one the runtime answers inline
+//! (a tool that does not exist: its call and result commit with the model's record, one
+//! commit per step), and an HTTP tool on a loopback endpoint that answers at once (written
+//! ahead, then its result: two commits per step). A baseline measured in the same run (one
+//! durable commit of the same database) puts the figures in proportion on a noisy machine.
 
 use crate::config::Config;
 use async_trait::async_trait;
@@ -68,8 +70,13 @@ pub struct BenchArgs {
     memories: Option<Vec<usize>>,
 }
 
-/// A model that answers instantly: a tool call until the run has `steps - 1` results, then
-/// a final answer. It records when each thread's calls arrive.
+/// The HTTP tool of the write-ahead measurement; a run offered no tool of this name calls
+/// `noop`, which does not exist.
+const HTTP_TOOL: &str = "bench_http";
+
+/// A model that answers instantly: a tool call ([`HTTP_TOOL`] if offered, else `noop`) until
+/// the run has `steps - 1` results, then a final answer. It records when each thread's
+/// calls arrive.
 pub(crate) struct Instant0 {
     steps: u32,
     calls: Mutex<HashMap<String, Vec<Instant>>>,
@@ -130,7 +137,8 @@ impl ModelClient for Instant0 {
                 stop_reason: Some("end_turn".into()),
             });
         }
-        let call = RequestedToolCall { tool_use_id: format!("t{done}"), tool: "noop".into(), arguments: json!({}) };
+        let tool = if req.tools.iter().any(|t| t.name == HTTP_TOOL) { HTTP_TOOL } else { "noop" };
+        let call = RequestedToolCall { tool_use_id: format!("t{done}"), tool: tool.into(), arguments: json!({}) };
         Ok(ModelResponse { text: String::new(), tool_calls: vec![call], usage, stop_reason: Some("tool_use".into()) })
     }
 }
@@ -250,14 +258,39 @@ pub(crate) async fn bench_engine(
     spec: serde_json::Value,
 ) -> anyhow::Result<BenchEngine> {
     let (opened, dir) = open_node(tag, model, |_| {}).await?;
+    let dep = ready_deployment(&opened.engine, spec).await?;
+    Ok(BenchEngine { opened, dep, dir })
+}
+
+/// A deployment of `spec` (a JSON deployment body), once provisioned.
+pub(crate) async fn ready_deployment(
+    engine: &Engine,
+    spec: serde_json::Value,
+) -> anyhow::Result<herm_store::DeploymentRecord> {
     let spec: DeploymentSpec = serde_json::from_value(spec)?;
-    let mut dep = opened.engine.create_deployment(spec).await?;
+    let mut dep = engine.create_deployment(spec).await?;
     // Without a sandbox, provisioning is immediate; wait for it all the same.
     while dep.status == DeploymentStatus::Provisioning {
         tokio::time::sleep(Duration::from_millis(2)).await;
-        dep = opened.engine.deployment(&dep.id).await?;
+        dep = engine.deployment(&dep.id).await?;
     }
-    Ok(BenchEngine { opened, dep, dir })
+    Ok(dep)
+}
+
+/// The step benchmark's deployment: runs of `steps` model calls, with [`HTTP_TOOL`] calling
+/// the loopback endpoint on `http_port` if given.
+pub(crate) fn step_spec(steps: u32, http_port: Option<u16>) -> serde_json::Value {
+    let mut spec = json!({
+        "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
+        "limits": {"max_run_steps": steps + 1}
+    });
+    if let Some(port) = http_port {
+        spec["http_tools"] = json!([{
+            "name": HTTP_TOOL, "description": "answers at once", "input_schema": {"type": "object"},
+            "method": "POST", "url": format!("http://127.0.0.1:{port}/")
+        }]);
+    }
+    spec
 }
 
 /// An in-process engine (started) in a fresh temporary data directory whose `bench` provider
@@ -314,11 +347,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.store == "sqlite", "--store is `sqlite` or `postgres`");
     anyhow::ensure!(args.nodes == 1, "--nodes needs --store postgres (SQLite serves one node)");
     let model = Arc::new(Instant0::new(args.steps_per_run));
-    let spec = json!({
-        "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
-        "limits": {"max_run_steps": args.steps_per_run + 1}
-    });
-    let BenchEngine { opened, dep, dir } = bench_engine("bench", model.clone(), spec).await?;
+    let (opened, dir) = open_node("bench", model.clone(), |_| {}).await?;
     let engine = opened.engine.clone();
 
     let base = baseline(&dir, 300)?;
@@ -329,21 +358,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("baseline: one durable SQLite commit p50 {} p99 {}", ms(pct(&base, 0.5)), ms(pct(&base, 0.99)));
 
-    measure(std::slice::from_ref(&engine), &dep.id, &model, &args, &base).await?;
+    measure(std::slice::from_ref(&engine), &model, &args, &base).await?;
     engine.shutdown().await;
     drop(opened);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// Steps at each concurrency of `args.threads`: runs started round-robin on `engines`, with
-/// p50/p99 per step against the baseline commit's p50, and steps per second.
+/// Steps at each concurrency of `args.threads`, for each kind of tool call (answered inline,
+/// then an HTTP tool written ahead): runs started round-robin on `engines`, with p50/p99 per
+/// step against the baseline commit's p50, and steps per second.
 pub(crate) async fn measure(
+    engines: &[Engine],
+    model: &Instant0,
+    args: &BenchArgs,
+    base: &[Duration],
+) -> anyhow::Result<()> {
+    let (sink, port) = crate::bench_tracing::Sink::start().await?;
+    for (label, http) in [("inline tool", None), ("http tool  ", Some(port))] {
+        let dep = ready_deployment(&engines[0], step_spec(args.steps_per_run, http)).await?;
+        measure_kind(engines, &dep.id, model, args, base, label).await?;
+    }
+    anyhow::ensure!(sink.requests() > 0, "the HTTP tool was never called");
+    Ok(())
+}
+
+/// [`measure`] for one deployment, its lines starting with `label`.
+async fn measure_kind(
     engines: &[Engine],
     dep: &DeploymentId,
     model: &Instant0,
     args: &BenchArgs,
     base: &[Duration],
+    label: &str,
 ) -> anyhow::Result<()> {
     let engine = &engines[0];
     for &n in &args.threads {
@@ -366,7 +413,7 @@ pub(crate) async fn measure(
         let total_steps = (n as u64) * (rounds as u64) * (args.steps_per_run as u64);
         let rate = total_steps as f64 / elapsed.as_secs_f64();
         println!(
-            "threads {n:>5}: step p50 {} p99 {} ({:.1}x / {:.1}x baseline commit) — {total_steps} steps in {:.2} s = {rate:.0} steps/s, herm cpu {:.0} µs/step",
+            "{label} threads {n:>5}: step p50 {} p99 {} ({:.1}x / {:.1}x baseline commit) — {total_steps} steps in {:.2} s = {rate:.0} steps/s, herm cpu {:.0} µs/step",
             ms(pct(&steps, 0.5)),
             ms(pct(&steps, 0.99)),
             pct(&steps, 0.5).as_secs_f64() / pct(base, 0.5).as_secs_f64().max(1e-9),

@@ -5,9 +5,7 @@
 
 use crate::bench::{BenchArgs, Instant0, measure, ms, open_node, pct};
 use anyhow::Context;
-use herm_types::config::DeploymentSpec;
-use herm_types::{DeploymentStatus, EventId};
-use serde_json::json;
+use herm_types::EventId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,22 +66,13 @@ async fn measure_nodes(args: &BenchArgs, url: &str) -> anyhow::Result<()> {
         opened.push((o, dir));
     }
     let engines: Vec<_> = opened.iter().map(|(o, _)| o.engine.clone()).collect();
-    let spec: DeploymentSpec = serde_json::from_value(json!({
-        "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
-        "limits": {"max_run_steps": args.steps_per_run + 1}
-    }))?;
-    let mut dep = engines[0].create_deployment(spec).await?;
-    while dep.status == DeploymentStatus::Provisioning {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        dep = engines[0].deployment(&dep.id).await?;
-    }
     let base = baseline(url, 300).await?;
     println!(
         "herm bench — steps of {} model calls per run, PostgreSQL shared by {nodes} node(s) in this process",
         args.steps_per_run
     );
     println!("baseline: one durable PostgreSQL commit p50 {} p99 {}", ms(pct(&base, 0.5)), ms(pct(&base, 0.99)));
-    let out = measure(&engines, &dep.id, &model, args, &base).await;
+    let out = measure(&engines, &model, args, &base).await;
     for e in &engines {
         e.shutdown().await;
     }

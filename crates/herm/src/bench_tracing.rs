@@ -12,11 +12,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A minimal OTLP/HTTP sink: reads each request (headers, `content-length` body) and answers
-/// `200` with an empty body, counting requests and bytes.
-struct Sink {
+/// A minimal HTTP endpoint (an OTLP sink here, the HTTP tool's server in `herm bench`): reads
+/// each request (headers, `content-length` body) and answers `200` with an empty body,
+/// counting requests and bytes.
+pub(crate) struct Sink {
     requests: AtomicU64,
     bytes: AtomicU64,
+}
+
+impl Sink {
+    /// Requests answered so far.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// A sink serving on a loopback port of its own (returned), until the process ends.
+    pub(crate) async fn start() -> anyhow::Result<(Arc<Sink>, u16)> {
+        let sink = Arc::new(Sink { requests: AtomicU64::new(0), bytes: AtomicU64::new(0) });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(serve_sink(listener, sink.clone()));
+        Ok((sink, port))
+    }
 }
 
 async fn serve_sink(listener: tokio::net::TcpListener, sink: Arc<Sink>) {
@@ -85,12 +102,9 @@ async fn measure(
 }
 
 pub async fn run(runs: u32, steps_per_run: u32) -> anyhow::Result<()> {
-    let sink = Arc::new(Sink { requests: AtomicU64::new(0), bytes: AtomicU64::new(0) });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(serve_sink(listener, sink.clone()));
+    let (sink, port) = Sink::start().await?;
     let export = crate::telemetry::TraceExport {
-        endpoint: Some(format!("http://{addr}")),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
         protocol: Some("http/protobuf".into()),
         service_name: "herm-bench".into(),
         node_id: "bench".into(),

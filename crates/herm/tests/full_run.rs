@@ -146,3 +146,49 @@ async fn max_run_steps_is_enforced() {
     assert_eq!(r["steps"], 2);
     assert_eq!(env.model.request_count(), 2);
 }
+
+/// A call the runtime answers without running anything (here: no such tool) has nothing to
+/// write ahead of: its call and result commit with the model's record, in one commit with the
+/// next call's write-ahead record; that next call (an `http_tools` connector) has an effect,
+/// so its result commits after it was made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_inline_commits_with_the_model_call() {
+    let calls = vec![("nope".to_owned(), json!({})), ("lookup".to_owned(), json!({"q": "rain"}))];
+    let script = vec![Reply { tool_calls: calls, ..Reply::tool("", json!({})) }, Reply::text(&["done"])];
+    let env = setup(script, Wire::OpenAi, json!({})).await;
+    let run = env.send("two calls").await["run_id"].as_str().unwrap().to_owned();
+    let r = env.herm.wait_run(&env.dep, &run, Duration::from_secs(10)).await;
+    assert_eq!(r["status"], "completed", "{r}");
+
+    let log = env.herm.thread_log(&env.thread).await;
+    let types: Vec<&str> = log.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "message",
+            "run_status",
+            "model_call",
+            "tool_call",
+            "tool_result",
+            "tool_call",
+            "tool_result",
+            "agent_message",
+            "model_call",
+            "run_status"
+        ]
+    );
+    let (model, nope_call, nope_result, lookup_call, lookup_result) = (&log[2], &log[3], &log[4], &log[5], &log[6]);
+    assert_eq!((nope_call["tool"].as_str(), nope_call["origin"].as_str()), (Some("nope"), Some("unknown")));
+    assert_eq!(nope_result["is_error"], true);
+    assert!(nope_result["result"].as_str().unwrap().contains("there is no tool named `nope`"), "{nope_result}");
+    assert_eq!((lookup_call["tool"].as_str(), lookup_call["origin"].as_str()), (Some("lookup"), Some("http")));
+    assert_eq!(lookup_result["outcome"], "ok");
+    // One commit: the events of an append share its time (to the microsecond).
+    let at = |e: &Value| e["created_at"].as_str().unwrap().to_owned();
+    for e in [nope_call, nope_result, lookup_call] {
+        assert_eq!(at(e), at(model), "{e}");
+    }
+    assert_ne!(at(lookup_result), at(model), "the connector's result commits after its call was made");
+    assert_eq!(env.connector.recorded().len(), 1);
+    assert_eq!(env.model.completed_per_step(), vec![1, 1]);
+}

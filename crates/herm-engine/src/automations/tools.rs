@@ -63,6 +63,7 @@ static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
         Arc::new(Runner(Op::List)),
     );
     list.repeat_safe = true;
+    list.inline = true;
     let pause = Tool::new(
         "pause_automation",
         "Pause an automation (it stops firing until resumed).",

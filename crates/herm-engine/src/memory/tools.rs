@@ -46,6 +46,8 @@ static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
         let mut t = Tool::new(name, description, schema, Origin::Builtin, Arc::new(Runner(op)));
         t.memory_work = true;
         t.repeat_safe = read_only;
+        // A search or a read is of the store alone.
+        t.inline = read_only;
         t
     };
     vec![

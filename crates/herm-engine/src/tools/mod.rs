@@ -12,6 +12,7 @@ pub(crate) mod template;
 
 use crate::machine::Gate;
 use herm_types::config::{DeploymentSpec, ToolPermission};
+use herm_types::event::RequestedToolCall;
 use serde_json::Value;
 use source::ToolRunner;
 use std::sync::Arc;
@@ -42,6 +43,10 @@ pub struct Tool {
     pub input_schema: Arc<Value>,
     /// Safe to run again after a crash left its outcome unknown (read-only).
     pub repeat_safe: bool,
+    /// Only reads the runtime's own state, at once (no sandbox, no network): it has no
+    /// effect to write its call ahead of, so the call is answered before the step commits
+    /// and its record and result join that commit (see [`crate::machine::records`]).
+    pub inline: bool,
     pub origin: Origin,
     /// Its permission where no policy names it (consequential tools ask by default).
     pub default_permission: ToolPermission,
@@ -77,6 +82,7 @@ impl Tool {
             description: description.into(),
             input_schema: input_schema.into(),
             repeat_safe: false,
+            inline: false,
             origin,
             default_permission: ToolPermission::AlwaysAllow,
             permission: ToolPermission::AlwaysAllow,
@@ -143,6 +149,11 @@ impl crate::machine::records::ToolFacts for ToolSet {
     }
     fn origin(&self, tool: &str) -> String {
         self.get(tool).map(|t| t.origin.as_wire()).unwrap_or_else(|| "unknown".into())
+    }
+    /// No such tool (or a disabled one) and arguments that are not an object are refused
+    /// without running anything.
+    fn inline(&self, call: &RequestedToolCall) -> bool {
+        !call.arguments.is_object() || self.get(&call.tool).is_none_or(|t| t.inline)
     }
 }
 

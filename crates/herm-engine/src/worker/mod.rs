@@ -16,6 +16,7 @@ use crate::{Engine, Result};
 use herm_store::{Append, Condition, DeploymentRecord, Lease};
 use herm_types::event::{RequestedToolCall, RunError, ToolOutcome};
 use herm_types::*;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -309,7 +310,8 @@ impl Driver<'_> {
         }
     }
 
-    /// Runs a tool call the machine found not yet started: write its record, then run it.
+    /// Runs a tool call the machine found not yet started: write its record, then run it. A
+    /// call answered inline commits its record and result together instead.
     async fn call_tool(
         &self,
         run: &RunId,
@@ -317,50 +319,84 @@ impl Driver<'_> {
         tools: &ToolSet,
         c: RequestedToolCall,
     ) -> Result<Flow> {
+        if records::inline_run(std::slice::from_ref(&c), tools) == 1 {
+            let answered = self.answer(run, dep, tools, c).await?;
+            let events = records::answered(vec![answered], tools);
+            return self
+                .append(run, events.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)).collect(), vec![])
+                .await;
+        }
         // Write-ahead: the call is durable before it is made. Only a written record lets this
         // worker make the call; from then on, a worker that finds the record without a result
         // knows the call may have happened.
         let record = NewEvent::new(Some(run.clone()), records::tool_call(&c, tools));
         match self.try_append(run, vec![record], vec![]).await? {
-            Appended::Written => self.run_chain(run, dep, tools, c, Vec::new()).await,
+            Appended::Written => self.run_chain(run, dep, tools, c, VecDeque::new()).await,
             other => Ok(other.into()),
         }
     }
 
     /// Executes `current` (whose `tool_call` record is written), then each of `rest` in order.
-    /// Each result commits together with the next call's write-ahead record.
+    /// Each result commits together with the calls after it answered inline and the next
+    /// call's write-ahead record.
     async fn run_chain(
         &self,
         run: &RunId,
         dep: &DeploymentRecord,
         tools: &ToolSet,
         mut current: RequestedToolCall,
-        rest: Vec<RequestedToolCall>,
+        mut rest: VecDeque<RequestedToolCall>,
     ) -> Result<Flow> {
         let redactor = self.redactor(dep).await?;
-        let mut rest = rest.into_iter();
         loop {
             let started = Instant::now();
             let (out, extra) = tokio::select! {
                 _ = self.work.cancelled() => return Ok(Flow::Stop),
                 o = self.execute(run, dep, tools.get(&current.tool), &current) => o?,
             };
-            let result = EventKind::ToolResult {
-                tool_use_id: current.tool_use_id,
-                tool: current.tool,
-                result: redactor.redact(&out.content),
-                is_error: out.is_error,
-                duration_ms: started.elapsed().as_millis() as u64,
-                attachments: out.attachments,
-                outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
-            };
-            let step = records::after_tool(result, extra, rest.next(), tools);
+            let result = result_record(current, out, started, &redactor);
+            let then = self.answer_inline(run, dep, tools, &mut rest).await?;
+            let step = records::after_tool(result, extra, then, tools);
             let events = step.records.into_iter().map(|k| NewEvent::new(Some(run.clone()), k)).collect();
             match (self.try_append(run, events, vec![]).await?, step.chained) {
                 (Appended::Written, Some(n)) => current = n,
                 (a, _) => return Ok(a.into()),
             }
         }
+    }
+
+    /// Answers the calls at the front of `calls` that are answered inline (see
+    /// [`records::inline_run`]), in order, and takes the call after them: what the step
+    /// about to commit leaves to run. Nothing is written yet.
+    async fn answer_inline(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        calls: &mut VecDeque<RequestedToolCall>,
+    ) -> Result<records::Then> {
+        let n = records::inline_run(calls.make_contiguous(), tools);
+        let mut answered = Vec::with_capacity(n);
+        for c in calls.drain(..n) {
+            answered.push(self.answer(run, dep, tools, c).await?);
+        }
+        Ok(records::Then { answered, next: calls.pop_front() })
+    }
+
+    /// Runs one call answered inline: its result and what it changed.
+    async fn answer(
+        &self,
+        run: &RunId,
+        dep: &DeploymentRecord,
+        tools: &ToolSet,
+        c: RequestedToolCall,
+    ) -> Result<records::Answered> {
+        let started = Instant::now();
+        let (out, extra) = self.execute(run, dep, tools.get(&c.tool), &c).await?;
+        let redactor = self.redactor(dep).await?;
+        let mut wrote = vec![result_record(c.clone(), out, started, &redactor)];
+        wrote.extend(extra);
+        Ok((c, wrote))
     }
 
     /// Runs one tool call through its source's runner; returns its output and the records to
@@ -414,7 +450,7 @@ impl Driver<'_> {
             return self.ask(run, vec![machine::Ask { call: c, gate: Gate::Approval }]).await;
         }
         if repeat_safe {
-            return self.run_chain(run, dep, tools, c, Vec::new()).await;
+            return self.run_chain(run, dep, tools, c, VecDeque::new()).await;
         }
         tracing::info!(run = %run, tool = %c.tool, "tool call interrupted with unknown outcome");
         let ev = EventKind::ToolResult {
@@ -427,6 +463,24 @@ impl Driver<'_> {
             outcome: ToolOutcome::InterruptedUnknown,
         };
         self.append(run, vec![NewEvent::new(Some(run.clone()), ev)], vec![]).await
+    }
+}
+
+/// The `tool_result` of `c`, its output redacted, timed from `started`.
+fn result_record(
+    c: RequestedToolCall,
+    out: ToolOutput,
+    started: Instant,
+    redactor: &crate::redact::Redactor,
+) -> EventKind {
+    EventKind::ToolResult {
+        tool_use_id: c.tool_use_id,
+        tool: c.tool,
+        result: redactor.redact(&out.content),
+        is_error: out.is_error,
+        duration_ms: started.elapsed().as_millis() as u64,
+        attachments: out.attachments,
+        outcome: if out.is_error { ToolOutcome::Error } else { ToolOutcome::Ok },
     }
 }
 

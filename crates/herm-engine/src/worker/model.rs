@@ -1,8 +1,8 @@
 //! A model step: which model and key (a configuration problem ends the run with a stable
 //! code), the request (system prompt with the skills' descriptions, the history, the tools on
 //! offer), the streamed call (tokens published live, redacted), and the response turned
-//! into records by [`records::after_model`], the first free tool call chained into the same
-//! commit.
+//! into records by [`records::after_model`]: the calls answered inline first, then the next
+//! free tool call chained into the same commit.
 
 use super::compact::Why;
 use super::{Appended, Driver, Flow};
@@ -15,6 +15,7 @@ use herm_store::DeploymentRecord;
 use herm_store::vault::SecretValue;
 use herm_types::event::{EphemeralFrame, LiveFrame, RequestedToolCall};
 use herm_types::*;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -88,7 +89,9 @@ impl Driver<'_> {
             estimated,
         };
         let outages = outages.into_iter().map(|(server, why)| (server, redactor.redact(&why))).collect();
-        let step = records::after_model(&self.log, run, outages, redactor.redact(&resp.text), call, tools);
+        let mut rest: VecDeque<RequestedToolCall> = tool_calls.into();
+        let then = self.answer_inline(run, dep, tools, &mut rest).await?;
+        let step = records::after_model(&self.log, run, outages, redactor.redact(&resp.text), call, then, tools);
         let events = step
             .records
             .into_iter()
@@ -105,7 +108,7 @@ impl Driver<'_> {
             return self.append(run, events, vec![]).await;
         };
         match self.try_append(run, events, vec![]).await? {
-            Appended::Written => self.run_chain(run, dep, tools, first, tool_calls.into_iter().skip(1).collect()).await,
+            Appended::Written => self.run_chain(run, dep, tools, first, rest).await,
             other => Ok(other.into()),
         }
     }
