@@ -73,6 +73,7 @@ async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken)
         current: None,
         redactor: Default::default(),
         system: Default::default(),
+        tools: Default::default(),
         appended: Default::default(),
     };
     let out = driver.drive().await;
@@ -103,6 +104,8 @@ struct Driver<'a> {
     redactor: parking_lot::Mutex<Option<Arc<crate::redact::Redactor>>>,
     /// The current run's system prompt (file skills are read from the workspace for it).
     system: parking_lot::Mutex<Option<String>>,
+    /// The current run's tools, when they cannot change within it (see [`Driver::tools`]).
+    tools: parking_lot::Mutex<Option<Arc<ToolSet>>>,
     /// What this worker's appends committed since the last fold, as the store returned it:
     /// the next fold takes it into `log` instead of reading it back.
     appended: parking_lot::Mutex<Vec<Arc<Event>>>,
@@ -168,16 +171,16 @@ impl Driver<'_> {
                 self.current = Some(Current { run: run.clone(), kind, dep, customer, trace_id });
                 *self.redactor.lock() = None;
                 *self.system.lock() = None;
+                *self.tools.lock() = None;
             }
-            let Some(current) = self.current.clone() else { return Ok(()) };
-            let dep = current.dep;
-            let limits = self.limits(&dep, &current.customer).await?;
+            let Some(current) = self.current.as_ref() else { return Ok(()) };
+            let dep = &current.dep;
+            let limits = self.limits(dep, &current.customer).await?;
             // One look at the tools per fold: the gate, the model's offer and the call agree.
-            let kind = current.kind;
-            let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(kind)).await;
+            let (tools, outages) = self.tools(current).await;
             // Log lines of the step carry the run's trace id (JSON logs show the span's fields).
             let span = tracing::info_span!("run", run_id = %run, trace_id = %current.trace_id);
-            let Some(flow) = self.act(&run, &dep, limits, &tools, outages).instrument(span).await? else {
+            let Some(flow) = self.act(&run, dep, limits, &tools, outages).instrument(span).await? else {
                 return Ok(());
             };
             if let Flow::Stop = flow {
@@ -241,6 +244,23 @@ impl Driver<'_> {
             Next::Fail { code, message } => self.fail(&run, code, message).await?,
             Next::OverBudget(stop) => self.over_budget(&run, stop).await?,
         }))
+    }
+
+    /// The tools the current run is offered and the MCP servers that offer none right now.
+    /// Built once per run when the deployment has no MCP server: every other source offers
+    /// what the run's spec and kind say (both fixed for the run); an MCP server's listing
+    /// can change, so with one they are built on every fold.
+    async fn tools(&self, current: &Current) -> (Arc<ToolSet>, Vec<(String, String)>) {
+        if let Some(t) = self.tools.lock().clone() {
+            return (t, Vec::new());
+        }
+        let dep = &current.dep;
+        let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(current.kind)).await;
+        let tools = Arc::new(tools);
+        if dep.spec.mcp_servers.is_empty() {
+            *self.tools.lock() = Some(tools.clone());
+        }
+        (tools, outages)
     }
 
     /// The current run's redactor (built on first use in the run).
