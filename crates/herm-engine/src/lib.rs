@@ -539,24 +539,26 @@ impl Engine {
     /// The tools of a deployment on this node, from every tool source (sandbox tools only
     /// where a sandbox can run; MCP servers connected on first use, then cached).
     pub async fn tools(&self, dep: &DeploymentId, spec: &herm_types::config::DeploymentSpec) -> tools::ToolSet {
-        self.tools_and_outages(dep, spec, None).await.0
+        self.tools_and_outages(dep, spec, None).await.tools
     }
 
-    /// [`Self::tools`] as a run of `kind` sees them (all of them for `None`), and the parts
-    /// of sources that offer nothing right now, with the reason.
+    /// [`Self::tools`] as a run of `kind` sees them (all of them for `None`), the parts of
+    /// sources that offer nothing right now, with the reason, and whether any may offer
+    /// otherwise at the next look.
     pub async fn tools_and_outages(
         &self,
         dep: &DeploymentId,
         spec: &herm_types::config::DeploymentSpec,
         kind: Option<RunKind>,
-    ) -> (tools::ToolSet, Vec<(String, String)>) {
-        let (mut all, mut down) = (Vec::new(), Vec::new());
+    ) -> tools::Offered {
+        let (mut all, mut outages, mut live) = (Vec::new(), Vec::new(), false);
         for source in &self.inner.sources {
             let offer = source.offer(self, dep, spec).await;
             all.extend(offer.tools.into_iter().filter(|t| kind.is_none_or(|k| t.serves(k))));
-            down.extend(offer.unavailable);
+            outages.extend(offer.unavailable);
+            live |= offer.live;
         }
-        (tools::ToolSet::new(spec, all), down)
+        tools::Offered { tools: tools::ToolSet::new(spec, all), outages, live }
     }
 
     /// The MCP client of this node.

@@ -263,10 +263,7 @@ pub(crate) async fn bench_engine(
 }
 
 /// A deployment of `spec` (a JSON deployment body), once provisioned.
-pub(crate) async fn ready_deployment(
-    engine: &Engine,
-    spec: serde_json::Value,
-) -> anyhow::Result<herm_store::DeploymentRecord> {
+async fn ready_deployment(engine: &Engine, spec: serde_json::Value) -> anyhow::Result<herm_store::DeploymentRecord> {
     let spec: DeploymentSpec = serde_json::from_value(spec)?;
     let mut dep = engine.create_deployment(spec).await?;
     // Without a sandbox, provisioning is immediate; wait for it all the same.
@@ -279,7 +276,7 @@ pub(crate) async fn ready_deployment(
 
 /// The step benchmark's deployment: runs of `steps` model calls, with [`HTTP_TOOL`] calling
 /// the loopback endpoint on `http_port` if given.
-pub(crate) fn step_spec(steps: u32, http_port: Option<u16>) -> serde_json::Value {
+fn step_spec(steps: u32, http_port: Option<u16>) -> serde_json::Value {
     let mut spec = json!({
         "customer_id": "bench", "name": "bench", "system_prompt": "benchmark", "model": "bench/instant",
         "limits": {"max_run_steps": steps + 1}

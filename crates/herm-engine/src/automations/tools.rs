@@ -28,7 +28,7 @@ impl ToolSource for AutomationTools {
         if !spec.features.automations {
             return Offer::default();
         }
-        Offer { tools: TOOLS.clone(), unavailable: Vec::new() }
+        Offer::fixed(TOOLS.clone())
     }
 }
 

@@ -27,7 +27,7 @@ impl ToolSource for SandboxTools {
         if engine.sees_images(spec).await {
             tools.push(VIEW_IMAGE.clone());
         }
-        Offer { tools, unavailable: Vec::new() }
+        Offer::fixed(tools)
     }
 }
 

@@ -28,7 +28,7 @@ enum Op {
 #[async_trait::async_trait]
 impl ToolSource for GoalTools {
     async fn offer(&self, _: &Engine, _: &DeploymentId, _: &DeploymentSpec) -> Offer {
-        Offer { tools: TOOLS.clone(), unavailable: Vec::new() }
+        Offer::fixed(TOOLS.clone())
     }
 }
 

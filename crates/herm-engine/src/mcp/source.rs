@@ -42,7 +42,7 @@ impl ToolSource for McpTools {
                 tool
             })
             .collect();
-        Offer { tools, unavailable: listing.unavailable }
+        Offer { tools, unavailable: listing.unavailable, live: true }
     }
 }
 

@@ -65,7 +65,7 @@ impl ToolSource for MountTools {
                 &writable,
             ));
         }
-        Offer { tools: offered, unavailable: Vec::new() }
+        Offer::fixed(offered)
     }
 }
 

@@ -36,7 +36,7 @@ impl ToolSource for MemoryTools {
         if !spec.features.memory {
             return Offer::default();
         }
-        Offer { tools: TOOLS.clone(), unavailable: Vec::new() }
+        Offer::fixed(TOOLS.clone())
     }
 }
 

@@ -28,7 +28,7 @@ impl ToolSource for AgentTools {
         if spec.features.steering {
             tools.push(ASK_USER_TOOL.clone());
         }
-        Offer { tools, unavailable: Vec::new() }
+        Offer::fixed(tools)
     }
 }
 

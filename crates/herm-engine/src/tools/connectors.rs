@@ -31,7 +31,7 @@ impl ToolSource for ConnectorTools {
                 t
             })
             .collect();
-        Offer { tools, unavailable: Vec::new() }
+        Offer::fixed(tools)
     }
 }
 

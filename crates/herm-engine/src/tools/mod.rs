@@ -105,6 +105,15 @@ impl std::fmt::Debug for Tool {
     }
 }
 
+/// What every tool source offers a deployment at one look.
+pub struct Offered {
+    pub tools: ToolSet,
+    /// Parts of sources that offer nothing right now (an MCP server that is down), and why.
+    pub outages: Vec<(String, String)>,
+    /// Some source may offer otherwise at its next look (see [`source::Offer::live`]).
+    pub live: bool,
+}
+
 /// The tools of one deployment.
 #[derive(Clone, Debug, Default)]
 pub struct ToolSet {

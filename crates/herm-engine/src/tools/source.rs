@@ -19,6 +19,16 @@ pub struct Offer {
     pub tools: Vec<Tool>,
     /// Parts of the source that offer nothing right now (an MCP server that is down), and why.
     pub unavailable: Vec<(String, String)>,
+    /// The source may offer otherwise at its next look for the same spec (an MCP server's
+    /// listing changes with the server); a fixed offer is what the spec says.
+    pub live: bool,
+}
+
+impl Offer {
+    /// An offer that follows from the deployment's spec alone.
+    pub fn fixed(tools: Vec<Tool>) -> Self {
+        Self { tools, unavailable: Vec::new(), live: false }
+    }
 }
 
 /// A source of tools.

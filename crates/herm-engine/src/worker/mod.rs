@@ -104,7 +104,8 @@ struct Driver<'a> {
     redactor: parking_lot::Mutex<Option<Arc<crate::redact::Redactor>>>,
     /// The current run's system prompt (file skills are read from the workspace for it).
     system: parking_lot::Mutex<Option<String>>,
-    /// The current run's tools, when they cannot change within it (see [`Driver::tools`]).
+    /// The current run's tools, when no source can change them within it (see
+    /// [`Driver::tools`]).
     tools: parking_lot::Mutex<Option<Arc<ToolSet>>>,
     /// What this worker's appends committed since the last fold, as the store returned it:
     /// the next fold takes it into `log` instead of reading it back.
@@ -113,7 +114,6 @@ struct Driver<'a> {
 
 /// The current run's settings: its deployment, its customer's limits, and its trace id (for
 /// the log lines of its steps).
-#[derive(Clone)]
 struct Current {
     run: RunId,
     /// What started the run (its first `run_status` says; read once, not on every fold).
@@ -246,21 +246,20 @@ impl Driver<'_> {
         }))
     }
 
-    /// The tools the current run is offered and the MCP servers that offer none right now.
-    /// Built once per run when the deployment has no MCP server: every other source offers
-    /// what the run's spec and kind say (both fixed for the run); an MCP server's listing
-    /// can change, so with one they are built on every fold.
+    /// The tools the current run is offered and the parts of sources that offer none right
+    /// now. Looked at once per run when every source's offer is fixed by the run's spec and
+    /// kind (both fixed for the run), else on every fold (an MCP server's listing can change).
     async fn tools(&self, current: &Current) -> (Arc<ToolSet>, Vec<(String, String)>) {
         if let Some(t) = self.tools.lock().clone() {
             return (t, Vec::new());
         }
         let dep = &current.dep;
-        let (tools, outages) = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(current.kind)).await;
-        let tools = Arc::new(tools);
-        if dep.spec.mcp_servers.is_empty() {
+        let offered = self.engine.tools_and_outages(&dep.id, &dep.spec, Some(current.kind)).await;
+        let tools = Arc::new(offered.tools);
+        if !offered.live {
             *self.tools.lock() = Some(tools.clone());
         }
-        (tools, outages)
+        (tools, offered.outages)
     }
 
     /// The current run's redactor (built on first use in the run).
