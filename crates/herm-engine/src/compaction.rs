@@ -8,6 +8,7 @@ use crate::history::Turn;
 use crate::memory::rank::tokens;
 use herm_llm::Message;
 use herm_types::attachment::{Attachment, AttachmentKind};
+use std::sync::Arc;
 
 /// The system prompt of a summarising call (the fake model in tests keys on its opening).
 pub const SUMMARY_SYSTEM: &str = "You compact conversations between a user and an AI agent. Write a faithful, \
@@ -60,8 +61,8 @@ pub fn json_len(v: &serde_json::Value) -> usize {
 }
 
 /// Estimated tokens of a conversation's messages.
-pub fn messages_tokens(messages: &[Message]) -> u64 {
-    messages.iter().map(message_tokens).sum()
+pub fn messages_tokens(messages: &[Arc<Message>]) -> u64 {
+    messages.iter().map(|m| message_tokens(m)).sum()
 }
 
 /// Estimated tokens of a whole request.
@@ -125,7 +126,7 @@ pub fn render(m: &Message) -> String {
 /// Whether the conversation may be cut before `turns[i]`: everything before comes from
 /// earlier log entries than everything after, and a tool result is not separated from its call.
 pub fn valid_cut(turns: &[Turn], i: usize) -> bool {
-    if i == 0 || i >= turns.len() || matches!(turns[i].message, Message::ToolResults(_)) {
+    if i == 0 || i >= turns.len() || matches!(*turns[i].message, Message::ToolResults(_)) {
         return false;
     }
     let before = turns[..i].iter().map(|t| t.last).max().unwrap_or(0);
@@ -139,9 +140,9 @@ pub fn valid_cut(turns: &[Turn], i: usize) -> bool {
 pub fn choose_cut(turns: &[Turn], keep_recent: u64) -> Option<(usize, i64)> {
     let mut kept = 0;
     let mut start = turns.len();
-    while start > 0 && kept + message_tokens(&turns[start - 1].message) <= keep_recent {
+    while start > 0 && kept + turns[start - 1].tokens <= keep_recent {
         start -= 1;
-        kept += message_tokens(&turns[start].message);
+        kept += turns[start].tokens;
     }
     // Keep fewer, never more: the first valid cut at or after `start`; else the last valid
     // cut before it.
@@ -217,18 +218,18 @@ mod tests {
     use herm_types::event::RequestedToolCall;
 
     fn user(t: &str, seq: i64) -> Turn {
-        Turn { message: Message::user(t), first: seq, last: seq }
+        Turn::new(Message::user(t), seq, seq)
     }
     fn call(seq: i64) -> Turn {
         let c = RequestedToolCall { tool_use_id: "t".into(), tool: "x".into(), arguments: serde_json::json!({}) };
-        Turn { message: Message::Assistant { text: String::new(), tool_calls: vec![c] }, first: seq, last: seq }
+        Turn::new(Message::Assistant { text: String::new(), tool_calls: vec![c] }, seq, seq)
     }
     fn result(seq: i64) -> Turn {
         let r = ToolResultMsg { tool_use_id: "t".into(), content: "r".repeat(400), is_error: false, media: vec![] };
-        Turn { message: Message::ToolResults(vec![r]), first: seq, last: seq }
+        Turn::new(Message::ToolResults(vec![r]), seq, seq)
     }
     fn said(t: &str, seq: i64) -> Turn {
-        Turn { message: Message::Assistant { text: t.into(), tool_calls: vec![] }, first: seq, last: seq }
+        Turn::new(Message::Assistant { text: t.into(), tool_calls: vec![] }, seq, seq)
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl Anthropic {
 pub(crate) fn body(req: &ModelRequest) -> Value {
     let mut msgs: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for m in &req.messages {
-        let (role, blocks) = match m {
+        let (role, blocks) = match &**m {
             Message::User { text, media } => {
                 // Images and documents first, as Anthropic advises, then the text.
                 // A message of media alone has no text block (the API refuses an empty one).
@@ -341,7 +341,10 @@ mod tests {
                     media: vec![],
                 }]),
                 Message::user("more"),
-            ],
+            ]
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
             tools: vec![],
             max_tokens: 10,
         };

@@ -88,7 +88,17 @@ impl Message {
         Self::User { text: text.into(), media: Vec::new() }
     }
 
-    /// The media of this turn, to load or inspect.
+    /// The media of this turn.
+    pub fn media(&self) -> impl Iterator<Item = &Media> {
+        let (own, results): (&[Media], &[ToolResultMsg]) = match self {
+            Self::User { media, .. } => (media, &[]),
+            Self::ToolResults(rs) => (&[], rs),
+            Self::Assistant { .. } => (&[], &[]),
+        };
+        own.iter().chain(results.iter().flat_map(|r| r.media.iter()))
+    }
+
+    /// The media of this turn, to load.
     pub fn media_mut(&mut self) -> Vec<&mut Media> {
         match self {
             Self::User { media, .. } => media.iter_mut().collect(),
@@ -103,7 +113,9 @@ pub struct ModelRequest {
     /// The model's name at its provider (without the `provider/` prefix).
     pub model: String,
     pub system: String,
-    pub messages: Vec<Message>,
+    /// Shared: a worker's next request repeats the conversation its last one sent, and the
+    /// turns it keeps between steps are not copied into each request (see herm's history).
+    pub messages: Vec<Arc<Message>>,
     pub tools: Vec<ToolSpec>,
     pub max_tokens: u32,
 }
@@ -312,7 +324,10 @@ pub(crate) mod testdata {
                     is_error: false,
                     media: vec![img(MediaSource::Base64("REVG".into()))],
                 }]),
-            ],
+            ]
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
             tools: vec![],
             max_tokens: 10,
         }

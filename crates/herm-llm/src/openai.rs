@@ -28,7 +28,7 @@ pub(crate) fn body(req: &ModelRequest) -> Value {
         messages.push(json!({"role": "system", "content": req.system}));
     }
     for m in &req.messages {
-        match m {
+        match &**m {
             Message::User { text, media } if media.is_empty() => {
                 messages.push(json!({"role": "user", "content": text}))
             }

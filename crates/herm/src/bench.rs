@@ -82,12 +82,15 @@ pub(crate) struct Instant0 {
     calls: Mutex<HashMap<String, Vec<Instant>>>,
     /// Final answers given so far.
     finals: std::sync::atomic::AtomicUsize,
+    /// Told of each final answer (a round waits on it instead of polling, which took CPU
+    /// from the runs it measured).
+    final_said: tokio::sync::Notify,
 }
 
 impl Instant0 {
     /// A model whose runs take `steps` model calls.
     pub(crate) fn new(steps: u32) -> Self {
-        Self { steps, calls: Mutex::new(HashMap::new()), finals: Default::default() }
+        Self { steps, calls: Mutex::new(HashMap::new()), finals: Default::default(), final_said: Default::default() }
     }
 
     /// The steps measured so far (the intervals between consecutive model calls of a run),
@@ -119,16 +122,17 @@ impl ModelClient for Instant0 {
     ) -> Result<ModelResponse, herm_llm::Error> {
         let at = Instant::now();
         // The last user message names the run; tool results after it count the steps.
-        let pos = req.messages.iter().rposition(|m| matches!(m, Message::User { .. })).unwrap_or(0);
-        let key = match &req.messages.get(pos) {
+        let pos = req.messages.iter().rposition(|m| matches!(**m, Message::User { .. })).unwrap_or(0);
+        let key = match req.messages.get(pos).map(|m| &**m) {
             Some(Message::User { text, .. }) => text.clone(),
             _ => String::new(),
         };
-        let done = req.messages[pos..].iter().filter(|m| matches!(m, Message::ToolResults(_))).count() as u32;
+        let done = req.messages[pos..].iter().filter(|m| matches!(***m, Message::ToolResults(_))).count() as u32;
         self.calls.lock().entry(key).or_default().push(at);
         let usage = TokenUsage { input_tokens: 10, output_tokens: 5 };
         if done + 1 >= self.steps {
             self.finals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.final_said.notify_waiters();
             on_delta("done");
             return Ok(ModelResponse {
                 text: "done".into(),
@@ -232,8 +236,18 @@ pub(crate) async fn round_on(
         runs.push(h.await??.run_id);
     }
     let deadline = started + Duration::from_secs(300);
-    while model.finals.load(Ordering::SeqCst) < target || engines.iter().any(|e| e.active_workers() > 0) {
-        anyhow::ensure!(Instant::now() < deadline, "benchmark runs stalled");
+    let stalled = || anyhow::anyhow!("benchmark runs stalled");
+    loop {
+        // Registered before the count is read, so no final answer in between is missed.
+        let said = model.final_said.notified();
+        if model.finals.load(Ordering::SeqCst) >= target {
+            break;
+        }
+        tokio::time::timeout_at(deadline.into(), said).await.map_err(|_| stalled())?;
+    }
+    // The runs' last records commit after their final answers: a short wait.
+    while engines.iter().any(|e| e.active_workers() > 0) {
+        anyhow::ensure!(Instant::now() < deadline, stalled());
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     let elapsed = started.elapsed();

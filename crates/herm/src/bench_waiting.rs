@@ -33,7 +33,7 @@ impl ModelClient for AskOnce {
     ) -> Result<ModelResponse, herm_llm::Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let usage = TokenUsage { input_tokens: 10, output_tokens: 5 };
-        if req.messages.iter().any(|m| matches!(m, Message::ToolResults(_))) {
+        if req.messages.iter().any(|m| matches!(**m, Message::ToolResults(_))) {
             return Ok(ModelResponse { text: "done".into(), tool_calls: vec![], usage, stop_reason: None });
         }
         let call = RequestedToolCall { tool_use_id: "t0".into(), tool: "send".into(), arguments: json!({}) };

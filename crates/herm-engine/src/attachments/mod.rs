@@ -176,16 +176,18 @@ impl Engine {
     /// for a provider that fetches URLs itself, or a note where the model is not shown it.
     /// Only the latest media within [`MAX_MEDIA_PER_REQUEST`] and [`MAX_MEDIA_BYTES`] are
     /// sent; older ones are described instead.
-    pub(crate) async fn load_media(&self, dep: &DeploymentId, messages: &mut [Message], model: &ResolvedModel) {
+    /// A message with media is copied before it is changed (it may be shared with the
+    /// conversation the worker keeps); one without is left shared.
+    pub(crate) async fn load_media(&self, dep: &DeploymentId, messages: &mut [Arc<Message>], model: &ResolvedModel) {
         let kinds = model.attachments();
-        let sizes: Vec<u64> = messages.iter_mut().flat_map(|m| m.media_mut()).map(|x| x.attachment.size).collect();
+        let sizes: Vec<u64> = messages.iter().flat_map(|m| m.media()).map(|x| x.attachment.size).collect();
         if sizes.is_empty() {
             return;
         }
         let sent = within_budget(&sizes);
         let mut i = 0;
-        for m in messages.iter_mut() {
-            for media in m.media_mut() {
+        for m in messages.iter_mut().filter(|m| m.media().next().is_some()) {
+            for media in Arc::make_mut(m).media_mut() {
                 if !sent[i] {
                     media.source = MediaSource::Omitted(format!(
                         "not sent again: a request carries only the latest {MAX_MEDIA_PER_REQUEST} images and \

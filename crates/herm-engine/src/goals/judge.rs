@@ -90,7 +90,7 @@ impl Engine {
         let req = ModelRequest {
             model: resolved.model.clone(),
             system: JUDGE_SYSTEM.into(),
-            messages: vec![Message::user(judge_prompt(g, summary, &log))],
+            messages: vec![std::sync::Arc::new(Message::user(judge_prompt(g, summary, &log)))],
             tools: Vec::new(),
             max_tokens: 1024,
         };

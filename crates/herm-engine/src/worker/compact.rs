@@ -25,7 +25,8 @@ pub(super) enum Why {
 const SUMMARY_MAX_TOKENS: u32 = 4096;
 
 impl Driver<'_> {
-    /// Compacts if `why` calls for it; `Some(flow)` when it acted (fold again and call the
+    /// Compacts if `why` calls for it (`conversation_tokens`: the estimate of `req`'s
+    /// messages); `Some(flow)` when it acted (fold again and call the
     /// model with the shorter conversation), `None` when nothing needed or could be done.
     pub(super) async fn compact(
         &self,
@@ -33,6 +34,7 @@ impl Driver<'_> {
         resolved: &ResolvedModel,
         key: Option<&str>,
         req: &ModelRequest,
+        conversation_tokens: u64,
         why: Why,
     ) -> Result<Option<Flow>> {
         let opts = &self.engine.options().memory;
@@ -40,7 +42,7 @@ impl Driver<'_> {
         let usable = window.saturating_sub(req.max_tokens as u64);
         let threshold = (usable as f64 * opts.compact_at) as u64;
         let fixed = compaction::fixed_tokens(req);
-        let before = fixed + compaction::messages_tokens(&req.messages);
+        let before = fixed + conversation_tokens;
         if why == Why::Threshold && before <= threshold {
             return Ok(None);
         }
@@ -50,18 +52,20 @@ impl Driver<'_> {
             // Our estimate was wrong for this model: keep far less.
             keep = keep.min(before / 4);
         }
-        let log = self.conversation_log(run);
-        let turns = history::compacted(history::turns(&log, run), history::latest_compaction(&log));
+        let turns = self.conversation(run);
         let Some((cut, _)) = compaction::choose_cut(&turns, keep) else { return Ok(None) };
         let stage_tokens = usable.saturating_sub(SUMMARY_MAX_TOKENS as u64).min(threshold);
-        let kept_tokens: u64 = turns[cut..].iter().map(|t| compaction::message_tokens(&t.message)).sum();
+        let kept_tokens: u64 = turns[cut..].iter().map(|t| t.tokens).sum();
         let redactor = self.engine.secrets().vault_redactor().await?;
         let mut previous: Option<String> = None;
         for stage in compaction::stages(&turns, cut, stage_tokens) {
             let ask = ModelRequest {
                 model: resolved.model.clone(),
                 system: SUMMARY_SYSTEM.into(),
-                messages: vec![Message::user(compaction::stage_prompt(previous.as_deref(), &stage.text))],
+                messages: vec![std::sync::Arc::new(Message::user(compaction::stage_prompt(
+                    previous.as_deref(),
+                    &stage.text,
+                )))],
                 tools: Vec::new(),
                 max_tokens: SUMMARY_MAX_TOKENS.min(req.max_tokens),
             };
@@ -99,6 +103,18 @@ impl Driver<'_> {
             }
         }
         Ok(Some(Flow::Continue))
+    }
+
+    /// The conversation before `run`'s next model call, compacted, built from
+    /// [`Driver::conversation_log`]: for a run that sees the whole thread, only what follows
+    /// its settled part is folded (see [`history::Settled`]).
+    pub(super) fn conversation(&self, run: &RunId) -> Vec<history::Turn> {
+        let log = self.conversation_log(run);
+        let turns = match &log {
+            std::borrow::Cow::Borrowed(whole) => history::turns_after(whole, run, &mut self.conversation.lock()),
+            std::borrow::Cow::Owned(own) => history::turns(own, run),
+        };
+        history::compacted(turns, history::latest_compaction(&log))
     }
 
     /// The log a run's conversation is built from: a memory run (observer, dream) sees only

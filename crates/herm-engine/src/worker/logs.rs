@@ -1,12 +1,14 @@
 //! Thread logs kept between a thread's worker sessions, so a thread's next run reads only
 //! what was committed since (a conversation's next message would otherwise read and decode
-//! the whole conversation again). A worker takes its thread's log out when it starts and puts
+//! the whole conversation again), each with the settled part of its conversation (so the
+//! next run's first request does not rebuild it either). A worker takes its thread's log out when it starts and puts
 //! it back when it stops, so a log is held by one worker or by the cache, never both. Logs
 //! are append-only and a worker reads everything after the last event it holds, so a cached
 //! log is a correct prefix even when other writers (another node) appended since.
 //! Bounded by an estimate of the bytes held and by the number of threads; the least recently
 //! put logs go first. A deleted thread's or deployment's logs are dropped at once.
 
+use crate::history::Settled;
 use herm_types::event::EventKind;
 use herm_types::{DeploymentId, Event, ThreadId};
 use parking_lot::Mutex;
@@ -32,34 +34,42 @@ struct State {
 }
 
 struct Entry {
-    log: Vec<Event>,
+    kept: Kept,
     bytes: usize,
     tick: u64,
 }
 
+/// A thread's log (its events from its first, without gaps) and the settled part of its
+/// conversation built from that log.
+#[derive(Default)]
+pub(crate) struct Kept {
+    pub(crate) log: Vec<Event>,
+    pub(crate) conversation: Settled,
+}
+
 impl LogCache {
     /// The thread's cached log (empty when none), which leaves the cache.
-    pub(crate) fn take(&self, thread: &ThreadId) -> Vec<Event> {
+    pub(crate) fn take(&self, thread: &ThreadId) -> Kept {
         let mut s = self.state.lock();
         match s.logs.remove(thread) {
             Some(e) => {
                 s.bytes -= e.bytes;
-                e.log
+                e.kept
             }
-            None => Vec::new(),
+            None => Kept::default(),
         }
     }
 
-    /// Keeps `log` (the thread's events from its first, without gaps) for its next worker.
-    pub(crate) fn put(&self, thread: &ThreadId, log: Vec<Event>) {
-        let bytes: usize = log.iter().map(approx_bytes).sum();
-        if log.is_empty() || bytes > MAX_BYTES / 4 {
+    /// Keeps `kept` for the thread's next worker.
+    pub(crate) fn put(&self, thread: &ThreadId, kept: Kept) {
+        let bytes = kept.log.iter().map(approx_bytes).sum::<usize>() + kept.conversation.approx_bytes();
+        if kept.log.is_empty() || bytes > MAX_BYTES / 4 {
             return;
         }
         let mut s = self.state.lock();
         s.tick += 1;
         let tick = s.tick;
-        if let Some(old) = s.logs.insert(thread.clone(), Entry { log, bytes, tick }) {
+        if let Some(old) = s.logs.insert(thread.clone(), Entry { kept, bytes, tick }) {
             s.bytes -= old.bytes;
         }
         s.bytes += bytes;
@@ -91,7 +101,7 @@ impl LogCache {
         let gone: Vec<ThreadId> = s
             .logs
             .iter()
-            .filter(|(_, e)| e.log.first().is_some_and(|ev| &ev.deployment_id == dep))
+            .filter(|(_, e)| e.kept.log.first().is_some_and(|ev| &ev.deployment_id == dep))
             .map(|(t, _)| t.clone())
             .collect();
         for t in gone {
@@ -138,8 +148,8 @@ mod tests {
     use herm_types::event::Role;
     use herm_types::{DeploymentSeq, EventId, Sequence};
 
-    fn log(dep: &DeploymentId, thread: &ThreadId, n: usize, text: usize) -> Vec<Event> {
-        (1..=n as i64)
+    fn log(dep: &DeploymentId, thread: &ThreadId, n: usize, text: usize) -> Kept {
+        let log = (1..=n as i64)
             .map(|i| Event {
                 id: EventId::new(),
                 sequence: Sequence(i),
@@ -150,22 +160,23 @@ mod tests {
                 created_at: herm_types::now(),
                 kind: EventKind::Message { role: Role::User, content: "x".repeat(text), attachments: vec![] },
             })
-            .collect()
+            .collect();
+        Kept { log, conversation: Settled::default() }
     }
 
     #[test]
     fn a_log_is_held_by_the_cache_or_by_one_worker() {
         let (c, dep, t) = (LogCache::default(), DeploymentId::new(), ThreadId::new());
-        assert!(c.take(&t).is_empty());
+        assert!(c.take(&t).log.is_empty());
         c.put(&t, log(&dep, &t, 3, 10));
         assert_eq!(c.held(), (1, 3 * (256 + 10)));
         let taken = c.take(&t);
-        assert_eq!(taken.len(), 3);
-        assert!(c.take(&t).is_empty(), "taken once");
+        assert_eq!(taken.log.len(), 3);
+        assert!(c.take(&t).log.is_empty(), "taken once");
         assert_eq!(c.held(), (0, 0));
         c.put(&t, taken);
         c.put(&t, log(&dep, &t, 4, 10));
-        assert_eq!(c.take(&t).len(), 4, "the later put replaces the earlier");
+        assert_eq!(c.take(&t).log.len(), 4, "the later put replaces the earlier");
     }
 
     #[test]
@@ -177,11 +188,11 @@ mod tests {
         for t in &threads {
             c.put(t, log(&dep, t, 1, size));
         }
-        assert!(c.take(&threads[0]).is_empty());
-        assert_eq!(c.take(&threads[4]).len(), 1);
+        assert!(c.take(&threads[0]).log.is_empty());
+        assert_eq!(c.take(&threads[4]).log.len(), 1);
         let big = ThreadId::new();
         c.put(&big, log(&dep, &big, 1, MAX_BYTES / 2));
-        assert!(c.take(&big).is_empty());
+        assert!(c.take(&big).log.is_empty());
         let (_, bytes) = c.held();
         assert!(bytes <= MAX_BYTES);
     }

@@ -64,12 +64,14 @@ async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken)
             }
         })
     };
+    let kept = engine.inner.logs.take(thread);
     let mut driver = Driver {
         engine,
         thread,
         lease: &lease,
         work: &work,
-        log: engine.inner.logs.take(thread),
+        log: kept.log,
+        conversation: parking_lot::Mutex::new(kept.conversation),
         current: None,
         redactor: Default::default(),
         system: Default::default(),
@@ -80,7 +82,9 @@ async fn session(engine: &Engine, thread: &ThreadId, cancel: &CancellationToken)
     driver.take_appended();
     // Kept for the thread's next run, unless the thread was deleted meanwhile.
     if matches!(store.get_thread(thread).await, Ok(Some(_))) {
-        engine.inner.logs.put(thread, std::mem::take(&mut driver.log));
+        let log = std::mem::take(&mut driver.log);
+        let conversation = std::mem::take(driver.conversation.get_mut());
+        engine.inner.logs.put(thread, logs::Kept { log, conversation });
     }
     work.cancel();
     let _ = heartbeat.await;
@@ -96,6 +100,9 @@ struct Driver<'a> {
     lease: &'a Lease,
     work: &'a CancellationToken,
     log: Vec<Event>,
+    /// The settled part of the conversation built from `log` (see [`history::Settled`]):
+    /// each request builds only what follows it.
+    conversation: parking_lot::Mutex<crate::history::Settled>,
     /// What holds for the current run, read when it is first seen (changes apply from the
     /// next run).
     current: Option<Current>,
@@ -161,7 +168,9 @@ impl Driver<'_> {
             if store.thread_head(self.thread) != Some(last) {
                 self.log.extend(store.thread_events(self.thread, last, 1 << 20).await?);
             }
-            let Some(run) = machine::active_run(&self.log) else { return Ok(()) };
+            // The runs the settled conversation covers have all ended.
+            let ended = self.conversation.lock().events().min(self.log.len());
+            let Some(run) = machine::active_run(&self.log[ended..]) else { return Ok(()) };
             if self.current.as_ref().map(|c| &c.run) != Some(&run) {
                 let Some(thread) = store.get_thread(self.thread).await? else { return Ok(()) };
                 let Some(dep) = store.get_deployment(&thread.deployment_id).await? else { return Ok(()) };

@@ -39,9 +39,9 @@ impl Driver<'_> {
             return self.yield_dream(run, dep).await;
         }
         let seen = self.log.last().map(|e| e.sequence.0).unwrap_or(0);
-        let req = self.request(run, dep, tools, &resolved).await;
+        let (req, conversation_tokens) = self.request(run, dep, tools, &resolved).await;
         let key = api_key.as_ref().map(|k| k.expose());
-        if let Some(flow) = self.compact(run, &resolved, key, &req, Why::Threshold).await? {
+        if let Some(flow) = self.compact(run, &resolved, key, &req, conversation_tokens, Why::Threshold).await? {
             return Ok(flow);
         }
         let redactor = self.redactor(dep).await?;
@@ -60,7 +60,7 @@ impl Driver<'_> {
             Ok(r) => r,
             // Too long for the model: compact and try once more.
             Err(e) if e.kind == herm_llm::ErrorKind::ContextTooLong && !self.compacted_since_last_call(run) => {
-                match self.compact(run, &resolved, key, &req, Why::Refused).await? {
+                match self.compact(run, &resolved, key, &req, conversation_tokens, Why::Refused).await? {
                     Some(flow) => return Ok(flow),
                     None => return self.fail(run, e.code(), redactor.redact(&e.message)).await,
                 }
@@ -122,17 +122,19 @@ impl Driver<'_> {
     }
 
     /// The request: system prompt, the conversation from the log (its media loaded), the
-    /// visible tools.
+    /// visible tools; and the conversation's estimated tokens.
     async fn request(
         &self,
         run: &RunId,
         dep: &DeploymentRecord,
         tools: &ToolSet,
         resolved: &ResolvedModel,
-    ) -> ModelRequest {
-        let mut messages = crate::history::build(&self.conversation_log(run), run);
+    ) -> (ModelRequest, u64) {
+        let turns = self.conversation(run);
+        let tokens = turns.iter().map(|t| t.tokens).sum();
+        let mut messages: Vec<Arc<herm_llm::Message>> = turns.into_iter().map(|t| t.message).collect();
         self.engine.load_media(&dep.id, &mut messages, resolved).await;
-        ModelRequest {
+        let req = ModelRequest {
             model: resolved.model.clone(),
             system: self.system_prompt(run, dep).await,
             messages,
@@ -145,7 +147,8 @@ impl Driver<'_> {
                 })
                 .collect(),
             max_tokens: self.max_output_tokens(dep, resolved),
-        }
+        };
+        (req, tokens)
     }
 
     /// The most one call may write: the deployment's limit, else the model's, else the
