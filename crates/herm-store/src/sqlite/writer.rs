@@ -1,11 +1,20 @@
-//! The single writer thread with group commit.
+//! The write connection with group commit, led by an idle caller or the writer thread.
 //!
-//! Every write is a job sent to one thread that owns the write connection. The thread takes
-//! all jobs waiting, runs each inside its own SAVEPOINT (a failing job rolls back alone),
-//! commits once, and then completes the jobs in order. With `synchronous=FULL` one fsync thus
-//! covers many concurrent runs' appends, and after-commit hooks (publishing to the bus) run
-//! in commit order. A job alone in its batch (the usual case at low load) is the
-//! transaction itself, without a savepoint.
+//! Every write is a job queued for the one write connection. Whoever leads takes all jobs
+//! waiting, runs each inside its own SAVEPOINT (a failing job rolls back alone), commits
+//! once, and then completes the jobs in order. With `synchronous=FULL` one fsync thus covers
+//! many concurrent runs' appends, and after-commit hooks (publishing to the bus) run in
+//! commit order, one leader at a time. A job alone in its batch (the usual case at low load)
+//! is the transaction itself, without a savepoint.
+//!
+//! A caller whose job finds the connection idle and nothing queued, at low load (the
+//! connection has been idle at least as long as its last transaction took: writes come
+//! slower than they commit, so there is nothing to batch), leads that transaction on its own
+//! thread (as a blocking section of a multi-threaded runtime): a write then costs no
+//! hand-off to another thread and back, each of which cost about half a commit's time. Jobs
+//! that arrive while anyone leads wait for the writer thread, which leads every batch after
+//! that until the queue is empty, so under load writes are batched as before and no caller's
+//! thread is held for others' work.
 //!
 //! A *checked* job ([`Writer::write_checked`]) makes every check that can refuse it before
 //! its first write, so it needs no savepoint (whose sub-journal copies each page the job
@@ -14,8 +23,10 @@
 //! after it run in a new transaction.
 
 use crate::{Error, Result};
+use parking_lot::{Condvar, Mutex};
 use rusqlite::Connection;
-use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// What a job leaves for after the commit: called with the commit's outcome.
@@ -31,19 +42,65 @@ struct Job {
 
 const MAX_BATCH: usize = 1024;
 
+/// The connection and the queue of jobs for it.
+struct Shared {
+    conn: Mutex<Connection>,
+    queue: Mutex<Queue>,
+    /// Wakes the writer thread: jobs wait and nobody leads, or the writer is closed.
+    wake: Condvar,
+}
+
+struct Queue {
+    jobs: Vec<Job>,
+    /// Someone (a caller or the writer thread) is running a transaction.
+    leading: bool,
+    /// Every handle is gone: the writer thread ends once the queue is empty.
+    closed: bool,
+    /// When the last transaction ended, and how long it took.
+    idle_since: Instant,
+    last_took: Duration,
+}
+
+impl Queue {
+    /// Whether writes come slower than they commit: the connection has been idle for at
+    /// least as long as its last transaction took, so there is nobody to batch with.
+    fn quiet(&self) -> bool {
+        self.idle_since.elapsed() >= self.last_took
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    /// Closes the writer when the last handle goes.
+    _open: Arc<Open>,
+}
+
+struct Open(Arc<Shared>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.queue.lock().closed = true;
+        self.0.wake.notify_one();
+    }
 }
 
 impl Writer {
     pub(crate) fn spawn(conn: Connection) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new().name("herm-sqlite-writer".into()).spawn(move || run(conn, rx))?;
-        Ok(Self { tx })
+        let queue = Queue {
+            jobs: Vec::new(),
+            leading: false,
+            closed: false,
+            idle_since: Instant::now(),
+            last_took: Duration::ZERO,
+        };
+        let shared = Arc::new(Shared { conn: Mutex::new(conn), queue: Mutex::new(queue), wake: Condvar::new() });
+        let thread = shared.clone();
+        std::thread::Builder::new().name("herm-sqlite-writer".into()).spawn(move || run(&thread))?;
+        Ok(Self { _open: Arc::new(Open(shared.clone())), shared })
     }
 
-    /// Runs `f` in the next group commit; `after` runs on the writer thread once committed.
+    /// Runs `f` in the next group commit; `after` runs once committed, in commit order.
     pub(crate) async fn write<T, F, A>(&self, f: F, after: A) -> Result<T>
     where
         T: Send + 'static,
@@ -73,9 +130,65 @@ impl Writer {
         let (reply, rx) = oneshot::channel();
         // The caller may have gone away (request cancelled); the write stands.
         let job = Job::new(f, after, checked, move |out| drop(reply.send(out)));
-        self.tx.send(job).map_err(|_| Error::Closed)?;
+        if self.queue(job, may_block_here()) {
+            tokio::task::block_in_place(|| self.lead());
+        }
         rx.await.map_err(|_| Error::Closed)?
     }
+
+    /// Queues `job`; `true` when the caller is to lead its transaction: the connection is
+    /// idle and quiet (see [`Queue::quiet`]), nothing else waits, and the caller's thread
+    /// may block.
+    fn queue(&self, job: Job, may_block: bool) -> bool {
+        let mut q = self.shared.queue.lock();
+        q.jobs.push(job);
+        if q.leading {
+            // The leader hands what waits to the writer thread when it is done.
+            return false;
+        }
+        if may_block && q.jobs.len() == 1 && q.quiet() {
+            q.leading = true;
+            return true;
+        }
+        drop(q);
+        self.shared.wake.notify_one();
+        false
+    }
+
+    /// Runs what waits (the caller's job) as one transaction, then leaves whatever came
+    /// meanwhile to the writer thread.
+    fn lead(&self) {
+        let batch = std::mem::take(&mut self.shared.queue.lock().jobs);
+        self.shared.lead(batch);
+    }
+}
+
+impl Shared {
+    /// Runs `batch` (its taker set `leading`), then lets the next leader in. A job that
+    /// panicked fails (its caller sees the writer closed) without ending the writer: the
+    /// next transaction first rolls back what it left open.
+    fn lead(&self, batch: Vec<Job>) {
+        let started = Instant::now();
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(&self.conn.lock(), batch)));
+        if ran.is_err() {
+            tracing::error!("a write panicked; its transaction is rolled back");
+        }
+        let mut q = self.queue.lock();
+        q.leading = false;
+        q.idle_since = Instant::now();
+        q.last_took = q.idle_since - started;
+        if !q.jobs.is_empty() {
+            drop(q);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Whether this task runs on a multi-threaded runtime's worker, which may block in place
+/// (another thread takes its other tasks meanwhile).
+fn may_block_here() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 impl Job {
@@ -110,16 +223,22 @@ impl Job {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+/// The writer thread: leads every batch that waits while no caller leads, until closed.
+fn run(shared: &Shared) {
+    loop {
+        let batch = {
+            let mut q = shared.queue.lock();
+            while q.leading || q.jobs.is_empty() {
+                if q.closed && !q.leading && q.jobs.is_empty() {
+                    return;
+                }
+                shared.wake.wait(&mut q);
             }
-        }
-        transaction(&conn, batch);
+            q.leading = true;
+            let n = q.jobs.len().min(MAX_BATCH);
+            q.jobs.drain(..n).collect::<Vec<_>>()
+        };
+        shared.lead(batch);
     }
 }
 
@@ -293,5 +412,72 @@ mod tests {
         assert_eq!(rows(&c), vec![3, 4]);
         assert_eq!(*seen.lock(), vec![("a", false), ("b", false), ("c", true), ("d", true)]);
         assert!(c.is_autocommit());
+    }
+
+    /// A writer on a fresh table; each write inserts a row and returns its id and the name
+    /// of the thread that ran it.
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let (dir, conn, _) = setup();
+        (dir, Writer::spawn(conn).unwrap())
+    }
+
+    async fn insert_one(w: &Writer, hold: std::time::Duration, hooks: &Arc<Mutex<Vec<i64>>>) -> (i64, String) {
+        let hooks = hooks.clone();
+        let f = move |c: &Connection| -> Result<(i64, String)> {
+            std::thread::sleep(hold);
+            c.execute("INSERT INTO t DEFAULT VALUES", [])?;
+            Ok((c.last_insert_rowid(), std::thread::current().name().unwrap_or_default().to_owned()))
+        };
+        w.write(f, move |(id, _)| hooks.lock().push(*id)).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_caller_leads_its_write_and_writes_that_queue_meanwhile_go_to_the_writer_thread() {
+        let (_dir, w) = writer();
+        let hooks: Arc<Mutex<Vec<i64>>> = Default::default();
+        // Nothing queued: the caller's own thread runs it.
+        let (_, by) = insert_one(&w, std::time::Duration::ZERO, &hooks).await;
+        assert_ne!(by, "herm-sqlite-writer");
+        // Quiet again (idle longer than the last write took): a slow write leads; the writes
+        // sent meanwhile wait for the writer thread.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let slow = tokio::spawn({
+            let (w, hooks) = (w.clone(), hooks.clone());
+            async move { insert_one(&w, std::time::Duration::from_millis(200), &hooks).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let rest: Vec<_> = (0..50)
+            .map(|_| {
+                let (w, hooks) = (w.clone(), hooks.clone());
+                tokio::spawn(async move { insert_one(&w, std::time::Duration::ZERO, &hooks).await })
+            })
+            .collect();
+        assert_ne!(slow.await.unwrap().1, "herm-sqlite-writer");
+        let mut by_writer = 0;
+        for r in rest {
+            by_writer += usize::from(r.await.unwrap().1 == "herm-sqlite-writer");
+        }
+        assert!(by_writer > 0, "the writes queued behind a leading caller went to the writer thread");
+        // Every write committed once, and the after-commit hooks ran in commit order.
+        let hooks = hooks.lock().clone();
+        assert_eq!(hooks, (1..=52).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_caller_that_may_not_block_leaves_its_write_to_the_writer_thread() {
+        let (_dir, w) = writer();
+        let hooks: Arc<Mutex<Vec<i64>>> = Default::default();
+        let (id, by) = insert_one(&w, std::time::Duration::ZERO, &hooks).await;
+        assert_eq!((id, by.as_str()), (1, "herm-sqlite-writer"));
+        assert_eq!(*hooks.lock(), vec![1]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let (_dir, w) = writer();
+        let boom = w.write(|_: &Connection| -> Result<()> { panic!("a faulty write") }, |_| {}).await;
+        assert!(matches!(boom, Err(Error::Closed)), "{boom:?}");
+        let hooks: Arc<Mutex<Vec<i64>>> = Default::default();
+        assert_eq!(insert_one(&w, std::time::Duration::ZERO, &hooks).await.0, 1);
     }
 }
