@@ -181,11 +181,6 @@ pub fn build(log: &[Event], run: &RunId) -> Vec<Arc<Message>> {
     compacted(turns(log, run), latest_compaction(log)).into_iter().map(|t| t.message).collect()
 }
 
-/// [`build`] folding only what follows `settled`, which it moves forward (see [`turns_after`]).
-pub fn build_after(log: &[Event], run: &RunId, settled: &mut Settled) -> Vec<Arc<Message>> {
-    compacted(turns_after(log, run, settled), latest_compaction(log)).into_iter().map(|t| t.message).collect()
-}
-
 /// The thread's latest compaction: its summary and the last sequence it replaced.
 pub fn latest_compaction(log: &[Event]) -> Option<(&str, i64)> {
     log.iter().rev().find_map(|e| match &e.kind {

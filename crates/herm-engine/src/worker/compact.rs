@@ -110,9 +110,10 @@ impl Driver<'_> {
     /// its settled part is folded (see [`history::Settled`]).
     pub(super) fn conversation(&self, run: &RunId) -> Vec<history::Turn> {
         let log = self.conversation_log(run);
-        let turns = match &log {
-            std::borrow::Cow::Borrowed(whole) => history::turns_after(whole, run, &mut self.conversation.lock()),
-            std::borrow::Cow::Owned(own) => history::turns(own, run),
+        let turns = if self.run_kind(run).is_memory() {
+            history::turns(&log, run)
+        } else {
+            history::turns_after(&log, run, &mut self.conversation.lock())
         };
         history::compacted(turns, history::latest_compaction(&log))
     }

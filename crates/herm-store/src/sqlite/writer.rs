@@ -130,36 +130,29 @@ impl Writer {
         let (reply, rx) = oneshot::channel();
         // The caller may have gone away (request cancelled); the write stands.
         let job = Job::new(f, after, checked, move |out| drop(reply.send(out)));
-        if self.queue(job, may_block_here()) {
-            tokio::task::block_in_place(|| self.lead());
+        if let Some(job) = self.queue(job, may_block_here()) {
+            tokio::task::block_in_place(|| self.shared.lead(vec![job]));
         }
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    /// Queues `job`; `true` when the caller is to lead its transaction: the connection is
-    /// idle and quiet (see [`Queue::quiet`]), nothing else waits, and the caller's thread
-    /// may block.
-    fn queue(&self, job: Job, may_block: bool) -> bool {
+    /// Queues `job`, or gives it back when the caller is to lead its transaction: the
+    /// connection is idle and quiet (see [`Queue::quiet`]), nothing else waits, and the
+    /// caller's thread may block.
+    fn queue(&self, job: Job, may_block: bool) -> Option<Job> {
         let mut q = self.shared.queue.lock();
+        if may_block && !q.leading && q.jobs.is_empty() && q.quiet() {
+            q.leading = true;
+            return Some(job);
+        }
         q.jobs.push(job);
         if q.leading {
             // The leader hands what waits to the writer thread when it is done.
-            return false;
-        }
-        if may_block && q.jobs.len() == 1 && q.quiet() {
-            q.leading = true;
-            return true;
+            return None;
         }
         drop(q);
         self.shared.wake.notify_one();
-        false
-    }
-
-    /// Runs what waits (the caller's job) as one transaction, then leaves whatever came
-    /// meanwhile to the writer thread.
-    fn lead(&self) {
-        let batch = std::mem::take(&mut self.shared.queue.lock().jobs);
-        self.shared.lead(batch);
+        None
     }
 }
 
