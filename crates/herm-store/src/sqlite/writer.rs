@@ -7,14 +7,14 @@
 //! commit order, one leader at a time. A job alone in its batch (the usual case at low load)
 //! is the transaction itself, without a savepoint.
 //!
-//! A caller whose job finds the connection idle and nothing queued, at low load (the
-//! connection has been idle at least as long as its last transaction took: writes come
-//! slower than they commit, so there is nothing to batch), leads that transaction on its own
-//! thread (as a blocking section of a multi-threaded runtime): a write then costs no
-//! hand-off to another thread and back, each of which cost about half a commit's time. Jobs
-//! that arrive while anyone leads wait for the writer thread, which leads every batch after
-//! that until the queue is empty, so under load writes are batched as before and no caller's
-//! thread is held for others' work.
+//! A caller whose job finds the connection idle and nothing queued, at low load (the last
+//! transaction had one job, or the connection has been idle at least as long as it took:
+//! there was nobody to batch with), leads that transaction on its own thread (as a blocking
+//! section of a multi-threaded runtime): a write then costs no hand-off to another thread
+//! and back, each of which cost about half a commit's time. Jobs that arrive while anyone
+//! leads wait for the writer thread, which leads every batch after that until the queue is
+//! empty, so under load (batches of several jobs) writes are batched as before and no
+//! caller's thread is held for others' work.
 //!
 //! A *checked* job ([`Writer::write_checked`]) makes every check that can refuse it before
 //! its first write, so it needs no savepoint (whose sub-journal copies each page the job
@@ -56,16 +56,18 @@ struct Queue {
     leading: bool,
     /// Every handle is gone: the writer thread ends once the queue is empty.
     closed: bool,
-    /// When the last transaction ended, and how long it took.
+    /// When the last transaction ended, how long it took and how many jobs it had.
     idle_since: Instant,
     last_took: Duration,
+    last_jobs: usize,
 }
 
 impl Queue {
-    /// Whether writes come slower than they commit: the connection has been idle for at
-    /// least as long as its last transaction took, so there is nobody to batch with.
+    /// Whether writes come slower than they commit, so there is nobody to batch with: the
+    /// last transaction had one job (nothing arrived while an earlier one committed), or
+    /// the connection has been idle for at least as long as that transaction took.
     fn quiet(&self) -> bool {
-        self.idle_since.elapsed() >= self.last_took
+        self.last_jobs <= 1 || self.idle_since.elapsed() >= self.last_took
     }
 }
 
@@ -93,6 +95,7 @@ impl Writer {
             closed: false,
             idle_since: Instant::now(),
             last_took: Duration::ZERO,
+            last_jobs: 0,
         };
         let shared = Arc::new(Shared { conn: Mutex::new(conn), queue: Mutex::new(queue), wake: Condvar::new() });
         let thread = shared.clone();
@@ -161,7 +164,7 @@ impl Shared {
     /// panicked fails (its caller sees the writer closed) without ending the writer: the
     /// next transaction first rolls back what it left open.
     fn lead(&self, batch: Vec<Job>) {
-        let started = Instant::now();
+        let (started, jobs) = (Instant::now(), batch.len());
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(&self.conn.lock(), batch)));
         if ran.is_err() {
             tracing::error!("a write panicked; its transaction is rolled back");
@@ -170,6 +173,7 @@ impl Shared {
         q.leading = false;
         q.idle_since = Instant::now();
         q.last_took = q.idle_since - started;
+        q.last_jobs = jobs;
         if !q.jobs.is_empty() {
             drop(q);
             self.wake.notify_one();
@@ -405,6 +409,24 @@ mod tests {
         assert_eq!(rows(&c), vec![3, 4]);
         assert_eq!(*seen.lock(), vec![("a", false), ("b", false), ("c", true), ("d", true)]);
         assert!(c.is_autocommit());
+    }
+
+    #[test]
+    fn the_connection_is_quiet_after_a_lone_job_or_an_idle_spell_as_long_as_the_last_transaction() {
+        let ms = Duration::from_millis;
+        // (jobs of the last transaction, how long it took, idle since, quiet)
+        let table = [(0, 100, 0, true), (1, 100, 0, true), (5, 100, 0, false), (5, 100, 200, true), (2, 0, 0, true)];
+        for (jobs, took, idle, quiet) in table {
+            let q = Queue {
+                jobs: Vec::new(),
+                leading: false,
+                closed: false,
+                idle_since: Instant::now().checked_sub(ms(idle)).unwrap(),
+                last_took: ms(took),
+                last_jobs: jobs,
+            };
+            assert_eq!(q.quiet(), quiet, "{jobs} jobs that took {took} ms, idle {idle} ms");
+        }
     }
 
     /// A writer on a fresh table; each write inserts a row and returns its id and the name
