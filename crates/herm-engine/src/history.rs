@@ -26,12 +26,16 @@ pub struct Turn {
     pub last: i64,
     /// The message's estimated tokens ([`crate::compaction::message_tokens`]), counted once.
     pub tokens: u64,
+    /// Whether the message shows media (whose bytes are loaded before each call): a request
+    /// without any is not searched for them.
+    pub media: bool,
 }
 
 impl Turn {
     pub fn new(message: Message, first: i64, last: i64) -> Self {
         let tokens = crate::compaction::message_tokens(&message);
-        Turn { message: Arc::new(message), first, last, tokens }
+        let media = message.media().next().is_some();
+        Turn { message: Arc::new(message), first, last, tokens, media }
     }
 }
 
@@ -145,6 +149,8 @@ pub struct Settled {
     turns: Vec<Turn>,
     /// Every run its events named, all ended, with where each started running (if it did).
     runs: HashMap<RunId, Option<i64>>,
+    /// Where the latest compaction among its events is in the log.
+    compaction: Option<usize>,
 }
 
 impl Settled {
@@ -169,6 +175,13 @@ impl Settled {
         self.len
     }
 
+    /// [`latest_compaction`] of `log`, of which this is a settled prefix (as
+    /// [`turns_after`] leaves it): only the events after it are searched.
+    pub fn latest_compaction<'l>(&self, log: &'l [Event]) -> Option<(&'l str, i64)> {
+        latest_compaction(&log[self.len.min(log.len())..])
+            .or_else(|| self.compaction.and_then(|i| log.get(i)).and_then(compaction_of))
+    }
+
     /// About how many bytes it holds (for a cache's bound).
     pub fn approx_bytes(&self) -> usize {
         self.turns.iter().map(|t| 64 + t.tokens as usize * 4).sum::<usize>() + self.runs.len() * 64
@@ -183,12 +196,17 @@ pub fn build(log: &[Event], run: &RunId) -> Vec<Arc<Message>> {
 
 /// The thread's latest compaction: its summary and the last sequence it replaced.
 pub fn latest_compaction(log: &[Event]) -> Option<(&str, i64)> {
-    log.iter().rev().find_map(|e| match &e.kind {
+    log.iter().rev().find_map(compaction_of)
+}
+
+/// A compaction's summary and the last sequence it replaced.
+fn compaction_of(e: &Event) -> Option<(&str, i64)> {
+    match &e.kind {
         EventKind::Compaction { summary, replaced_through_sequence, .. } => {
             Some((summary.as_str(), *replaced_through_sequence))
         }
         _ => None,
-    })
+    }
 }
 
 /// `turns` with every turn built only from events up to `through` replaced by one message
@@ -245,10 +263,13 @@ pub fn turns_after(log: &[Event], run: &RunId, settled: &mut Settled) -> Vec<Tur
     if let Some((events, built)) = cut {
         let through = rest[events - 1].sequence.0;
         settled.turns.extend(b.out[..built].iter().cloned());
-        for e in &rest[..events] {
+        for (i, e) in rest[..events].iter().enumerate() {
             if let Some(r) = &e.run_id {
                 let start = starts.get(r).copied().filter(|s| *s <= through);
                 settled.runs.entry(r.clone()).or_insert(start);
+            }
+            if matches!(e.kind, EventKind::Compaction { .. }) {
+                settled.compaction = Some(settled.len + i);
             }
         }
         settled.len += events;
@@ -643,14 +664,30 @@ mod tests {
                 let (part, run) = (&log[..k], last_run(&log[..k]));
                 let mut s = settled.clone();
                 assert_eq!(turns_after(part, &run, &mut s), turns(part, &run), "settled at {j}, built at {k}");
+                let after = turns_after(part, &run, &mut s);
+                assert_eq!(s.latest_compaction(part), latest_compaction(part), "settled at {j}, built at {k}");
                 assert_eq!(
-                    compacted(turns_after(part, &run, &mut s), latest_compaction(part)),
+                    compacted(after, s.latest_compaction(part)),
                     compacted(turns(part, &run), latest_compaction(part)),
                 );
             }
         }
         // Nothing settled yet, then at the ends of B, C (cancelled), D, E and F.
         assert_eq!(points.len(), 6, "{points:?}");
+        // F's compaction, settled, still stands for what it replaced in a later run's build.
+        let mut settled = Settled::default();
+        turns_after(&log, &last_run(&log), &mut settled);
+        let mut more = Thread(log.clone());
+        let g = RunId::new();
+        more.say(Some(&g), "g");
+        more.add(Some(&g), status(RunStatus::Running));
+        let built = turns_after(&more.0, &g, &mut settled);
+        assert!(settled.latest_compaction(&more.0).is_some());
+        assert_eq!(settled.latest_compaction(&more.0), latest_compaction(&more.0));
+        assert_eq!(
+            compacted(built, settled.latest_compaction(&more.0)),
+            compacted(turns(&more.0, &g), latest_compaction(&more.0))
+        );
     }
 
     #[test]

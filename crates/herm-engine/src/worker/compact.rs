@@ -110,12 +110,12 @@ impl Driver<'_> {
     /// its settled part is folded (see [`history::Settled`]).
     pub(super) fn conversation(&self, run: &RunId) -> Vec<history::Turn> {
         let log = self.conversation_log(run);
-        let turns = if self.run_kind(run).is_memory() {
-            history::turns(&log, run)
-        } else {
-            history::turns_after(&log, run, &mut self.conversation.lock())
-        };
-        history::compacted(turns, history::latest_compaction(&log))
+        if self.run_kind(run).is_memory() {
+            return history::compacted(history::turns(&log, run), history::latest_compaction(&log));
+        }
+        let mut settled = self.conversation.lock();
+        let turns = history::turns_after(&log, run, &mut settled);
+        history::compacted(turns, settled.latest_compaction(&log))
     }
 
     /// The log a run's conversation is built from: a memory run (observer, dream) sees only

@@ -131,9 +131,16 @@ impl Driver<'_> {
         resolved: &ResolvedModel,
     ) -> (ModelRequest, u64) {
         let turns = self.conversation(run);
-        let tokens = turns.iter().map(|t| t.tokens).sum();
-        let mut messages: Vec<Arc<herm_llm::Message>> = turns.into_iter().map(|t| t.message).collect();
-        self.engine.load_media(&dep.id, &mut messages, resolved).await;
+        let (mut tokens, mut media) = (0, false);
+        let mut messages: Vec<Arc<herm_llm::Message>> = Vec::with_capacity(turns.len());
+        for t in turns {
+            tokens += t.tokens;
+            media |= t.media;
+            messages.push(t.message);
+        }
+        if media {
+            self.engine.load_media(&dep.id, &mut messages, resolved).await;
+        }
         let req = ModelRequest {
             model: resolved.model.clone(),
             system: self.system_prompt(run, dep).await,
