@@ -92,7 +92,27 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 8);
+    assert_eq!(v, 9);
+    // Migration 9 found each thread's active run.
+    let (idle, waiting) = (d.default_thread_id.clone(), ThreadId::parse("thr_0000000000000000000002").unwrap());
+    assert!(f.store.active_run(&idle).await.unwrap().is_none());
+    let active = f.store.active_run(&waiting).await.unwrap().unwrap();
+    assert_eq!((active.id.as_str(), active.status), ("run_0000000000000000000003", RunStatus::WaitingOnHuman));
+    let end = |want: Option<RunId>| {
+        let kind = EventKind::RunStatus {
+            status: RunStatus::Completed,
+            kind: RunKind::User,
+            trigger: None,
+            error: None,
+            usage: None,
+        };
+        let mut a = Append::new(waiting.clone(), vec![NewEvent::new(Some(active.id.clone()), kind)]);
+        a.conditions = vec![Condition::ActiveRunIs(want)];
+        a
+    };
+    assert!(matches!(f.store.append(end(None)).await, Err(Error::Conflict(_))));
+    f.store.append(end(Some(active.id.clone()))).await.unwrap();
+    assert!(f.store.active_run(&waiting).await.unwrap().is_none());
     // The tables of the latest migration work on a migrated database.
     f.store
         .put_customer_limits("c", &herm_types::webhook::CustomerLimits { max_daily_cost_usd: Some(1.0) })

@@ -15,38 +15,26 @@ macro_rules! active {
     };
 }
 
-pub(crate) fn active_run_id(conn: &Connection, thread: &str) -> Result<Option<String>> {
-    Ok(conn
+/// A thread's status derived from its runs, and its active run (its oldest not yet ended).
+fn thread_state(conn: &Connection, thread: &str) -> Result<(ThreadStatus, Option<String>)> {
+    let active: Option<(String, String)> = conn
         .prepare_cached(concat!(
-            "SELECT id FROM runs WHERE thread_id=?1 AND status IN ",
+            "SELECT id, status FROM runs WHERE thread_id=?1 AND status IN ",
             active!(),
             " ORDER BY id LIMIT 1"
         ))?
-        .query_row([thread], |r| r.get::<_, String>(0))
-        .optional()?)
-}
-
-/// Derives a thread's status from its runs.
-pub(crate) fn thread_status(conn: &Connection, thread: &str) -> Result<ThreadStatus> {
-    let active: Option<String> = conn
-        .prepare_cached(concat!(
-            "SELECT status FROM runs WHERE thread_id=?1 AND status IN ",
-            active!(),
-            " ORDER BY id LIMIT 1"
-        ))?
-        .query_row([thread], |r| r.get(0))
+        .query_row([thread], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(match active.as_deref() {
-        Some("waiting_on_human") => ThreadStatus::WaitingOnHuman,
-        Some(_) => ThreadStatus::Running,
-        None => {
-            let last: Option<String> = conn
-                .prepare_cached("SELECT status FROM runs WHERE thread_id=?1 ORDER BY id DESC LIMIT 1")?
-                .query_row([thread], |r| r.get(0))
-                .optional()?;
-            if last.as_deref() == Some("error") { ThreadStatus::Error } else { ThreadStatus::Idle }
-        }
-    })
+    let Some((id, status)) = active else {
+        let last: Option<String> = conn
+            .prepare_cached("SELECT status FROM runs WHERE thread_id=?1 ORDER BY id DESC LIMIT 1")?
+            .query_row([thread], |r| r.get(0))
+            .optional()?;
+        let st = if last.as_deref() == Some("error") { ThreadStatus::Error } else { ThreadStatus::Idle };
+        return Ok((st, None));
+    };
+    let st = if status == "waiting_on_human" { ThreadStatus::WaitingOnHuman } else { ThreadStatus::Running };
+    Ok((st, Some(id)))
 }
 
 pub(crate) fn thread_status_str(s: ThreadStatus) -> &'static str {
@@ -120,7 +108,7 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
     let tid = a.thread_id.as_str();
     let row = conn
         .prepare_cached(
-            "SELECT deployment_id, next_seq, lease_owner, lease_epoch, lease_expires_at, deleted_at
+            "SELECT deployment_id, next_seq, lease_owner, lease_epoch, lease_expires_at, deleted_at, active_run
              FROM threads WHERE id=?1",
         )?
         .query_row([tid], |r| {
@@ -131,10 +119,11 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })
         .optional()?;
-    let Some((dep, mut seq, owner, epoch, expires, deleted)) = row else {
+    let Some((dep, mut seq, owner, epoch, expires, deleted, active_run)) = row else {
         return Err(Error::NotFound);
     };
     if deleted.is_some() {
@@ -148,8 +137,7 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
     for c in &a.conditions {
         match c {
             Condition::ActiveRunIs(want) => {
-                let have = active_run_id(conn, tid)?;
-                if have.as_deref() != want.as_ref().map(|r| r.as_str()) {
+                if active_run.as_deref() != want.as_ref().map(|r| r.as_str()) {
                     return Err(Error::Conflict("active run changed".into()));
                 }
             }
@@ -255,9 +243,12 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
     )?
     .execute(params![tid, seq, now, messages])?;
     if status_changed {
-        let st = thread_status(conn, tid)?;
-        conn.prepare_cached("UPDATE threads SET status=?2 WHERE id=?1")?
-            .execute(params![tid, thread_status_str(st)])?;
+        let (st, active) = thread_state(conn, tid)?;
+        conn.prepare_cached("UPDATE threads SET status=?2, active_run=?3 WHERE id=?1")?.execute(params![
+            tid,
+            thread_status_str(st),
+            active
+        ])?;
     }
     Ok(out)
 }

@@ -191,7 +191,10 @@ impl ConfigStore for SqliteStore {
                  AND status IN ('queued','running','waiting_on_human')",
                 params![id, now_micros()],
             )?;
-            c.execute("UPDATE threads SET deleted_at=?2 WHERE deployment_id=?1", params![id, now_micros()])?;
+            c.execute(
+                "UPDATE threads SET deleted_at=?2, active_run=NULL WHERE deployment_id=?1",
+                params![id, now_micros()],
+            )?;
             Ok(())
         })
         .await?;

@@ -1,6 +1,6 @@
 //! Threads, runs, the event log (appends in [`super::append`]) and leases in SQLite.
 
-use super::append::{active_run_id, append_tx, serialize};
+use super::append::{append_tx, serialize};
 use super::rows::*;
 use super::{SqliteStore, micros, now_micros};
 use crate::*;
@@ -67,8 +67,10 @@ impl LogStore for SqliteStore {
         let deleted = self
             .write(move |c| {
                 let now = now_micros();
-                let n =
-                    c.execute("UPDATE threads SET deleted_at=?2 WHERE id=?1 AND deleted_at IS NULL", params![id, now])?;
+                let n = c.execute(
+                    "UPDATE threads SET deleted_at=?2, active_run=NULL WHERE id=?1 AND deleted_at IS NULL",
+                    params![id, now],
+                )?;
                 c.execute(
                     "UPDATE runs SET status='interrupted', ended_at=?2 WHERE thread_id=?1
                  AND status IN ('queued','running','waiting_on_human')",
@@ -90,11 +92,9 @@ impl LogStore for SqliteStore {
 
     async fn active_run(&self, thread: &ThreadId) -> Result<Option<RunRecord>> {
         let thread = thread.to_string();
-        self.read(move |c| {
-            let Some(id) = active_run_id(c, &thread)? else { return Ok(None) };
-            one(c, &format!("SELECT {RUN_COLS} FROM runs WHERE id=?1"), [id], run_row, run_rec)
-        })
-        .await
+        // The append that changes a run's status keeps the thread's active run on its row.
+        let sql = format!("SELECT {RUN_COLS} FROM runs WHERE id=(SELECT active_run FROM threads WHERE id=?1)");
+        self.read(move |c| one(c, &sql, [thread], run_row, run_rec)).await
     }
 
     async fn deployment_cost_since(&self, dep: &DeploymentId, since: chrono::DateTime<chrono::Utc>) -> Result<f64> {

@@ -271,6 +271,16 @@ CREATE TABLE documents (
 );
 CREATE INDEX documents_latest ON documents(kind, id) WHERE latest = 1;
 "#,
+    // 9: a thread's active run (its oldest run not yet ended), kept on its row by the
+    // append that changes a run's status: an append conditioned on it reads the row it
+    // reads anyway instead of searching the thread's runs.
+    r#"
+ALTER TABLE threads ADD COLUMN active_run TEXT;
+UPDATE threads SET active_run = (
+    SELECT id FROM runs WHERE thread_id = threads.id AND status IN ('queued','running','waiting_on_human')
+    ORDER BY id LIMIT 1
+) WHERE deleted_at IS NULL;
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).
