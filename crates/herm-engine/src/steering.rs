@@ -5,7 +5,6 @@
 
 use crate::conditional::Reads;
 use crate::machine::run_origin;
-use crate::tools::validate_input;
 use crate::{Engine, Error, Result};
 use herm_store::{Append, Condition};
 use herm_types::config::FieldError;
@@ -159,7 +158,7 @@ impl Engine {
                 format!("the tool `{name}` no longer exists"),
             )]));
         };
-        let errors = validate_input(&tool.input_schema, input);
+        let errors = tool.check_input(input);
         if errors.is_empty() {
             return Ok(());
         }

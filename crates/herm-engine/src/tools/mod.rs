@@ -15,7 +15,7 @@ use herm_types::config::{DeploymentSpec, ToolPermission};
 use herm_types::event::RequestedToolCall;
 use serde_json::Value;
 use source::ToolRunner;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Where a tool comes from; `origin` on the wire.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +61,9 @@ pub struct Tool {
     /// Offered to memory runs (observer, dream) too; those runs are offered no other tool.
     pub memory_work: bool,
     pub runner: Arc<dyn ToolRunner>,
+    /// `input_schema` compiled, at the first call it checks (shared by the tool's clones: a
+    /// run's fixed tools are built once, so a schema is not compiled again for each call).
+    validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
 }
 
 impl Tool {
@@ -91,6 +94,17 @@ impl Tool {
             only_for: None,
             memory_work: false,
             runner,
+            validator: Arc::default(),
+        }
+    }
+
+    /// Checks a call's input against the tool's JSON Schema; one message per problem.
+    pub fn check_input(&self, input: &Value) -> Vec<(String, String)> {
+        let compiled =
+            self.validator.get_or_init(|| jsonschema::validator_for(&self.input_schema).map_err(|e| e.to_string()));
+        match compiled {
+            Ok(v) => v.iter_errors(input).map(|e| (e.instance_path().to_string(), e.to_string())).collect(),
+            Err(e) => vec![(String::new(), format!("the tool's input schema is invalid: {e}"))],
         }
     }
 }
@@ -202,14 +216,6 @@ pub fn glob_match(pat: &str, s: &str) -> bool {
     true
 }
 
-/// Checks a tool input against the tool's JSON Schema; returns one message per problem.
-pub fn validate_input(schema: &Value, input: &Value) -> Vec<(String, String)> {
-    match jsonschema::validator_for(schema) {
-        Ok(v) => v.iter_errors(input).map(|e| (e.instance_path().to_string(), e.to_string())).collect(),
-        Err(e) => vec![(String::new(), format!("the tool's input schema is invalid: {e}"))],
-    }
-}
-
 /// What a tool call produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ToolOutput {
@@ -232,6 +238,32 @@ impl ToolOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Never;
+
+    #[async_trait::async_trait]
+    impl ToolRunner for Never {
+        async fn run(&self, _: &source::CallContext<'_>, _: &Value) -> crate::Result<source::Ran> {
+            unreachable!("a tool of these tests is never run")
+        }
+    }
+
+    #[test]
+    fn a_tool_checks_inputs_against_its_schema_compiled_once_for_all_its_clones() {
+        let schema = serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let t = Tool::new("t", "", schema, Origin::Builtin, Arc::new(Never));
+        let copy = t.clone();
+        assert!(t.check_input(&serde_json::json!({"n": 1})).is_empty());
+        assert!(t.validator.get().is_some_and(|v| v.is_ok()), "compiled at the first check");
+        assert!(Arc::ptr_eq(&t.validator, &copy.validator));
+        let errors = copy.check_input(&serde_json::json!({"n": "x"}));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, "/n");
+        assert_eq!(copy.check_input(&serde_json::json!({})).len(), 1);
+        let broken = Tool::new("b", "", serde_json::json!({"type": 7}), Origin::Builtin, Arc::new(Never));
+        let errors = broken.check_input(&serde_json::json!({}));
+        assert!(errors[0].1.starts_with("the tool's input schema is invalid"), "{errors:?}");
+    }
 
     #[test]
     fn globs() {

@@ -444,7 +444,7 @@ impl Driver<'_> {
         }
         // Arguments the model made up are checked before anything runs.
         if !tool.checks_own_input {
-            let errors = crate::tools::validate_input(&tool.input_schema, &c.arguments);
+            let errors = tool.check_input(&c.arguments);
             if !errors.is_empty() {
                 let list: Vec<String> = errors.into_iter().map(|(p, m)| format!("{p}: {m}")).collect();
                 let msg = format!("invalid arguments for `{}` (the call was not made): {}", tool.name, list.join("; "));
