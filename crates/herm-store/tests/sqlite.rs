@@ -92,7 +92,7 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 9);
+    assert_eq!(v, 10);
     // Migration 9 found each thread's active run.
     let (idle, waiting) = (d.default_thread_id.clone(), ThreadId::parse("thr_0000000000000000000002").unwrap());
     assert!(f.store.active_run(&idle).await.unwrap().is_none());
@@ -111,14 +111,29 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         a
     };
     assert!(matches!(f.store.append(end(None)).await, Err(Error::Conflict(_))));
-    f.store.append(end(Some(active.id.clone()))).await.unwrap();
+    // Migration 10 dropped migration 7's outbox trigger: the append fills the outbox, once.
+    let spec = herm_types::webhook::WebhookSpec {
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec![herm_types::webhook::WebhookEvent::RunCompleted],
+        secret: SecretId::new(),
+        deployment_id: None,
+        customer_id: None,
+        description: None,
+    };
+    f.store
+        .insert_webhook(herm_types::webhook::Webhook { id: WebhookId::new(), spec, created_at: now() })
+        .await
+        .unwrap();
+    let ended = f.store.append(end(Some(active.id.clone()))).await.unwrap();
     assert!(f.store.active_run(&waiting).await.unwrap().is_none());
+    let outbox = f.store.outbox(10).await.unwrap();
+    assert_eq!(outbox.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), vec![ended[0].id.clone()]);
     // The tables of the latest migration work on a migrated database.
     f.store
         .put_customer_limits("c", &herm_types::webhook::CustomerLimits { max_daily_cost_usd: Some(1.0) })
         .await
         .unwrap();
-    assert!(f.store.list_webhooks().await.unwrap().is_empty());
+    assert_eq!(f.store.list_webhooks().await.unwrap().len(), 1);
     let doc = Document { kind: "agent".into(), id: "a".into(), version: 1, body: serde_json::json!({}) };
     f.store.put_document(doc, History::Keep).await.unwrap();
 }

@@ -175,10 +175,10 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
     let created_at = from_micros(now);
     for (ev, data) in a.events.into_iter().zip(data) {
         let run = ev.run_id.as_ref().map(|r| r.as_str());
-        // OR FAIL: the table's trigger (the webhook outbox) would otherwise make every insert
-        // open a statement journal, copying each page it touches that the transaction already
-        // changed. An insert that fails (a database fault: the ids were checked) fails the
-        // append, and the writer undoes it with its transaction (see `writer`).
+        // OR FAIL: no statement journal (which would copy each page the insert touches that
+        // the transaction already changed). An insert that fails (a database fault: the ids
+        // were checked) fails the append, and the writer undoes it with its transaction (see
+        // `writer`).
         conn.prepare_cached(
             "INSERT OR FAIL INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
              VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
@@ -195,6 +195,17 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
             data,
             now
         ])?;
+        if matches!(
+            ev.kind,
+            EventKind::RunStatus { .. } | EventKind::Budget { .. } | EventKind::AutomationStatus { .. }
+        ) {
+            // What a webhook may want, kept for delivery while any webhook exists.
+            conn.prepare_cached(
+                "INSERT INTO webhook_outbox (event_id, created_at)
+                 SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM webhooks)",
+            )?
+            .execute(params![ev.id.as_str(), now])?;
+        }
         match &ev.kind {
             EventKind::Message { role: Role::User, .. } | EventKind::AgentMessage { .. } => messages += 1,
             EventKind::ModelCall { input_tokens, output_tokens, cost_usd, .. } => {

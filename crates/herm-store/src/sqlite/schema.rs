@@ -281,6 +281,12 @@ UPDATE threads SET active_run = (
     ORDER BY id LIMIT 1
 ) WHERE deleted_at IS NULL;
 "#,
+    // 10: the append fills the webhook outbox itself, in the same transaction and on the same
+    // condition: the trigger ran a sub-program for every event inserted, and built a
+    // temporary table for its list of types each time.
+    r#"
+DROP TRIGGER IF EXISTS events_webhook_outbox;
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).

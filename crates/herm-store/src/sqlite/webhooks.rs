@@ -1,5 +1,5 @@
-//! Outbound webhooks in SQLite. The outbox is filled by a trigger on `events` (migration 7),
-//! inside the append's transaction, while any webhook exists; turning an entry into
+//! Outbound webhooks in SQLite. The outbox is filled by the append (`append.rs`), inside its
+//! transaction, while any webhook exists; turning an entry into
 //! deliveries and removing it is one transaction, and each attempt is recorded only by the
 //! sender that made it (conditional on the attempt count it read).
 
