@@ -167,13 +167,16 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
         )?
         .execute(params![r.id.as_str(), tid, dep, r.status.as_str(), now, r.kind.as_str(), trigger])?;
     }
-    let mut dseq: i64 =
-        conn.prepare_cached("SELECT next_dseq FROM deployments WHERE id=?1")?.query_row([&dep], |r| r.get(0))?;
+    // The deployment's positions for these events, taken in one statement.
+    let taken = a.events.len() as i64;
+    let first_dseq: i64 = conn
+        .prepare_cached("UPDATE deployments SET next_dseq=next_dseq+?2 WHERE id=?1 RETURNING next_dseq-?2")?
+        .query_row(params![dep, taken], |r| r.get(0))?;
     let mut out = Vec::with_capacity(a.events.len());
     let mut messages = 0i64;
     let mut status_changed = a.new_run.is_some();
     let created_at = from_micros(now);
-    for (ev, data) in a.events.into_iter().zip(data) {
+    for ((ev, data), dseq) in a.events.into_iter().zip(data).zip(first_dseq..) {
         let run = ev.run_id.as_ref().map(|r| r.as_str());
         // OR FAIL: no statement journal (which would copy each page the insert touches that
         // the transaction already changed). An insert that fails (a database fault: the ids
@@ -246,9 +249,7 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
             kind: ev.kind,
         });
         seq += 1;
-        dseq += 1;
     }
-    conn.prepare_cached("UPDATE deployments SET next_dseq=?2 WHERE id=?1")?.execute(params![dep, dseq])?;
     conn.prepare_cached(
         "UPDATE threads SET next_seq=?2, last_activity_at=?3, message_count=message_count+?4 WHERE id=?1",
     )?
