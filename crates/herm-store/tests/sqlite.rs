@@ -92,7 +92,24 @@ async fn a_database_of_the_previous_version_migrates_and_reads() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 10);
+    assert_eq!(v, 11);
+    // Migration 11 kept every event in a table in commit order, each thread's positions
+    // still unique.
+    {
+        let c = rusqlite::Connection::open(dir.path().join("herm.db")).unwrap();
+        let sql: String = c.query_row("SELECT sql FROM sqlite_master WHERE name='events'", [], |r| r.get(0)).unwrap();
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        let (n, distinct): (i64, i64) =
+            c.query_row("SELECT COUNT(*), COUNT(DISTINCT id) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((n, distinct), (7, 7));
+        let again = c.execute(
+            "INSERT INTO events (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
+             SELECT thread_id, seq, deployment_id, 1000, 'evt_again', run_id, type, v, data, created_at
+             FROM events LIMIT 1",
+            [],
+        );
+        assert!(again.is_err(), "a thread's position was taken twice");
+    }
     // Migration 9 found each thread's active run.
     let (idle, waiting) = (d.default_thread_id.clone(), ThreadId::parse("thr_0000000000000000000002").unwrap());
     assert!(f.store.active_run(&idle).await.unwrap().is_none());
@@ -178,23 +195,36 @@ async fn attachment_files_no_record_holds_are_removed_at_open() {
     assert_eq!(f.store.blob(&d.id, &sha).await.unwrap(), Some(bytes));
 }
 
-/// Usage reads through its partial index, not the deployment's whole log.
+/// Usage, a thread's log, a deployment's log and an event by id are each read through an
+/// index, not by scanning the events.
 #[test]
-fn usage_reads_through_its_index() {
+fn event_reads_go_through_their_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let _f = fixture(&dir);
     let c = rusqlite::Connection::open(dir.path().join("herm.db")).unwrap();
-    let plan: Vec<String> = c
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM events WHERE deployment_id='d'
+    let plan = |sql: &str| -> String {
+        c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let cases = [
+        (
+            "SELECT COUNT(*) FROM events WHERE deployment_id='d'
              AND type IN ('model_call', 'compaction') AND created_at >= 1 AND created_at < 2",
-        )
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(3))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert!(plan.iter().any(|p| p.contains("events_usage")), "{plan:?}");
+            "events_usage",
+        ),
+        ("SELECT data FROM events WHERE thread_id='t' AND seq > 3 ORDER BY seq LIMIT 10", "events_thread"),
+        ("SELECT data FROM events WHERE deployment_id='d' AND dseq > 3 ORDER BY dseq LIMIT 10", "events_deployment"),
+        ("SELECT data FROM events WHERE id='e'", "sqlite_autoindex_events_1"),
+    ];
+    for (sql, index) in cases {
+        let p = plan(sql);
+        assert!(p.contains(index) && !p.contains("TEMP B-TREE"), "{sql}: {p}");
+    }
 }
 
 /// The SQLite store knows each thread's end without reading once an append to it committed

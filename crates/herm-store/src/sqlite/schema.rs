@@ -287,6 +287,33 @@ UPDATE threads SET active_run = (
     r#"
 DROP TRIGGER IF EXISTS events_webhook_outbox;
 "#,
+    // 11: events stored in the order they commit (a rowid table) instead of clustered by
+    // thread (a table keyed by thread and position). Clustered, every append wrote into the
+    // middle of the table: with many threads running, each job of a group commit dirtied
+    // (and often split) a page of its own, most of a page's bytes rewritten for an event of a
+    // few hundred. Now the events of a commit fill the table's last pages, and the thread's
+    // order is a narrow index. Existing events are copied in their stored order (no sort).
+    r#"
+CREATE TABLE events_v11 (
+    thread_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    deployment_id TEXT NOT NULL,
+    dseq INTEGER NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    run_id TEXT,
+    type TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO events_v11 (thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at)
+    SELECT thread_id, seq, deployment_id, dseq, id, run_id, type, v, data, created_at FROM events;
+DROP TABLE events;
+ALTER TABLE events_v11 RENAME TO events;
+CREATE UNIQUE INDEX events_thread ON events(thread_id, seq);
+CREATE UNIQUE INDEX events_deployment ON events(deployment_id, dseq);
+CREATE INDEX events_usage ON events(deployment_id, created_at) WHERE type IN ('model_call', 'compaction');
+"#,
 ];
 
 /// Per-connection settings: WAL, `synchronous=FULL` (a commit is on disk when it returns).
