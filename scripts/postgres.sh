@@ -3,7 +3,8 @@
 # `postgresql` if needed, starts its cluster when nothing answers, and creates the `herm`
 # role (password `herm`, loopback only) and the `herm` database. Idempotent. Prints the
 # database URL on stdout. With `--test`, the URL of `herm_test` instead, a database made
-# afresh (the tests read it from HERM_TEST_DATABASE_URL; each test works in its own schema).
+# afresh (the tests read it from HERM_TEST_DATABASE_URL; each test works in its own schema),
+# and the databases earlier runs of the cluster tests made (`herm_c_…`) dropped.
 # Usage: scripts/postgres.sh [--test]
 set -euo pipefail
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -37,6 +38,8 @@ if [ "${1:-}" = "--test" ]; then
   su postgres -c "psql -qAt -p $port" >/dev/null <<'SQL'
 DROP DATABASE IF EXISTS herm_test WITH (FORCE);
 CREATE DATABASE herm_test OWNER herm;
+SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
+WHERE datname LIKE 'herm\_c\_%' \gexec
 SQL
   echo "postgres://herm:herm@127.0.0.1:$port/herm_test"
 else

@@ -9,14 +9,30 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 /// 62^22 > 2^128, so 22 digits hold any UUID.
 const WIDTH: usize = 22;
 
-/// Encodes a u128 as fixed-width base62 (lexicographic order equals numeric order).
-fn base62(mut n: u128) -> String {
-    let mut out = [b'0'; WIDTH];
-    for slot in out.iter_mut().rev() {
-        *slot = ALPHABET[(n % 62) as usize];
-        n /= 62;
+/// 62^10, the most base62 digits a u64 holds.
+const CHUNK: u128 = 839_299_365_868_340_224;
+
+/// `prefix` and `n` as fixed-width base62 (lexicographic order equals numeric order), in one
+/// allocation. Two 128-bit divisions split `n` into 2 + 10 + 10 digits whose digits come
+/// from 64-bit arithmetic (a 128-bit division is a library call; one per digit was most of
+/// an identifier's cost).
+fn with_base62(prefix: &str, n: u128) -> String {
+    let mut digits = [b'0'; WIDTH];
+    let (low, rest) = ((n % CHUNK) as u64, n / CHUNK);
+    let (mid, high) = ((rest % CHUNK) as u64, (rest / CHUNK) as u64);
+    let (high_digits, rest_digits) = digits.split_at_mut(2);
+    let (mid_digits, low_digits) = rest_digits.split_at_mut(10);
+    for (slots, mut v) in [(low_digits, low), (mid_digits, mid), (high_digits, high)] {
+        for slot in slots.iter_mut().rev() {
+            *slot = ALPHABET[(v % 62) as usize];
+            v /= 62;
+        }
     }
-    out.iter().map(|&b| b as char).collect()
+    let mut out = String::with_capacity(prefix.len() + WIDTH);
+    out.push_str(prefix);
+    // Every byte is from the ASCII alphabet.
+    out.extend(digits.iter().map(|&b| b as char));
+    out
 }
 
 /// Decodes fixed-width base62 (the inverse of [`base62`]); `None` if it does not fit a u128.
@@ -47,7 +63,7 @@ macro_rules! typed_id {
             pub const PREFIX: &'static str = $prefix;
             /// A fresh, time-ordered identifier.
             pub fn new() -> Self {
-                Self(format!("{}{}", $prefix, base62(uuid::Uuid::now_v7().as_u128())))
+                Self(with_base62($prefix, uuid::Uuid::now_v7().as_u128()))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -171,11 +187,40 @@ mod tests {
         assert_eq!(serde_json::from_str::<ThreadId>(&json).unwrap(), a);
     }
 
+    fn base62(n: u128) -> String {
+        with_base62("", n)
+    }
+
+    /// The encoding one digit at a time, as it was first written.
+    fn base62_by_digit(mut n: u128) -> String {
+        let mut out = [b'0'; WIDTH];
+        for slot in out.iter_mut().rev() {
+            *slot = ALPHABET[(n % 62) as usize];
+            n /= 62;
+        }
+        out.iter().map(|&b| b as char).collect()
+    }
+
     #[test]
     fn base62_is_fixed_width_and_ordered() {
+        assert_eq!(CHUNK, 62u128.pow(10));
         assert_eq!(base62(0).len(), WIDTH);
         assert_eq!(base62(u128::MAX).len(), WIDTH);
         assert!(base62(61) < base62(62));
         assert!(base62(u128::MAX - 1) < base62(u128::MAX));
+        assert_eq!(with_base62("evt_", 61), format!("evt_{}z", "0".repeat(WIDTH - 1)));
+    }
+
+    #[test]
+    fn base62_by_chunks_is_base62_by_digit() {
+        let chunk_edges = [CHUNK - 1, CHUNK, CHUNK + 1, CHUNK * CHUNK - 1, CHUNK * CHUNK, CHUNK * CHUNK + 1];
+        // Spread over the whole range: a multiplicative sequence, and the ids themselves.
+        let spread = (1..1000u128).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835));
+        let random = spread.chain((0..100).map(|_| uuid::Uuid::now_v7().as_u128()));
+        let cases = [0, 1, 61, 62, 3843, 3844, u64::MAX as u128, u128::MAX - 1, u128::MAX].into_iter();
+        for n in cases.chain(chunk_edges).chain(random) {
+            assert_eq!(base62(n), base62_by_digit(n), "{n}");
+            assert_eq!(unbase62(&base62(n)), Some(n));
+        }
     }
 }

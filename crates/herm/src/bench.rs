@@ -316,6 +316,11 @@ pub(crate) async fn open_node(
     let mut cfg = Config::default();
     cfg.storage.data_dir = dir.clone();
     cfg.sandbox.backend = "none".into();
+    // Runs arm the memory observer as by default, but it fires after the benchmark: each
+    // thread a round leaves idle would otherwise start an observer run two minutes later,
+    // all of them one after another in the deployment's memory thread, which a later round
+    // (slow rounds on PostgreSQL) measured with its own and waited for.
+    cfg.memory.observe_after_secs = 86_400;
     storage(&mut cfg);
     let provider = ProviderSpec {
         kind: ProviderKind::OpenaiCompatible,
