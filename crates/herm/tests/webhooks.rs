@@ -103,7 +103,11 @@ async fn each_event_is_accepted_once_across_a_crash() {
     for d in rows {
         assert_eq!(d["status"], "delivered", "{d}");
         assert_eq!(d["last_status"], 204, "{d}");
-        assert!(d["attempts"].as_u64().unwrap() >= 4, "{d}");
+        // An attempt is recorded after its request: one the kill cut off between the two was
+        // made but not counted (and is why the event was sent again).
+        let (made, _) = tally[d["event_id"].as_str().unwrap()];
+        let counted = d["attempts"].as_u64().unwrap() as usize;
+        assert!(counted <= made && counted + 1 >= made && counted >= 3, "{made} made: {d}");
         assert!(d["delivered_at"].is_string(), "{d}");
     }
 }
