@@ -49,6 +49,11 @@ impl Bus {
         self.channels.lock().iter().filter(|(_, tx)| tx.receiver_count() > 0).map(|(d, _)| d.clone()).collect()
     }
 
+    /// Whether someone on this node subscribes to `dep` now.
+    pub fn is_watched(&self, dep: &DeploymentId) -> bool {
+        self.channels.lock().get(dep).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
     /// Sets the tap (replacing any earlier one).
     pub fn set_tap(&self, tap: Tap) {
         *self.tap.write() = Some(tap);

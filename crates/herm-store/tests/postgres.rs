@@ -174,3 +174,94 @@ async fn each_node_taps_only_its_own_commits_while_readers_see_all() {
         }
     }
 }
+
+/// A node where nobody reads a deployment passes other nodes' commits without reading them,
+/// yet taps its own, once each; a reader that comes then sees every later commit, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_nobody_reads_on_taps_its_own_commits_and_a_later_reader_misses_nothing() {
+    use herm_store::*;
+    use herm_types::event::LiveFrame;
+    use herm_types::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+    let Some(cfg) = schema().await else { return };
+    let (bus_a, bus_b) = (Bus::new(), Bus::new());
+    let a = Arc::new(PostgresStore::connect_with(cfg.clone(), bus_a.clone()).await.unwrap());
+    let b = Arc::new(PostgresStore::connect_with(cfg, bus_b.clone()).await.unwrap());
+    let tapped: Vec<Arc<parking_lot::Mutex<HashMap<EventId, usize>>>> = vec![Default::default(), Default::default()];
+    for (bus, seen) in [(&bus_a, &tapped[0]), (&bus_b, &tapped[1])] {
+        let seen = seen.clone();
+        bus.set_tap(Arc::new(move |_, f| {
+            if let LiveFrame::Committed(e) = f {
+                *seen.lock().entry(e.id.clone()).or_default() += 1;
+            }
+        }));
+    }
+    let d = suite::deployment(a.as_ref()).await;
+    let threads: Vec<ThreadId> = (0..4).map(|_| ThreadId::new()).collect();
+    for t in &threads {
+        a.create_thread(NewThread { id: t.clone(), deployment_id: d.id.clone(), title: None }).await.unwrap();
+    }
+    // Appends race on both nodes; `n` of them, numbered from `from`.
+    let race = |from: usize, n: usize| {
+        let (a, b, threads) = (a.clone(), b.clone(), threads.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for i in from..from + n {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let t = threads[i % 4].clone();
+                tasks.push(tokio::spawn(async move {
+                    let ev = NewEvent::new(None, EventKind::Steer { message: format!("m{i}") });
+                    (i % 2, store.append(Append::new(t, vec![ev])).await.unwrap()[0].id.clone())
+                }));
+            }
+            let mut by_node: [Vec<EventId>; 2] = [vec![], vec![]];
+            for t in tasks {
+                let (node, id) = t.await.unwrap();
+                by_node[node].push(id);
+            }
+            by_node
+        }
+    };
+    // Only node a has a reader.
+    let mut on_a = bus_a.subscribe(&d.id);
+    let first = race(0, 60).await;
+    for want in 1..=60 {
+        assert_eq!(next_commit(&mut on_a).await, want);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tapped[1].lock().len() < 30 {
+        assert!(tokio::time::Instant::now() < deadline, "node b's own commits never reached its tap");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Now b has a reader too: it sees every later commit, in order (and perhaps a few of the
+    // first ones, from notifications it had not handled yet, which a reader skips by position).
+    let mut on_b = bus_b.subscribe(&d.id);
+    let second = race(60, 60).await;
+    for want in 61..=120 {
+        assert_eq!(next_commit(&mut on_a).await, want);
+    }
+    let mut seen = vec![next_commit(&mut on_b).await];
+    while *seen.last().unwrap() < 120 {
+        seen.push(next_commit(&mut on_b).await);
+    }
+    assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    assert!(seen[0] <= 61, "{seen:?}");
+    for (node, seen) in tapped.iter().enumerate() {
+        let seen = seen.lock();
+        assert_eq!(seen.len(), 60, "node {node} taps its own 60 commits and no other");
+        for id in first[node].iter().chain(&second[node]) {
+            assert_eq!(seen.get(id), Some(&1), "node {node} taps its commit {id} once");
+        }
+    }
+}
+
+/// The deployment position of the next committed event `rx` receives.
+async fn next_commit(rx: &mut tokio::sync::broadcast::Receiver<herm_types::event::LiveFrame>) -> i64 {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.unwrap().unwrap() {
+            herm_types::event::LiveFrame::Committed(e) => return e.deployment_sequence.0,
+            herm_types::event::LiveFrame::Ephemeral(_) => {}
+        }
+    }
+}

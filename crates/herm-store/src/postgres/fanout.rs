@@ -8,7 +8,10 @@
 //! it read from the log what it does not hold; so the bus sees every event once, in order,
 //! even when a notification was lost or the listening connection dropped. A sweep every
 //! [`SWEEP`] reads past positions of the deployments someone on this node watches, for a
-//! notification that never came.
+//! notification that never came. Positions of a deployment nobody on this node watches are
+//! passed without reading other nodes' events (only this node's own are published, for its
+//! tap): with every node reading every other node's commits, each event was read and
+//! decoded once per node.
 
 use super::PostgresStore;
 use crate::{EventFilter, LogStore};
@@ -47,6 +50,16 @@ struct Stream {
 }
 
 impl Stream {
+    /// Passes positions up to `last` without reading them: this node's own commits among
+    /// them are published (its tap counts them), in order; other nodes' are not read.
+    fn skip_to(&mut self, store: &PostgresStore, dep: &DeploymentId, last: i64) {
+        while let Some(entry) = self.held.first_entry().filter(|e| *e.key() <= last) {
+            store.bus().publish(dep, LiveFrame::Committed(entry.remove()));
+        }
+        self.next = self.next.max(last + 1);
+        self.flush(store, dep);
+    }
+
     /// Publishes what is contiguous from `next`.
     fn flush(&mut self, store: &PostgresStore, dep: &DeploymentId) {
         while let Some(e) = self.held.remove(&self.next) {
@@ -110,6 +123,12 @@ impl Fanout {
     async fn announced(&self, store: &PostgresStore, dep: DeploymentId, first: i64, last: i64) {
         let stream = self.stream(&dep, first);
         let mut s = stream.lock().await;
+        if !store.bus().is_watched(&dep) {
+            // Nobody here reads the deployment: other nodes' events are not read from the log
+            // (a reader that comes reads the log from its position before taking live ones).
+            s.skip_to(store, &dep, last);
+            return;
+        }
         while s.next <= last {
             if s.held.contains_key(&s.next) {
                 s.flush(store, &dep);
