@@ -354,11 +354,40 @@ pub(crate) fn tune(conn: &Connection) -> rusqlite::Result<()> {
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current >= MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
+    // A migration that rebuilds a table builds its indexes by sorting every row's key: in
+    // temporary files, not in memory (`tune` keeps them in memory for savepoints), so a
+    // large database does not need its indexes' size in RAM to upgrade.
+    let temp_store: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?;
+    conn.pragma_update(None, "temp_store", "FILE")?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
-    Ok(())
+    conn.pragma_update(None, "temp_store", temp_store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migrating leaves the connection as configured (temporary storage in memory again) and
+    /// at the latest version; opening a migrated database changes nothing.
+    #[test]
+    fn migrating_keeps_the_connection_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..2 {
+            let mut conn = Connection::open(dir.path().join("herm.db")).unwrap();
+            configure(&conn).unwrap();
+            migrate(&mut conn).unwrap();
+            let temp_store: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0)).unwrap();
+            assert_eq!(temp_store, 2, "MEMORY");
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(version, MIGRATIONS.len() as i64);
+        }
+    }
 }
