@@ -120,42 +120,13 @@ async fn live_frames_reach_the_other_nodes_once() {
 async fn each_node_taps_only_its_own_commits_while_readers_see_all() {
     use herm_store::*;
     use herm_types::event::LiveFrame;
-    use herm_types::*;
-    use std::collections::HashMap;
-    let Some(cfg) = schema().await else { return };
-    let (bus_a, bus_b) = (Bus::new(), Bus::new());
-    let a = Arc::new(PostgresStore::connect_with(cfg.clone(), bus_a.clone()).await.unwrap());
-    let b = Arc::new(PostgresStore::connect_with(cfg, bus_b.clone()).await.unwrap());
-    let tapped: Vec<Arc<parking_lot::Mutex<HashMap<EventId, usize>>>> = vec![Default::default(), Default::default()];
-    for (bus, seen) in [(&bus_a, &tapped[0]), (&bus_b, &tapped[1])] {
-        let seen = seen.clone();
-        bus.set_tap(Arc::new(move |_, f| {
-            if let LiveFrame::Committed(e) = f {
-                *seen.lock().entry(e.id.clone()).or_default() += 1;
-            }
-        }));
-    }
+    let Some(Nodes { a, b, bus_a, bus_b, tapped, threads }) = two_nodes().await else { return };
     let d = suite::deployment(a.as_ref()).await;
     let (mut on_a, mut on_b) = (bus_a.subscribe(&d.id), bus_b.subscribe(&d.id));
-    let threads: Vec<ThreadId> = (0..4).map(|_| ThreadId::new()).collect();
     for t in &threads {
         a.create_thread(NewThread { id: t.clone(), deployment_id: d.id.clone(), title: None }).await.unwrap();
     }
-    let mut tasks = Vec::new();
-    for i in 0..120usize {
-        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let t = threads[i % 4].clone();
-        tasks.push(tokio::spawn(async move {
-            let ev = NewEvent::new(None, EventKind::Steer { message: format!("m{i}") });
-            let out = store.append(Append::new(t, vec![ev])).await.unwrap();
-            (i % 2, out[0].id.clone())
-        }));
-    }
-    let mut by_node: [Vec<EventId>; 2] = [vec![], vec![]];
-    for t in tasks {
-        let (node, id) = t.await.unwrap();
-        by_node[node].push(id);
-    }
+    let by_node = race(&[a.clone(), b.clone()], &threads, 0..120).await;
     for rx in [&mut on_a, &mut on_b] {
         let mut got = Vec::new();
         while got.len() < 120 {
@@ -180,52 +151,16 @@ async fn each_node_taps_only_its_own_commits_while_readers_see_all() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_nobody_reads_on_taps_its_own_commits_and_a_later_reader_misses_nothing() {
     use herm_store::*;
-    use herm_types::event::LiveFrame;
-    use herm_types::*;
-    use std::collections::HashMap;
     use std::time::Duration;
-    let Some(cfg) = schema().await else { return };
-    let (bus_a, bus_b) = (Bus::new(), Bus::new());
-    let a = Arc::new(PostgresStore::connect_with(cfg.clone(), bus_a.clone()).await.unwrap());
-    let b = Arc::new(PostgresStore::connect_with(cfg, bus_b.clone()).await.unwrap());
-    let tapped: Vec<Arc<parking_lot::Mutex<HashMap<EventId, usize>>>> = vec![Default::default(), Default::default()];
-    for (bus, seen) in [(&bus_a, &tapped[0]), (&bus_b, &tapped[1])] {
-        let seen = seen.clone();
-        bus.set_tap(Arc::new(move |_, f| {
-            if let LiveFrame::Committed(e) = f {
-                *seen.lock().entry(e.id.clone()).or_default() += 1;
-            }
-        }));
-    }
+    let Some(Nodes { a, b, bus_a, bus_b, tapped, threads }) = two_nodes().await else { return };
     let d = suite::deployment(a.as_ref()).await;
-    let threads: Vec<ThreadId> = (0..4).map(|_| ThreadId::new()).collect();
     for t in &threads {
         a.create_thread(NewThread { id: t.clone(), deployment_id: d.id.clone(), title: None }).await.unwrap();
     }
-    // Appends race on both nodes; `n` of them, numbered from `from`.
-    let race = |from: usize, n: usize| {
-        let (a, b, threads) = (a.clone(), b.clone(), threads.clone());
-        async move {
-            let mut tasks = Vec::new();
-            for i in from..from + n {
-                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-                let t = threads[i % 4].clone();
-                tasks.push(tokio::spawn(async move {
-                    let ev = NewEvent::new(None, EventKind::Steer { message: format!("m{i}") });
-                    (i % 2, store.append(Append::new(t, vec![ev])).await.unwrap()[0].id.clone())
-                }));
-            }
-            let mut by_node: [Vec<EventId>; 2] = [vec![], vec![]];
-            for t in tasks {
-                let (node, id) = t.await.unwrap();
-                by_node[node].push(id);
-            }
-            by_node
-        }
-    };
+    let nodes = [a.clone(), b.clone()];
     // Only node a has a reader.
     let mut on_a = bus_a.subscribe(&d.id);
-    let first = race(0, 60).await;
+    let first = race(&nodes, &threads, 0..60).await;
     for want in 1..=60 {
         assert_eq!(next_commit(&mut on_a).await, want);
     }
@@ -237,7 +172,7 @@ async fn a_node_nobody_reads_on_taps_its_own_commits_and_a_later_reader_misses_n
     // Now b has a reader too: it sees every later commit, in order (and perhaps a few of the
     // first ones, from notifications it had not handled yet, which a reader skips by position).
     let mut on_b = bus_b.subscribe(&d.id);
-    let second = race(60, 60).await;
+    let second = race(&nodes, &threads, 60..120).await;
     for want in 61..=120 {
         assert_eq!(next_commit(&mut on_a).await, want);
     }
@@ -264,4 +199,60 @@ async fn next_commit(rx: &mut tokio::sync::broadcast::Receiver<herm_types::event
             herm_types::event::LiveFrame::Ephemeral(_) => {}
         }
     }
+}
+
+/// Two nodes on one fresh schema, each counting the committed events its tap sees, and four
+/// thread ids (not yet made).
+struct Nodes {
+    a: Arc<PostgresStore>,
+    b: Arc<PostgresStore>,
+    bus_a: Bus,
+    bus_b: Bus,
+    tapped: Vec<Arc<parking_lot::Mutex<std::collections::HashMap<herm_types::EventId, usize>>>>,
+    threads: Vec<herm_types::ThreadId>,
+}
+
+async fn two_nodes() -> Option<Nodes> {
+    let cfg = schema().await?;
+    let (bus_a, bus_b) = (Bus::new(), Bus::new());
+    let a = Arc::new(PostgresStore::connect_with(cfg.clone(), bus_a.clone()).await.unwrap());
+    let b = Arc::new(PostgresStore::connect_with(cfg, bus_b.clone()).await.unwrap());
+    let tapped: Vec<Arc<parking_lot::Mutex<std::collections::HashMap<herm_types::EventId, usize>>>> =
+        vec![Default::default(), Default::default()];
+    for (bus, seen) in [(&bus_a, &tapped[0]), (&bus_b, &tapped[1])] {
+        let seen = seen.clone();
+        bus.set_tap(Arc::new(move |_, f| {
+            if let herm_types::event::LiveFrame::Committed(e) = f {
+                *seen.lock().entry(e.id.clone()).or_default() += 1;
+            }
+        }));
+    }
+    let threads = (0..4).map(|_| herm_types::ThreadId::new()).collect();
+    Some(Nodes { a, b, bus_a, bus_b, tapped, threads })
+}
+
+/// Appends numbered `range`, racing: even ones on the first node, odd ones on the second,
+/// round the threads; the event ids each node committed.
+async fn race(
+    nodes: &[Arc<PostgresStore>; 2],
+    threads: &[herm_types::ThreadId],
+    range: std::ops::Range<usize>,
+) -> [Vec<herm_types::EventId>; 2] {
+    use herm_store::{Append, LogStore};
+    use herm_types::{EventKind, NewEvent};
+    let mut tasks = Vec::new();
+    for i in range {
+        let store = nodes[i % 2].clone();
+        let t = threads[i % threads.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let ev = NewEvent::new(None, EventKind::Steer { message: format!("m{i}") });
+            (i % 2, store.append(Append::new(t, vec![ev])).await.unwrap()[0].id.clone())
+        }));
+    }
+    let mut by_node: [Vec<herm_types::EventId>; 2] = [vec![], vec![]];
+    for t in tasks {
+        let (node, id) = t.await.unwrap();
+        by_node[node].push(id);
+    }
+    by_node
 }
