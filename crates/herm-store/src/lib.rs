@@ -133,6 +133,13 @@ pub trait DocumentStore: Send + Sync + 'static {
     async fn delete_document(&self, kind: &str, id: &str) -> Result<bool>;
 }
 
+/// Whether the webhook outbox keeps an event of this kind (the kinds a webhook can be told
+/// of): the SQLite append and PostgreSQL's trigger (`run_status`, `budget`,
+/// `automation_status`) keep these.
+pub fn kept_for_webhooks(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::RunStatus { .. } | EventKind::Budget { .. } | EventKind::AutomationStatus { .. })
+}
+
 /// Outbound webhooks: the endpoints, the outbox of committed events they may want (written
 /// in the append's own transaction while any webhook exists, so a crash loses none) and the
 /// deliveries, each made until accepted or given up.

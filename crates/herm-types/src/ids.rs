@@ -30,7 +30,7 @@ fn with_base62(prefix: &str, n: u128) -> String {
     }
     let mut out = String::with_capacity(prefix.len() + WIDTH);
     out.push_str(prefix);
-    // Every byte is from the ASCII alphabet.
+    // The digits are ASCII: each byte is its own char.
     out.extend(digits.iter().map(|&b| b as char));
     out
 }

@@ -198,10 +198,7 @@ pub(crate) fn append_tx(conn: &Connection, a: Append, data: Vec<String>) -> Resu
             data,
             now
         ])?;
-        if matches!(
-            ev.kind,
-            EventKind::RunStatus { .. } | EventKind::Budget { .. } | EventKind::AutomationStatus { .. }
-        ) {
+        if crate::kept_for_webhooks(&ev.kind) {
             // What a webhook may want, kept for delivery while any webhook exists.
             conn.prepare_cached(
                 "INSERT INTO webhook_outbox (event_id, created_at)
